@@ -1,0 +1,44 @@
+#pragma once
+// Diagnostics carry file:line:column and are collected, not thrown one at a time: a loader reports
+// every error it finds in one pass, then throws LoadError holding all of them.
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace svcpath {
+
+struct Diagnostic {
+  std::string file;
+  int line = 0;    // 1-based; 0 = whole file
+  int column = 0;  // 1-based; 0 = whole line
+  std::string message;
+  std::string str() const;  // "file:line:col: error: message"
+};
+
+class LoadError : public std::runtime_error {
+ public:
+  explicit LoadError(std::vector<Diagnostic> d);
+  const std::vector<Diagnostic>& diagnostics() const { return diags_; }
+
+ private:
+  std::vector<Diagnostic> diags_;
+};
+
+/// Collector used while parsing one input.
+class Diagnostics {
+ public:
+  explicit Diagnostics(std::string file, size_t max_errors = 50) : file_(std::move(file)), max_(max_errors) {}
+  void error(int line, int column, std::string msg);
+  bool ok() const { return diags_.empty(); }
+  bool full() const { return diags_.size() >= max_; }
+  const std::string& file() const { return file_; }
+  /// Throws LoadError when any error was recorded.
+  void throw_if_errors() const;
+
+ private:
+  std::string file_;
+  size_t max_;
+  std::vector<Diagnostic> diags_;
+};
+
+}  // namespace svcpath

@@ -1,0 +1,344 @@
+#pragma once
+// The iptables rule model: matches and targets are closed variants, chains hold rules, jumps are
+// resolved to chain indexes at load. Everything here is immutable once loaded; per-rule mutable state
+// (nth counters, limit buckets, packet counters) lives in the datapath, indexed by slot numbers
+// assigned at load.
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/addr.hpp"
+#include "core/packet.hpp"
+#include "netfilter/table.hpp"
+
+namespace svcpath::nf {
+
+/// An interface name as iptables matches it: exact, or a prefix when written with a trailing '+'.
+struct IfaceMatch {
+  std::string name;
+  bool wildcard = false;
+  bool set = false;
+  bool inv = false;
+  bool matches(std::string_view ifname) const;
+  std::string str() const { return wildcard ? name + "+" : name; }
+};
+
+// ---------------------------------------------------------------------------------------- matches
+struct PortSpec {
+  PortRange range;
+  bool set = false, inv = false;
+  bool test(uint16_t p) const { return !set || (range.contains(p) != inv); }
+};
+
+struct TcpMatch {
+  PortSpec sport, dport;
+  bool flags_set = false, flags_inv = false;
+  uint8_t flg_mask = 0, flg_cmp = 0;
+  bool syn_form = false;  // written as --syn (printed the same way as --tcp-flags)
+  bool option_set = false, option_inv = false;
+  uint8_t option = 0;
+};
+struct UdpMatch { PortSpec sport, dport; };
+struct SctpMatch { PortSpec sport, dport; };
+
+struct MultiportMatch {
+  enum class Dir : uint8_t { Src, Dst, Any } dir = Dir::Dst;
+  std::vector<PortRange> ports;  // at most 15
+  bool inv = false;
+};
+
+struct IcmpMatch {
+  bool any = false;  // "any" type
+  uint8_t type = 0, code_lo = 0, code_hi = 0xff;
+  bool inv = false;
+  bool v6 = false;
+};
+
+struct CommentMatch { std::string text; };
+
+struct MarkMatch {
+  uint32_t value = 0, mask = 0xffffffff;
+  bool inv = false;
+};
+struct ConnmarkMatch {
+  uint32_t value = 0, mask = 0xffffffff;
+  bool inv = false;
+};
+
+namespace ctstate {  // XT_CONNTRACK_STATE_* / XT_STATE_* bits
+inline constexpr uint16_t INVALID = 1 << 0, ESTABLISHED = 1 << 1, RELATED = 1 << 2, NEW = 1 << 3,
+                          SNAT = 1 << 8, DNAT = 1 << 9, UNTRACKED = 1 << 12;
+}
+namespace ctstatus {  // IPS_* bits
+inline constexpr uint32_t EXPECTED = 1 << 0, SEEN_REPLY = 1 << 1, ASSURED = 1 << 2, CONFIRMED = 1 << 3,
+                          SRC_NAT = 1 << 4, DST_NAT = 1 << 5;
+}
+
+struct ConntrackMatch {
+  struct AddrSpec {
+    Prefix p;
+    bool set = false, inv = false;
+  };
+  uint16_t state_mask = 0;
+  bool state_set = false, state_inv = false;
+  uint32_t status_mask = 0;
+  bool status_set = false, status_inv = false;
+  uint8_t l4proto = 0;
+  bool proto_set = false, proto_inv = false;
+  AddrSpec origsrc, origdst, replsrc, repldst;
+  PortSpec origsrcport, origdstport, replsrcport, repldstport;
+  bool dir_set = false, dir_reply = false;
+  bool expire_set = false, expire_inv = false;
+  uint32_t expire_lo = 0, expire_hi = 0;
+};
+struct StateMatch {
+  uint16_t state_mask = 0;
+  bool inv = false;
+};
+
+namespace addrtype {  // XT_ADDRTYPE_* = 1 << RTN_*
+inline constexpr uint16_t UNSPEC = 1 << 0, UNICAST = 1 << 1, LOCAL = 1 << 2, BROADCAST = 1 << 3,
+                          ANYCAST = 1 << 4, MULTICAST = 1 << 5, BLACKHOLE = 1 << 6, UNREACHABLE = 1 << 7,
+                          PROHIBIT = 1 << 8, THROW = 1 << 9, NAT = 1 << 10, XRESOLVE = 1 << 11;
+}
+struct AddrtypeMatch {
+  uint16_t src = 0, dst = 0;
+  bool src_inv = false, dst_inv = false;
+  bool limit_in = false, limit_out = false;
+};
+
+struct StatisticMatch {
+  bool nth = false;
+  uint32_t p31 = 0;            // random: probability * 2^31, rounded as libxt_statistic does
+  uint32_t every = 0, packet = 0;  // nth: every is n-1 as in the kernel struct
+  bool inv = false;
+  uint32_t slot = 0;           // datapath counter slot (nth)
+  uint8_t seen = 0;            // parse bookkeeping: which options were given
+};
+
+struct RecentMatch {
+  enum Mode : uint8_t { Set = 1, Check = 2, Update = 4, Remove = 8 };
+  uint8_t mode = 0;
+  std::string name = "DEFAULT";
+  uint32_t seconds = 0;
+  bool reap = false;
+  uint32_t hitcount = 0;
+  bool rttl = false;
+  Addr mask;
+  bool mask_set = false;
+  bool rdest = false;
+  bool inv = false;
+};
+
+struct SetMatch {
+  std::string name;
+  int set_index = -1;       // resolved against the IpSets at datapath build
+  uint8_t dims = 0;
+  uint8_t src_flags = 0;    // bit i set: dimension i is taken from the source
+  bool inv = false;
+  bool return_nomatch = false;
+  bool no_update_counters = false, no_update_subcounters = false;
+  bool pkts_set = false, pkts_inv = false;
+  char pkts_op = '=';
+  uint64_t pkts = 0;
+};
+
+struct IprangeMatch {
+  bool src_set = false, dst_set = false, src_inv = false, dst_inv = false;
+  Addr src_lo, src_hi, dst_lo, dst_hi;
+};
+
+struct PhysdevMatch {
+  enum Op : uint8_t { In = 1, Out = 2, IsIn = 4, IsOut = 8, IsBridged = 16 };
+  uint8_t bitmask = 0, invert = 0;
+  IfaceMatch in, out;
+};
+
+struct LimitMatch {
+  uint32_t avg = 0;   // XT_LIMIT_SCALE (10000) units per packet
+  uint32_t burst = 5;
+  uint32_t slot = 0;
+};
+
+struct NfacctMatch { std::string name; };
+
+struct RpfilterMatch { bool loose = false, validmark = false, accept_local = false, invert = false; };
+
+struct SocketMatch {
+  bool transparent = false, nowildcard = false, restore_skmark = false;
+};
+
+struct PolicyMatch {
+  bool dir_out = false;  // --dir in|out
+  bool ipsec = false;    // --pol ipsec|none
+  bool strict = false;
+  std::vector<std::string> elements;  // --reqid/--spi/... kept verbatim for printing
+};
+
+struct LengthMatch {
+  uint16_t lo = 0, hi = 0;
+  bool inv = false;
+};
+
+struct TtlMatch {
+  enum class Op : uint8_t { Eq, Ne, Lt, Gt } op = Op::Eq;
+  uint8_t value = 0;
+  bool hl = false;  // ip6tables -m hl
+};
+
+struct PkttypeMatch {
+  PktType type = PktType::Host;
+  bool inv = false;
+};
+
+struct IpvsMatch {
+  bool ipvs_set = false, ipvs_inv = false;
+  bool vdir_set = false, vdir_reply = false, vdir_inv = false;
+};
+
+using Match = std::variant<TcpMatch, UdpMatch, SctpMatch, MultiportMatch, IcmpMatch, CommentMatch, MarkMatch,
+                           ConnmarkMatch, ConntrackMatch, StateMatch, AddrtypeMatch, StatisticMatch, RecentMatch,
+                           SetMatch, IprangeMatch, PhysdevMatch, LimitMatch, NfacctMatch, RpfilterMatch,
+                           SocketMatch, PolicyMatch, LengthMatch, TtlMatch, PkttypeMatch, IpvsMatch>;
+
+/// The -m name a match is written with ("tcp", "icmp6", "hl", ...).
+std::string_view match_name(const Match& m);
+
+// ---------------------------------------------------------------------------------------- targets
+struct NoTarget {};  // a rule without -j: counts and continues
+
+enum class StdVerdict : uint8_t { Accept, Drop, Return, Queue };
+struct StandardTarget { StdVerdict v = StdVerdict::Accept; };
+
+struct JumpTarget {
+  std::string chain;
+  int index = -1;  // resolved chain index
+  bool go = false;  // -g
+};
+
+struct RejectTarget {
+  std::string with;  // canonical name, e.g. icmp-port-unreachable, tcp-reset
+};
+
+struct NatTarget {
+  enum class Kind : uint8_t { Dnat, Snat, Masquerade, Redirect } kind = Kind::Dnat;
+  bool addr_set = false;
+  Addr min, max;
+  bool port_set = false;
+  PortRange ports;
+  bool random = false, random_fully = false, persistent = false;
+};
+
+struct MarkTarget {
+  uint32_t value = 0, mask = 0;  // mark = (mark & ~mask) ^ value
+  bool given = false;            // parse bookkeeping: an operation was specified
+};
+
+struct ConnmarkTarget {
+  enum class Mode : uint8_t { Set, Save, Restore } mode = Mode::Set;
+  uint32_t value = 0, mask = 0;                        // Set: ctmark = (ctmark & ~mask) ^ value
+  uint32_t nfmask = 0xffffffff, ctmask = 0xffffffff;   // Save/Restore
+  bool given = false;                                  // parse bookkeeping
+};
+
+struct LogTarget {
+  std::string prefix;
+  uint8_t level = 4;
+  uint8_t flags = 0;  // 1 tcp-seq, 2 tcp-opt, 4 ip-opt, 8 uid, 16 macdecode
+};
+
+struct NflogTarget {
+  uint16_t group = 0;
+  std::string prefix;
+  uint32_t range = 0, size = 0;
+  bool size_set = false;
+  uint16_t threshold = 1;
+};
+
+struct TraceTarget {};
+struct NotrackTarget {};
+struct CtTarget {
+  bool notrack = false;
+  uint16_t zone = 0;
+  bool zone_set = false;
+  std::string helper;
+};
+struct TcpmssTarget {
+  bool clamp = false;
+  uint16_t mss = 0;
+};
+struct TproxyTarget {
+  uint16_t port = 0;
+  Addr ip;
+  bool ip_set = false;
+  uint32_t mark = 0, mask = 0;
+  bool mark_set = false;
+};
+struct NfqueueTarget {
+  uint16_t num = 0, balance_hi = 0;
+  bool balance = false, bypass = false, cpu_fanout = false;
+};
+struct ChecksumTarget {};
+
+using Target = std::variant<NoTarget, StandardTarget, JumpTarget, RejectTarget, NatTarget, MarkTarget,
+                            ConnmarkTarget, LogTarget, NflogTarget, TraceTarget, NotrackTarget, CtTarget,
+                            TcpmssTarget, TproxyTarget, NfqueueTarget, ChecksumTarget>;
+
+/// Name of the target as written after -j ("ACCEPT", "DNAT", a chain name...).
+std::string target_name(const Target& t);
+
+// ------------------------------------------------------------------------------ rules and chains
+struct Rule {
+  // The ipt_ip part, checked before any match module.
+  Prefix src, dst;
+  bool src_set = false, dst_set = false, src_inv = false, dst_inv = false;
+  IfaceMatch iif, oif;
+  uint8_t proto = 0;
+  bool proto_set = false, proto_inv = false;
+  bool frag_set = false, frag_inv = false;
+
+  std::vector<Match> matches;
+  Target target;
+
+  uint64_t pkts = 0, bytes = 0;  // counters as loaded
+  uint32_t id = 0;               // global rule index (datapath counter slot)
+  int line = 0;                  // source line, for diagnostics and traces
+
+  /// True when the rule has no ipt_ip conditions and no matches (the kernel's "unconditional").
+  bool unconditional() const;
+};
+
+enum class Policy : uint8_t { None, Accept, Drop };
+
+struct Chain {
+  std::string name;
+  bool builtin = false;
+  Hook hook = Hook::PreRouting;  // for built-in chains
+  Policy policy = Policy::None;
+  uint64_t pkts = 0, bytes = 0;
+  std::vector<Rule> rules;
+  int line = 0;
+  uint8_t reach = 0;  // hooks this chain is reachable from (computed at load)
+};
+
+struct Table {
+  TableId id = TableId::Filter;
+  std::vector<Chain> chains;
+  int builtin[kNumHooks] = {-1, -1, -1, -1, -1};  // chain index per hook, -1 = not registered
+  int line = 0;
+  int find(std::string_view chain) const;
+};
+
+struct Ruleset {
+  Family family = Family::V4;
+  std::vector<Table> tables;  // in input order
+  uint32_t rule_count = 0;    // ids are 0..rule_count-1
+  uint32_t stat_slots = 0;    // nth counters and limit buckets
+  uint32_t max_depth = 0;     // deepest jump chain from a built-in chain
+
+  const Table* table(TableId id) const;
+  Table* table(TableId id);
+};
+
+}  // namespace svcpath::nf
