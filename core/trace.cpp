@@ -18,3 +18,32 @@ std::string_view trace_kind_name(TraceKind k) {
 }
 
 }  // namespace svcpath
+
+#include "core/verdict.hpp"
+
+namespace svcpath {
+
+std::string_view drop_reason_name(DropReason r) {
+  switch (r) {
+    case DropReason::None: return "none";
+    case DropReason::RuleDrop: return "rule DROP";
+    case DropReason::RuleReject: return "rule REJECT";
+    case DropReason::ChainPolicy: return "chain policy DROP";
+    case DropReason::ForwardingOff: return "forwarding disabled (net.ipv4.ip_forward=0)";
+    case DropReason::RpFilter: return "reverse-path filter (rp_filter)";
+    case DropReason::MartianSource: return "martian source 127.0.0.0/8 (route_localnet=0)";
+    case DropReason::MartianDest: return "martian destination 127.0.0.0/8 (route_localnet=0)";
+    case DropReason::LocalnetOut: return "loopback source leaving a non-loopback interface (route_localnet=0)";
+    case DropReason::NoRoute: return "no route to destination";
+    case DropReason::Blackhole: return "blackhole/prohibit route";
+    case DropReason::CtInsertClash: return "conntrack insert clash";
+    case DropReason::CtTableFull: return "conntrack table full";
+    case DropReason::NatNoAddress: return "NAT: no address on the interface";
+    case DropReason::TproxyNoSocket: return "TPROXY: no transparent socket";
+    case DropReason::QueueNoListener: return "NFQUEUE: no listener";
+    case DropReason::Ipvs: return "IPVS";
+  }
+  return "unknown";
+}
+
+}  // namespace svcpath

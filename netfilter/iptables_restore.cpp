@@ -162,6 +162,9 @@ struct P {
 
 enum Res { Unknown = 0, Ok = 1, Fail = -1 };
 
+// The engine's jump stack is fixed-size (no allocation per packet); deeper nesting is refused at load.
+constexpr uint32_t kMaxJumpDepth = 60;
+
 Res port_opt(PortSpec& ps, bool inv, P& p) {
   auto a = p.arg();
   if (!a) return Fail;
@@ -1944,6 +1947,11 @@ class Loader {
       for (int h = 0; h < kNumHooks && ok; ++h)
         if (t.builtin[h] >= 0) ok = walk(t, t.builtin[h], hook_bit(Hook(h)), 0, depth);
       rs_.max_depth = std::max(rs_.max_depth, depth);
+      if (ok && depth > kMaxJumpDepth) {
+        d_.error(t.line, 0, fmt::format("table '{}' nests user-chain jumps {} deep; svcpath supports at most {}",
+                                        table_name(t.id), depth, kMaxJumpDepth));
+        ok = false;
+      }
     }
     if (ok) check_targets(t);
     seen_depth_.clear();

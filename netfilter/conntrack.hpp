@@ -1,0 +1,103 @@
+#pragma once
+// Connection tracking: one entry, two tuples (original and reply), both indexing the same table, as
+// nf_conntrack_tuple_hash does. NAT is a rewrite of the reply tuple, set up once per manip type on a
+// connection's first packet; later packets and replies are rewritten from it.
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <boost/unordered/unordered_flat_map.hpp>
+
+#include "core/packet.hpp"
+#include "core/rng.hpp"
+#include "netfilter/rules.hpp"
+
+namespace svcpath::nf {
+
+enum class TcpState : uint8_t { None, SynSent, SynRecv, Established, FinWait, CloseWait, LastAck, TimeWait, Close, SynSent2 };
+std::string_view tcp_state_name(TcpState s);
+
+enum class Manip : uint8_t { Src, Dst };
+
+struct CtEntry {
+  uint32_t id = 0;
+  FiveTuple orig, reply;
+  uint32_t status = 0;        // ctstatus::* bits
+  uint32_t mark = 0;          // connmark
+  uint16_t zone = 0;
+  TcpState tcp = TcpState::None;
+  bool confirmed = false;
+  bool nat_done[2] = {false, false};  // nf_nat_initialized per Manip
+  uint64_t expires_ns = 0;
+  uint64_t packets[2] = {0, 0};
+};
+
+/// How a packet relates to the table, as nf_conntrack_in decides.
+struct CtLookup {
+  uint32_t id = 0;  // 0: no entry
+  CtDir dir = CtDir::Original;
+};
+
+class Conntrack {
+ public:
+  explicit Conntrack(size_t max_entries = 1u << 22) : max_(max_entries) {}
+
+  /// The reply tuple the kernel expects for an original tuple (ports swapped; ICMP echo type inverted).
+  static std::optional<FiveTuple> invert(const FiveTuple& t);
+
+  /// Finds a confirmed entry for the packet's tuple, expiring it first if it timed out.
+  CtLookup find(const FiveTuple& t, uint16_t zone, uint64_t now_ns);
+  CtEntry* get(uint32_t id);
+  const CtEntry* get(uint32_t id) const;
+  /// A new, unconfirmed entry (not yet in the hash), or nullptr when the table is full.
+  CtEntry* create(const FiveTuple& orig, uint16_t zone);
+  /// Inserts both tuples (nf_conntrack_confirm). False on a clash: the packet is dropped.
+  bool confirm(uint32_t id);
+  void destroy(uint32_t id);
+  /// Drops unconfirmed entries (the packet that created them died).
+  void drop_unconfirmed(uint32_t id);
+
+  /// nf_nat_used_tuple: would this reply tuple clash with another confirmed connection?
+  bool reply_taken(const FiveTuple& reply, uint16_t zone, uint32_t except) const;
+
+  size_t size() const { return live_; }
+  uint64_t created() const { return created_; }
+  const std::vector<CtEntry>& entries() const { return entries_; }
+
+  /// Updates the TCP state from a packet. Returns false if the packet is invalid for the connection.
+  /// *reopen is set when a SYN reopens a connection in TIME_WAIT/CLOSE (the old entry must go).
+  bool tcp_packet(CtEntry& e, CtDir dir, uint8_t flags, bool loose, bool* reopen);
+  /// Timeout for the entry in its current state, as the kernel's defaults set it.
+  static uint64_t timeout_ns(const CtEntry& e);
+
+ private:
+  struct Key {
+    FiveTuple t;
+    uint16_t zone;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const noexcept { return FiveTupleHash{}(k.t) ^ (size_t(k.zone) << 1); }
+  };
+  boost::unordered_flat_map<Key, uint64_t, KeyHash> index_;  // value: id << 1 | dir
+  std::vector<CtEntry> entries_;   // id - 1 -> entry; destroyed entries get id 0
+  std::vector<uint32_t> free_;
+  size_t live_ = 0, max_;
+  uint64_t created_ = 0;
+};
+
+/// The 32-bit Jenkins hash the kernel uses (jhash2), for NAT address-range selection.
+uint32_t jhash2(const uint32_t* k, uint32_t length, uint32_t initval);
+
+/// Sets up a NAT binding for one manip type, as nf_nat_setup_info/get_unique_tuple do: picks the
+/// address from the range (hash of the tuple), keeps the port if the result is unique, otherwise (or
+/// with --random/--random-fully) searches the port range from a random offset. range==nullptr gives
+/// the null binding. Returns false if no unique tuple exists (the packet is dropped).
+bool nat_setup(Conntrack& ct, CtEntry& e, Manip manip, const NatTarget* range, const Addr* map_to,
+               Chooser& choose);
+
+/// Rewrites a packet from its entry's NAT bindings for the given manip (nf_nat_packet).
+/// Returns true if the packet changed.
+bool nat_apply(const CtEntry& e, CtDir dir, Manip manip, Packet& p);
+
+}  // namespace svcpath::nf

@@ -1,0 +1,236 @@
+#include "netfilter/node.hpp"
+
+#include <fmt/format.h>
+
+#include "netfilter/rules.hpp"
+
+namespace svcpath::nf {
+
+namespace {
+std::optional<int> int_value(std::string_view v) {
+  auto n = parse_uint(v, 1000000);
+  if (!n) return std::nullopt;
+  return int(*n);
+}
+}  // namespace
+
+std::string Sysctls::set(std::string_view key_in, std::string_view value) {
+  std::string key(key_in);
+  for (auto& c : key)
+    if (c == '/') c = '.';
+  auto v = int_value(value);
+  auto need_int = [&]() -> std::string {
+    return v ? "" : fmt::format("sysctl {} needs a number, not '{}'", key, value);
+  };
+  auto conf = [&](std::string_view prefix, std::string_view leaf, std::string& iface) {
+    if (!key.starts_with(prefix) || !key.ends_with(leaf) || key.size() <= prefix.size() + leaf.size()) return false;
+    iface = key.substr(prefix.size(), key.size() - prefix.size() - leaf.size());
+    return true;
+  };
+  std::string ifn;
+  if (key == "net.ipv4.ip_forward" || key == "net.ipv4.conf.all.forwarding") {
+    if (auto e = need_int(); !e.empty()) return e;
+    ip_forward = *v != 0;
+  } else if (key == "net.ipv6.conf.all.forwarding") {
+    if (auto e = need_int(); !e.empty()) return e;
+    ip6_forward = *v != 0;
+  } else if (conf("net.ipv4.conf.", ".rp_filter", ifn)) {
+    if (auto e = need_int(); !e.empty()) return e;
+    if (*v > 2) return fmt::format("rp_filter must be 0, 1 or 2, not {}", *v);
+    if (ifn == "all") rp_filter_all = *v;
+    else if (ifn != "default") rp_filter[ifn] = *v;
+  } else if (conf("net.ipv4.conf.", ".route_localnet", ifn)) {
+    if (auto e = need_int(); !e.empty()) return e;
+    if (ifn == "all") route_localnet_all = *v != 0;
+    else if (ifn != "default") route_localnet[ifn] = *v != 0;
+  } else if (key == "net.bridge.bridge-nf-call-iptables") {
+    if (auto e = need_int(); !e.empty()) return e;
+    bridge_nf_call_iptables = *v != 0;
+  } else if (key == "net.bridge.bridge-nf-call-ip6tables") {
+    if (auto e = need_int(); !e.empty()) return e;
+    bridge_nf_call_ip6tables = *v != 0;
+  } else if (key == "net.netfilter.nf_conntrack_tcp_loose") {
+    if (auto e = need_int(); !e.empty()) return e;
+    tcp_loose = *v != 0;
+  } else if (key == "net.netfilter.nf_conntrack_tcp_be_liberal") {
+    if (auto e = need_int(); !e.empty()) return e;
+    tcp_be_liberal = *v != 0;
+  } else if (key == "net.ipv4.vs.conntrack") {
+    if (auto e = need_int(); !e.empty()) return e;
+    vs_conntrack = *v != 0;
+  } else if (key.starts_with("net.ipv4.vs.") || key.starts_with("net.ipv4.conf.") || key.starts_with("net.ipv6.conf.") ||
+             key.starts_with("net.netfilter.") || key.starts_with("net.ipv4.") || key.starts_with("net.bridge.")) {
+    other[key] = std::string(value);  // known families of keys that do not change a packet's path here
+  } else {
+    return fmt::format("unknown sysctl '{}'", key);
+  }
+  return "";
+}
+
+int Sysctls::rp_filter_for(const std::string& ifname) const {
+  auto it = rp_filter.find(ifname);
+  int dev = it == rp_filter.end() ? 0 : it->second;
+  return std::max(rp_filter_all, dev);  // the kernel uses the larger of conf.all and conf.<dev>
+}
+
+bool Sysctls::route_localnet_for(const std::string& ifname) const {
+  auto it = route_localnet.find(ifname);
+  return route_localnet_all || (it != route_localnet.end() && it->second);
+}
+
+Node::Node() {
+  int16_t lo = add_interface("lo");
+  ifs_[size_t(lo)].loopback = true;
+  add_address(lo, {*Addr::parse("127.0.0.1"), 8});
+  add_address(lo, {*Addr::parse("::1"), 128});
+}
+
+int16_t Node::add_interface(const std::string& name) {
+  Interface i;
+  i.name = name;
+  i.index = int16_t(ifs_.size());
+  ifs_.push_back(std::move(i));
+  return int16_t(ifs_.size() - 1);
+}
+
+int16_t Node::find(std::string_view name) const {
+  for (auto& i : ifs_)
+    if (i.name == name) return i.index;
+  return kNoIf;
+}
+
+void Node::add_address(int16_t ifindex, IfAddr a) { ifs_[size_t(ifindex)].addrs.push_back(a); }
+
+void Node::add_default_route_if_none() {
+  for (auto& r : routes_)
+    if (r.type == RouteType::Unicast) return;
+  Route r4, r6;
+  r4.dst = Prefix{Addr::any(Family::V4), 0};
+  r4.oif = ensure("eth0");
+  r6.dst = Prefix{Addr::any(Family::V6), 0};
+  r6.oif = r4.oif;
+  routes_.push_back(r4);
+  routes_.push_back(r6);
+}
+
+bool Node::is_local(const Addr& a) const {
+  for (auto& i : ifs_)
+    for (auto& x : i.addrs) {
+      if (x.addr == a) return true;
+      if (i.loopback && a.fam == x.addr.fam && a.is_v4() && a.masked(x.len) == x.addr.masked(x.len)) return true;
+    }
+  return false;
+}
+
+RouteResult Node::lookup(const Addr& dst) const {
+  RouteResult res;
+  if (is_local(dst)) {
+    res.type = RouteType::Local;
+    res.oif = find("lo");
+    res.nexthop = dst;
+    return res;
+  }
+  if (dst.is_limited_broadcast()) {
+    res.type = RouteType::Broadcast;
+    res.nexthop = dst;
+  }
+  // Explicit routes and the connected routes of interface addresses, longest prefix first.
+  int best_len = -1;
+  uint32_t best_metric = 0;
+  auto consider = [&](const Prefix& p, const RouteResult& r, uint32_t metric) {
+    if (!p.contains(dst)) return;
+    if (int(p.len) > best_len || (int(p.len) == best_len && metric < best_metric)) {
+      best_len = p.len;
+      best_metric = metric;
+      res = r;
+    }
+  };
+  for (auto& i : ifs_) {
+    if (i.loopback) continue;
+    for (auto& a : i.addrs) {
+      if (a.addr.fam != dst.fam || a.len == a.addr.bits()) continue;
+      Prefix p{a.addr.masked(a.len), a.len};
+      RouteResult r;
+      r.type = RouteType::Unicast;
+      r.oif = i.index;
+      r.nexthop = dst;
+      r.src = a.addr;
+      // Subnet broadcast address (not for /31).
+      if (dst.is_v4() && a.len < 31) {
+        uint32_t host = ~(0xffffffffu << (32 - a.len));
+        if ((dst.host4() & host) == host) r.type = RouteType::Broadcast;
+      }
+      consider(p, r, 0);
+    }
+  }
+  for (auto& rt : routes_) {
+    RouteResult r;
+    r.type = rt.type;
+    r.oif = rt.oif;
+    r.nexthop = rt.via ? *rt.via : dst;
+    r.src = rt.src;
+    consider(rt.dst, r, rt.metric);
+  }
+  if (best_len < 0 && !dst.is_limited_broadcast()) res.type = RouteType::Unreachable;
+  return res;
+}
+
+std::optional<Addr> Node::select_source(int16_t oif, const Addr& nexthop) const {
+  if (oif < 0) return std::nullopt;
+  const Interface& i = ifs_[size_t(oif)];
+  const IfAddr* first = nullptr;
+  for (auto& a : i.addrs) {
+    if (a.addr.fam != nexthop.fam) continue;
+    if (!first) first = &a;
+    if (nexthop.masked(a.len) == a.addr.masked(a.len)) return a.addr;
+  }
+  if (first) return first->addr;
+  // inet_select_addr falls back to any address of the host in the right family.
+  for (auto& other : ifs_)
+    if (!other.loopback)
+      for (auto& a : other.addrs)
+        if (a.addr.fam == nexthop.fam) return a.addr;
+  return std::nullopt;
+}
+
+uint16_t Node::addr_type(const Addr& a, int16_t limit_dev) const {
+  if (a.is_v4()) {
+    uint32_t h = a.host4();
+    if ((h >> 24) == 0 || h == 0xffffffffu) return addrtype::BROADCAST;  // zeronet / lbcast
+    if (a.is_multicast()) return addrtype::MULTICAST;
+  } else {
+    if (a.is_unspecified()) return addrtype::UNSPEC;
+    if (a.is_multicast()) return addrtype::MULTICAST;
+  }
+  // The local table: local addresses (127/8 whole) and subnet broadcasts.
+  for (auto& i : ifs_) {
+    for (auto& x : i.addrs) {
+      if (x.addr.fam != a.fam) continue;
+      bool local = x.addr == a || (i.loopback && a.is_v4() && a.masked(x.len) == x.addr.masked(x.len));
+      if (local) {
+        if (limit_dev >= 0 && limit_dev != i.index) return addrtype::UNICAST;
+        return addrtype::LOCAL;
+      }
+      if (a.is_v4() && !i.loopback && x.len < 31) {
+        uint32_t host = ~(0xffffffffu << (32 - x.len));
+        if ((a.host4() & ~host) == (x.addr.host4() & ~host) && (a.host4() & host) == host) return addrtype::BROADCAST;
+      }
+    }
+  }
+  if (!a.is_v4()) {
+    // IPv6 addrtype consults the route: unreachable/blackhole/prohibit routes show as such.
+    auto r = lookup(a);
+    if (r.type == RouteType::Unreachable) return addrtype::UNREACHABLE;
+    if (r.type == RouteType::Blackhole) return addrtype::BLACKHOLE;
+    if (r.type == RouteType::Prohibit) return addrtype::PROHIBIT;
+  }
+  return addrtype::UNICAST;
+}
+
+PktType Node::pkt_type_for(const Addr& dst) const {
+  if (dst.is_multicast()) return PktType::Multicast;
+  if (addr_type(dst) == addrtype::BROADCAST) return PktType::Broadcast;
+  return PktType::Host;
+}
+
+}  // namespace svcpath::nf

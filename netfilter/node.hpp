@@ -1,0 +1,117 @@
+#pragma once
+// The node: interfaces with addresses, a route table, the sysctls that change a packet's fate, and
+// the routing decisions (input and output) and address-type classification the kernel makes.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/addr.hpp"
+#include "core/packet.hpp"
+
+namespace svcpath::nf {
+
+struct IfAddr {
+  Addr addr;
+  uint8_t len = 32;
+};
+
+struct Interface {
+  std::string name;
+  int16_t index = 0;
+  std::vector<IfAddr> addrs;
+  bool loopback = false;
+  bool bridge = false;         // a bridge device (cni0, docker0)
+  int16_t master = kNoIf;      // the bridge this port belongs to
+  std::string kind;            // free text: "dummy", "veth", ...
+};
+
+enum class RouteType : uint8_t { Unicast, Local, Broadcast, Blackhole, Unreachable, Prohibit };
+
+struct Route {
+  Prefix dst;
+  int16_t oif = kNoIf;
+  std::optional<Addr> via;
+  std::optional<Addr> src;
+  RouteType type = RouteType::Unicast;
+  uint32_t metric = 0;
+};
+
+struct RouteResult {
+  RouteType type = RouteType::Unreachable;
+  int16_t oif = kNoIf;
+  Addr nexthop;             // gateway, or the destination when on-link
+  std::optional<Addr> src;  // preferred source
+};
+
+struct Socket {
+  uint8_t proto = proto::TCP;
+  Addr addr;  // any address = wildcard
+  uint16_t port = 0;
+  bool transparent = false;
+};
+
+/// Sysctls the model reads; everything starts at the kernel's default.
+struct Sysctls {
+  bool ip_forward = false;    // net.ipv4.ip_forward
+  bool ip6_forward = false;   // net.ipv6.conf.all.forwarding
+  int rp_filter_all = 0;      // net.ipv4.conf.all.rp_filter
+  std::map<std::string, int> rp_filter;       // per interface
+  bool route_localnet_all = false;            // net.ipv4.conf.all.route_localnet
+  std::map<std::string, bool> route_localnet; // per interface
+  bool bridge_nf_call_iptables = true;        // net.bridge.bridge-nf-call-iptables (br_netfilter default)
+  bool bridge_nf_call_ip6tables = true;
+  bool tcp_loose = true;                      // net.netfilter.nf_conntrack_tcp_loose
+  bool tcp_be_liberal = false;                // net.netfilter.nf_conntrack_tcp_be_liberal
+  bool vs_conntrack = false;                  // net.ipv4.vs.conntrack
+  std::map<std::string, std::string> other;   // accepted, recorded, not modelled
+
+  /// Sets "net.ipv4.ip_forward" (or the net/ipv4/ip_forward form). Returns an error text or "".
+  std::string set(std::string_view key, std::string_view value);
+  int rp_filter_for(const std::string& ifname) const;
+  bool route_localnet_for(const std::string& ifname) const;
+};
+
+class Node {
+ public:
+  Node();  // lo (127.0.0.1/8, ::1/128) exists from the start
+
+  int16_t add_interface(const std::string& name);
+  int16_t find(std::string_view name) const;
+  int16_t ensure(const std::string& name) {
+    int16_t i = find(name);
+    return i >= 0 ? i : add_interface(name);
+  }
+  const Interface& iface(int16_t i) const { return ifs_[size_t(i)]; }
+  Interface& iface(int16_t i) { return ifs_[size_t(i)]; }
+  const std::vector<Interface>& interfaces() const { return ifs_; }
+  std::string_view ifname(int16_t i) const { return i >= 0 && size_t(i) < ifs_.size() ? std::string_view(ifs_[size_t(i)].name) : std::string_view(); }
+
+  void add_address(int16_t ifindex, IfAddr a);
+  void add_route(Route r) { routes_.push_back(r); }
+  /// When no route was configured, non-local destinations leave through eth0.
+  void add_default_route_if_none();
+  std::vector<Route>& routes() { return routes_; }
+  const std::vector<Route>& routes() const { return routes_; }
+
+  Sysctls sys;
+  std::vector<Socket> sockets;
+  std::map<Addr, int16_t> neighbors;  // address -> bridge port it sits behind
+
+  bool is_local(const Addr& a) const;
+  /// Route lookup for a destination (local table first, then the longest prefix).
+  RouteResult lookup(const Addr& dst) const;
+  /// The kernel's inet_select_addr: the address a packet leaving oif towards nexthop gets.
+  std::optional<Addr> select_source(int16_t oif, const Addr& nexthop) const;
+  /// RTN_* type as xt_addrtype sees it; limit_dev restricts LOCAL to that device's addresses.
+  uint16_t addr_type(const Addr& a, int16_t limit_dev = kNoIf) const;
+  /// Link-layer packet type for a destination as received.
+  PktType pkt_type_for(const Addr& dst) const;
+
+ private:
+  std::vector<Interface> ifs_;
+  std::vector<Route> routes_;
+};
+
+}  // namespace svcpath::nf
