@@ -179,9 +179,9 @@ class NatStage final : public Stage {
     } else if (s.enabled()) {
       note(s, h, TraceKind::Nat, "nat", "skipped",
            p.ctinfo == CtInfo::New
-               ? fmt::format("nat table not consulted: {} binding already set up for this connection",
+               ? fmt::format("table not consulted ({} binding already set up for this connection)",
                              manip == Manip::Dst ? "destination" : "source")
-               : fmt::format("nat table not consulted: conntrack {} packet follows the stored binding",
+               : fmt::format("table not consulted (conntrack: {} packet follows the stored binding)",
                              p.dir == CtDir::Reply ? "reply" : "established"));
     }
     FiveTuple before = p.t;
@@ -271,6 +271,7 @@ Verdict Datapath::run_hook(Hook h, Packet& p, Outcome& o) {
 void Datapath::finish(Outcome& o, const Packet& p, OutcomeKind k, Verdict v) {
   o.kind = k;
   o.after = p;
+  if (p.phys_out >= 0) o.port = std::string(node_.ifname(p.phys_out));
   o.reason = v.reason;
   if (v.kind == VerdictKind::Drop) {
     o.kind = v.reason == DropReason::RuleReject ? OutcomeKind::Rejected : OutcomeKind::Dropped;
@@ -281,8 +282,12 @@ void Datapath::finish(Outcome& o, const Packet& p, OutcomeKind k, Verdict v) {
   } else if (v.kind == VerdictKind::Stolen) {
     o.kind = OutcomeKind::Stolen;
   }
-  o.dnat = !(p.t.dst == o.before.dst) || (p.t.dport != o.before.dport && proto::has_ports(p.t.proto));
-  o.snat = !(p.t.src == o.before.src) || (p.t.sport != o.before.sport && proto::has_ports(p.t.proto));
+  bool dst_changed = !(p.t.dst == o.before.dst) || (p.t.dport != o.before.dport && proto::has_ports(p.t.proto));
+  bool src_changed = !(p.t.src == o.before.src) || (p.t.sport != o.before.sport && proto::has_ports(p.t.proto));
+  // A reply's source is rewritten by the connection's DNAT (un-DNAT) and its destination by its SNAT.
+  bool reply = p.ct && p.dir == CtDir::Reply;
+  o.dnat = reply ? src_changed : dst_changed;
+  o.snat = reply ? dst_changed : src_changed;
   if (p.ct && (o.kind == OutcomeKind::Dropped || o.kind == OutcomeKind::Rejected || o.kind == OutcomeKind::Queued))
     st_.ct.drop_unconfirmed(p.ct);
 }
@@ -456,6 +461,11 @@ routed : {
   v = run_hook(Hook::PostRouting, p, o);
   if (v.kind != VerdictKind::Accept) return verdict_out(v);
   o.out = std::string(node_.ifname(p.oif));
+  if (node_.iface(p.oif).bridge) {
+    // Routed onto a bridge: the frame leaves through the port the neighbour sits behind.
+    auto nb = node_.neighbors.find(p.t.dst);
+    if (nb != node_.neighbors.end()) p.phys_out = nb->second;
+  }
   finish(o, p, OutcomeKind::Forwarded);
   return o;
 }

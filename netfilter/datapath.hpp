@@ -44,6 +44,7 @@ struct Outcome {
   FiveTuple before;        // as it arrived / was sent
   Packet after;            // as it left (or where it died)
   std::string out;         // interface it left through (or was delivered on)
+  std::string port;        // bridge port it left through, when known
   bool dnat = false, snat = false;
   DropReason reason = DropReason::None;
   std::string reject_with;

@@ -1,0 +1,188 @@
+// The subcommands' work, callable from tests with an output stream.
+#include "cli/commands.hpp"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "cli/render.hpp"
+#include "core/diag.hpp"
+#include "core/packet_spec.hpp"
+#include "netfilter/datapath.hpp"
+#include "netfilter/iptables.hpp"
+#include "netfilter/node_config.hpp"
+
+namespace svcpath::cli {
+
+
+nf::Node NodeOptions::build() const {
+  nf::Node n;
+  n.ensure("eth0");
+  if (!node_config.empty()) nf::load_node_config(node_config, n);
+  std::vector<Diagnostic> errs;
+  for (auto& s : local_ips)
+    if (auto e = nf::apply_local_ip(n, s); !e.empty()) errs.push_back({"--local-ip", 0, 0, e});
+  for (auto& s : routes)
+    if (auto e = nf::apply_route(n, s); !e.empty()) errs.push_back({"--route", 0, 0, e});
+  for (auto& s : sysctls) {
+    auto eq = s.find('=');
+    std::string e = eq == std::string::npos ? fmt::format("'{}': expected KEY=VALUE", s)
+                                            : n.sys.set(std::string_view(s).substr(0, eq), std::string_view(s).substr(eq + 1));
+    if (!e.empty()) errs.push_back({"--sysctl", 0, 0, e});
+  }
+  if (!errs.empty()) throw LoadError(errs);
+  n.add_default_route_if_none();
+  return n;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw LoadError({{path, 0, 0, "cannot open file"}});
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// An iptables-save dump of either family: ip6tables-save says so in its header.
+nf::Ruleset load_rules(const std::string& path, std::optional<Family> force) {
+  std::string text = read_file(path);
+  Family fam = force ? *force : (text.find("ip6tables-save") != std::string::npos ? Family::V6 : Family::V4);
+  nf::Ruleset rs;
+  rs.family = fam;
+  nf::load_restore(text, path, rs);
+  return rs;
+}
+
+bool color_wanted(const std::string& mode) {
+  if (mode == "always") return true;
+  if (mode == "never") return false;
+  return isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR");
+}
+
+int run_trace(const TraceOptions& o, std::ostream& out) {
+  const auto& [rules, rules6, ipsets, nopt, packets, packets_file, in_default, local_default, enumerate, seed, format,
+               color, verbose] = o;
+  nf::Node node = nopt.build();
+  std::optional<nf::Ruleset> v4, v6;
+  std::optional<nf::IpSets> sets;
+  if (!ipsets.empty()) sets = nf::load_ipsets_file(ipsets);
+  if (!rules.empty()) {
+    auto rs = load_rules(rules, std::nullopt);
+    (rs.family == Family::V4 ? v4 : v6) = std::move(rs);
+  }
+  if (!rules6.empty()) v6 = load_rules(rules6, Family::V6);
+  nf::IpSets empty;
+  for (auto* rs : {v4 ? &*v4 : nullptr, v6 ? &*v6 : nullptr})
+    if (rs) nf::resolve_sets(*rs, sets ? *sets : empty, rs == (v4 ? &*v4 : nullptr) ? rules : (rules6.empty() ? rules : rules6));
+
+  std::vector<std::pair<std::string, std::string>> specs;  // (origin, text)
+  for (auto& p : packets) specs.push_back({"--packet", p});
+  if (!packets_file.empty()) {
+    std::string text = read_file(packets_file);
+    std::istringstream is(text);
+    std::string line;
+    int ln = 0;
+    while (std::getline(is, line)) {
+      ++ln;
+      auto h = line.find('#');
+      if (h != std::string::npos) line.resize(h);
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      if (line.back() == '\r') line.pop_back();
+      specs.push_back({fmt::format("{}:{}", packets_file, ln), line});
+    }
+  }
+  if (specs.empty()) throw LoadError({{"trace", 0, 0, "no packets: give --packet SPEC or --packets FILE"}});
+
+  // Parse every spec before running any, so a typo on line 9 costs nothing.
+  std::vector<PacketSpec> parsed;
+  std::vector<Diagnostic> errs;
+  Rng ephemeral(seed ^ 0x65706865ull);
+  for (auto& [origin, text] : specs) {
+    std::string why;
+    auto ps = parse_packet_spec(text, &why);
+    if (!ps) {
+      errs.push_back({origin, 0, 0, why});
+      continue;
+    }
+    if (!ps->sport_given) ps->pkt.t.sport = uint16_t(32768 + ephemeral.below(60999 - 32768 + 1));  // ip_local_port_range
+    if (local_default) ps->local = true;
+    if (ps->in.empty()) ps->in = in_default;
+    if (ps->reply_of < 0 && !ps->local && node.find(ps->in) < 0) {
+      std::string known;
+      for (auto& i : node.interfaces()) known += (known.empty() ? "" : ", ") + i.name;
+      errs.push_back({origin, 0, 0, fmt::format("unknown interface '{}' (this node has: {})", ps->in, known)});
+      continue;
+    }
+    const nf::Ruleset* rs = ps->pkt.t.src.is_v4() ? (v4 ? &*v4 : nullptr) : (v6 ? &*v6 : nullptr);
+    if (ps->reply_of < 0 && !rs && (v4 || v6))
+      errs.push_back({origin, 0, 0, fmt::format("an IPv{} packet, but no IPv{} ruleset was given ({})",
+                                                ps->pkt.t.src.is_v4() ? 4 : 6, ps->pkt.t.src.is_v4() ? 4 : 6,
+                                                ps->pkt.t.src.is_v4() ? "--rules" : "--rules6")});
+    parsed.push_back(std::move(*ps));
+  }
+  if (!errs.empty()) throw LoadError(errs);
+
+  nf::Datapath dp(node, v4 ? &*v4 : nullptr, v6 ? &*v6 : nullptr, sets ? &*sets : nullptr, seed);
+  cli::TextStyle style{color_wanted(color), verbose};
+  int idx = 0;
+  std::vector<nf::Outcome> sent;  // the sampled outcome of each packet, for "reply"
+  for (auto& ps : parsed) {
+    ++idx;
+    if (ps.reply_of >= 0) {
+      int of = ps.reply_of == 0 ? idx - 1 : ps.reply_of;
+      if (of < 1 || of >= idx)
+        throw LoadError({{specs[size_t(idx - 1)].first, 0, 0,
+                          fmt::format("'{}': there is no earlier packet {} to reply to", ps.text, of)}});
+      const nf::Outcome& prev = sent[size_t(of - 1)];
+      if (prev.kind != nf::OutcomeKind::Forwarded && prev.kind != nf::OutcomeKind::Delivered &&
+          prev.kind != nf::OutcomeKind::Bridged)
+        throw LoadError({{specs[size_t(idx - 1)].first, 0, 0,
+                          fmt::format("'{}': packet {} was {}, nothing answers it", ps.text, of, nf::outcome_name(prev.kind))}});
+      uint8_t keep_proto = ps.pkt.t.proto;
+      uint16_t icmp_word = ps.pkt.t.dport;
+      ps.pkt.t = prev.after.t.reversed();
+      ps.pkt.t.proto = keep_proto;
+      if (ps.pkt.is_icmp()) {
+        ps.pkt.t.sport = prev.after.t.sport;  // the echo id stays on the source side
+        ps.pkt.t.dport = icmp_word;
+        if (ps.text.find('/') == std::string::npos) ps.pkt.t.dport = uint16_t((ps.pkt.t.proto == proto::ICMP ? 0 : 129) << 8);
+      }
+      if (keep_proto != prev.after.t.proto)
+        throw LoadError({{specs[size_t(idx - 1)].first, 0, 0, fmt::format("'{}': packet {} was {}", ps.text, of, proto::name(prev.after.t.proto))}});
+      // The answer comes back on the interface the packet left through; a local socket answers locally.
+      ps.local = prev.kind == nf::OutcomeKind::Delivered;
+      if (!ps.local) ps.in = prev.port.empty() ? prev.out : prev.port;
+      if (!ps.local && node.find(ps.in) < 0) ps.in = in_default;
+    }
+    nf::Injection inj{ps.local, ps.local ? kNoIf : node.find(ps.in)};
+    std::vector<nf::Outcome> outs;
+    if (enumerate) {
+      outs = dp.enumerate(ps.pkt, inj);
+      NullSink quiet;
+      sent.push_back(dp.process(ps.pkt, inj, quiet));  // the sampled branch carries state forward
+    } else {
+      VectorSink sink;
+      outs.push_back(dp.process(ps.pkt, inj, sink));
+      outs.back().trace = std::move(sink.events);
+      sent.push_back(outs.back());
+    }
+    if (format == "json") {
+      nlohmann::json j;
+      j["packet"] = cli::packet_json(ps, ps.pkt, ps.in);
+      auto arr = nlohmann::json::array();
+      for (auto& oc : outs) arr.push_back(cli::outcome_json(oc));
+      j["outcomes"] = std::move(arr);
+      out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+      out << cli::render_text(idx, ps, ps.pkt, ps.in, outs, enumerate, style);
+      if (idx < int(parsed.size())) out << "\n";
+    }
+  }
+  return 0;
+}
+
+
+}  // namespace svcpath::cli
