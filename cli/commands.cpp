@@ -47,12 +47,14 @@ std::string read_file(const std::string& path) {
 }
 
 // An iptables-save dump of either family: ip6tables-save says so in its header.
-nf::Ruleset load_rules(const std::string& path, std::optional<Family> force) {
+nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters) {
   std::string text = read_file(path);
   Family fam = force ? *force : (text.find("ip6tables-save") != std::string::npos ? Family::V6 : Family::V4);
   nf::Ruleset rs;
   rs.family = fam;
-  nf::load_restore(text, path, rs);
+  nf::RestoreOptions opt;
+  opt.counters = counters;
+  nf::load_restore(text, path, rs, opt);
   return rs;
 }
 

@@ -38,7 +38,7 @@ int run_trace(const TraceOptions& o, std::ostream& out);
 
 std::string read_file(const std::string& path);
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.
-nf::Ruleset load_rules(const std::string& path, std::optional<Family> force);
+nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters = false);
 bool color_wanted(const std::string& mode);
 
 }  // namespace svcpath::cli

@@ -244,9 +244,14 @@ void Datapath::add_stage(Hook h, int priority, Stage* s) {
 
 void Datapath::record_hit(const Table& t, const EvalEnv& env) {
   last_hit.rule = env.hit_rule;
-  if (env.hit_chain)
-    last_hit.where = fmt::format("{}:{}:{}:{}", table_name(t.id), env.hit_chain->name,
-                                 env.hit_rule ? "rule" : "policy", env.hit_num);
+  if (!env.hit_chain) return;
+  // Label the verdict the way the trace (and the kernel's TRACE) labels it.
+  std::string_view kind = "policy";
+  if (const Rule* r = env.hit_rule) {
+    bool tail_like = r->unconditional() && std::holds_alternative<StandardTarget>(r->target);
+    kind = !tail_like ? "rule" : env.hit_chain->builtin ? "policy" : "return";
+  }
+  last_hit.where = fmt::format("{}:{}:{}:{}", table_name(t.id), env.hit_chain->name, kind, env.hit_num);
 }
 
 EvalEnv Datapath::env(Family f, TraceSink& sink) {

@@ -142,8 +142,10 @@ bool eval(const ConntrackMatch& m, Ctx& c) {
 bool eval(const StateMatch& m, Ctx& c) { return ((m.state_mask & state_bit(c.p, ct_of(c.p, c.env))) != 0) != m.inv; }
 bool eval(const AddrtypeMatch& m, Ctx& c) {
   const Node& n = c.env.node;
-  if (m.src && (((n.addr_type(c.p.t.src, m.limit_in ? c.p.iif : kNoIf) & m.src) != 0) == m.src_inv)) return false;
-  if (m.dst && (((n.addr_type(c.p.t.dst, m.limit_out ? c.p.oif : kNoIf) & m.dst) != 0) == m.dst_inv)) return false;
+  // xt_addrtype uses one device for both tests: the input one, else the output one.
+  int16_t dev = m.limit_in ? c.p.iif : m.limit_out ? c.p.oif : kNoIf;
+  if (m.src && (((n.addr_type(c.p.t.src, dev) & m.src) != 0) == m.src_inv)) return false;
+  if (m.dst && (((n.addr_type(c.p.t.dst, dev) & m.dst) != 0) == m.dst_inv)) return false;
   return true;
 }
 bool eval(const StatisticMatch& m, Ctx& c) {

@@ -11,6 +11,8 @@ struct RestoreOptions {
   /// iptables-restore --noflush: tables named in the input are edited, not replaced; a chain
   /// declaration (":NAME - [0:0]") still flushes that chain.
   bool noflush = false;
+  /// iptables-restore --counters: keep "[p:b]" counters from the input (otherwise they read as 0).
+  bool counters = false;
   /// Upper bounds that keep hostile input bounded.
   size_t max_line = 64 * 1024;
   size_t max_rules = 10'000'000;

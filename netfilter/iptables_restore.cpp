@@ -895,9 +895,6 @@ void finish(Match& mm, P& p, size_t at) {
             p.err(at, "recent: --seconds/--hitcount only go with --rcheck or --update");
         } else if constexpr (std::is_same_v<T, SetMatch>) {
           if (m.name.empty()) p.err(at, "set: you must specify --match-set NAME FLAGS");
-        } else if constexpr (std::is_same_v<T, IcmpMatch>) {
-          // "-m icmp" with no --icmp-type matches every type, as the kernel does.
-          if (!m.inv && m.type == 0 && m.code_lo == 0 && m.code_hi == 0xff) m.any = true;
         } else if constexpr (std::is_same_v<T, PolicyMatch>) {
         } else if constexpr (std::is_same_v<T, LimitMatch>) {
           if (m.avg == 0) m.avg = 10000 * 3600 / 3;  // default 3/hour
@@ -1446,7 +1443,11 @@ bool parse_rule_spec(P& p, Rule& r) {
         else if (r.proto == proto::UDP || r.proto == proto::UDPLITE) m = UdpMatch{};
         else if (r.proto == proto::SCTP) m = SctpMatch{};
         else if (r.proto == proto::ICMP && p.fam == Family::V4) m = IcmpMatch{};
-        else if (r.proto == proto::ICMPV6 && p.fam == Family::V6) m = IcmpMatch{{}, 0, 0, 0xff, false, true};
+        else if (r.proto == proto::ICMPV6 && p.fam == Family::V6) {
+          IcmpMatch im;
+          im.v6 = true;
+          m = im;
+        }
         if (m) {
           implicit_loaded = true;
           res = std::visit([&](auto& mm) { return opt(mm, o, iv, p); }, *m);
@@ -1718,8 +1719,8 @@ class Loader {
       if (!c) c = add_builtin(*h, p, ln);
       c->policy = p;
       c->line = ln;
-      c->pkts = pk;
-      c->bytes = by;
+      c->pkts = opt_.counters ? pk : 0;
+      c->bytes = opt_.counters ? by : 0;
       return;
     }
     if (pol != "-") {
@@ -1764,6 +1765,7 @@ class Loader {
       r.line = ln;
       if (!parse_rule_spec(p, r)) return false;
       if (counters) r.pkts = pk, r.bytes = by;
+      if (!opt_.counters) r.pkts = r.bytes = 0;
       return true;
     };
     if (cmd == "-A" || cmd == "--append" || cmd == "-I" || cmd == "--insert" || cmd == "-R" || cmd == "--replace") {
@@ -1920,6 +1922,9 @@ class Loader {
   void commit(int ln) {
     Table& t = cur_->t;
     bool ok = true;
+    // iptables-restore (legacy and nft alike) creates every built-in chain of the table.
+    for (int h = 0; h < kNumHooks; ++h)
+      if ((table_hooks(t.id) & hook_bit(Hook(h))) && t.find(hook_name(Hook(h))) < 0) add_builtin(Hook(h), Policy::Accept, ln);
     for (auto& c : t.chains) {
       c.reach = 0;
       for (auto& r : c.rules)

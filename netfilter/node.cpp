@@ -133,6 +133,7 @@ RouteResult Node::lookup(const Addr& dst) const {
   if (dst.is_limited_broadcast()) {
     res.type = RouteType::Broadcast;
     res.nexthop = dst;
+    return res;
   }
   // Explicit routes and the connected routes of interface addresses, longest prefix first.
   int best_len = -1;
@@ -171,7 +172,7 @@ RouteResult Node::lookup(const Addr& dst) const {
     r.src = rt.src;
     consider(rt.dst, r, rt.metric);
   }
-  if (best_len < 0 && !dst.is_limited_broadcast()) res.type = RouteType::Unreachable;
+  if (best_len < 0) res.type = RouteType::Unreachable;
   return res;
 }
 

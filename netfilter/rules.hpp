@@ -49,7 +49,7 @@ struct MultiportMatch {
 };
 
 struct IcmpMatch {
-  bool any = false;  // "any" type
+  bool any = true;   // "any" type: also the default when --icmp-type is not given
   uint8_t type = 0, code_lo = 0, code_hi = 0xff;
   bool inv = false;
   bool v6 = false;

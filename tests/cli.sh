@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The command line as a user meets it: exit statuses, file:line errors on stderr, --help that teaches.
+set -u
+bin=$1
+src=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+# expect NAME STATUS PATTERN -- command...   (PATTERN is grepped in stdout+stderr)
+expect() {
+  local name=$1 want=$2 pattern=$3
+  shift 4
+  "$@" > "$tmp/out" 2>&1
+  local got=$?
+  if [ "$got" -ne "$want" ]; then
+    echo "FAIL: $name: exit $got, expected $want"; sed 's/^/    /' "$tmp/out" | head -20; fail=$((fail + 1)); return
+  fi
+  if ! grep -qE -- "$pattern" "$tmp/out"; then
+    echo "FAIL: $name: output lacks /$pattern/"; sed 's/^/    /' "$tmp/out" | head -20; fail=$((fail + 1)); return
+  fi
+  echo "ok: $name"; pass=$((pass + 1))
+}
+
+R="$src/examples/rulesets/kube-clusterip.rules"
+N="$src/examples/nodes/kube-node.yaml"
+printf '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 99999 -j ACCEPT\nCOMMIT\n' > "$tmp/bad.rules"
+printf 'interfaces:\n  - name: eth0\n    addresses: [10.0.0.1/99]\n' > "$tmp/bad-node.yaml"
+printf 'tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web\nthis is not a packet\n' > "$tmp/bad-packets.txt"
+printf 'create S hash:ip\nadd S 1.2.3\n' > "$tmp/bad.ipsets"
+
+expect "help lists the subcommands" 0 "rules +Load rule dumps" -- "$bin" --help
+expect "trace --help shows an example and the packet grammar" 0 "Packet spec: PROTO" -- "$bin" trace --help
+expect "no subcommand is a usage error" 106 "subcommand" -- "$bin"
+expect "a traced packet" 0 "=> forwarded out eth0: tcp 10.244.1.5:1 -> 10.244.2.7:8080 dnat" -- \
+  "$bin" trace --rules "$R" --node-config "$N" --packet "tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web"
+expect "same seed, same answer" 0 "10.244.2.7:8080" -- \
+  "$bin" trace --rules "$R" --node-config "$N" --seed 1 --packet "tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web"
+expect "json output" 0 '"verdict":"forwarded"' -- \
+  "$bin" trace --rules "$R" --node-config "$N" --format json --packet "tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web"
+expect "enumerate lists three outcomes" 0 "outcome 3/3" -- \
+  "$bin" trace --rules "$R" --node-config "$N" --enumerate --packet "tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web"
+expect "bad rules: file:line:col and exit 1" 1 "bad.rules:3:[0-9]+: error: .*not a port" -- \
+  "$bin" trace --rules "$tmp/bad.rules" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "bad node config: file:line" 1 "bad-node.yaml:3:[0-9]+: error: interfaces\[0\].addresses\[0\]" -- \
+  "$bin" trace --rules "$R" --node-config "$tmp/bad-node.yaml" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "bad packet line: file:line" 1 "bad-packets.txt:2: error: .*expected 'PROTO SRC -> DST'" -- \
+  "$bin" trace --rules "$R" --node-config "$N" --packets "$tmp/bad-packets.txt"
+expect "bad ipsets: file:line" 1 "bad.ipsets:2:[0-9]+: error: .*not an IP address" -- \
+  "$bin" trace --rules "$R" --ipsets "$tmp/bad.ipsets" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "unknown interface is named" 1 "unknown interface 'eth9'" -- \
+  "$bin" trace --rules "$R" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2 in=eth9"
+expect "bad sysctl" 1 "unknown sysctl 'kernel.frob'" -- \
+  "$bin" trace --rules "$R" --sysctl kernel.frob=1 --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "missing file is a usage error" 105 "File does not exist" -- "$bin" trace --rules /nonexistent --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "reply with nothing to answer" 1 "no earlier packet" -- "$bin" trace --rules "$R" --packet "tcp/SA reply"
+expect "rules prints canonical form" 0 "^-A KUBE-SVC-XRY76EGRC3BSCIIJ ! -s 10.244.0.0/16" -- "$bin" rules --rules "$R"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

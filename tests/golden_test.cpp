@@ -1,0 +1,94 @@
+// Golden traces: the example packets through the example rulesets, compared line by line with
+// reviewed expected output in tests/golden/. SVCPATH_UPDATE_GOLDEN=1 rewrites them (review the diff!).
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <doctest/doctest.h>
+
+#include "cli/commands.hpp"
+#include "helpers.hpp"
+
+using namespace svcpath;
+
+namespace {
+
+void golden(const std::string& name, cli::TraceOptions o) {
+  std::string src = test::source_dir();
+  auto fix = [&](std::string& p) {
+    if (!p.empty() && p[0] != '/') p = src + "/" + p;
+  };
+  fix(o.rules);
+  fix(o.ipsets);
+  fix(o.packets_file);
+  fix(o.node.node_config);
+  std::ostringstream out;
+  CHECK(cli::run_trace(o, out) == 0);
+  std::string path = src + "/tests/golden/" + name;
+  if (std::getenv("SVCPATH_UPDATE_GOLDEN")) {
+    std::ofstream(path) << out.str();
+    return;
+  }
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.good(), "missing golden file " << path << " (run with SVCPATH_UPDATE_GOLDEN=1)");
+  std::stringstream want;
+  want << in.rdbuf();
+  // Compare line by line so a failure names the first differing line.
+  std::istringstream a(out.str()), b(want.str());
+  std::string la, lb;
+  int line = 0;
+  while (true) {
+    bool ga = bool(std::getline(a, la)), gb = bool(std::getline(b, lb));
+    ++line;
+    if (!ga && !gb) break;
+    CAPTURE(line);
+    REQUIRE_MESSAGE(ga == gb, name << ": output and golden file differ in length");
+    REQUIRE_MESSAGE(la == lb, name << ":" << line << "\n  expected: " << lb << "\n  actual:   " << la);
+  }
+}
+
+cli::TraceOptions kube() {
+  cli::TraceOptions o;
+  o.rules = "examples/rulesets/kube-clusterip.rules";
+  o.node.node_config = "examples/nodes/kube-node.yaml";
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("golden: kube-proxy ClusterIP / NodePort walk-through") {
+  auto o = kube();
+  o.packets_file = "examples/packets/kube-clusterip.txt";
+  golden("kube-clusterip.txt", o);
+}
+
+TEST_CASE("golden: every outcome of a ClusterIP connection, with probabilities") {
+  auto o = kube();
+  o.enumerate = true;
+  o.packets = {"tcp 10.244.1.5:40000 -> 172.30.0.41:80 in=veth-web"};
+  golden("kube-enumerate.txt", o);
+}
+
+TEST_CASE("golden: JSON for a NodePort connection and its reply") {
+  auto o = kube();
+  o.format = "json";
+  o.packets = {"tcp 192.168.1.50:51000 -> 10.0.0.10:30080", "tcp/SA reply"};
+  golden("kube-nodeport.json", o);
+}
+
+TEST_CASE("golden: host firewall") {
+  cli::TraceOptions o;
+  o.rules = "examples/rulesets/firewall.rules";
+  o.node.local_ips = {"10.0.0.10/24"};
+  o.packets_file = "examples/packets/firewall.txt";
+  golden("firewall.txt", o);
+}
+
+TEST_CASE("golden: NAT gateway") {
+  cli::TraceOptions o;
+  o.rules = "examples/rulesets/nat-gateway.rules";
+  o.node.node_config = "examples/nodes/nat-gateway.yaml";
+  o.packets_file = "examples/packets/nat-gateway.txt";
+  o.verbose = true;
+  golden("nat-gateway.txt", o);
+}
