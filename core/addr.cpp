@@ -1,4 +1,5 @@
 #include "core/addr.hpp"
+#include "core/hash.hpp"
 #include "core/tuple.hpp"
 
 #include <arpa/inet.h>
@@ -186,17 +187,11 @@ std::string FiveTuple::str() const {
 }
 
 size_t FiveTupleHash::operator()(const FiveTuple& t) const noexcept {
-  // FNV-1a over the fields; good enough spread for flat_map and independent of padding.
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const uint8_t* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  };
-  mix(t.src.b.data(), 16);
-  mix(t.dst.b.data(), 16);
-  uint8_t rest[6] = {uint8_t(t.sport), uint8_t(t.sport >> 8), uint8_t(t.dport), uint8_t(t.dport >> 8), t.proto,
-                     uint8_t(t.src.fam)};
-  mix(rest, 6);
-  return size_t(h);
+  return size_t(Fnv1a{}
+                    .mix(t.src.b.data(), 16)
+                    .mix(t.dst.b.data(), 16)
+                    .mix(uint64_t(t.sport) | uint64_t(t.dport) << 16 | uint64_t(t.proto) << 32 | uint64_t(t.src.fam) << 40, 6)
+                    .h);
 }
 
 }  // namespace svcpath

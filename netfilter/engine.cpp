@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/diag.hpp"
+#include "core/hash.hpp"
 #include "netfilter/iptables.hpp"
 
 namespace svcpath::nf {
@@ -14,9 +15,7 @@ uint64_t RuleState::Recent::newest() const {
 }
 
 size_t RuleState::AddrHash::operator()(const Addr& a) const noexcept {
-  uint64_t h = 1469598103934665603ull;
-  for (auto x : a.b) h = (h ^ x) * 1099511628211ull;
-  return size_t(h ^ uint8_t(a.fam));
+  return size_t(Fnv1a{}.mix(a.b.data(), 16).mix(uint8_t(a.fam), 1).h);
 }
 
 void RuleState::reset(const Ruleset& rs) {

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/diag.hpp"
+#include "core/hash.hpp"
 
 namespace svcpath::nf {
 
@@ -25,15 +26,11 @@ std::string_view set_type_name(SetType t) {
 }
 
 size_t SetKeyHash::operator()(const SetKey& k) const noexcept {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const uint8_t* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  };
-  mix(k.a1.b.data(), 16);
-  mix(k.a3.b.data(), 16);
-  uint8_t rest[5] = {k.cidr1, k.proto, uint8_t(k.port), uint8_t(k.port >> 8), k.cidr3};
-  mix(rest, 5);
-  return size_t(h);
+  return size_t(Fnv1a{}
+                    .mix(k.a1.b.data(), 16)
+                    .mix(k.a3.b.data(), 16)
+                    .mix(uint64_t(k.cidr1) | uint64_t(k.proto) << 8 | uint64_t(k.port) << 16 | uint64_t(k.cidr3) << 32, 5)
+                    .h);
 }
 
 unsigned IpSet::dims() const {

@@ -1,0 +1,133 @@
+// Targets not covered elsewhere (REDIRECT, SNAT ranges, NOTRACK/CT, TPROXY, TCPMSS, QUEUE), and
+// the IPv6 datapath.
+#include <doctest/doctest.h>
+
+#include "helpers.hpp"
+
+using namespace svcpath;
+using namespace svcpath::test;
+
+TEST_CASE("REDIRECT: to the receiving interface's address, or 127.0.0.1 for local traffic") {
+  auto rs = rules(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A PREROUTING -i eth1 -p tcp --dport 80 -j REDIRECT --to-ports 3128\n"
+      "-A OUTPUT -p tcp --dport 80 -j REDIRECT --to-ports 3129\nCOMMIT\n");
+  nf::Node n = node();
+  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  auto in = run(dp, "tcp 192.168.1.50:5000 -> 93.184.216.34:80", "eth1");
+  CHECK(in.kind == nf::OutcomeKind::Delivered);
+  CHECK(in.after.t.str() == "tcp 192.168.1.50:5000 -> 192.168.1.1:3128");
+  auto out = run(dp, "tcp 10.0.0.10:5001 -> 93.184.216.34:80", "eth0", true);
+  CHECK(out.kind == nf::OutcomeKind::Delivered);
+  CHECK(out.out == "lo");
+  CHECK(out.after.t.dst == *Addr::parse("127.0.0.1"));
+  CHECK(out.after.t.dport == 3129);
+}
+
+TEST_CASE("SNAT to a port range keeps an in-range port, remaps an out-of-range one") {
+  auto rs = rules(
+      "*nat\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A POSTROUTING -o eth0 -p udp -j SNAT --to-source 10.0.0.10:1000-1009\nCOMMIT\n");
+  nf::Node n = node();
+  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  auto a = run(dp, "udp 192.168.1.50:1005 -> 8.8.8.8:53", "eth1");
+  CHECK(a.after.t.str() == "udp 10.0.0.10:1005 -> 8.8.8.8:53");
+  auto b = run(dp, "udp 192.168.1.51:5000 -> 8.8.8.8:53", "eth1");
+  CHECK(b.after.t.src == *Addr::parse("10.0.0.10"));
+  CHECK(b.after.t.sport >= 1000);
+  CHECK(b.after.t.sport <= 1009);
+  // A clash inside the range: same port from another client must move.
+  auto c = run(dp, "udp 192.168.1.52:1005 -> 8.8.8.8:53", "eth1");
+  CHECK(c.after.t.sport != 1005);
+  CHECK(c.after.t.sport >= 1000);
+  CHECK(c.after.t.sport <= 1009);
+}
+
+TEST_CASE("NOTRACK and CT --notrack leave the packet untracked; the nat table is not consulted") {
+  auto rs = rules(
+      "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -p udp --dport 53 -j CT --notrack\n"
+      "-A PREROUTING -p udp --dport 54 -j NOTRACK\nCOMMIT\n"
+      "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p udp -j DNAT --to-destination 192.168.1.20\nCOMMIT\n"
+      "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n-A INPUT -m state --state UNTRACKED -j ACCEPT\n"
+      "-A INPUT -j DROP\nCOMMIT\n");
+  nf::Node n = node();
+  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  for (const char* spec : {"udp 1.1.1.1:5 -> 10.0.0.10:53", "udp 1.1.1.1:5 -> 10.0.0.10:54"}) {
+    INFO(std::string(spec));
+    auto o = run(dp, spec);
+    CHECK(o.kind == nf::OutcomeKind::Delivered);
+    CHECK_FALSE(o.dnat);
+  }
+  auto tracked = run(dp, "udp 1.1.1.1:5 -> 10.0.0.10:55");
+  CHECK(tracked.kind == nf::OutcomeKind::Forwarded);  // DNATed away to 192.168.1.20
+  CHECK(tracked.dnat);
+}
+
+TEST_CASE("CT --zone separates conntrack entries") {
+  auto rs = rules(
+      "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -i eth1 -j CT --zone 7\nCOMMIT\n"
+      "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j DROP\nCOMMIT\n");
+  nf::Node n = node();
+  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  CHECK(run(dp, "udp 1.1.1.1:5 -> 10.0.0.10:9", "eth0").kind == nf::OutcomeKind::Delivered);
+  CHECK(run(dp, "udp 1.1.1.1:5 -> 10.0.0.10:9", "eth1").kind == nf::OutcomeKind::Delivered);
+  CHECK(dp.conntrack().size() == 2);
+}
+
+TEST_CASE("TPROXY delivers to a transparent socket and marks; no socket drops") {
+  auto rs = rules(
+      "*mangle\n:PREROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -p tcp --dport 80 -j TPROXY --on-port 15001 --on-ip 0.0.0.0 --tproxy-mark 0x1/0x1\n"
+      "-A PREROUTING -p tcp --dport 81 -j TPROXY --on-port 15002\nCOMMIT\n");
+  nf::Node n = node();
+  n.sockets.push_back({proto::TCP, Addr::any(Family::V4), 15001, true});
+  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  auto o = run(dp, "tcp 1.1.1.1:5 -> 93.184.216.34:80");
+  CHECK(o.kind == nf::OutcomeKind::Delivered);
+  CHECK(o.after.mark == 1);
+  auto d = run(dp, "tcp 1.1.1.1:6 -> 93.184.216.34:81");
+  CHECK(d.kind == nf::OutcomeKind::Dropped);
+  CHECK(d.reason == DropReason::TproxyNoSocket);
+}
+
+TEST_CASE("TCPMSS, LOG, NFLOG, CHECKSUM observe and continue; QUEUE queues") {
+  auto rs = rules(
+      "*mangle\n:FORWARD ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\n"
+      "-A POSTROUTING -j CHECKSUM --checksum-fill\nCOMMIT\n"
+      "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j LOG\n-A FORWARD -j NFLOG\n-A FORWARD -p udp -j QUEUE\nCOMMIT\n");
+  nf::Node n = node();
+  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  CHECK(run(dp, "tcp 1.1.1.1:5 -> 8.8.8.8:80").kind == nf::OutcomeKind::Forwarded);
+  CHECK(run(dp, "udp 1.1.1.1:5 -> 8.8.8.8:53").kind == nf::OutcomeKind::Queued);
+}
+
+TEST_CASE("IPv6: ip6tables DNAT, ICMPv6, and the IPv6 forwarding sysctl") {
+  auto rs6 = rules(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -d fd00::10/128 -p tcp -m tcp --dport 80 -j DNAT --to-destination [fd01::20]:8080\nCOMMIT\n"
+      "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n"
+      "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j ACCEPT\n"
+      "-A FORWARD -d fd01::20/128 -p tcp -m conntrack --ctstate DNAT -j ACCEPT\n"
+      "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n",
+      Family::V6);
+  nf::Node n;
+  CHECK(nf::apply_local_ip(n, "fd00::10/64@eth0").empty());
+  CHECK(nf::apply_local_ip(n, "fd01::1/64@eth1").empty());
+  CHECK(n.sys.set("net.ipv6.conf.all.forwarding", "1").empty());
+  nf::Datapath dp(n, nullptr, &rs6, nullptr);
+  auto o = run(dp, "tcp [fd00::99]:4000 -> [fd00::10]:80");
+  CHECK(o.kind == nf::OutcomeKind::Forwarded);
+  CHECK(o.out == "eth1");
+  CHECK(o.after.t.str() == "tcp [fd00::99]:4000 -> [fd01::20]:8080");
+  auto r = run(dp, "tcp/SA [fd01::20]:8080 -> [fd00::99]:4000", "eth1");
+  CHECK(r.after.t.str() == "tcp [fd00::10]:80 -> [fd00::99]:4000");
+  CHECK(run(dp, "icmp6 [fd00::99] -> [fd00::10]").kind == nf::OutcomeKind::Delivered);
+  // The IPv4 forwarding sysctl does not forward IPv6.
+  nf::Node v4only;
+  CHECK(nf::apply_local_ip(v4only, "fd00::10/64@eth0").empty());
+  CHECK(nf::apply_local_ip(v4only, "fd01::1/64@eth1").empty());
+  CHECK(v4only.sys.set("net.ipv4.ip_forward", "1").empty());
+  nf::Datapath dp2(v4only, nullptr, &rs6, nullptr);
+  CHECK(run(dp2, "tcp [fd00::99]:4001 -> [fd00::10]:80").reason == DropReason::ForwardingOff);
+}
