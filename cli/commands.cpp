@@ -13,13 +13,37 @@
 #include "core/packet_spec.hpp"
 #include "netfilter/datapath.hpp"
 #include "netfilter/iptables.hpp"
+#include "netfilter/kube_iptables.hpp"
+#include "netfilter/kube_node.hpp"
 #include "netfilter/node_config.hpp"
 
 namespace svcpath::cli {
 
 
-nf::Node NodeOptions::build() const {
-  nf::Node n;
+ClusterInput load_cluster(const ClusterOptions& o) {
+  ClusterInput in;
+  for (auto& f : o.files) k8s::load_cluster_file(f, in.cluster);
+  if (!o.proxy_config.empty()) in.cfg = k8s::load_proxy_config(o.proxy_config);
+  if (o.mode != "iptables")
+    throw LoadError({{"--mode", 0, 0, fmt::format("mode '{}' is not available yet (iptables is)", o.mode)}});
+  if (o.node.empty()) {
+    std::string names;
+    for (auto& n : in.cluster.nodes) names += (names.empty() ? "" : ", ") + n.name;
+    throw LoadError({{"--node", 0, 0, fmt::format("name the node to simulate with --node (nodes in the input: {})",
+                                                  names.empty() ? "none" : names)}});
+  }
+  const k8s::Node* n = in.cluster.node(o.node);
+  if (!n) {
+    std::string names;
+    for (auto& x : in.cluster.nodes) names += (names.empty() ? "" : ", ") + x.name;
+    throw LoadError({{"--node", 0, 0, fmt::format("no Node '{}' in the input (nodes: {})", o.node, names.empty() ? "none" : names)}});
+  }
+  in.node = *n;
+  return in;
+}
+
+nf::Node NodeOptions::build(std::optional<nf::Node> base) const {
+  nf::Node n = base ? std::move(*base) : nf::Node();
   n.ensure("eth0");
   if (!node_config.empty()) nf::load_node_config(node_config, n);
   std::vector<Diagnostic> errs;
@@ -65,11 +89,28 @@ bool color_wanted(const std::string& mode) {
 }
 
 int run_trace(const TraceOptions& o, std::ostream& out) {
-  const auto& [rules, rules6, ipsets, nopt, packets, packets_file, in_default, local_default, enumerate, seed, format,
-               color, verbose] = o;
-  nf::Node node = nopt.build();
+  const auto& rules = o.rules;
+  const auto& rules6 = o.rules6;
+  const auto& ipsets = o.ipsets;
+  const auto& packets = o.packets;
+  const auto& packets_file = o.packets_file;
+  const auto& in_default = o.in_default;
+  const bool local_default = o.local, enumerate = o.enumerate, verbose = o.verbose;
+  const uint64_t seed = o.seed;
+  const auto& format = o.format;
+  const auto& color = o.color;
+  if (rules.empty() && rules6.empty() && !o.cluster.given())
+    throw LoadError({{"trace", 0, 0, "give --rules FILE (an iptables-save dump) or --cluster FILE... --node NAME"}});
   std::optional<nf::Ruleset> v4, v6;
   std::optional<nf::IpSets> sets;
+  std::optional<nf::Node> base;
+  if (o.cluster.given()) {
+    ClusterInput ci = load_cluster(o.cluster);
+    base = nf::kube_node(ci.cluster, ci.node, ci.cfg);
+    v4 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V4);
+    v6 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V6);
+  }
+  nf::Node node = o.node.build(std::move(base));
   if (!ipsets.empty()) sets = nf::load_ipsets_file(ipsets);
   if (!rules.empty()) {
     auto rs = load_rules(rules, std::nullopt);
@@ -111,7 +152,14 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
     }
     if (!ps->sport_given) ps->pkt.t.sport = uint16_t(32768 + ephemeral.below(60999 - 32768 + 1));  // ip_local_port_range
     if (local_default) ps->local = true;
-    if (ps->in.empty()) ps->in = in_default;
+    if (ps->in.empty() && ps->reply_of < 0) {
+      if (in_default != "auto") ps->in = in_default;
+      else if (!ps->local && node.is_local(ps->pkt.t.src)) ps->local = true;  // sent by this host
+      else {
+        auto r = node.lookup(ps->pkt.t.src);  // where the source lives: the reverse path
+        ps->in = r.type == nf::RouteType::Unicast && r.oif >= 0 ? std::string(node.ifname(r.oif)) : "eth0";
+      }
+    }
     if (ps->reply_of < 0 && !ps->local && node.find(ps->in) < 0) {
       std::string known;
       for (auto& i : node.interfaces()) known += (known.empty() ? "" : ", ") + i.name;
@@ -157,7 +205,7 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
       // The answer comes back on the interface the packet left through; a local socket answers locally.
       ps.local = prev.kind == nf::OutcomeKind::Delivered;
       if (!ps.local) ps.in = prev.port.empty() ? prev.out : prev.port;
-      if (!ps.local && node.find(ps.in) < 0) ps.in = in_default;
+      if (!ps.local && node.find(ps.in) < 0) ps.in = "eth0";
     }
     nf::Injection inj{ps.local, ps.local ? kNoIf : node.find(ps.in)};
     std::vector<nf::Outcome> outs;
@@ -186,5 +234,27 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
   return 0;
 }
 
+
+}  // namespace svcpath::cli
+
+namespace svcpath::cli {
+
+int run_rules(const RulesOptions& o, std::ostream& out) {
+  if (o.rules.empty() && o.ipsets.empty() && !o.cluster.given())
+    throw LoadError({{"rules", 0, 0, "give --rules FILE, --ipsets FILE, or --cluster FILE... --node NAME"}});
+  if (o.cluster.given()) {
+    ClusterInput ci = load_cluster(o.cluster);
+    Family fam = o.family == 6 ? Family::V6 : Family::V4;
+    if (o.restore_input) out << nf::kube::restore_input(ci.cluster, ci.node, ci.cfg, fam);
+    else out << nf::save(nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, fam));
+    return 0;
+  }
+  if (!o.ipsets.empty()) out << nf::save_ipsets(nf::load_ipsets_file(o.ipsets));
+  if (!o.rules.empty()) {
+    auto rs = load_rules(o.rules, o.v6 ? std::optional<Family>(Family::V6) : std::nullopt, o.counters);
+    out << nf::save(rs, o.counters);
+  }
+  return 0;
+}
 
 }  // namespace svcpath::cli

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cluster.hpp"
 #include "netfilter/node.hpp"
 #include "netfilter/rules.hpp"
 
@@ -15,16 +16,35 @@ namespace svcpath::cli {
 struct NodeOptions {
   std::string node_config;
   std::vector<std::string> sysctls, local_ips, routes;
-  /// Builds the node; throws LoadError naming the flag or file:line of each problem.
-  nf::Node build() const;
+  /// Builds the node on top of base (a plain host with lo and eth0 when none); throws LoadError
+  /// naming the flag or file:line of each problem.
+  nf::Node build(std::optional<nf::Node> base = std::nullopt) const;
 };
+
+/// A cluster and the node of it being simulated (--cluster FILE... --node NAME --proxy-config FILE).
+struct ClusterOptions {
+  std::vector<std::string> files;
+  std::string node;
+  std::string proxy_config;
+  std::string mode = "iptables";
+  bool given() const { return !files.empty(); }
+};
+
+/// The loaded cluster, the chosen node and the proxy configuration.
+struct ClusterInput {
+  k8s::Cluster cluster;
+  k8s::Node node;
+  k8s::ProxyConfig cfg;
+};
+ClusterInput load_cluster(const ClusterOptions& o);
 
 struct TraceOptions {
   std::string rules, rules6, ipsets;
+  ClusterOptions cluster;
   NodeOptions node;
   std::vector<std::string> packets;
   std::string packets_file;
-  std::string in_default = "eth0";
+  std::string in_default = "auto";  // auto: the interface the source is routed through
   bool local = false;
   bool enumerate = false;
   uint64_t seed = 1;
@@ -35,6 +55,15 @@ struct TraceOptions {
 
 /// svcpath trace. Throws LoadError on bad input; returns the exit status.
 int run_trace(const TraceOptions& o, std::ostream& out);
+
+struct RulesOptions {
+  std::string rules, ipsets;
+  ClusterOptions cluster;
+  bool counters = false, v6 = false, restore_input = false;
+  int family = 4;
+};
+/// svcpath rules: a dump printed back canonically, or the rules kube-proxy generates for a node.
+int run_rules(const RulesOptions& o, std::ostream& out);
 
 std::string read_file(const std::string& path);
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.

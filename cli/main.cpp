@@ -22,6 +22,18 @@ using namespace svcpath;
 
 namespace {
 
+void add_cluster_options(CLI::App* app, cli::ClusterOptions& c) {
+  app->add_option("--cluster", c.files,
+                   "Kubernetes objects as kubectl prints them (YAML or JSON, List or multi-document), repeatable: "
+                   "Services, EndpointSlices (or Endpoints), Nodes, Pods, Namespaces, NetworkPolicies")
+      ->check(CLI::ExistingFile);
+  app->add_option("--node", c.node, "with --cluster: the Node object to simulate");
+  app->add_option("--proxy-config", c.proxy_config,
+                  "KubeProxyConfiguration (clusterCIDR, masqueradeAll, detectLocalMode, nodePortAddresses, ...)")
+      ->check(CLI::ExistingFile);
+  app->add_option("--mode", c.mode, "kube-proxy mode for --cluster (iptables)");
+}
+
 void add_node_options(CLI::App* app, cli::NodeOptions& n) {
   app->add_option("--node-config", n.node_config,
                   "YAML describing the node: interfaces, addresses, routes, sysctls (docs/node-config.md)")
@@ -60,15 +72,18 @@ int main(int argc, char** argv) {
       "Exit status: 0 traced, 1 bad input (file:line: message on stderr), 2 bad usage.");
   cli::TraceOptions to;
   to.color = "auto";
-  auto& [rules, rules6, ipsets, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color,
+  auto& [rules, rules6, ipsets, copt, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color,
          verbose] = to;
+  add_cluster_options(trace, copt);
   trace->add_option("--rules", rules, "iptables-save dump (legacy or nft; ip6tables-save is detected)")->check(CLI::ExistingFile);
   trace->add_option("--rules6", rules6, "ip6tables-save dump for IPv6 packets")->check(CLI::ExistingFile);
   trace->add_option("--ipsets", ipsets, "ipset save output the rules refer to")->check(CLI::ExistingFile);
   add_node_options(trace, nopt);
   trace->add_option("--packet,-p", packets, "packet spec, repeatable; packets run in order through one node");
   trace->add_option("--packets", packets_file, "file with one packet spec per line (# comments)")->check(CLI::ExistingFile);
-  trace->add_option("--in", in_default, "receiving interface for packets without in= (default eth0)");
+  trace->add_option("--in", in_default,
+                    "receiving interface for packets without in= (default auto: the interface the source is routed "
+                    "through; a source address of this node means the packet is sent by a local process)");
   trace->add_flag("--local", local, "packets are sent by a local process (OUTPUT path)");
   trace->add_flag("--enumerate", enumerate, "follow every random branch (-m statistic) and list each outcome with its probability");
   trace->add_option("--seed", seed, "seed for sampled choices and ephemeral ports (default 1)");
@@ -83,13 +98,19 @@ int main(int argc, char** argv) {
       "addresses, user chains sorted), so dumps from iptables-legacy and iptables-nft compare line by line.\n"
       "Examples:\n"
       "  svcpath rules --rules node.rules              check a dump loads; print it canonically\n"
-      "  svcpath rules --ipsets node.ipsets            the same for an ipset save file");
-  std::string r_rules, r_sets;
-  bool r_counters = false, r_v6 = false;
-  rcmd->add_option("--rules", r_rules, "iptables-save dump")->check(CLI::ExistingFile);
-  rcmd->add_option("--ipsets", r_sets, "ipset save output")->check(CLI::ExistingFile);
-  rcmd->add_flag("--counters,-c", r_counters, "keep and print [packets:bytes] counters (iptables-restore -c, iptables-save -c)");
-  rcmd->add_flag("-6", r_v6, "the dump is ip6tables-save output");
+      "  svcpath rules --ipsets node.ipsets            the same for an ipset save file\n"
+      "  svcpath rules --cluster objs.yaml --node n1   the node's tables after kube-proxy (iptables mode) ran\n"
+      "  svcpath rules --cluster objs.yaml --node n1 --family 6 --restore-input   kube-proxy's own ip6tables input");
+  cli::RulesOptions ro;
+  rcmd->add_option("--rules", ro.rules, "iptables-save dump")->check(CLI::ExistingFile);
+  rcmd->add_option("--ipsets", ro.ipsets, "ipset save output")->check(CLI::ExistingFile);
+  rcmd->add_flag("--counters,-c", ro.counters, "keep and print [packets:bytes] counters (iptables-restore -c, iptables-save -c)");
+  rcmd->add_flag("-6", ro.v6, "the dump is ip6tables-save output");
+  add_cluster_options(rcmd, ro.cluster);
+  rcmd->add_option("--family", ro.family, "with --cluster: 4 (iptables-save) or 6 (ip6tables-save)")->check(CLI::IsMember({4, 6}));
+  rcmd->add_flag("--restore-input", ro.restore_input,
+                 "with --cluster: print the iptables-restore input exactly as kube-proxy writes it, instead of the "
+                 "node's iptables-save view");
 
   try {
     app.parse(argc, argv);
@@ -98,18 +119,9 @@ int main(int argc, char** argv) {
   }
   try {
     if (trace->parsed()) {
-      if (rules.empty() && rules6.empty()) throw LoadError({{"trace", 0, 0, "give --rules FILE (an iptables-save dump)"}});
       return cli::run_trace(to, std::cout);
     }
-    if (rcmd->parsed()) {
-      if (r_rules.empty() && r_sets.empty()) throw LoadError({{"rules", 0, 0, "give --rules FILE and/or --ipsets FILE"}});
-      if (!r_sets.empty()) std::cout << nf::save_ipsets(nf::load_ipsets_file(r_sets));
-      if (!r_rules.empty()) {
-        auto rs = cli::load_rules(r_rules, r_v6 ? std::optional<Family>(Family::V6) : std::nullopt, r_counters);
-        std::cout << nf::save(rs, r_counters);
-      }
-      return 0;
-    }
+    if (rcmd->parsed()) return cli::run_rules(ro, std::cout);
   } catch (const LoadError& e) {
     for (auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
     return 1;

@@ -8,7 +8,8 @@ svcpath=$1
 src=$(cd "$(dirname "$0")/../.." && pwd)
 skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" -eq 0 ] || skip "not root: network namespaces and iptables-restore need root"
-for t in ip iptables-legacy-restore iptables-nft-restore iptables-legacy-save iptables-nft-save ipset; do
+for t in ip iptables-legacy-restore iptables-nft-restore iptables-legacy-save iptables-nft-save ip6tables-legacy-restore \
+         ip6tables-nft-restore ip6tables-legacy-save ip6tables-nft-save ipset; do
   command -v "$t" >/dev/null || skip "$t is not installed (scripts/install-deps installs it)"
 done
 ns="svcpath-rt-$$"
@@ -40,6 +41,35 @@ for f in "${files[@]}"; do
     else
       echo "FAIL: $(basename "$f") [$v]: iptables-$v-save (-) and svcpath (+) differ:"; cat "$tmp/diff"; fail=$((fail + 1))
     fi
+  done
+done
+
+# Rules generated from the example clusters (kube-proxy iptables mode): the node's whole dump loads
+# and saves back identically, and kube-proxy's own restore input passes iptables-restore --test.
+clusters="$src/examples/clusters"
+for c in basic traffic-policy dual-stack; do
+  for fam in 4 6; do
+    args=(--cluster "$clusters/nodes.yaml" --cluster "$clusters/$c.yaml" --node node-a --proxy-config "$clusters/proxy-config.yaml" --family "$fam")
+    "$svcpath" rules "${args[@]}" > "$tmp/gen.rules" || { echo "FAIL: $c/v$fam: svcpath rules failed"; fail=$((fail + 1)); continue; }
+    "$svcpath" rules "${args[@]}" --restore-input > "$tmp/gen.input"
+    ipt=iptables; [ "$fam" = 6 ] && ipt=ip6tables
+    for v in legacy nft; do
+      n=$((n + 1))
+      ip netns del "$ns" 2>/dev/null; ip netns add "$ns"
+      if ! ip netns exec "$ns" "$ipt-$v-restore" --test < "$tmp/gen.input" 2> "$tmp/err"; then
+        echo "FAIL: $c/v$fam [$v]: $ipt-$v-restore --test refused kube-proxy's input: $(cat "$tmp/err")"; fail=$((fail + 1)); continue
+      fi
+      if ! ip netns exec "$ns" "$ipt-$v-restore" < "$tmp/gen.rules" 2> "$tmp/err"; then
+        echo "FAIL: $c/v$fam [$v]: the kernel refused the generated dump: $(cat "$tmp/err")"; fail=$((fail + 1)); continue
+      fi
+      ip netns exec "$ns" "$ipt-$v-save" 2>/dev/null | blocks > "$tmp/kernel"
+      blocks < "$tmp/gen.rules" > "$tmp/svcpath"
+      if diff -u "$tmp/kernel" "$tmp/svcpath" > "$tmp/diff"; then
+        echo "ok: cluster $c v$fam [$v] $(wc -l < "$tmp/kernel") lines identical, restore input accepted"
+      else
+        echo "FAIL: cluster $c v$fam [$v]: $ipt-$v-save (-) and svcpath (+) differ:"; cat "$tmp/diff"; fail=$((fail + 1))
+      fi
+    done
   done
 done
 
