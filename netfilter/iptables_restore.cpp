@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -1612,6 +1613,7 @@ class Loader {
       else cur_->t = Table{};
       cur_->t.id = *id;
       cur_->t.line = ln;
+      reindex();
       return;
     }
     if (!cur_) {
@@ -1655,9 +1657,18 @@ class Loader {
     return std::make_pair(*a, *b);
   }
 
+  // Chain lookup by name goes through an index: dumps have 100k+ chains (kube-proxy at scale).
+  int find(std::string_view name) const {
+    auto it = index_.find(name);
+    return it == index_.end() ? -1 : it->second;
+  }
   Chain* chain(std::string_view name) {
-    int k = cur_->t.find(name);
+    int k = find(name);
     return k < 0 ? nullptr : &cur_->t.chains[size_t(k)];
+  }
+  void reindex() {
+    index_.clear();
+    for (size_t i = 0; i < cur_->t.chains.size(); ++i) index_.emplace(cur_->t.chains[i].name, int(i));
   }
 
   // Built-in chains spring into existence when referenced, as they do in the kernel table.
@@ -1680,6 +1691,7 @@ class Loader {
     size_t at = 0;
     while (at < chains.size() && chains[at].builtin && int(chains[at].hook) < int(h)) ++at;
     chains.insert(chains.begin() + long(at), std::move(c));
+    reindex();
     return &chains[at];
   }
 
@@ -1739,6 +1751,7 @@ class Loader {
     Chain c;
     c.name = name;
     c.line = ln;
+    index_.emplace(name, int(cur_->t.chains.size()));
     cur_->t.chains.push_back(std::move(c));
   }
 
@@ -1850,6 +1863,7 @@ class Loader {
       Chain c;
       c.name = toks[k + 1].s;
       c.line = ln;
+      index_.emplace(c.name, int(cur_->t.chains.size()));
       cur_->t.chains.push_back(std::move(c));
       return;
     }
@@ -1871,9 +1885,10 @@ class Loader {
       };
       if (k + 1 >= toks.size()) {
         std::erase_if(chains, [&](const Chain& c) { return !c.builtin && c.rules.empty() && !referenced(c.name); });
+        reindex();
         return;
       }
-      int idx = cur_->t.find(toks[k + 1].s);
+      int idx = find(toks[k + 1].s);
       if (idx < 0) {
         d_.error(ln, toks[k + 1].col, fmt::format("chain '{}' does not exist", toks[k + 1].s));
         return;
@@ -1882,7 +1897,10 @@ class Loader {
       if (c.builtin) d_.error(ln, toks[k + 1].col, "cannot delete a built-in chain");
       else if (!c.rules.empty()) d_.error(ln, toks[k + 1].col, fmt::format("chain '{}' is not empty", c.name));
       else if (referenced(c.name)) d_.error(ln, toks[k + 1].col, fmt::format("chain '{}' is still referenced", c.name));
-      else chains.erase(chains.begin() + idx);
+      else {
+        chains.erase(chains.begin() + idx);
+        reindex();
+      }
       return;
     }
     if (cmd == "-P" || cmd == "--policy") {
@@ -1907,6 +1925,9 @@ class Loader {
       else {
         std::string old = c->name;
         c->name = toks[k + 2].s;
+        int at = find(old);
+        index_.erase(index_.find(old));
+        index_.emplace(c->name, at);
         for (auto& ch : cur_->t.chains)
           for (auto& r : ch.rules)
             if (auto* j = std::get_if<JumpTarget>(&r.target); j && j->chain == old) j->chain = c->name;
@@ -1924,12 +1945,12 @@ class Loader {
     bool ok = true;
     // iptables-restore (legacy and nft alike) creates every built-in chain of the table.
     for (int h = 0; h < kNumHooks; ++h)
-      if ((table_hooks(t.id) & hook_bit(Hook(h))) && t.find(hook_name(Hook(h))) < 0) add_builtin(Hook(h), Policy::Accept, ln);
+      if ((table_hooks(t.id) & hook_bit(Hook(h))) && find(hook_name(Hook(h))) < 0) add_builtin(Hook(h), Policy::Accept, ln);
     for (auto& c : t.chains) {
       c.reach = 0;
       for (auto& r : c.rules)
         if (auto* j = std::get_if<JumpTarget>(&r.target)) {
-          j->index = t.find(j->chain);
+          j->index = find(j->chain);
           if (j->index < 0) {
             if (looks_like_target(j->chain) && !j->go)
               d_.error(r.line, 0, fmt::format("unsupported target '{}' (and no chain of that name in table '{}')",
@@ -1978,9 +1999,10 @@ class Loader {
       d_.error(c.line, 0, fmt::format("jump loop: {} (the kernel rejects this table with ELOOP)", path));
       return false;
     }
-    if ((c.reach & hbit) && depth <= seen_depth_[ci]) return true;
+    if (seen_depth_.size() < t.chains.size()) seen_depth_.resize(t.chains.size(), 0);
+    if ((c.reach & hbit) && depth <= seen_depth_[size_t(ci)]) return true;
     c.reach |= hbit;
-    seen_depth_[ci] = std::max(seen_depth_[ci], depth);
+    seen_depth_[size_t(ci)] = std::max(seen_depth_[size_t(ci)], depth);
     maxd = std::max(maxd, depth);
     stack_.push_back(ci);
     for (auto& r : c.rules)
@@ -2078,7 +2100,12 @@ class Loader {
   std::optional<WorkTable> cur_;
   std::vector<Table> done_;
   std::vector<int> stack_;
-  std::map<int, uint32_t> seen_depth_;
+  std::vector<uint32_t> seen_depth_;
+  struct StrHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int, StrHash, std::equal_to<>> index_;
   size_t rules_ = 0;
 };
 

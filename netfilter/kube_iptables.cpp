@@ -49,7 +49,13 @@ bool fam_of(const Addr& a, Family f) { return a.fam == f; }
 
 std::vector<ServicePort> service_ports(const k8s::Cluster& c, const k8s::Node& node, Family fam) {
   std::vector<ServicePort> out;
+  // Slices by "namespace/service": one pass, so generation stays linear in the cluster's size.
+  std::map<std::string, std::vector<const k8s::EndpointSlice*>, std::less<>> slices_of;
+  for (auto& sl : c.slices) slices_of[sl.ns + "/" + sl.service_name].push_back(&sl);
+  static const std::vector<const k8s::EndpointSlice*> kNone;
   for (auto& svc : c.services) {
+    auto found = slices_of.find(svc.ns + "/" + svc.name);
+    const auto& my_slices = found == slices_of.end() ? kNone : found->second;
     if (svc.type == "ExternalName" || svc.headless) continue;
     const Addr* cip = nullptr;
     for (auto& a : svc.cluster_ips)
@@ -78,8 +84,8 @@ std::vector<ServicePort> service_ports(const k8s::Cluster& c, const k8s::Node& n
       // Endpoints: slices of this service and family, the port with this name and protocol, the
       // first address of each endpoint (kube-proxy ignores the rest).
       std::map<std::string, Endpoint> by_text;
-      for (auto& sl : c.slices) {
-        if (sl.ns != svc.ns || sl.service_name != svc.name) continue;
+      for (const k8s::EndpointSlice* slp : my_slices) {
+        const k8s::EndpointSlice& sl = *slp;
         if (sl.address_type != (fam == Family::V4 ? "IPv4" : "IPv6")) continue;
         for (auto& ep_port : sl.ports) {
           if (ep_port.name != p.name || ep_port.proto != p.proto || !ep_port.port) continue;

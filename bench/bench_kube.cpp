@@ -1,0 +1,106 @@
+// kube-proxy iptables-mode generation at growing service counts, and the exact first-packet walk.
+// Memory is reported as the growth of peak RSS while building the state (MiB) and bytes per rule.
+#include <sys/resource.h>
+
+#include <benchmark/benchmark.h>
+
+#include "core/cluster_synth.hpp"
+#include "netfilter/datapath.hpp"
+#include "netfilter/iptables.hpp"
+#include "netfilter/kube_iptables.hpp"
+#include "netfilter/kube_node.hpp"
+
+using namespace svcpath;
+
+namespace {
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
+}
+
+k8s::ProxyConfig config() {
+  k8s::ProxyConfig cfg;
+  cfg.cluster_cidrs.push_back(*Prefix::parse("10.64.0.0/10"));
+  return cfg;
+}
+
+// The restore input kube-proxy would write: text generation only.
+void BM_KubeRestoreInput(benchmark::State& st) {
+  k8s::SynthSpec spec;
+  spec.services = uint32_t(st.range(0));
+  spec.endpoints = uint32_t(st.range(1));
+  auto c = k8s::synthetic_cluster(spec);
+  auto cfg = config();
+  size_t bytes = 0;
+  for (auto _ : st) {
+    std::string t = nf::kube::restore_input(c, c.nodes[0], cfg, Family::V4);
+    bytes = t.size();
+    benchmark::DoNotOptimize(t.data());
+  }
+  st.counters["services"] = double(spec.services);
+  st.counters["input_MiB"] = double(bytes) / (1 << 20);
+}
+
+// Generation + parse + load into a Ruleset: what `svcpath rules --cluster` and `trace --cluster` pay.
+void BM_KubeNodeRuleset(benchmark::State& st) {
+  k8s::SynthSpec spec;
+  spec.services = uint32_t(st.range(0));
+  spec.endpoints = uint32_t(st.range(1));
+  auto c = k8s::synthetic_cluster(spec);
+  auto cfg = config();
+  double before = peak_rss_mib();
+  uint32_t rules = 0;
+  for (auto _ : st) {
+    auto rs = nf::kube::node_ruleset(c, c.nodes[0], cfg, Family::V4);
+    rules = rs.rule_count;
+    benchmark::DoNotOptimize(rs.tables.data());
+  }
+  double grew = peak_rss_mib() - before;
+  st.counters["rules"] = rules;
+  st.counters["peak_rss_growth_MiB"] = grew;
+  st.counters["bytes_per_rule"] = rules ? grew * (1 << 20) / rules : 0;
+}
+
+// The first packet of a new connection to the last Service in KUBE-SERVICES, walked exactly.
+void BM_FirstPacketLastService(benchmark::State& st) {
+  k8s::SynthSpec spec;
+  spec.services = uint32_t(st.range(0));
+  spec.endpoints = 10;
+  auto c = k8s::synthetic_cluster(spec);
+  auto cfg = config();
+  auto rs = nf::kube::node_ruleset(c, c.nodes[0], cfg, Family::V4);
+  nf::Node node = nf::kube_node(c, c.nodes[0], cfg);
+  nf::Datapath dp(node, &rs, nullptr, nullptr);
+  // Services are sorted by name, so the last one in KUBE-SERVICES is the largest name.
+  uint32_t last = 0;
+  std::string best;
+  for (uint32_t i = 0; i < spec.services; ++i) {
+    std::string n = "svc-" + std::to_string(i);
+    if (n > best) best = n, last = i;
+  }
+  Packet p;
+  p.t = {*Addr::parse("10.64.5.9"), k8s::synthetic_cluster_ip(last), 40000, 80, proto::TCP};
+  p.tcp_flags = tcpflag::SYN;
+  nf::Injection in{false, node.find("eth0")};
+  NullSink sink;
+  uint64_t port = 1024;
+  auto before = dp.counters();
+  for (auto _ : st) {
+    p.t.sport = uint16_t(1024 + (port++ % 60000));  // a new connection every time
+    p.ts_ns += 1000;
+    auto o = dp.process(p, in, sink);
+    benchmark::DoNotOptimize(o.kind);
+    if ((port & 0xffff) == 0) dp.conntrack() = nf::Conntrack();  // keep the table bounded
+  }
+  auto after = dp.counters();
+  st.counters["rules_per_packet"] = double(after.rules_evaluated - before.rules_evaluated) / double(st.iterations());
+  st.SetItemsProcessed(int64_t(st.iterations()));
+}
+
+}  // namespace
+
+BENCHMARK(BM_KubeRestoreInput)->ArgsProduct({{10, 1000, 10000, 50000}, {10}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_KubeNodeRuleset)->ArgsProduct({{10, 1000, 10000, 50000}, {10}})->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_FirstPacketLastService)->Arg(100)->Arg(1000)->Arg(10000)->Arg(30000)->Unit(benchmark::kMicrosecond);
