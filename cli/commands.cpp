@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -23,6 +24,7 @@ namespace svcpath::cli {
 ClusterInput load_cluster(const ClusterOptions& o) {
   ClusterInput in;
   for (auto& f : o.files) k8s::load_cluster_file(f, in.cluster);
+  for (auto& n : in.cluster.notes) std::cerr << "svcpath: note: " << n << "\n";
   if (!o.proxy_config.empty()) in.cfg = k8s::load_proxy_config(o.proxy_config);
   if (o.mode != "iptables")
     throw LoadError({{"--mode", 0, 0, fmt::format("mode '{}' is not available yet (iptables is)", o.mode)}});
