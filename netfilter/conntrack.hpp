@@ -86,8 +86,6 @@ class Conntrack {
   uint64_t created_ = 0;
 };
 
-/// The 32-bit Jenkins hash the kernel uses (jhash2), for NAT address-range selection.
-uint32_t jhash2(const uint32_t* k, uint32_t length, uint32_t initval);
 
 /// Sets up a NAT binding for one manip type, as nf_nat_setup_info/get_unique_tuple do: picks the
 /// address from the range (hash of the tuple), keeps the port if the result is unique, otherwise (or

@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include "core/jhash.hpp"
 #include "helpers.hpp"
 
 using namespace svcpath;
@@ -452,6 +453,6 @@ TEST_CASE("NAT address ranges use the kernel's hash; SNAT keeps a unique source 
   }
   CHECK(seen.size() == 4);
   // lookup3's hashword of nothing is its initial value: 0xdeadbeef + (length << 2) + initval.
-  CHECK(nf::jhash2(nullptr, 0, 0) == 0xdeadbeefu);
-  CHECK(nf::jhash2(nullptr, 0, 5) == 0xdeadbeefu + 5);
+  CHECK(jhash2(nullptr, 0, 0) == 0xdeadbeefu);
+  CHECK(jhash2(nullptr, 0, 5) == 0xdeadbeefu + 5);
 }
