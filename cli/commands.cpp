@@ -16,18 +16,33 @@
 #include "netfilter/iptables.hpp"
 #include "netfilter/kube_iptables.hpp"
 #include "netfilter/kube_node.hpp"
+#include "ipvs/ipvsadm.hpp"
+#include "ipvs/kube_ipvs.hpp"
 #include "netfilter/node_config.hpp"
 
 namespace svcpath::cli {
 
+
+std::vector<std::string> ClusterOptions::modes() const {
+  std::vector<std::string> v;
+  std::string_view s = mode;
+  while (!s.empty()) {
+    auto c = s.find(',');
+    v.emplace_back(s.substr(0, c));
+    if (c == std::string_view::npos) break;
+    s.remove_prefix(c + 1);
+  }
+  return v;
+}
 
 ClusterInput load_cluster(const ClusterOptions& o) {
   ClusterInput in;
   for (auto& f : o.files) k8s::load_cluster_file(f, in.cluster);
   for (auto& n : in.cluster.notes) std::cerr << "svcpath: note: " << n << "\n";
   if (!o.proxy_config.empty()) in.cfg = k8s::load_proxy_config(o.proxy_config);
-  if (o.mode != "iptables")
-    throw LoadError({{"--mode", 0, 0, fmt::format("mode '{}' is not available yet (iptables is)", o.mode)}});
+  for (auto& m : o.modes())
+    if (m != "iptables" && m != "ipvs")
+      throw LoadError({{"--mode", 0, 0, fmt::format("mode '{}' is not available (iptables, ipvs)", m)}});
   if (o.node.empty()) {
     std::string names;
     for (auto& n : in.cluster.nodes) names += (names.empty() ? "" : ", ") + n.name;
@@ -90,43 +105,84 @@ bool color_wanted(const std::string& mode) {
   return isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR");
 }
 
-int run_trace(const TraceOptions& o, std::ostream& out) {
-  const auto& rules = o.rules;
-  const auto& rules6 = o.rules6;
-  const auto& ipsets = o.ipsets;
-  const auto& packets = o.packets;
-  const auto& packets_file = o.packets_file;
-  const auto& in_default = o.in_default;
-  const bool local_default = o.local, enumerate = o.enumerate, verbose = o.verbose;
-  const uint64_t seed = o.seed;
-  const auto& format = o.format;
-  const auto& color = o.color;
-  if (rules.empty() && rules6.empty() && !o.cluster.given())
-    throw LoadError({{"trace", 0, 0, "give --rules FILE (an iptables-save dump) or --cluster FILE... --node NAME"}});
+namespace {
+
+// One datapath to trace through: a mode of a cluster, or the dumps given with --rules.
+struct Lane {
+  std::string name;
+  nf::Node node;
   std::optional<nf::Ruleset> v4, v6;
   std::optional<nf::IpSets> sets;
-  std::optional<nf::Node> base;
+  std::unique_ptr<ipvs::Engine> engine;
+  std::unique_ptr<nf::Datapath> dp;
+  std::vector<nf::Outcome> sent;  // the sampled outcome of each packet, for "reply"
+};
+
+std::vector<std::unique_ptr<Lane>> build_lanes(const TraceOptions& o) {
+  std::vector<std::unique_ptr<Lane>> lanes;
   if (o.cluster.given()) {
     ClusterInput ci = load_cluster(o.cluster);
-    base = nf::kube_node(ci.cluster, ci.node, ci.cfg);
-    v4 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V4);
-    v6 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V6);
+    for (auto& mode : o.cluster.modes()) {
+      auto l = std::make_unique<Lane>();
+      l->name = mode;
+      nf::Node base = nf::kube_node(ci.cluster, ci.node, ci.cfg);
+      if (mode == "ipvs") {
+        auto m4 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V4);
+        auto m6 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V6);
+        ipvs::kube::add_to_node(base, m4);
+        ipvs::kube::add_to_node(base, m6);
+        for (auto& s : m6.engine->services.all()) m4.engine->services.add(std::make_unique<ipvs::Service>(*s));
+        // One ipset namespace holds both families' sets (KUBE-... and KUBE-6-...).
+        nf::IpSets all;
+        nf::load_ipsets(m4.ipset_restore + m6.ipset_restore, "kube-proxy ipsets", all);
+        l->sets = std::move(all);
+        l->v4 = std::move(m4.rules);
+        l->v6 = std::move(m6.rules);
+        nf::resolve_sets(*l->v4, *l->sets, "ipvs rules");
+        nf::resolve_sets(*l->v6, *l->sets, "ipvs rules");
+        l->engine = std::move(m4.engine);
+      } else {
+        l->v4 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V4);
+        l->v6 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V6);
+      }
+      l->node = o.node.build(std::move(base));
+      lanes.push_back(std::move(l));
+    }
+  } else {
+    auto l = std::make_unique<Lane>();
+    l->name = "rules";
+    l->node = o.node.build();
+    if (!o.ipsets.empty()) l->sets = nf::load_ipsets_file(o.ipsets);
+    if (!o.rules.empty()) {
+      auto rs = load_rules(o.rules, std::nullopt);
+      (rs.family == Family::V4 ? l->v4 : l->v6) = std::move(rs);
+    }
+    if (!o.rules6.empty()) l->v6 = load_rules(o.rules6, Family::V6);
+    nf::IpSets empty;
+    if (l->v4) nf::resolve_sets(*l->v4, l->sets ? *l->sets : empty, o.rules);
+    if (l->v6) nf::resolve_sets(*l->v6, l->sets ? *l->sets : empty, o.rules6.empty() ? o.rules : o.rules6);
+    lanes.push_back(std::move(l));
   }
-  nf::Node node = o.node.build(std::move(base));
-  if (!ipsets.empty()) sets = nf::load_ipsets_file(ipsets);
-  if (!rules.empty()) {
-    auto rs = load_rules(rules, std::nullopt);
-    (rs.family == Family::V4 ? v4 : v6) = std::move(rs);
+  for (auto& l : lanes) {
+    l->dp = std::make_unique<nf::Datapath>(l->node, l->v4 ? &*l->v4 : nullptr, l->v6 ? &*l->v6 : nullptr,
+                                           l->sets ? &*l->sets : nullptr, o.seed);
+    if (l->engine) l->engine->attach(*l->dp);
   }
-  if (!rules6.empty()) v6 = load_rules(rules6, Family::V6);
-  nf::IpSets empty;
-  for (auto* rs : {v4 ? &*v4 : nullptr, v6 ? &*v6 : nullptr})
-    if (rs) nf::resolve_sets(*rs, sets ? *sets : empty, rs == (v4 ? &*v4 : nullptr) ? rules : (rules6.empty() ? rules : rules6));
+  return lanes;
+}
+
+}  // namespace
+
+int run_trace(const TraceOptions& o, std::ostream& out) {
+  if (o.rules.empty() && o.rules6.empty() && !o.cluster.given())
+    throw LoadError({{"trace", 0, 0, "give --rules FILE (an iptables-save dump) or --cluster FILE... --node NAME"}});
+  auto lanes = build_lanes(o);
+  const nf::Node& node = lanes[0]->node;
 
   std::vector<std::pair<std::string, std::string>> specs;  // (origin, text)
-  for (auto& p : packets) specs.push_back({"--packet", p});
-  if (!packets_file.empty()) {
-    std::string text = read_file(packets_file);
+  for (auto& p : o.packets) specs.push_back({"--packet", p});
+  if (!o.packets_file.empty()) {
+    std::string text = read_file(o.packets_file);
     std::istringstream is(text);
     std::string line;
     int ln = 0;
@@ -136,7 +192,7 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
       if (h != std::string::npos) line.resize(h);
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       if (line.back() == '\r') line.pop_back();
-      specs.push_back({fmt::format("{}:{}", packets_file, ln), line});
+      specs.push_back({fmt::format("{}:{}", o.packets_file, ln), line});
     }
   }
   if (specs.empty()) throw LoadError({{"trace", 0, 0, "no packets: give --packet SPEC or --packets FILE"}});
@@ -144,7 +200,7 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
   // Parse every spec before running any, so a typo on line 9 costs nothing.
   std::vector<PacketSpec> parsed;
   std::vector<Diagnostic> errs;
-  Rng ephemeral(seed ^ 0x65706865ull);
+  Rng ephemeral(o.seed ^ 0x65706865ull);
   for (auto& [origin, text] : specs) {
     std::string why;
     auto ps = parse_packet_spec(text, &why);
@@ -153,9 +209,9 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
       continue;
     }
     if (!ps->sport_given) ps->pkt.t.sport = uint16_t(32768 + ephemeral.below(60999 - 32768 + 1));  // ip_local_port_range
-    if (local_default) ps->local = true;
+    if (o.local) ps->local = true;
     if (ps->in.empty() && ps->reply_of < 0) {
-      if (in_default != "auto") ps->in = in_default;
+      if (o.in_default != "auto") ps->in = o.in_default;
       else if (!ps->local && node.is_local(ps->pkt.t.src)) ps->local = true;  // sent by this host
       else {
         auto r = node.lookup(ps->pkt.t.src);  // where the source lives: the reverse path
@@ -168,8 +224,9 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
       errs.push_back({origin, 0, 0, fmt::format("unknown interface '{}' (this node has: {})", ps->in, known)});
       continue;
     }
-    const nf::Ruleset* rs = ps->pkt.t.src.is_v4() ? (v4 ? &*v4 : nullptr) : (v6 ? &*v6 : nullptr);
-    if (ps->reply_of < 0 && !rs && (v4 || v6))
+    const Lane& l0 = *lanes[0];
+    bool have = ps->pkt.t.src.is_v4() ? bool(l0.v4) : bool(l0.v6);
+    if (ps->reply_of < 0 && !have && (l0.v4 || l0.v6))
       errs.push_back({origin, 0, 0, fmt::format("an IPv{} packet, but no IPv{} ruleset was given ({})",
                                                 ps->pkt.t.src.is_v4() ? 4 : 6, ps->pkt.t.src.is_v4() ? 4 : 6,
                                                 ps->pkt.t.src.is_v4() ? "--rules" : "--rules6")});
@@ -177,60 +234,74 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
   }
   if (!errs.empty()) throw LoadError(errs);
 
-  nf::Datapath dp(node, v4 ? &*v4 : nullptr, v6 ? &*v6 : nullptr, sets ? &*sets : nullptr, seed);
-  cli::TextStyle style{color_wanted(color), verbose};
+  TextStyle style{color_wanted(o.color), o.verbose};
+  bool multi = lanes.size() > 1;
   int idx = 0;
-  std::vector<nf::Outcome> sent;  // the sampled outcome of each packet, for "reply"
-  for (auto& ps : parsed) {
+  for (auto& spec : parsed) {
     ++idx;
-    if (ps.reply_of >= 0) {
-      int of = ps.reply_of == 0 ? idx - 1 : ps.reply_of;
-      if (of < 1 || of >= idx)
-        throw LoadError({{specs[size_t(idx - 1)].first, 0, 0,
-                          fmt::format("'{}': there is no earlier packet {} to reply to", ps.text, of)}});
-      const nf::Outcome& prev = sent[size_t(of - 1)];
-      if (prev.kind != nf::OutcomeKind::Forwarded && prev.kind != nf::OutcomeKind::Delivered &&
-          prev.kind != nf::OutcomeKind::Bridged)
-        throw LoadError({{specs[size_t(idx - 1)].first, 0, 0,
-                          fmt::format("'{}': packet {} was {}, nothing answers it", ps.text, of, nf::outcome_name(prev.kind))}});
-      uint8_t keep_proto = ps.pkt.t.proto;
-      uint16_t icmp_word = ps.pkt.t.dport;
-      ps.pkt.t = prev.after.t.reversed();
-      ps.pkt.t.proto = keep_proto;
-      if (ps.pkt.is_icmp()) {
-        ps.pkt.t.sport = prev.after.t.sport;  // the echo id stays on the source side
-        ps.pkt.t.dport = icmp_word;
-        if (ps.text.find('/') == std::string::npos) ps.pkt.t.dport = uint16_t((ps.pkt.t.proto == proto::ICMP ? 0 : 129) << 8);
+    nlohmann::json jmodes = nlohmann::json::object();
+    nlohmann::json jpacket;
+    for (auto& lp : lanes) {
+      Lane& l = *lp;
+      PacketSpec ps = spec;
+      if (ps.reply_of >= 0) {
+        int of = ps.reply_of == 0 ? idx - 1 : ps.reply_of;
+        if (of < 1 || of >= idx)
+          throw LoadError({{specs[size_t(idx - 1)].first, 0, 0,
+                            fmt::format("'{}': there is no earlier packet {} to reply to", ps.text, of)}});
+        const nf::Outcome& prev = l.sent[size_t(of - 1)];
+        if (prev.kind != nf::OutcomeKind::Forwarded && prev.kind != nf::OutcomeKind::Delivered &&
+            prev.kind != nf::OutcomeKind::Bridged)
+          throw LoadError({{specs[size_t(idx - 1)].first, 0, 0,
+                            fmt::format("'{}': packet {} was {}{}, nothing answers it", ps.text, of, nf::outcome_name(prev.kind),
+                                        multi ? " in mode " + l.name : "")}});
+        uint8_t keep_proto = ps.pkt.t.proto;
+        uint16_t icmp_word = ps.pkt.t.dport;
+        if (keep_proto != prev.after.t.proto)
+          throw LoadError({{specs[size_t(idx - 1)].first, 0, 0, fmt::format("'{}': packet {} was {}", ps.text, of, proto::name(prev.after.t.proto))}});
+        ps.pkt.t = prev.after.t.reversed();
+        ps.pkt.t.proto = keep_proto;
+        if (ps.pkt.is_icmp()) {
+          ps.pkt.t.sport = prev.after.t.sport;  // the echo id stays on the source side
+          ps.pkt.t.dport = icmp_word;
+          if (ps.text.find('/') == std::string::npos) ps.pkt.t.dport = uint16_t((ps.pkt.t.proto == proto::ICMP ? 0 : 129) << 8);
+        }
+        // The answer comes back on the interface the packet left through; a local socket answers locally.
+        ps.local = prev.kind == nf::OutcomeKind::Delivered;
+        if (!ps.local) ps.in = prev.port.empty() ? prev.out : prev.port;
+        if (!ps.local && l.node.find(ps.in) < 0) ps.in = "eth0";
       }
-      if (keep_proto != prev.after.t.proto)
-        throw LoadError({{specs[size_t(idx - 1)].first, 0, 0, fmt::format("'{}': packet {} was {}", ps.text, of, proto::name(prev.after.t.proto))}});
-      // The answer comes back on the interface the packet left through; a local socket answers locally.
-      ps.local = prev.kind == nf::OutcomeKind::Delivered;
-      if (!ps.local) ps.in = prev.port.empty() ? prev.out : prev.port;
-      if (!ps.local && node.find(ps.in) < 0) ps.in = "eth0";
+      nf::Injection inj{ps.local, ps.local ? kNoIf : l.node.find(ps.in)};
+      std::vector<nf::Outcome> outs;
+      if (o.enumerate) {
+        outs = l.dp->enumerate(ps.pkt, inj);
+        NullSink quiet;
+        l.sent.push_back(l.dp->process(ps.pkt, inj, quiet));  // the sampled branch carries state forward
+      } else {
+        VectorSink sink;
+        outs.push_back(l.dp->process(ps.pkt, inj, sink));
+        outs.back().trace = std::move(sink.events);
+        l.sent.push_back(outs.back());
+      }
+      if (o.format == "json") {
+        if (jpacket.is_null()) jpacket = packet_json(ps, ps.pkt, ps.in);
+        auto arr = nlohmann::json::array();
+        for (auto& oc : outs) arr.push_back(outcome_json(oc));
+        jmodes[l.name] = std::move(arr);
+      } else {
+        if (multi) out << "== mode " << l.name << " ==\n";
+        out << render_text(idx, ps, ps.pkt, ps.in, outs, o.enumerate, style);
+        if (multi && lp != lanes.back()) out << "\n";
+      }
     }
-    nf::Injection inj{ps.local, ps.local ? kNoIf : node.find(ps.in)};
-    std::vector<nf::Outcome> outs;
-    if (enumerate) {
-      outs = dp.enumerate(ps.pkt, inj);
-      NullSink quiet;
-      sent.push_back(dp.process(ps.pkt, inj, quiet));  // the sampled branch carries state forward
-    } else {
-      VectorSink sink;
-      outs.push_back(dp.process(ps.pkt, inj, sink));
-      outs.back().trace = std::move(sink.events);
-      sent.push_back(outs.back());
-    }
-    if (format == "json") {
+    if (o.format == "json") {
       nlohmann::json j;
-      j["packet"] = cli::packet_json(ps, ps.pkt, ps.in);
-      auto arr = nlohmann::json::array();
-      for (auto& oc : outs) arr.push_back(cli::outcome_json(oc));
-      j["outcomes"] = std::move(arr);
+      j["packet"] = std::move(jpacket);
+      if (multi) j["modes"] = std::move(jmodes);
+      else j["outcomes"] = std::move(jmodes.begin().value());
       out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    } else {
-      out << cli::render_text(idx, ps, ps.pkt, ps.in, outs, enumerate, style);
-      if (idx < int(parsed.size())) out << "\n";
+    } else if (idx < int(parsed.size())) {
+      out << "\n";
     }
   }
   return 0;
@@ -247,6 +318,21 @@ int run_rules(const RulesOptions& o, std::ostream& out) {
   if (o.cluster.given()) {
     ClusterInput ci = load_cluster(o.cluster);
     Family fam = o.family == 6 ? Family::V6 : Family::V4;
+    auto modes = o.cluster.modes();
+    if (modes.size() != 1) throw LoadError({{"--mode", 0, 0, "rules prints one mode at a time"}});
+    if (modes[0] == "ipvs") {
+      auto m = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, fam);
+      if (o.restore_input) {
+        out << "# ipvsadm-restore input\n" << ipvs::save_ipvsadm(m.engine->services);
+        out << "# ipset restore input\n" << m.ipset_restore;
+        out << "# iptables-restore input\n" << m.restore_input;
+      } else {
+        out << "# ipvsadm-save -n\n" << ipvs::save_ipvsadm(m.engine->services);
+        out << "# ipset save\n" << nf::save_ipsets(m.sets);
+        out << "# iptables-save\n" << nf::save(m.rules);
+      }
+      return 0;
+    }
     if (o.restore_input) out << nf::kube::restore_input(ci.cluster, ci.node, ci.cfg, fam);
     else out << nf::save(nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, fam));
     return 0;

@@ -26,8 +26,9 @@ struct ClusterOptions {
   std::vector<std::string> files;
   std::string node;
   std::string proxy_config;
-  std::string mode = "iptables";
+  std::string mode = "iptables";  // one mode, or a comma list for side-by-side traces
   bool given() const { return !files.empty(); }
+  std::vector<std::string> modes() const;
 };
 
 /// The loaded cluster, the chosen node and the proxy configuration.

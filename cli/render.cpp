@@ -63,6 +63,9 @@ std::string render_text(int index, const PacketSpec& spec, const Packet& pkt, co
         default:
           o += fmt::format("{}{} {}{} {}\n", ind, k.dim(hook), k.table(e.table),
                            e.target.empty() ? "" : ": " + k.verdict(e.target), e.detail);
+          if (e.rewritten)
+            o += fmt::format("{}{} {}{} => {}\n", ind, std::string(11, ' '), std::string(e.table.size() + 2, ' '),
+                             tuple_str(e.before), tuple_str(e.after));
       }
     }
     std::string verdict(nf::outcome_name(oc.kind));

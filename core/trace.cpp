@@ -42,6 +42,7 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::TproxyNoSocket: return "TPROXY: no transparent socket";
     case DropReason::QueueNoListener: return "NFQUEUE: no listener";
     case DropReason::Ipvs: return "IPVS";
+    case DropReason::IpvsNoDest: return "IPVS: no destination available";
   }
   return "unknown";
 }

@@ -24,7 +24,8 @@ enum class DropReason : uint8_t {
   NatNoAddress,      // MASQUERADE/REDIRECT with no address to use
   TproxyNoSocket,
   QueueNoListener,
-  Ipvs,              // IPVS refused (no destination, ...)
+  Ipvs,              // IPVS refused the packet
+  IpvsNoDest,        // IPVS found the service but the scheduler gave no destination (ICMP unreachable)
 };
 
 std::string_view drop_reason_name(DropReason r);

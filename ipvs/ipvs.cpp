@@ -27,6 +27,7 @@ std::string dest_str(const Dest& d) { return FiveTuple::endpoint(d.addr, d.port,
 // ---------------------------------------------------------------------------------- rr
 class Rr final : public Scheduler {
  public:
+  std::unique_ptr<Scheduler> clone() const override { return std::make_unique<Rr>(*this); }
   std::string_view name() const override { return "rr"; }
   void update(const Service&) override {}
   void removing(const Service& s, int i) override {
@@ -71,6 +72,7 @@ class Rr final : public Scheduler {
 // ---------------------------------------------------------------------------------- wrr
 class Wrr final : public Scheduler {
  public:
+  std::unique_ptr<Scheduler> clone() const override { return std::make_unique<Wrr>(*this); }
   std::string_view name() const override { return "wrr"; }
   void update(const Service& s) override {
     int g = 0, mx = 0;
@@ -129,6 +131,7 @@ class Wrr final : public Scheduler {
 // ---------------------------------------------------------------------------------- lc, wlc, sed, nq
 class Lc final : public Scheduler {
  public:
+  std::unique_ptr<Scheduler> clone() const override { return std::make_unique<Lc>(*this); }
   std::string_view name() const override { return "lc"; }
   void update(const Service&) override {}
   int schedule(const Service& s, const Packet&, std::string* why, uint64_t* scanned) override {
@@ -157,6 +160,7 @@ class Lc final : public Scheduler {
 template <bool Sed>
 class WeightedLeast final : public Scheduler {
  public:
+  std::unique_ptr<Scheduler> clone() const override { return std::make_unique<WeightedLeast>(*this); }
   std::string_view name() const override { return Sed ? "sed" : "wlc"; }
   void update(const Service&) override {}
   static uint64_t oh(const Dest& d) { return Sed ? uint64_t(d.activeconns) + 1 : d.overhead(); }
@@ -197,6 +201,7 @@ class WeightedLeast final : public Scheduler {
 
 class Nq final : public Scheduler {
  public:
+  std::unique_ptr<Scheduler> clone() const override { return std::make_unique<Nq>(*this); }
   std::string_view name() const override { return "nq"; }
   void update(const Service&) override {}
   int schedule(const Service& s, const Packet&, std::string* why, uint64_t* scanned) override {
@@ -226,6 +231,7 @@ class Nq final : public Scheduler {
 // ---------------------------------------------------------------------------------- sh, dh
 class Sh final : public Scheduler {
  public:
+  std::unique_ptr<Scheduler> clone() const override { return std::make_unique<Sh>(*this); }
   static constexpr unsigned kBits = 8, kSize = 1u << kBits;
   std::string_view name() const override { return "sh"; }
   void update(const Service& s) override {
@@ -277,6 +283,7 @@ class Sh final : public Scheduler {
 
 class Dh final : public Scheduler {
  public:
+  std::unique_ptr<Scheduler> clone() const override { return std::make_unique<Dh>(*this); }
   static constexpr unsigned kBits = 8, kSize = 1u << kBits;
   std::string_view name() const override { return "dh"; }
   void update(const Service& s) override {
@@ -326,6 +333,7 @@ uint32_t hsiphash_u32(uint32_t v, uint64_t k0, uint64_t k1) {
 
 class Mh final : public Scheduler {
  public:
+  std::unique_ptr<Scheduler> clone() const override { return std::make_unique<Mh>(*this); }
   static constexpr unsigned kSize = 4093;  // CONFIG_IP_VS_MH_TAB_INDEX 12
   static constexpr int kTabBits = 6;       // IP_VS_MH_TAB_INDEX / 2
   static constexpr uint64_t kH1 = 2654435761u, kH2 = 2654446892u;
@@ -438,6 +446,17 @@ std::unique_ptr<Scheduler> make_scheduler(std::string_view n) {
 
 bool known_scheduler(std::string_view n) { return make_scheduler(n) != nullptr; }
 
+Service::Service(const Service& o)
+    : proto(o.proto), addr(o.addr), port(o.port), fwmark(o.fwmark), persistent(o.persistent), timeout(o.timeout),
+      netmask(o.netmask), sched_flags(o.sched_flags), dests(o.dests), conns(o.conns), inpkts(o.inpkts),
+      outpkts(o.outpkts), sched_name_(o.sched_name_), sched_(o.sched_->clone()) {}
+
+ServiceTable ServiceTable::clone() const {
+  ServiceTable t;
+  for (auto& s : services_) t.add(std::make_unique<Service>(*s));
+  return t;
+}
+
 void Service::set_scheduler(std::string_view name) {
   auto s = make_scheduler(name);
   if (!s) throw std::invalid_argument(fmt::format("unknown scheduler '{}'", name));
@@ -507,6 +526,12 @@ Service* ServiceTable::find_fwmark(uint32_t mark, Family fam, uint64_t* walked) 
     if (s->fwmark == mark && s->addr.fam == fam) return s;
   }
   return nullptr;
+}
+
+int ServiceTable::index_of(const Service* s) const {
+  for (size_t i = 0; i < services_.size(); ++i)
+    if (services_[i].get() == s) return int(i);
+  return -1;
 }
 
 bool ServiceTable::remove(const Service* s) {

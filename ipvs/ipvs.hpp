@@ -39,6 +39,7 @@ class Scheduler {
  public:
   virtual ~Scheduler() = default;
   virtual std::string_view name() const = 0;
+  virtual std::unique_ptr<Scheduler> clone() const = 0;
   /// Called after any add/edit/remove of a destination (and once when bound).
   virtual void update(const Service& s) = 0;
   /// Index into s.dests, or -1 for none. why receives a short explanation for traces.
@@ -59,6 +60,9 @@ inline constexpr uint32_t SH_FALLBACK = 1, SH_PORT = 2, MH_FALLBACK = 1, MH_PORT
 
 class Service {
  public:
+  Service() = default;
+  Service(const Service& o);  // deep: the scheduler's state is cloned
+  Service& operator=(const Service&) = delete;
   uint8_t proto = proto::TCP;  // 0 for fwmark services
   Addr addr;
   uint16_t port = 0;
@@ -103,8 +107,11 @@ class ServiceTable {
   Service* find(uint8_t proto, const Addr& a, uint16_t port, uint64_t* walked = nullptr) const;
   Service* find_fwmark(uint32_t mark, Family fam, uint64_t* walked = nullptr) const;
   bool remove(const Service* s);
+  ServiceTable clone() const;  // a deep copy (services keep their creation order)
   /// Services in creation order (for printing).
   const std::vector<std::unique_ptr<Service>>& all() const { return services_; }
+  Service* at(int i) const { return i >= 0 && size_t(i) < services_.size() ? services_[size_t(i)].get() : nullptr; }
+  int index_of(const Service* s) const;
   size_t size() const { return services_.size(); }
 
  private:
@@ -120,8 +127,7 @@ struct Conn {
   uint8_t proto = 0;
   Addr caddr, vaddr, daddr;
   uint16_t cport = 0, vport = 0, dport = 0;
-  const Service* svc = nullptr;
-  int dest = -1;  // index into svc->dests at creation; dests are identified by (addr, port)
+  int svc = -1;   // index into ServiceTable::all() (stable while a datapath runs; survives clone())
   Addr dest_addr;
   uint16_t dest_port = 0;
   ConnState state = ConnState::None;

@@ -48,7 +48,7 @@ class ConntrackIn final : public Stage {
     }
     if (p.ct) {
       // Loopback re-entry keeps the entry the packet was given on the way out (nf_conntrack_in ignores it).
-      note(s, h, TraceKind::Conntrack, "conntrack", "seen", "already tracked (looped back)");
+      note(s, h, TraceKind::Conntrack, "conntrack", "seen", "already tracked (looped back or re-injected)");
       return Verdict::accept();
     }
     Conntrack& ct = dp.conntrack();
@@ -279,7 +279,9 @@ void Datapath::finish(Outcome& o, const Packet& p, OutcomeKind k, Verdict v) {
   if (p.phys_out >= 0) o.port = std::string(node_.ifname(p.phys_out));
   o.reason = v.reason;
   if (v.kind == VerdictKind::Drop) {
-    o.kind = v.reason == DropReason::RuleReject ? OutcomeKind::Rejected : OutcomeKind::Dropped;
+    o.kind = v.reason == DropReason::RuleReject || v.reason == DropReason::IpvsNoDest ? OutcomeKind::Rejected
+                                                                                      : OutcomeKind::Dropped;
+    if (v.reason == DropReason::IpvsNoDest) o.reject_with = "icmp-port-unreachable";
     if (last_hit.rule)
       if (auto* rj = std::get_if<RejectTarget>(&last_hit.rule->target)) o.reject_with = rj->with;
   } else if (v.kind == VerdictKind::Queue) {
@@ -300,6 +302,7 @@ void Datapath::finish(Outcome& o, const Packet& p, OutcomeKind k, Verdict v) {
 Outcome Datapath::run(const Packet& in_pkt, const Injection& in, TraceSink& sink) {
   sink_ = &sink;
   last_hit = {};
+  reinject_ = false;
   Outcome o;
   Packet p = in_pkt;
   o.before = p.t;
@@ -445,6 +448,28 @@ routed : {
   if (local) {
     route_note(Hook::PreRouting, p.tproxied ? "input route: local (TPROXY socket)" : "input route: local delivery");
     Verdict v = run_hook(Hook::LocalIn, p, o);
+    if (v.kind == VerdictKind::Stolen && reinject_) {
+      // IPVS rewrote the packet at LOCAL_IN and sends it again: LOCAL_OUT, then POSTROUTING.
+      reinject_ = false;
+      route_note(Hook::LocalIn, fmt::format("re-injected at LOCAL_OUT towards {} via {}", p.t.dst.str(), node_.ifname(p.oif)));
+      bool to_local = node_.is_local(p.t.dst);
+      v = run_hook(Hook::LocalOut, p, o);
+      if (v.kind != VerdictKind::Accept) return verdict_out(v);
+      v = run_hook(Hook::PostRouting, p, o);
+      if (v.kind != VerdictKind::Accept) return verdict_out(v);
+      if (to_local) {
+        o.out = "lo";
+        finish(o, p, OutcomeKind::Delivered);
+        return o;
+      }
+      o.out = std::string(node_.ifname(p.oif));
+      if (p.oif >= 0 && node_.iface(p.oif).bridge) {
+        auto nb = node_.neighbors.find(p.t.dst);
+        if (nb != node_.neighbors.end()) p.phys_out = nb->second;
+      }
+      finish(o, p, OutcomeKind::Forwarded);
+      return o;
+    }
     if (v.kind != VerdictKind::Accept) return verdict_out(v);
     o.out = iifname;
     finish(o, p, OutcomeKind::Delivered);
@@ -482,12 +507,20 @@ Outcome Datapath::process(const Packet& p, const Injection& in, TraceSink& sink)
 
 std::vector<Outcome> Datapath::enumerate(const Packet& p, const Injection& in, size_t max_outcomes) {
   State saved = st_;
+  std::vector<std::pair<Stage*, std::shared_ptr<void>>> stage_state;
+  for (auto& regs : hooks_)
+    for (auto& r : regs)
+      if (auto snap = r.stage->snapshot()) stage_state.push_back({r.stage, snap});
+  auto restore_stages = [&]() {
+    for (auto& [stage, snap] : stage_state) stage->restore(snap);
+  };
   Chooser enumerating(st_.rng);
   std::swap(chooser_, enumerating);
   chooser_.begin_enumeration();
   std::vector<Outcome> out;
   do {
     st_ = saved;
+    restore_stages();
     VectorSink sink;
     Outcome o = run(p, in, sink);
     o.trace = std::move(sink.events);
@@ -496,6 +529,7 @@ std::vector<Outcome> Datapath::enumerate(const Packet& p, const Injection& in, s
   } while (out.size() < max_outcomes && chooser_.next_path());
   std::swap(chooser_, enumerating);
   st_ = std::move(saved);
+  restore_stages();
   return out;
 }
 

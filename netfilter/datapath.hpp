@@ -27,6 +27,9 @@ class Stage {
   virtual ~Stage() = default;
   virtual Verdict run(Hook h, Packet& p, Datapath& dp) noexcept = 0;
   virtual std::string name() const = 0;
+  /// Stages with state of their own (IPVS) save and restore it, so --enumerate leaves no trace.
+  virtual std::shared_ptr<void> snapshot() const { return nullptr; }
+  virtual void restore(const std::shared_ptr<void>&) {}
 };
 
 struct Registration {
@@ -92,6 +95,8 @@ class Datapath {
     std::string where;
   } last_hit;
   void record_hit(const Table& t, const EvalEnv& env);
+  /// A stage that stole a packet at LOCAL_IN asks for it to be sent again from LOCAL_OUT (IPVS NAT).
+  void request_reinject() { reinject_ = true; }
 
  private:
   struct State {
@@ -115,6 +120,7 @@ class Datapath {
   NullSink null_;
   std::vector<Registration> hooks_[kNumHooks];
   std::vector<std::unique_ptr<Stage>> owned_;
+  bool reinject_ = false;
 };
 
 }  // namespace svcpath::nf

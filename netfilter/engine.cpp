@@ -41,7 +41,7 @@ void resolve_sets(Ruleset& rs, const IpSets& sets, const std::string& file) {
               continue;
             }
             const IpSet& set = sets.at(s->set_index);
-            if (set.type != SetType::ListSet && set.family != rs.family)
+            if (set.type != SetType::ListSet && set.type != SetType::BitmapPort && set.family != rs.family)
               d.error(r.line, 0, fmt::format("set {} is family inet{}, the ruleset is IPv{}", s->name,
                                              set.family == Family::V4 ? "" : "6", int(rs.family)));
           }

@@ -112,14 +112,6 @@ std::vector<ServicePort> service_ports(const k8s::Cluster& c, const k8s::Node& n
   return out;
 }
 
-namespace {
-
-// CategorizeEndpoints (pkg/proxy/topology.go), without topology hints.
-struct Categorized {
-  std::vector<Endpoint> cluster, local, all;
-  bool has_any = false;
-};
-
 Categorized categorize(const ServicePort& sp) {
   const k8s::Service& s = *sp.svc;
   bool ext = s.externally_accessible();
@@ -169,10 +161,10 @@ Categorized categorize(const ServicePort& sp) {
   return c;
 }
 
+namespace {
+
 // "ClusterCIDR"/"NodeCIDR"/"BridgeInterface"/"InterfaceNamePrefix" local-traffic detectors.
-struct Detector {
-  std::string if_local, if_not_local;  // empty: not implemented
-};
+}  // namespace
 
 Detector detector(const k8s::ProxyConfig& cfg, const k8s::Node& node, Family fam) {
   Detector d;
@@ -195,6 +187,8 @@ Detector detector(const k8s::ProxyConfig& cfg, const k8s::Node& node, Family fam
   }
   return d;
 }
+
+namespace {
 
 // Like kube-proxy's LineBuffer: words joined by spaces.
 struct Lines {

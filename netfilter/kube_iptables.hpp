@@ -39,6 +39,19 @@ struct ServicePort {
 /// (by "ns/name:port" then protocol; kube-proxy itself iterates a Go map).
 std::vector<ServicePort> service_ports(const k8s::Cluster& c, const k8s::Node& node, Family fam);
 
+/// CategorizeEndpoints (pkg/proxy/topology.go), without topology hints.
+struct Categorized {
+  std::vector<Endpoint> cluster, local, all;
+  bool has_any = false;
+};
+Categorized categorize(const ServicePort& sp);
+
+/// kube-proxy's local-traffic detector as iptables arguments ("! -s 10.244.0.0/16", "-i cni0").
+struct Detector {
+  std::string if_local, if_not_local;  // empty: not implemented
+};
+Detector detector(const k8s::ProxyConfig& cfg, const k8s::Node& node, Family fam);
+
 /// Exactly the iptables-restore input kube-proxy writes (filter then nat, chain lines then rules,
 /// kube-proxy's own argument order). Loaded with --noflush on top of the node's tables.
 std::string restore_input(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyConfig& cfg, Family fam);

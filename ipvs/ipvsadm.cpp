@@ -1,0 +1,398 @@
+#include "ipvs/ipvsadm.hpp"
+
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/diag.hpp"
+
+namespace svcpath::ipvs {
+
+namespace {
+
+struct Word {
+  std::string s;
+  int col;
+};
+
+std::vector<Word> words(std::string_view line) {
+  std::vector<Word> w;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    size_t j = i;
+    while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r') ++j;
+    if (j > i) w.push_back({std::string(line.substr(i, j - i)), int(i) + 1});
+    i = j;
+  }
+  return w;
+}
+
+// "10.0.0.1:80", "[fd00::1]:80"
+bool endpoint(std::string_view s, Addr& a, uint16_t& port, std::string& why) {
+  std::string_view addr, ps;
+  if (!s.empty() && s[0] == '[') {
+    auto close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+      why = fmt::format("'{}' is not [address]:port", s);
+      return false;
+    }
+    addr = s.substr(1, close - 1);
+    ps = s.substr(close + 2);
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) {
+      why = fmt::format("'{}' is not address:port", s);
+      return false;
+    }
+    addr = s.substr(0, colon);
+    ps = s.substr(colon + 1);
+  }
+  auto pa = Addr::parse(addr, &why);
+  if (!pa) return false;
+  auto pp = parse_uint(ps, 65535);
+  if (!pp) {
+    why = fmt::format("'{}': port must be 0..65535", s);
+    return false;
+  }
+  a = *pa;
+  port = uint16_t(*pp);
+  return true;
+}
+
+std::string ep(const Addr& a, uint16_t port) { return a.is_v4() ? fmt::format("{}:{}", a.str(), port) : fmt::format("[{}]:{}", a.str(), port); }
+
+const char* proto_flag(uint8_t p) { return p == proto::TCP ? "-t" : p == proto::UDP ? "-u" : "--sctp-service"; }
+const char* proto_word(uint8_t p) { return p == proto::TCP ? "TCP" : p == proto::UDP ? "UDP" : "SCTP"; }
+
+std::string flags_str(const Service& s) {
+  std::string f;
+  auto add = [&](const char* n) { f += (f.empty() ? "" : ","), f += n; };
+  bool sh = s.sched_name() == "sh", mh = s.sched_name() == "mh";
+  if ((sh && (s.sched_flags & flag::SH_FALLBACK)) || (mh && (s.sched_flags & flag::MH_FALLBACK))) add(sh ? "sh-fallback" : "mh-fallback");
+  if ((sh && (s.sched_flags & flag::SH_PORT)) || (mh && (s.sched_flags & flag::MH_PORT))) add(sh ? "sh-port" : "mh-port");
+  return f;
+}
+
+class Loader {
+ public:
+  Loader(const std::string& file, ServiceTable& t) : d_(file), t_(t) {}
+
+  void run(std::string_view text) {
+    int ln = 0;
+    size_t pos = 0;
+    while (pos <= text.size() && !d_.full()) {
+      size_t nl = text.find('\n', pos);
+      auto line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+      ++ln;
+      if (line.find('\0') != std::string_view::npos) d_.error(ln, 0, "NUL byte in input");
+      else one(ln, line);
+      if (nl == std::string_view::npos) break;
+      pos = nl + 1;
+    }
+    d_.throw_if_errors();
+  }
+
+ private:
+  void one(int ln, std::string_view line) {
+    auto w = words(line);
+    if (w.empty() || w[0].s[0] == '#') return;
+    const std::string& first = w[0].s;
+    if (first == "-A" || first == "--add-service" || first == "-a" || first == "--add-server") return command(ln, w);
+    // ipvsadm -Ln
+    if (first == "IP" && w.size() > 1 && w[1].s == "Virtual") return;
+    if (first == "Prot" || (first == "->" && w.size() > 1 && w[1].s == "RemoteAddress:Port")) return;
+    if (first == "TCP" || first == "UDP" || first == "SCTP" || first == "FWM") return list_service(ln, w);
+    if (first == "->") return list_dest(ln, w);
+    d_.error(ln, w[0].col, fmt::format("'{}': expected an ipvsadm-save command (-A, -a) or an ipvsadm -Ln line", first));
+  }
+
+  void command(int ln, const std::vector<Word>& w) {
+    bool service = w[0].s == "-A" || w[0].s == "--add-service";
+    uint8_t pr = 0;
+    Addr va;
+    uint16_t vp = 0;
+    uint32_t fwm = 0;
+    bool have_vs = false;
+    Dest d;
+    bool have_r = false;
+    std::string sched = "wlc";
+    bool persistent = false;
+    uint32_t timeout = 300;
+    std::optional<Addr> netmask;
+    uint32_t flags = 0;
+    std::string why;
+    for (size_t i = 1; i < w.size(); ++i) {
+      const std::string& o = w[i].s;
+      auto need = [&]() -> const Word* {
+        if (i + 1 >= w.size()) {
+          d_.error(ln, w[i].col, fmt::format("option '{}' needs a value", o));
+          return nullptr;
+        }
+        return &w[++i];
+      };
+      if (o == "-t" || o == "--tcp-service" || o == "-u" || o == "--udp-service" || o == "--sctp-service") {
+        auto v = need();
+        if (!v) return;
+        if (!endpoint(v->s, va, vp, why)) return d_.error(ln, v->col, why);
+        pr = (o == "-t" || o == "--tcp-service") ? proto::TCP : (o == "-u" || o == "--udp-service") ? proto::UDP : proto::SCTP;
+        have_vs = true;
+      } else if (o == "-f" || o == "--fwmark-service") {
+        auto v = need();
+        if (!v) return;
+        auto m = parse_uint(v->s, 0xffffffff, true);
+        if (!m || *m == 0) return d_.error(ln, v->col, fmt::format("'{}' is not a firewall mark", v->s));
+        fwm = uint32_t(*m);
+        have_vs = true;
+      } else if (o == "-r" || o == "--real-server") {
+        auto v = need();
+        if (!v) return;
+        if (!endpoint(v->s, d.addr, d.port, why)) {
+          // a real server without a port takes the service's
+          std::string w2;
+          auto a = Addr::parse(v->s, &w2);
+          if (!a) return d_.error(ln, v->col, why);
+          d.addr = *a;
+          d.port = 0;
+        }
+        have_r = true;
+      } else if (o == "-s" || o == "--scheduler") {
+        auto v = need();
+        if (!v) return;
+        if (!known_scheduler(v->s))
+          return d_.error(ln, v->col, fmt::format("unknown scheduler '{}' (rr, wrr, lc, wlc, sed, nq, sh, dh, mh)", v->s));
+        sched = v->s;
+      } else if (o == "-p" || o == "--persistent") {
+        persistent = true;
+        if (i + 1 < w.size() && w[i + 1].s[0] != '-') {
+          auto v = parse_uint(w[++i].s, 2678400);
+          if (!v) return d_.error(ln, w[i].col, "bad persistence timeout");
+          timeout = uint32_t(*v);
+        }
+      } else if (o == "-M" || o == "--netmask") {
+        auto v = need();
+        if (!v) return;
+        auto a = Addr::parse(v->s, &why);
+        if (!a) {
+          auto len = parse_uint(v->s, 128);  // IPv6 prefix length form
+          if (!len) return d_.error(ln, v->col, why);
+          a = Addr::netmask(Family::V6, unsigned(*len));
+        }
+        netmask = *a;
+      } else if (o == "-b" || o == "--sched-flags") {
+        auto v = need();
+        if (!v) return;
+        std::string_view s = v->s;
+        while (!s.empty()) {
+          auto c = s.find(',');
+          auto f = s.substr(0, c);
+          if (f == "sh-fallback" || f == "mh-fallback" || f == "flag-1") flags |= flag::SH_FALLBACK;
+          else if (f == "sh-port" || f == "mh-port" || f == "flag-2") flags |= flag::SH_PORT;
+          else return d_.error(ln, v->col, fmt::format("unknown scheduler flag '{}'", f));
+          if (c == std::string_view::npos) break;
+          s.remove_prefix(c + 1);
+        }
+      } else if (o == "-m" || o == "--masquerading") d.fwd = Fwd::Masq;
+      else if (o == "-g" || o == "--gatewaying") d.fwd = Fwd::Route;
+      else if (o == "-i" || o == "--ipip") d.fwd = Fwd::Tunnel;
+      else if (o == "-w" || o == "--weight" || o == "-x" || o == "--u-threshold" || o == "-y" || o == "--l-threshold") {
+        auto v = need();
+        if (!v) return;
+        auto n = parse_uint(v->s, 65535);
+        if (!n) return d_.error(ln, v->col, fmt::format("'{}' is not a number for {}", v->s, o));
+        if (o == "-w" || o == "--weight") d.weight = int(*n);
+        else if (o == "-x" || o == "--u-threshold") d.u_threshold = uint32_t(*n);
+        else d.l_threshold = uint32_t(*n);
+      } else {
+        return d_.error(ln, w[i].col, fmt::format("unknown option '{}'", o));
+      }
+    }
+    if (!have_vs) return d_.error(ln, w[0].col, "no virtual service (-t, -u, --sctp-service or -f)");
+    Service* s = fwm ? t_.find_fwmark(fwm, va.fam) : t_.find(pr, va, vp);
+    if (service) {
+      if (s) return d_.error(ln, w[0].col, fmt::format("virtual service {} already exists", s->key()));
+      auto ns = std::make_unique<Service>();
+      ns->proto = pr;
+      ns->addr = fwm ? Addr::any(Family::V4) : va;
+      ns->port = vp;
+      ns->fwmark = fwm;
+      ns->persistent = persistent;
+      ns->timeout = timeout;
+      ns->netmask = netmask ? *netmask : Addr::netmask(ns->addr.fam, ns->addr.bits());
+      ns->sched_flags = flags;
+      ns->set_scheduler(sched);
+      t_.add(std::move(ns));
+      return;
+    }
+    if (!s) return d_.error(ln, w[0].col, "the real server's virtual service does not exist (add it first with -A)");
+    if (!have_r) return d_.error(ln, w[0].col, "-a needs -r ADDRESS:PORT");
+    if (d.port == 0) d.port = s->port;
+    if (s->find_dest(d.addr, d.port) >= 0)
+      return d_.error(ln, w[0].col, fmt::format("real server {} already exists", ep(d.addr, d.port)));
+    s->add_dest(d);
+  }
+
+  // "TCP  10.96.0.1:443 rr [persistent 10800] [mask ...]" / "FWM  5 rr"
+  void list_service(int ln, const std::vector<Word>& w) {
+    if (w.size() < 3) return d_.error(ln, w[0].col, "expected 'PROTO ADDRESS:PORT SCHEDULER'");
+    auto ns = std::make_unique<Service>();
+    std::string why;
+    if (w[0].s == "FWM") {
+      auto m = parse_uint(w[1].s, 0xffffffff, true);
+      if (!m) return d_.error(ln, w[1].col, "bad firewall mark");
+      ns->fwmark = uint32_t(*m);
+      ns->proto = 0;
+    } else {
+      ns->proto = w[0].s == "TCP" ? proto::TCP : w[0].s == "UDP" ? proto::UDP : proto::SCTP;
+      if (!endpoint(w[1].s, ns->addr, ns->port, why)) return d_.error(ln, w[1].col, why);
+    }
+    if (!known_scheduler(w[2].s)) return d_.error(ln, w[2].col, fmt::format("unknown scheduler '{}'", w[2].s));
+    ns->netmask = Addr::netmask(ns->addr.fam, ns->addr.bits());
+    for (size_t i = 3; i < w.size(); ++i) {
+      if (w[i].s == "persistent" && i + 1 < w.size()) {
+        ns->persistent = true;
+        auto v = parse_uint(w[++i].s, 2678400);
+        if (!v) return d_.error(ln, w[i].col, "bad persistence timeout");
+        ns->timeout = uint32_t(*v);
+      } else if (w[i].s == "mask" && i + 1 < w.size()) {
+        auto a = Addr::parse(w[++i].s, &why);
+        if (!a) return d_.error(ln, w[i].col, why);
+        ns->netmask = *a;
+      } else if (w[i].s.find("fallback") != std::string::npos || w[i].s.find("-port") != std::string::npos ||
+                 w[i].s.find("flag-") != std::string::npos) {
+        std::string_view s = w[i].s;
+        while (!s.empty()) {
+          auto c = s.find(',');
+          auto f = s.substr(0, c);
+          if (f.ends_with("fallback") || f == "flag-1") ns->sched_flags |= flag::SH_FALLBACK;
+          else if (f.ends_with("-port") || f == "flag-2") ns->sched_flags |= flag::SH_PORT;
+          if (c == std::string_view::npos) break;
+          s.remove_prefix(c + 1);
+        }
+      } else if (w[i].s == "ops" || w[i].s == "pe") {
+        if (w[i].s == "pe") ++i;
+      } else {
+        return d_.error(ln, w[i].col, fmt::format("unexpected '{}' after the scheduler", w[i].s));
+      }
+    }
+    ns->set_scheduler(w[2].s);
+    current_ = t_.add(std::move(ns));
+    if (!current_) d_.error(ln, w[1].col, "virtual service listed twice");
+  }
+
+  // "  -> 10.0.0.10:6443   Masq  1  0  0" (and --stats: Conns InPkts OutPkts InBytes OutBytes)
+  void list_dest(int ln, const std::vector<Word>& w) {
+    if (!current_) return d_.error(ln, w[0].col, "a real server line before any virtual service line");
+    if (w.size() < 4) return d_.error(ln, w[0].col, "expected '-> ADDRESS:PORT FORWARD WEIGHT ...'");
+    Dest d;
+    std::string why;
+    if (!endpoint(w[1].s, d.addr, d.port, why)) return d_.error(ln, w[1].col, why);
+    const std::string& f = w[2].s;
+    if (f == "Masq") d.fwd = Fwd::Masq;
+    else if (f == "Route" || f == "Local") d.fwd = Fwd::Route;
+    else if (f == "Tunnel") d.fwd = Fwd::Tunnel;
+    else return d_.error(ln, w[2].col, fmt::format("unknown forwarding method '{}' (Masq, Route, Tunnel)", f));
+    auto wt = parse_uint(w[3].s, 65535);
+    if (!wt) return d_.error(ln, w[3].col, "bad weight");
+    d.weight = int(*wt);
+    std::vector<uint64_t> nums;
+    for (size_t i = 4; i < w.size(); ++i) {
+      // --stats/--rate columns may carry K/M/G suffixes; keep the plain numbers.
+      std::string s = w[i].s;
+      uint64_t mult = 1;
+      if (!s.empty() && (s.back() == 'K' || s.back() == 'M' || s.back() == 'G')) {
+        mult = s.back() == 'K' ? 1000 : s.back() == 'M' ? 1000000 : 1000000000;
+        s.pop_back();
+      }
+      auto v = parse_uint(s, UINT64_MAX);
+      if (!v) return d_.error(ln, w[i].col, fmt::format("'{}' is not a counter", w[i].s));
+      nums.push_back(*v * mult);
+    }
+    if (nums.size() == 2) {  // ActiveConn InActConn
+      d.activeconns = uint32_t(nums[0]);
+      d.inactconns = uint32_t(nums[1]);
+    } else if (nums.size() == 5) {  // --stats: Conns InPkts OutPkts InBytes OutBytes
+      d.conns = nums[0];
+      d.inpkts = nums[1];
+      d.outpkts = nums[2];
+      d.inbytes = nums[3];
+      d.outbytes = nums[4];
+    } else if (!nums.empty() && nums.size() != 5) {
+      return d_.error(ln, w[4].col, "expected ActiveConn InActConn, or the five --stats/--rate columns");
+    }
+    // The listing shows the kernel's list order; adding at the head reverses it, so append.
+    Dest x = d;
+    x.last_weight = d.weight;
+    current_->dests.push_back(x);
+    current_->scheduler().update(*current_);
+  }
+
+  Diagnostics d_;
+  ServiceTable& t_;
+  Service* current_ = nullptr;
+};
+
+}  // namespace
+
+void load_ipvsadm(std::string_view text, const std::string& file, ServiceTable& t) { Loader(file, t).run(text); }
+
+ServiceTable load_ipvsadm_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw LoadError({{path, 0, 0, "cannot open file"}});
+  std::stringstream ss;
+  ss << in.rdbuf();
+  ServiceTable t;
+  load_ipvsadm(ss.str(), path, t);
+  return t;
+}
+
+std::string save_ipvsadm(const ServiceTable& t) {
+  std::string o;
+  for (auto& sp : t.all()) {
+    const Service& s = *sp;
+    std::string vs = s.fwmark ? fmt::format("-f {}", s.fwmark) : fmt::format("{} {}", proto_flag(s.proto), ep(s.addr, s.port));
+    o += fmt::format("-A {} -s {}", vs, s.sched_name());
+    std::string fl = flags_str(s);
+    if (!fl.empty()) o += " -b " + fl;
+    if (s.persistent) {
+      o += fmt::format(" -p {}", s.timeout);
+      if (s.netmask != Addr::netmask(s.netmask.fam, s.netmask.bits()))
+        o += fmt::format(" -M {}", s.netmask.is_v4() ? s.netmask.str() : std::to_string(*s.netmask.mask_len()));
+    }
+    o += '\n';
+    // Like ipvsadm-save: servers in the kernel's list order. Restoring them with -a reverses that
+    // order, exactly as ipvsadm-restore does on a real node.
+    for (const Dest& d : s.dests) {
+      const char* fw = d.fwd == Fwd::Masq ? "-m" : d.fwd == Fwd::Route ? "-g" : "-i";
+      o += fmt::format("-a {} -r {} {} -w {}", vs, ep(d.addr, d.port), fw, d.weight);
+      if (d.u_threshold) o += fmt::format(" -x {}", d.u_threshold);
+      if (d.l_threshold) o += fmt::format(" -y {}", d.l_threshold);
+      o += '\n';
+    }
+  }
+  return o;
+}
+
+std::string list_ipvsadm(const ServiceTable& t, unsigned size) {
+  std::string o = fmt::format("IP Virtual Server version 1.2.1 (size={})\n", size);
+  o += "Prot LocalAddress:Port Scheduler Flags\n";
+  o += "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
+  for (auto& sp : t.all()) {
+    const Service& s = *sp;
+    std::string head = s.fwmark ? fmt::format("FWM  {} {}", s.fwmark, s.sched_name())
+                                : fmt::format("{:<4} {} {}", proto_word(s.proto), ep(s.addr, s.port), s.sched_name());
+    std::string fl = flags_str(s);
+    if (!fl.empty()) head += " (" + fl + ")";
+    if (s.persistent) head += fmt::format(" persistent {}", s.timeout);
+    o += head + "\n";
+    for (auto& d : s.dests) {
+      const char* fw = d.fwd == Fwd::Masq ? "Masq" : d.fwd == Fwd::Route ? "Route" : "Tunnel";
+      o += fmt::format("  -> {:<28} {:<7} {:<6} {:<10} {}\n", ep(d.addr, d.port), fw, d.weight, d.activeconns, d.inactconns);
+    }
+  }
+  return o;
+}
+
+}  // namespace svcpath::ipvs
