@@ -73,6 +73,40 @@ for c in basic traffic-policy dual-stack; do
   done
 done
 
+# kube-proxy IPVS mode: its ipsets restore into the kernel and save back identically, and the
+# iptables dump that references them loads and saves back identically too.
+section() { awk -v want="$1" '/^# / {on = ($0 == want); next} on' "$2"; }
+for c in basic traffic-policy dual-stack; do
+  for fam in 4 6; do
+    args=(--cluster "$clusters/nodes.yaml" --cluster "$clusters/$c.yaml" --node node-a --proxy-config "$clusters/proxy-config.yaml" --family "$fam" --mode ipvs)
+    "$svcpath" rules "${args[@]}" > "$tmp/ipvs.all" 2>/dev/null || { echo "FAIL: ipvs $c/v$fam: svcpath rules failed"; fail=$((fail + 1)); continue; }
+    section "# ipset save" "$tmp/ipvs.all" > "$tmp/ipvs.sets"
+    section "# iptables-save" "$tmp/ipvs.all" > "$tmp/ipvs.rules"
+    ipt=iptables; [ "$fam" = 6 ] && ipt=ip6tables
+    for v in legacy nft; do
+      n=$((n + 1))
+      ip netns del "$ns" 2>/dev/null; ip netns add "$ns"
+      if ! ip netns exec "$ns" ipset restore < "$tmp/ipvs.sets" 2> "$tmp/err"; then
+        echo "FAIL: ipvs $c/v$fam: ipset restore refused the sets: $(cat "$tmp/err")"; fail=$((fail + 1)); continue
+      fi
+      ip netns exec "$ns" ipset save | sed -E 's/ bucketsize [0-9]+ initval 0x[0-9a-f]+//' | LC_ALL=C sort > "$tmp/kernel.sets"
+      if ! LC_ALL=C sort "$tmp/ipvs.sets" | diff -u "$tmp/kernel.sets" - > "$tmp/diff"; then
+        echo "FAIL: ipvs $c/v$fam: ipset save (-) and svcpath (+) differ:"; cat "$tmp/diff"; fail=$((fail + 1)); continue
+      fi
+      if ! ip netns exec "$ns" "$ipt-$v-restore" < "$tmp/ipvs.rules" 2> "$tmp/err"; then
+        echo "FAIL: ipvs $c/v$fam [$v]: the kernel refused the IPVS-mode iptables dump: $(cat "$tmp/err")"; fail=$((fail + 1)); continue
+      fi
+      ip netns exec "$ns" "$ipt-$v-save" 2>/dev/null | blocks > "$tmp/kernel"
+      blocks < "$tmp/ipvs.rules" > "$tmp/svcpath"
+      if diff -u "$tmp/kernel" "$tmp/svcpath" > "$tmp/diff"; then
+        echo "ok: ipvs mode $c v$fam [$v] sets and $(wc -l < "$tmp/kernel") rule lines identical"
+      else
+        echo "FAIL: ipvs mode $c v$fam [$v]: $ipt-$v-save (-) and svcpath (+) differ:"; cat "$tmp/diff"; fail=$((fail + 1))
+      fi
+    done
+  done
+done
+
 # ipset: what svcpath prints must restore into the kernel and come back the same.
 for sets in "$src"/tests/data/*.ipsets; do
   n=$((n + 1))
