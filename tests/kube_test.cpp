@@ -356,3 +356,15 @@ TEST_CASE("trace --cluster: the CLI path") {
   bad.cluster.node = "node-z";
   CHECK_LOAD_ERROR(cli::run_trace(bad, out), 0, "no Node 'node-z' in the input (nodes: node-a, node-b, node-c)");
 }
+
+TEST_CASE("golden: the same packets through iptables and IPVS mode, side by side") {
+  cli::TraceOptions o;
+  o.cluster.files = {ex("nodes.yaml"), ex("basic.yaml")};
+  o.cluster.node = "node-a";
+  o.cluster.proxy_config = ex("proxy-config.yaml");
+  o.cluster.mode = "iptables,ipvs";
+  o.packets = {"tcp 10.244.1.9:40000 -> 172.30.0.41:80", "tcp/SA reply", "tcp 10.0.0.10:45000 -> 172.30.0.41:80"};
+  std::ostringstream out;
+  CHECK(cli::run_trace(o, out) == 0);
+  golden_text("trace-side-by-side.txt", out.str());
+}
