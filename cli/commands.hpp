@@ -66,6 +66,20 @@ struct RulesOptions {
 /// svcpath rules: a dump printed back canonically, or the rules kube-proxy generates for a node.
 int run_rules(const RulesOptions& o, std::ostream& out);
 
+struct ReplayOptions {
+  std::string rules, rules6, ipsets;
+  ClusterOptions cluster;
+  NodeOptions node;
+  std::string pcap;              // pcap or pcapng
+  std::string out_dir;           // post-NAT captures, one per mode, when given
+  std::string in_default = "auto";
+  uint64_t seed = 1;
+  std::string format = "text";   // text | json
+  bool progress = false;         // a progress line on stderr
+};
+/// svcpath replay: every packet of a capture through each datapath, with per-mode tallies.
+int run_replay(const ReplayOptions& o, std::ostream& out);
+
 std::string read_file(const std::string& path);
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.
 nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters = false);

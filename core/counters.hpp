@@ -63,4 +63,25 @@ inline Counters& Counters::operator+=(const Counters& o) {
   return *this;
 }
 
+/// The work done between two snapshots of monotonic counters.
+inline Counters operator-(const Counters& a, const Counters& b) {
+  Counters d;
+  d.packets = a.packets - b.packets;
+  d.rules_evaluated = a.rules_evaluated - b.rules_evaluated;
+  d.matches_evaluated = a.matches_evaluated - b.matches_evaluated;
+  d.chain_jumps = a.chain_jumps - b.chain_jumps;
+  d.set_lookups = a.set_lookups - b.set_lookups;
+  d.ct_lookups = a.ct_lookups - b.ct_lookups;
+  d.ct_created = a.ct_created - b.ct_created;
+  d.nat_table_runs = a.nat_table_runs - b.nat_table_runs;
+  d.nat_rewrites = a.nat_rewrites - b.nat_rewrites;
+  d.route_lookups = a.route_lookups - b.route_lookups;
+  d.ipvs_svc_lookups = a.ipvs_svc_lookups - b.ipvs_svc_lookups;
+  d.ipvs_svc_buckets_walked = a.ipvs_svc_buckets_walked - b.ipvs_svc_buckets_walked;
+  d.ipvs_conn_lookups = a.ipvs_conn_lookups - b.ipvs_conn_lookups;
+  d.ipvs_conn_entries_walked = a.ipvs_conn_entries_walked - b.ipvs_conn_entries_walked;
+  d.ipvs_sched_dests_scanned = a.ipvs_sched_dests_scanned - b.ipvs_sched_dests_scanned;
+  return d;
+}
+
 }  // namespace svcpath

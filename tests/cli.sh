@@ -55,5 +55,19 @@ expect "bad sysctl" 1 "unknown sysctl 'kernel.frob'" -- \
 expect "missing file is a usage error" 105 "File does not exist" -- "$bin" trace --rules /nonexistent --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
 expect "reply with nothing to answer" 1 "no earlier packet" -- "$bin" trace --rules "$R" --packet "tcp/SA reply"
 expect "rules prints canonical form" 0 "^-A KUBE-SVC-XRY76EGRC3BSCIIJ ! -s 10.244.0.0/16" -- "$bin" rules --rules "$R"
+C="--cluster $src/examples/clusters/nodes.yaml --cluster $src/examples/clusters/basic.yaml --node node-a --proxy-config $src/examples/clusters/proxy-config.yaml"
+P="$src/examples/pcaps/basic-node-a.pcap"
+# shellcheck disable=SC2086
+expect "replay compares modes" 0 "^== mode ipvs ==" -- "$bin" replay $C --modes iptables,ipvs --pcap "$P"
+# shellcheck disable=SC2086
+expect "replay counts what it skips" 0 "skipped +1  not IP" -- "$bin" replay $C --pcap "$P"
+# shellcheck disable=SC2086
+expect "replay writes post-NAT pcaps" 0 "wrote 42 post-NAT packets to .*/nat/iptables.pcap" -- \
+  "$bin" replay $C --pcap "$P" --out-dir "$tmp/nat"
+if command -v tcpdump >/dev/null; then
+  expect "tcpdump reads the post-NAT pcap" 0 "10.244.1.7.20000 > 10.244.(1.3|2.4).53" -- tcpdump -nn -r "$tmp/nat/iptables.pcap"
+fi
+printf 'not a pcap' > "$tmp/junk.pcap"
+expect "replay of a non-capture names the file" 1 "junk.pcap: unknown file format" -- "$bin" replay --rules "$R" --pcap "$tmp/junk.pcap"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,38 @@
+#pragma once
+// The datapaths a command runs packets through: one per kube-proxy mode of a cluster, or one built
+// from the dumps given with --rules. trace and replay share them.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "ipvs/engine.hpp"
+#include "netfilter/datapath.hpp"
+#include "netfilter/ipset.hpp"
+
+namespace svcpath::cli {
+
+struct Lane {
+  std::string name;
+  nf::Node node;
+  std::optional<nf::Ruleset> v4, v6;
+  std::optional<nf::IpSets> sets;
+  std::unique_ptr<ipvs::Engine> engine;
+  std::unique_ptr<nf::Datapath> dp;
+  std::vector<nf::Outcome> sent;  // the sampled outcome of each packet, for "reply"
+};
+
+struct LaneSources {
+  const std::string& rules;
+  const std::string& rules6;
+  const std::string& ipsets;
+  const ClusterOptions& cluster;
+  const NodeOptions& node;
+  uint64_t seed;
+};
+
+/// Throws LoadError naming the file:line of bad input.
+std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o);
+
+}  // namespace svcpath::cli
