@@ -76,9 +76,24 @@ struct ReplayOptions {
   uint64_t seed = 1;
   std::string format = "text";   // text | json
   bool progress = false;         // a progress line on stderr
+  bool answer = false;           // synthesize the peer's replies (captures of one side, gen-traffic)
+  size_t examples = 5;           // disagreeing connections shown in full
 };
 /// svcpath replay: every packet of a capture through each datapath, with per-mode tallies.
 int run_replay(const ReplayOptions& o, std::ostream& out);
+
+struct GenTrafficOptions {
+  ClusterOptions cluster;
+  std::string out;  // the pcap to write
+  uint64_t seed = 1;
+  uint64_t connections = 1000;
+  double cps = 1000, zipf = 0, non_service = 0, rtt_us = 200;
+  uint32_t data_packets = 2;
+  std::string clients = "local-pods=1,remote-pods=1,external=1,host=0";
+  std::string format = "text";
+};
+/// svcpath gen-traffic: a synthetic capture for a node, and its ground truth on out.
+int run_gen_traffic(const GenTrafficOptions& o, std::ostream& out);
 
 std::string read_file(const std::string& path);
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.

@@ -136,6 +136,39 @@ int main(int argc, char** argv) {
   rp->add_option("--in", rpo.in_default, "receiving interface for every non-local packet (default auto)");
   rp->add_option("--seed", rpo.seed, "seed for -m statistic and scheduler choices (default 1)");
   rp->add_option("--format", rpo.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  rp->add_flag("--answer", rpo.answer,
+               "the capture holds one side only (gen-traffic writes such captures): answer every packet that "
+               "leaves the node as its peer would (SYN-ACK, ACK, FIN-ACK, UDP response, echo reply), through the "
+               "same datapath");
+  rp->add_option("--examples", rpo.examples, "disagreeing connections to show in full (default 5)");
+
+  // ---- gen-traffic
+  auto* gt = app.add_subcommand("gen-traffic", "Write a synthetic capture of clients talking to a node's Services");
+  gt->footer(
+      "Connections arrive as a Poisson process at --cps; each picks a client kind by weight and a\n"
+      "Service port by popularity (uniform, or Zipf with --zipf S: rank r gets 1/r^S). TCP connections\n"
+      "send SYN, ACK, --data-packets segments and FIN; UDP flows send --data-packets requests. Only the\n"
+      "client side is written (replies depend on the backend each mode picks). The ground truth —\n"
+      "connections per Service address — goes to stdout; the same --seed writes the same bytes.\n"
+      "Examples:\n"
+      "  svcpath gen-traffic $C --out cap.pcap --connections 10000 --zipf 1.1\n"
+      "  svcpath gen-traffic $C --out ext.pcap --clients external=1 --non-service 0.1\n"
+      "  svcpath replay $C --modes iptables,ipvs --pcap cap.pcap --answer");
+  cli::GenTrafficOptions go;
+  add_cluster_options(gt, go.cluster);
+  gt->add_option("--out,-o", go.out, "pcap file to write")->required();
+  gt->add_option("--seed", go.seed, "random seed (default 1)");
+  gt->add_option("--connections,-n", go.connections, "connections to generate (default 1000)");
+  gt->add_option("--cps", go.cps, "new connections per second (default 1000)");
+  gt->add_option("--zipf", go.zipf, "Service popularity exponent; 0 = uniform (default)")->check(CLI::NonNegativeNumber);
+  gt->add_option("--data-packets", go.data_packets, "data segments per TCP connection, requests per UDP flow (default 2)");
+  gt->add_option("--rtt-us", go.rtt_us, "microseconds between one connection's packets (default 200)")->check(CLI::PositiveNumber);
+  gt->add_option("--non-service", go.non_service, "share of connections to non-Service addresses, 0..1 (default 0)");
+  gt->add_option("--clients", go.clients,
+                 "client kinds with weights: local-pods and host (to ClusterIPs), remote-pods and external (to NodePorts, "
+                 "LoadBalancer and external IPs) "
+                 "(default local-pods=1,remote-pods=1,external=1,host=0)");
+  gt->add_option("--format", go.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
   try {
     app.parse(argc, argv);
@@ -147,6 +180,7 @@ int main(int argc, char** argv) {
       return cli::run_trace(to, std::cout);
     }
     if (rcmd->parsed()) return cli::run_rules(ro, std::cout);
+    if (gt->parsed()) return cli::run_gen_traffic(go, std::cout);
     if (rp->parsed()) {
       rpo.progress = isatty(STDERR_FILENO);
       return cli::run_replay(rpo, std::cout);

@@ -6,12 +6,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/lanes.hpp"
+#include "ipvs/ipvs.hpp"
 #include "core/diag.hpp"
 #include "pcap/decode.hpp"
 #include "pcap/io.hpp"
@@ -21,11 +25,80 @@ namespace svcpath::cli {
 namespace {
 
 struct Tally {
-  uint64_t packets = 0, new_flows = 0, dnat = 0, snat = 0;
+  uint64_t packets = 0, answers = 0, new_flows = 0, dnat = 0, snat = 0;
+  std::map<std::string, uint64_t> connections_to;  // service endpoint -> new connections DNATed
   std::map<std::string, uint64_t> outcomes;  // "forwarded", "dropped: chain policy", ...
   std::map<std::string, std::map<std::string, uint64_t>> dnat_to;  // service endpoint -> backend -> packets
   Counters cost_new, cost_est;
   uint64_t written = 0;
+};
+
+// What one mode did with a connection's first packet.
+struct FlowResult {
+  nf::OutcomeKind kind = nf::OutcomeKind::Dropped;
+  DropReason reason = DropReason::None;
+  bool dnat = false, snat = false;
+  std::string service, backend, where;
+};
+
+struct TupleLess {
+  bool operator()(const FiveTuple& a, const FiveTuple& b) const {
+    return std::tie(a.src, a.dst, a.sport, a.dport, a.proto) < std::tie(b.src, b.dst, b.sport, b.dport, b.proto);
+  }
+};
+
+// The peer's answer to a packet that left the node, for captures holding only the client side:
+// SYN -> SYN+ACK, FIN -> FIN+ACK, data -> ACK, a UDP request -> a response, echo -> echo reply.
+// Pure ACKs and RSTs are not answered.
+bool answer_for(const nf::Outcome& oc, Packet& r) {
+  const Packet& a = oc.after;
+  r = Packet{};
+  r.t = a.t.reversed();
+  r.ttl = 64;
+  r.len = a.t.src.is_v4() ? 40 : 60;
+  switch (a.t.proto) {
+    case proto::TCP:
+      if (a.tcp_flags & tcpflag::RST) return false;
+      if (a.tcp_flags & tcpflag::SYN) r.tcp_flags = tcpflag::SYN | tcpflag::ACK;
+      else if (a.tcp_flags & tcpflag::FIN) r.tcp_flags = tcpflag::FIN | tcpflag::ACK;
+      else if (a.len > (a.t.src.is_v4() ? 40 : 60)) r.tcp_flags = tcpflag::ACK;
+      else return false;
+      return true;
+    case proto::UDP:
+    case proto::SCTP:
+      r.len = a.len;
+      return true;
+    case proto::ICMP:
+    case proto::ICMPV6:
+      if (a.icmp_type() != (a.t.proto == proto::ICMP ? 8 : 128)) return false;
+      r.t.sport = a.t.sport;  // the echo id stays put
+      r.t.dport = uint16_t((a.t.proto == proto::ICMP ? 0 : 129) << 8);
+      r.len = a.len;
+      return true;
+    default: return false;
+  }
+}
+
+// A progress line on stderr: frames, rate, and an ETA from the file offset.
+class Progress {
+ public:
+  Progress(bool on, const pcap::Reader& r) : on_(on), r_(r), t0_(std::chrono::steady_clock::now()) {}
+  void tick(uint64_t frames) {
+    if (!on_ || frames % 16384) return;
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    double frac = r_.fraction_read();
+    std::string eta = frac > 0 && frac < 1 ? fmt::format(", ETA {:.0f} s", s / frac - s) : "";
+    fmt::print(stderr, "\r{:5.1f}%  {} packets  {:.0f} packets/s{}   ", frac * 100, frames, s > 0 ? double(frames) / s : 0.0, eta);
+  }
+  void done(uint64_t frames, double secs) {
+    if (on_) fmt::print(stderr, "\r{} packets in {:.2f} s ({:.0f} packets/s)                    \n", frames, secs,
+                        secs > 0 ? double(frames) / secs : 0.0);
+  }
+
+ private:
+  bool on_;
+  const pcap::Reader& r_;
+  std::chrono::steady_clock::time_point t0_;
 };
 
 std::string outcome_key(const nf::Outcome& oc) {
@@ -65,17 +138,70 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   std::vector<Tally> tally(lanes.size());
   uint64_t frames = 0, fragments = 0;
   uint64_t decode_errors[size_t(pcap::DecodeError::Count_)] = {};
+  // Per connection (keyed by its first packet as captured): each mode's outcome for that packet.
+  std::map<FiveTuple, std::vector<FlowResult>, TupleLess> flows;
   NullSink quiet;
   pcap::Frame f;
   pcap::Decoded d;
   auto t0 = std::chrono::steady_clock::now();
   const nf::Node& node0 = lanes[0]->node;
+  Progress progress(o.progress, reader);
+  // Per lane, per destination as the client addressed it: every backend the mode could pick. IPVS
+  // lanes read the virtual service's real servers; iptables lanes enumerate the statistic branches
+  // once, before the first packet to that destination changes any state.
+  std::vector<std::map<std::string, std::set<std::string>>> possible(lanes.size());
+  auto learn_backends = [&](size_t i, const Packet& p, const nf::Injection& inj) {
+    if (lanes.size() < 2) return;
+    Lane& l = *lanes[i];
+    std::string key = FiveTuple::endpoint(p.t.dst, p.t.dport, p.t.proto);
+    auto [it, fresh] = possible[i].try_emplace(key);
+    if (!fresh) return;
+    if (l.engine) {
+      if (const ipvs::Service* vs = l.engine->services.find(p.t.proto, p.t.dst, p.t.dport)) {
+        for (const auto& rs : vs->dests)
+          if (!rs.unavailable()) it->second.insert(FiveTuple::endpoint(rs.addr, rs.port, p.t.proto));
+        return;
+      }
+    }
+    for (const nf::Outcome& oc : l.dp->enumerate(p, inj))
+      if (oc.dnat) it->second.insert(FiveTuple::endpoint(oc.after.t.dst, oc.after.t.dport, oc.after.t.proto));
+  };
+
+  // One packet through one lane: tallies, the post-NAT copy, and (with --answer) the peer's reply.
+  auto run = [&](size_t i, const Packet& p, const nf::Injection& inj, bool answer, FlowResult* first) {
+    Lane& l = *lanes[i];
+    Counters before = l.dp->counters();
+    nf::Outcome oc = l.dp->process(p, inj, quiet);
+    Counters cost = l.dp->counters() - before;
+    Tally& t = tally[i];
+    ++(answer ? t.answers : t.packets);
+    bool is_new = cost.ct_created > 0 && !answer;
+    t.new_flows += is_new;
+    if (!answer) (is_new ? t.cost_new : t.cost_est) += cost;
+    ++t.outcomes[(answer ? "answer " : "") + outcome_key(oc)];
+    std::string svc = FiveTuple::endpoint(oc.before.dst, oc.before.dport, oc.before.proto);
+    std::string backend = FiveTuple::endpoint(oc.after.t.dst, oc.after.t.dport, oc.after.t.proto);
+    if (oc.dnat && !answer) {
+      ++t.dnat;
+      ++t.dnat_to[svc][backend];
+      if (is_new) ++t.connections_to[svc];
+    }
+    t.snat += oc.snat && !answer;
+    if (first) *first = {oc.kind, oc.reason, oc.dnat, oc.snat, oc.dnat ? svc : "", oc.dnat ? backend : "", oc.where};
+    bool left = oc.kind == nf::OutcomeKind::Forwarded || oc.kind == nf::OutcomeKind::Delivered ||
+                oc.kind == nf::OutcomeKind::Bridged;
+    if (!left) return std::optional<nf::Outcome>();
+    if (writers[i]) {
+      if (answer) writers[i]->write(p.ts_ns, pcap::build(oc.after));
+      else writers[i]->write(f.ts_ns, pcap::rewrite(f.data, f.caplen, d, oc.after), f.wirelen > d.l3 ? f.wirelen - d.l3 : 0);
+      ++t.written;
+    }
+    return std::optional<nf::Outcome>(std::move(oc));
+  };
+
   while (reader.next(f)) {
     ++frames;
-    if (o.progress && frames % 65536 == 0) {
-      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      fmt::print(stderr, "\r{} packets, {:.0f} packets/s", frames, s > 0 ? double(frames) / s : 0.0);
-    }
+    progress.tick(frames);
     pcap::DecodeError e = pcap::decode(reader.linktype(), f.data, f.caplen, d);
     if (e != pcap::DecodeError::None) {
       ++decode_errors[size_t(e)];
@@ -90,6 +216,8 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     p.pkt_type = d.pkt.pkt_type == PktType::Outgoing ? PktType::Host : d.pkt.pkt_type;
     // Where the packet enters: sent by this host, or received on the interface its source routes through.
     bool local = d.pkt.pkt_type == PktType::Outgoing || node0.is_local(p.t.src);
+    auto [fit, fresh] = flows.try_emplace(p.t);
+    if (fresh) fit->second.resize(lanes.size());
     for (size_t i = 0; i < lanes.size(); ++i) {
       Lane& l = *lanes[i];
       nf::Injection inj{local, kNoIf};
@@ -101,37 +229,72 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
           inj.iif = r.type == nf::RouteType::Unicast && r.oif >= 0 ? r.oif : l.node.find("eth0");
         }
       }
-      Counters before = l.dp->counters();
-      nf::Outcome oc = l.dp->process(p, inj, quiet);
-      Counters cost = l.dp->counters() - before;
-      Tally& t = tally[i];
-      ++t.packets;
-      bool is_new = cost.ct_created > 0;
-      t.new_flows += is_new;
-      (is_new ? t.cost_new : t.cost_est) += cost;
-      ++t.outcomes[outcome_key(oc)];
-      if (oc.dnat) {
-        ++t.dnat;
-        ++t.dnat_to[FiveTuple::endpoint(oc.before.dst, oc.before.dport, oc.before.proto)]
-                   [FiveTuple::endpoint(oc.after.t.dst, oc.after.t.dport, oc.after.t.proto)];
-      }
-      t.snat += oc.snat;
-      bool left = oc.kind == nf::OutcomeKind::Forwarded || oc.kind == nf::OutcomeKind::Delivered ||
-                  oc.kind == nf::OutcomeKind::Bridged;
-      if (writers[i] && left) {
-        writers[i]->write(f.ts_ns, pcap::rewrite(f.data, f.caplen, d, oc.after), f.wirelen > d.l3 ? f.wirelen - d.l3 : 0);
-        ++t.written;
-      }
+      if (fresh) learn_backends(i, p, inj);
+      auto oc = run(i, p, inj, false, fresh ? &fit->second[i] : nullptr);
+      if (!o.answer || !oc) continue;
+      Packet reply;
+      if (!answer_for(*oc, reply)) continue;
+      reply.ts_ns = p.ts_ns;
+      // The answer comes back the way the packet left: from a local socket, or on the egress interface.
+      bool to_local = oc->kind == nf::OutcomeKind::Delivered;
+      int16_t iif = to_local ? kNoIf : l.node.find(oc->port.empty() ? oc->out : oc->port);
+      run(i, reply, nf::Injection{to_local, iif}, true, nullptr);
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (o.progress) fmt::print(stderr, "\r{} packets in {:.2f} s ({:.0f} packets/s per mode)\n", frames, secs,
-                             secs > 0 ? double(frames) / secs : 0.0);
+  progress.done(frames, secs);
   for (auto& w : writers)
     if (w) w->close();
 
   uint64_t skipped = fragments;
   for (auto n : decode_errors) skipped += n;
+
+  // Agreement: each mode against the first. Equivalent = same outcome, same DNAT decision, each
+  // mode's backend one the other mode could have picked for that destination, same masquerade.
+  struct Disagreement {
+    FiveTuple t;
+    size_t lane;
+    std::string what;
+  };
+  std::vector<uint64_t> agree(lanes.size()), differ(lanes.size());
+  std::vector<std::map<std::string, uint64_t>> why(lanes.size());
+  std::vector<Disagreement> examples;
+  for (auto& [tuple, res] : flows) {
+    const FlowResult& a = res[0];
+    for (size_t i = 1; i < lanes.size(); ++i) {
+      const FlowResult& b = res[i];
+      std::string what;
+      auto backends_of = [&](size_t lane, const std::string& svc) -> const std::set<std::string>* {
+        auto it = possible[lane].find(svc);
+        return it == possible[lane].end() ? nullptr : &it->second;
+      };
+      if (a.kind != b.kind) what = "outcome";
+      else if (a.dnat != b.dnat) what = "DNAT";
+      else if (a.dnat && a.service != b.service) what = "service";
+      else if (a.dnat) {
+        auto* ab = backends_of(0, a.service);
+        auto* bb = backends_of(i, b.service);
+        if (!ab || !ab->count(b.backend) || !bb || !bb->count(a.backend)) what = "backend set";
+      }
+      if (what.empty() && a.snat != b.snat) what = "masquerade";
+      if (what.empty()) {
+        ++agree[i];
+        continue;
+      }
+      ++differ[i];
+      ++why[i][what];
+      if (examples.size() < o.examples) examples.push_back({tuple, i, what});
+    }
+  }
+  auto describe = [&](const FlowResult& r) {
+    std::string s(nf::outcome_name(r.kind));
+    if (r.reason != DropReason::None) s += fmt::format(" ({})", drop_reason_name(r.reason));
+    if (!r.where.empty()) s += " at " + r.where;
+    if (r.dnat) s += fmt::format(", DNAT {} -> {}", r.service, r.backend);
+    if (r.snat) s += ", masqueraded";
+    return s;
+  };
+
   if (o.format == "json") {
     nlohmann::json j;
     j["capture"] = {{"file", o.pcap}, {"linktype", reader.linktype()}, {"frames", frames}};
@@ -145,6 +308,8 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
       const Tally& t = tally[i];
       nlohmann::json m;
       m["packets"] = t.packets;
+      if (o.answer) m["answers"] = t.answers;
+      m["connections_to"] = t.connections_to;
       m["new_flows"] = t.new_flows;
       m["outcomes"] = t.outcomes;
       m["dnat"] = t.dnat;
@@ -156,6 +321,20 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
       modes[lanes[i]->name] = std::move(m);
     }
     j["modes"] = std::move(modes);
+    if (lanes.size() > 1) {
+      nlohmann::json ag = nlohmann::json::object();
+      for (size_t i = 1; i < lanes.size(); ++i)
+        ag[lanes[i]->name] = {{"against", lanes[0]->name}, {"connections", flows.size()}, {"equivalent", agree[i]},
+                              {"different", differ[i]}, {"why", why[i]}};
+      auto ex = nlohmann::json::array();
+      for (auto& ex_d : examples) {
+        auto& r = flows.at(ex_d.t);
+        ex.push_back({{"connection", ex_d.t.str()}, {"differs_in", ex_d.what},
+                      {lanes[0]->name, describe(r[0])}, {lanes[ex_d.lane]->name, describe(r[ex_d.lane])}});
+      }
+      ag["examples"] = std::move(ex);
+      j["agreement"] = std::move(ag);
+    }
     out << j.dump(2) << "\n";
     return 0;
   }
@@ -167,7 +346,8 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   for (size_t i = 0; i < lanes.size(); ++i) {
     const Tally& t = tally[i];
     out << fmt::format("\n== mode {} ==\n", lanes[i]->name);
-    out << fmt::format("packets {}  new flows {}  DNAT {}  SNAT/masquerade {}\n", t.packets, t.new_flows, t.dnat, t.snat);
+    out << fmt::format("packets {}  new flows {}  DNAT {}  SNAT/masquerade {}{}\n", t.packets, t.new_flows, t.dnat, t.snat,
+                       o.answer ? fmt::format("  answers {}", t.answers) : "");
     for (auto& [k, n] : t.outcomes) out << fmt::format("  {:<40} {:>8}\n", k, n);
     if (!t.dnat_to.empty()) out << "DNAT destinations (packets):\n";
     for (auto& [svc, backends] : t.dnat_to) {
@@ -188,6 +368,25 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     cost_line("new", t.cost_new, t.new_flows);
     cost_line("established", t.cost_est, t.packets - t.new_flows);
     if (writers[i]) out << fmt::format("wrote {} post-NAT packets to {}/{}.pcap\n", t.written, o.out_dir, lanes[i]->name);
+  }
+  if (lanes.size() > 1) {
+    out << "\n== agreement ==\n";
+    for (size_t i = 1; i < lanes.size(); ++i) {
+      out << fmt::format("{} vs {}: {} connections, {} equivalent, {} different", lanes[0]->name, lanes[i]->name,
+                         flows.size(), agree[i], differ[i]);
+      std::string reasons;
+      for (auto& [w, n] : why[i]) reasons += fmt::format("{}{} {}", reasons.empty() ? "" : ", ", n, w);
+      out << (reasons.empty() ? "\n" : " (" + reasons + ")\n");
+    }
+    for (auto& ex_d : examples) {
+      auto& r = flows.at(ex_d.t);
+      out << fmt::format("  {} differs in {}:\n", ex_d.t.str(), ex_d.what);
+      out << fmt::format("    {:<9} {}\n", lanes[0]->name, describe(r[0]));
+      out << fmt::format("    {:<9} {}\n", lanes[ex_d.lane]->name, describe(r[ex_d.lane]));
+    }
+    if (!examples.empty())
+      out << "  trace one with: svcpath trace --cluster ... --mode " << lanes[0]->name << "," << lanes[examples[0].lane]->name
+          << " --packet '<connection>'\n";
   }
   return 0;
 }

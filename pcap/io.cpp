@@ -2,7 +2,9 @@
 
 #include <pcap/pcap.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -24,6 +26,16 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_
     throw IoError(fmt::format("{}: {}", path, e));
   }
   linktype_ = pcap_datalink(impl_->p);
+  std::error_code ec;
+  size_ = std::filesystem::file_size(path, ec);
+  if (ec) size_ = 0;
+}
+
+double Reader::fraction_read() const {
+  FILE* fp = pcap_file(impl_->p);
+  if (!fp || !size_) return 0;
+  long at = std::ftell(fp);
+  return at > 0 ? std::min(1.0, double(at) / double(size_)) : 0.0;
 }
 
 Reader::~Reader() {

@@ -35,12 +35,15 @@ class Reader {
   /// frame number it failed at.
   bool next(Frame& f);
   uint64_t frames_read() const { return n_; }
+  /// How far through the file reading is, 0..1 (for progress bars).
+  double fraction_read() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string path_;
   int linktype_ = 0;
+  uint64_t size_ = 0;
   uint64_t n_ = 0;
 };
 
