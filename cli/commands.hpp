@@ -78,6 +78,7 @@ struct ReplayOptions {
   bool progress = false;         // a progress line on stderr
   bool answer = false;           // synthesize the peer's replies (captures of one side, gen-traffic)
   size_t examples = 5;           // disagreeing connections shown in full
+  size_t threads = 1;            // lanes run in parallel, up to one thread per mode
 };
 /// svcpath replay: every packet of a capture through each datapath, with per-mode tallies.
 int run_replay(const ReplayOptions& o, std::ostream& out);

@@ -7,58 +7,69 @@
 
 namespace svcpath::cli {
 
-std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
-  std::vector<std::unique_ptr<Lane>> lanes;
-  if (o.cluster.given()) {
-    ClusterInput ci = load_cluster(o.cluster);
-    for (auto& mode : o.cluster.modes()) {
-      auto l = std::make_unique<Lane>();
-      l->name = mode;
-      nf::Node base = nf::kube_node(ci.cluster, ci.node, ci.cfg);
-      if (mode == "ipvs") {
-        auto m4 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V4);
-        auto m6 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V6);
-        ipvs::kube::add_to_node(base, m4);
-        ipvs::kube::add_to_node(base, m6);
-        for (auto& s : m6.engine->services.all()) m4.engine->services.add(std::make_unique<ipvs::Service>(*s));
-        // One ipset namespace holds both families' sets (KUBE-... and KUBE-6-...).
-        nf::IpSets all;
-        nf::load_ipsets(m4.ipset_restore + m6.ipset_restore, "kube-proxy ipsets", all);
-        l->sets = std::move(all);
-        l->v4 = std::move(m4.rules);
-        l->v6 = std::move(m6.rules);
-        nf::resolve_sets(*l->v4, *l->sets, "ipvs rules");
-        nf::resolve_sets(*l->v6, *l->sets, "ipvs rules");
-        l->engine = std::move(m4.engine);
-      } else {
-        l->v4 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V4);
-        l->v6 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V6);
-      }
-      l->node = o.node.build(std::move(base));
-      lanes.push_back(std::move(l));
-    }
-  } else {
-    auto l = std::make_unique<Lane>();
-    l->name = "rules";
-    l->node = o.node.build();
-    if (!o.ipsets.empty()) l->sets = nf::load_ipsets_file(o.ipsets);
-    if (!o.rules.empty()) {
-      auto rs = load_rules(o.rules, std::nullopt);
-      (rs.family == Family::V4 ? l->v4 : l->v6) = std::move(rs);
-    }
-    if (!o.rules6.empty()) l->v6 = load_rules(o.rules6, Family::V6);
-    nf::IpSets empty;
-    if (l->v4) nf::resolve_sets(*l->v4, l->sets ? *l->sets : empty, o.rules);
-    if (l->v6) nf::resolve_sets(*l->v6, l->sets ? *l->sets : empty, o.rules6.empty() ? o.rules : o.rules6);
-    lanes.push_back(std::move(l));
-  }
+namespace {
+
+void attach_datapaths(std::vector<std::unique_ptr<Lane>>& lanes, uint64_t seed) {
   for (auto& l : lanes) {
     l->dp = std::make_unique<nf::Datapath>(l->node, l->v4 ? &*l->v4 : nullptr, l->v6 ? &*l->v6 : nullptr,
-                                           l->sets ? &*l->sets : nullptr, o.seed);
+                                           l->sets ? &*l->sets : nullptr, seed);
     if (l->engine) l->engine->attach(*l->dp);
   }
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const std::vector<std::string>& modes,
+                                                 const NodeOptions& node, uint64_t seed) {
+  std::vector<std::unique_ptr<Lane>> lanes;
+  for (auto& mode : modes) {
+    auto l = std::make_unique<Lane>();
+    l->name = mode;
+    nf::Node base = nf::kube_node(ci.cluster, ci.node, ci.cfg);
+    if (mode == "ipvs") {
+      auto m4 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V4);
+      auto m6 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V6);
+      ipvs::kube::add_to_node(base, m4);
+      ipvs::kube::add_to_node(base, m6);
+      for (auto& s : m6.engine->services.all()) m4.engine->services.add(std::make_unique<ipvs::Service>(*s));
+      // One ipset namespace holds both families' sets (KUBE-... and KUBE-6-...).
+      nf::IpSets all;
+      nf::load_ipsets(m4.ipset_restore + m6.ipset_restore, "kube-proxy ipsets", all);
+      l->sets = std::move(all);
+      l->v4 = std::move(m4.rules);
+      l->v6 = std::move(m6.rules);
+      nf::resolve_sets(*l->v4, *l->sets, "ipvs rules");
+      nf::resolve_sets(*l->v6, *l->sets, "ipvs rules");
+      l->engine = std::move(m4.engine);
+    } else {
+      l->v4 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V4);
+      l->v6 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V6);
+    }
+    l->node = node.build(std::move(base));
+    lanes.push_back(std::move(l));
+  }
+  attach_datapaths(lanes, seed);
   return lanes;
 }
 
+std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
+  if (o.cluster.given()) return cluster_lanes(load_cluster(o.cluster), o.cluster.modes(), o.node, o.seed);
+  std::vector<std::unique_ptr<Lane>> lanes;
+  auto l = std::make_unique<Lane>();
+  l->name = "rules";
+  l->node = o.node.build();
+  if (!o.ipsets.empty()) l->sets = nf::load_ipsets_file(o.ipsets);
+  if (!o.rules.empty()) {
+    auto rs = load_rules(o.rules, std::nullopt);
+    (rs.family == Family::V4 ? l->v4 : l->v6) = std::move(rs);
+  }
+  if (!o.rules6.empty()) l->v6 = load_rules(o.rules6, Family::V6);
+  nf::IpSets empty;
+  if (l->v4) nf::resolve_sets(*l->v4, l->sets ? *l->sets : empty, o.rules);
+  if (l->v6) nf::resolve_sets(*l->v6, l->sets ? *l->sets : empty, o.rules6.empty() ? o.rules : o.rules6);
+  lanes.push_back(std::move(l));
+  attach_datapaths(lanes, o.seed);
+  return lanes;
+}
 
 }  // namespace svcpath::cli

@@ -34,5 +34,11 @@ struct LaneSources {
 
 /// Throws LoadError naming the file:line of bad input.
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o);
+/// One lane per kube-proxy mode ("iptables", "ipvs") for a cluster already loaded.
+std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const std::vector<std::string>& modes,
+                                                 const NodeOptions& node, uint64_t seed);
+
+/// The replay itself, over lanes already built (benchmarks build them from synthetic clusters).
+int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions& o, std::ostream& out);
 
 }  // namespace svcpath::cli

@@ -141,6 +141,10 @@ int main(int argc, char** argv) {
                "leaves the node as its peer would (SYN-ACK, ACK, FIN-ACK, UDP response, echo reply), through the "
                "same datapath");
   rp->add_option("--examples", rpo.examples, "disagreeing connections to show in full (default 5)");
+  rp->add_option("--threads,-j", rpo.threads,
+                 "worker threads: modes run in parallel, one thread each at most; results are identical to "
+                 "--threads 1 (default 1)")
+      ->check(CLI::Range(1, 256));
 
   // ---- gen-traffic
   auto* gt = app.add_subcommand("gen-traffic", "Write a synthetic capture of clients talking to a node's Services");

@@ -2,10 +2,14 @@
 // size: one frame is held at a time; only conntrack and the tallies grow.
 #include <unistd.h>
 
+#include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <optional>
 #include <set>
 #include <tuple>
@@ -24,11 +28,53 @@ namespace svcpath::cli {
 
 namespace {
 
+// A service or backend address as a sortable value; printed only when reporting.
+struct Endpoint {
+  Addr addr;
+  uint16_t port = 0;
+  uint8_t proto = 0;
+  auto operator<=>(const Endpoint&) const = default;
+  std::string str() const { return FiveTuple::endpoint(addr, port, proto); }
+};
+
+// A decoded frame waiting for the lanes; its bytes live in the batch's arena.
+struct Item {
+  pcap::Decoded d;
+  size_t off = 0;
+  uint32_t caplen = 0, wirelen = 0;
+  bool local = false;
+  std::vector<struct FlowResult>* first = nullptr;  // set on a connection's first packet
+};
+
+struct Batch {
+  static constexpr size_t kSize = 4096;
+  std::vector<Item> items;
+  std::vector<uint8_t> arena;
+  void clear() {
+    items.clear();
+    arena.clear();
+  }
+  Item& add(const pcap::Frame& f, const pcap::Decoded& d) {
+    Item& it = items.emplace_back();
+    it.d = d;
+    it.off = arena.size();
+    it.caplen = f.caplen;
+    it.wirelen = f.wirelen;
+    arena.insert(arena.end(), f.data, f.data + f.caplen);
+    return it;
+  }
+};
+
+// Outcome tallies keyed by a small code: (answer?, kind, drop reason).
+uint32_t outcome_code(bool answer, const nf::Outcome& oc) {
+  return uint32_t(answer) << 16 | uint32_t(oc.kind) << 8 | uint32_t(oc.reason);
+}
+
 struct Tally {
   uint64_t packets = 0, answers = 0, new_flows = 0, dnat = 0, snat = 0;
-  std::map<std::string, uint64_t> connections_to;  // service endpoint -> new connections DNATed
-  std::map<std::string, uint64_t> outcomes;  // "forwarded", "dropped: chain policy", ...
-  std::map<std::string, std::map<std::string, uint64_t>> dnat_to;  // service endpoint -> backend -> packets
+  std::map<Endpoint, uint64_t> connections_to;                 // service endpoint -> new connections DNATed
+  std::map<uint32_t, uint64_t> outcomes;                      // outcome_code -> packets
+  std::map<Endpoint, std::map<Endpoint, uint64_t>> dnat_to;   // service endpoint -> backend -> packets
   Counters cost_new, cost_est;
   uint64_t written = 0;
 };
@@ -101,10 +147,27 @@ class Progress {
   std::chrono::steady_clock::time_point t0_;
 };
 
-std::string outcome_key(const nf::Outcome& oc) {
-  std::string k(nf::outcome_name(oc.kind));
-  if (oc.reason != DropReason::None) k += fmt::format(" ({})", drop_reason_name(oc.reason));
-  return k;
+// The tallies with names for printing, sorted by name.
+std::map<std::string, uint64_t> outcome_names(const Tally& t) {
+  std::map<std::string, uint64_t> m;
+  for (auto [code, n] : t.outcomes) {
+    std::string k = code >> 16 ? "answer " : "";
+    k += nf::outcome_name(nf::OutcomeKind((code >> 8) & 0xff));
+    auto reason = DropReason(code & 0xff);
+    if (reason != DropReason::None) k += fmt::format(" ({})", drop_reason_name(reason));
+    m[k] += n;
+  }
+  return m;
+}
+std::map<std::string, uint64_t> named(const std::map<Endpoint, uint64_t>& in) {
+  std::map<std::string, uint64_t> m;
+  for (auto& [e, n] : in) m[e.str()] += n;
+  return m;
+}
+std::map<std::string, std::map<std::string, uint64_t>> named(const std::map<Endpoint, std::map<Endpoint, uint64_t>>& in) {
+  std::map<std::string, std::map<std::string, uint64_t>> m;
+  for (auto& [e, inner] : in) m[e.str()] = named(inner);
+  return m;
 }
 
 nlohmann::json counters_json(const Counters& c, uint64_t n) {
@@ -123,6 +186,10 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   if (o.rules.empty() && o.rules6.empty() && !o.cluster.given())
     throw LoadError({{"replay", 0, 0, "give --rules FILE (an iptables-save dump) or --cluster FILE... --node NAME"}});
   auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.cluster, o.node, o.seed});
+  return replay_lanes(lanes, o, out);
+}
+
+int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions& o, std::ostream& out) {
   pcap::Reader reader(o.pcap);
 
   std::vector<std::unique_ptr<pcap::Writer>> writers(lanes.size());
@@ -140,7 +207,6 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   uint64_t decode_errors[size_t(pcap::DecodeError::Count_)] = {};
   // Per connection (keyed by its first packet as captured): each mode's outcome for that packet.
   std::map<FiveTuple, std::vector<FlowResult>, TupleLess> flows;
-  NullSink quiet;
   pcap::Frame f;
   pcap::Decoded d;
   auto t0 = std::chrono::steady_clock::now();
@@ -148,8 +214,9 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   Progress progress(o.progress, reader);
   // Per lane, per destination as the client addressed it: every backend the mode could pick. IPVS
   // lanes read the virtual service's real servers; iptables lanes enumerate the statistic branches
-  // once, before the first packet to that destination changes any state.
+  // once per destination.
   std::vector<std::map<std::string, std::set<std::string>>> possible(lanes.size());
+  std::vector<std::unique_ptr<nf::Datapath>> probes(lanes.size());
   auto learn_backends = [&](size_t i, const Packet& p, const nf::Injection& inj) {
     if (lanes.size() < 2) return;
     Lane& l = *lanes[i];
@@ -163,13 +230,20 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
         return;
       }
     }
-    for (const nf::Outcome& oc : l.dp->enumerate(p, inj))
+    // Enumerate on a stateless twin of the lane: the same tables and node, an empty conntrack, so
+    // the cost does not grow with the flows replayed so far (enumerate snapshots the state).
+    if (!probes[i])
+      probes[i] = std::make_unique<nf::Datapath>(l.node, l.v4 ? &*l.v4 : nullptr, l.v6 ? &*l.v6 : nullptr,
+                                                 l.sets ? &*l.sets : nullptr, o.seed);
+    for (const nf::Outcome& oc : probes[i]->enumerate(p, inj))
       if (oc.dnat) it->second.insert(FiveTuple::endpoint(oc.after.t.dst, oc.after.t.dport, oc.after.t.proto));
   };
 
   // One packet through one lane: tallies, the post-NAT copy, and (with --answer) the peer's reply.
-  auto run = [&](size_t i, const Packet& p, const nf::Injection& inj, bool answer, FlowResult* first) {
+  auto run = [&](size_t i, const Packet& p, const nf::Injection& inj, bool answer, FlowResult* first,
+                 const Item* item, const uint8_t* frame) {
     Lane& l = *lanes[i];
+    NullSink quiet;
     Counters before = l.dp->counters();
     nf::Outcome oc = l.dp->process(p, inj, quiet);
     Counters cost = l.dp->counters() - before;
@@ -178,50 +252,38 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     bool is_new = cost.ct_created > 0 && !answer;
     t.new_flows += is_new;
     if (!answer) (is_new ? t.cost_new : t.cost_est) += cost;
-    ++t.outcomes[(answer ? "answer " : "") + outcome_key(oc)];
-    std::string svc = FiveTuple::endpoint(oc.before.dst, oc.before.dport, oc.before.proto);
-    std::string backend = FiveTuple::endpoint(oc.after.t.dst, oc.after.t.dport, oc.after.t.proto);
+    ++t.outcomes[outcome_code(answer, oc)];
+    Endpoint svc{oc.before.dst, oc.before.dport, oc.before.proto};
+    Endpoint backend{oc.after.t.dst, oc.after.t.dport, oc.after.t.proto};
     if (oc.dnat && !answer) {
       ++t.dnat;
       ++t.dnat_to[svc][backend];
       if (is_new) ++t.connections_to[svc];
     }
     t.snat += oc.snat && !answer;
-    if (first) *first = {oc.kind, oc.reason, oc.dnat, oc.snat, oc.dnat ? svc : "", oc.dnat ? backend : "", oc.where};
+    if (first) *first = {oc.kind, oc.reason, oc.dnat, oc.snat, oc.dnat ? svc.str() : "", oc.dnat ? backend.str() : "", oc.where};
     bool left = oc.kind == nf::OutcomeKind::Forwarded || oc.kind == nf::OutcomeKind::Delivered ||
                 oc.kind == nf::OutcomeKind::Bridged;
     if (!left) return std::optional<nf::Outcome>();
     if (writers[i]) {
-      if (answer) writers[i]->write(p.ts_ns, pcap::build(oc.after));
-      else writers[i]->write(f.ts_ns, pcap::rewrite(f.data, f.caplen, d, oc.after), f.wirelen > d.l3 ? f.wirelen - d.l3 : 0);
+      if (!item) {
+        writers[i]->write(p.ts_ns, pcap::build(oc.after));
+      } else {
+        writers[i]->write(p.ts_ns, pcap::rewrite(frame, item->caplen, item->d, oc.after),
+                          item->wirelen > item->d.l3 ? item->wirelen - item->d.l3 : 0);
+      }
       ++t.written;
     }
     return std::optional<nf::Outcome>(std::move(oc));
   };
 
-  while (reader.next(f)) {
-    ++frames;
-    progress.tick(frames);
-    pcap::DecodeError e = pcap::decode(reader.linktype(), f.data, f.caplen, d);
-    if (e != pcap::DecodeError::None) {
-      ++decode_errors[size_t(e)];
-      continue;
-    }
-    if (d.pkt.fragment) {  // the kernel reassembles before conntrack; a later fragment alone has no flow
-      ++fragments;
-      continue;
-    }
-    Packet p = d.pkt;
-    p.ts_ns = f.ts_ns;
-    p.pkt_type = d.pkt.pkt_type == PktType::Outgoing ? PktType::Host : d.pkt.pkt_type;
-    // Where the packet enters: sent by this host, or received on the interface its source routes through.
-    bool local = d.pkt.pkt_type == PktType::Outgoing || node0.is_local(p.t.src);
-    auto [fit, fresh] = flows.try_emplace(p.t);
-    if (fresh) fit->second.resize(lanes.size());
-    for (size_t i = 0; i < lanes.size(); ++i) {
-      Lane& l = *lanes[i];
-      nf::Injection inj{local, kNoIf};
-      if (!local) {
+  // Every packet of a batch through one lane, in capture order.
+  auto run_lane = [&](size_t i, const Batch& b) {
+    Lane& l = *lanes[i];
+    for (const Item& it : b.items) {
+      const Packet& p = it.d.pkt;
+      nf::Injection inj{it.local, kNoIf};
+      if (!it.local) {
         if (o.in_default != "auto") {
           inj.iif = l.node.find(o.in_default);
         } else {
@@ -229,8 +291,8 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
           inj.iif = r.type == nf::RouteType::Unicast && r.oif >= 0 ? r.oif : l.node.find("eth0");
         }
       }
-      if (fresh) learn_backends(i, p, inj);
-      auto oc = run(i, p, inj, false, fresh ? &fit->second[i] : nullptr);
+      if (it.first) learn_backends(i, p, inj);
+      auto oc = run(i, p, inj, false, it.first ? &(*it.first)[i] : nullptr, &it, b.arena.data() + it.off);
       if (!o.answer || !oc) continue;
       Packet reply;
       if (!answer_for(*oc, reply)) continue;
@@ -238,9 +300,94 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
       // The answer comes back the way the packet left: from a local socket, or on the egress interface.
       bool to_local = oc->kind == nf::OutcomeKind::Delivered;
       int16_t iif = to_local ? kNoIf : l.node.find(oc->port.empty() ? oc->out : oc->port);
-      run(i, reply, nf::Injection{to_local, iif}, true, nullptr);
+      run(i, reply, nf::Injection{to_local, iif}, true, nullptr, nullptr, nullptr);
     }
+  };
+
+  // The reader fills a batch, then the lanes work through it. Lanes are independent datapaths, so
+  // running them on separate threads gives the same results as running them in turn.
+  size_t nthreads = std::max<size_t>(1, std::min<size_t>(o.threads, lanes.size()));
+  Batch batch;
+  std::exception_ptr worker_error;
+  std::mutex error_mu;
+  auto work = [&](size_t w, const Batch& b) {
+    try {
+      for (size_t i = w; i < lanes.size(); i += nthreads) run_lane(i, b);
+    } catch (...) {
+      std::lock_guard lk(error_mu);
+      if (!worker_error) worker_error = std::current_exception();
+    }
+  };
+  std::barrier<> sync{std::ptrdiff_t(nthreads)};  // the reader thread is worker 0
+  std::atomic<bool> stop{false};
+  std::vector<std::jthread> workers;
+  for (size_t w = 1; w < nthreads; ++w)
+    workers.emplace_back([&, w] {
+      for (;;) {
+        sync.arrive_and_wait();  // a batch is ready (or stop)
+        if (stop.load()) return;
+        work(w, batch);
+        sync.arrive_and_wait();  // done with it
+      }
+    });
+
+  std::exception_ptr reader_error;
+  std::string file_error;
+  try {
+    bool eof = false;
+    while (!eof) {
+      Batch& b = batch;
+      b.clear();
+      while (b.items.size() < Batch::kSize) {
+        bool more = false;
+        try {
+          more = reader.next(f);
+        } catch (const pcap::IoError& e) {
+          // A capture cut off mid-record (tcpdump killed, disk full): replay what came before it.
+          file_error = e.what();
+          more = false;
+        }
+        if (!more) {
+          eof = true;
+          break;
+        }
+        ++frames;
+        progress.tick(frames);
+        pcap::DecodeError e = pcap::decode(reader.linktype(), f.data, f.caplen, d);
+        if (e != pcap::DecodeError::None) {
+          ++decode_errors[size_t(e)];
+          continue;
+        }
+        if (d.pkt.fragment) {  // the kernel reassembles before conntrack; a later fragment alone has no flow
+          ++fragments;
+          continue;
+        }
+        Item& it = b.add(f, d);
+        it.d.pkt.ts_ns = f.ts_ns;
+        if (it.d.pkt.pkt_type == PktType::Outgoing) it.d.pkt.pkt_type = PktType::Host;
+        // Where the packet enters: sent by this host, or received on the interface its source routes through.
+        it.local = d.pkt.pkt_type == PktType::Outgoing || node0.is_local(d.pkt.t.src);
+        auto [fit, fresh] = flows.try_emplace(d.pkt.t);
+        if (fresh) {
+          fit->second.resize(lanes.size());
+          it.first = &fit->second;
+        }
+      }
+      if (b.items.empty()) break;
+      if (nthreads > 1) sync.arrive_and_wait();
+      work(0, b);
+      if (nthreads > 1) sync.arrive_and_wait();
+      if (worker_error) break;
+    }
+  } catch (...) {
+    reader_error = std::current_exception();  // release the workers before reporting it
   }
+  stop = true;
+  if (nthreads > 1) sync.arrive_and_wait();
+  workers.clear();
+  if (reader_error) std::rethrow_exception(reader_error);
+  if (!file_error.empty()) fmt::print(stderr, "svcpath: warning: {} (replayed the frames before it)\n", file_error);
+  if (worker_error) std::rethrow_exception(worker_error);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress.done(frames, secs);
   for (auto& w : writers)
@@ -302,6 +449,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     for (size_t k = 1; k < size_t(pcap::DecodeError::Count_); ++k)
       if (decode_errors[k]) sk[std::string(pcap::decode_error_name(pcap::DecodeError(k)))] = decode_errors[k];
     if (fragments) sk["later fragment"] = fragments;
+    if (!file_error.empty()) j["capture"]["error"] = file_error;
     j["skipped"] = std::move(sk);
     nlohmann::json modes = nlohmann::json::object();
     for (size_t i = 0; i < lanes.size(); ++i) {
@@ -309,12 +457,12 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
       nlohmann::json m;
       m["packets"] = t.packets;
       if (o.answer) m["answers"] = t.answers;
-      m["connections_to"] = t.connections_to;
+      m["connections_to"] = named(t.connections_to);
       m["new_flows"] = t.new_flows;
-      m["outcomes"] = t.outcomes;
+      m["outcomes"] = outcome_names(t);
       m["dnat"] = t.dnat;
       m["snat"] = t.snat;
-      m["dnat_to"] = t.dnat_to;
+      m["dnat_to"] = named(t.dnat_to);
       m["cost_per_new_packet"] = counters_json(t.cost_new, t.new_flows);
       m["cost_per_established_packet"] = counters_json(t.cost_est, t.packets - t.new_flows);
       if (writers[i]) m["written"] = t.written;
@@ -343,14 +491,15 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   for (size_t k = 1; k < size_t(pcap::DecodeError::Count_); ++k)
     if (decode_errors[k]) out << fmt::format("  skipped {:>8}  {}\n", decode_errors[k], pcap::decode_error_name(pcap::DecodeError(k)));
   if (fragments) out << fmt::format("  skipped {:>8}  later fragment (no L4 header; reassembly not modelled)\n", fragments);
+  if (!file_error.empty()) out << fmt::format("  the capture ends early: {}\n", file_error);
   for (size_t i = 0; i < lanes.size(); ++i) {
     const Tally& t = tally[i];
     out << fmt::format("\n== mode {} ==\n", lanes[i]->name);
     out << fmt::format("packets {}  new flows {}  DNAT {}  SNAT/masquerade {}{}\n", t.packets, t.new_flows, t.dnat, t.snat,
                        o.answer ? fmt::format("  answers {}", t.answers) : "");
-    for (auto& [k, n] : t.outcomes) out << fmt::format("  {:<40} {:>8}\n", k, n);
+    for (auto& [k, n] : outcome_names(t)) out << fmt::format("  {:<40} {:>8}\n", k, n);
     if (!t.dnat_to.empty()) out << "DNAT destinations (packets):\n";
-    for (auto& [svc, backends] : t.dnat_to) {
+    for (auto& [svc, backends] : named(t.dnat_to)) {
       uint64_t total = 0;
       for (auto& [b, n] : backends) total += n;
       out << fmt::format("  {}\n", svc);

@@ -76,7 +76,16 @@ Addr Addr::netmask(Family f, unsigned len) {
   return m;
 }
 
-Addr Addr::masked(unsigned len) const { return *this & netmask(fam, len); }
+Addr Addr::masked(unsigned len) const {
+  Addr r = *this;
+  unsigned n = is_v4() ? 4 : 16;
+  for (unsigned i = 0; i < n; ++i) {
+    unsigned take = len >= 8 ? 8 : len;
+    r.b[i] &= uint8_t(0xff00 >> take);
+    len -= take;
+  }
+  return r;
+}
 
 std::optional<unsigned> Addr::mask_len() const {
   unsigned len = 0;

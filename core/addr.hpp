@@ -76,8 +76,14 @@ struct Prefix {
   /// host prefix. Host bits are cleared, as the kernel does on load.
   static std::optional<Prefix> parse(std::string_view s, std::string* why = nullptr);
   static Prefix host(const Addr& a) { return {a, uint8_t(a.bits())}; }
+  // Hot: every -s/-d match and route lookup. addr has its host bits clear (parse and callers ensure it).
   bool contains(const Addr& a) const {
-    return a.fam == addr.fam && a.masked(len) == addr;
+    if (a.fam != addr.fam) return false;
+    if (a.is_v4()) return len == 0 || ((a.host4() ^ addr.host4()) >> (32 - len)) == 0;
+    unsigned full = len / 8, rest = len % 8;
+    for (unsigned i = 0; i < full; ++i)
+      if (a.b[i] != addr.b[i]) return false;
+    return rest == 0 || ((a.b[full] ^ addr.b[full]) >> (8 - rest)) == 0;
   }
   std::string str() const;  // always "addr/len", as iptables-save prints it
   bool operator==(const Prefix&) const = default;

@@ -1,5 +1,7 @@
 #include "netfilter/node.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "netfilter/rules.hpp"
@@ -99,7 +101,18 @@ int16_t Node::find(std::string_view name) const {
   return kNoIf;
 }
 
-void Node::add_address(int16_t ifindex, IfAddr a) { ifs_[size_t(ifindex)].addrs.push_back(a); }
+void Node::add_address(int16_t ifindex, IfAddr a) {
+  Interface& i = ifs_[size_t(ifindex)];
+  i.addrs.push_back(a);
+  local_.try_emplace(a.addr, i.index);
+  if (i.loopback) loopback_nets_.push_back({i.index, a});
+  else if (a.len != a.addr.bits()) {
+    // Keep interface order (lookup and addr_type take the first match), whatever the call order.
+    auto at = std::upper_bound(connected_.begin(), connected_.end(), i.index,
+                               [](int16_t idx, const Connected& c) { return idx < c.ifindex; });
+    connected_.insert(at, {i.index, a});
+  }
+}
 
 void Node::add_default_route_if_none() {
   for (auto& r : routes_)
@@ -114,11 +127,9 @@ void Node::add_default_route_if_none() {
 }
 
 bool Node::is_local(const Addr& a) const {
-  for (auto& i : ifs_)
-    for (auto& x : i.addrs) {
-      if (x.addr == a) return true;
-      if (i.loopback && a.fam == x.addr.fam && a.is_v4() && a.masked(x.len) == x.addr.masked(x.len)) return true;
-    }
+  if (local_.contains(a)) return true;
+  for (auto& [idx, x] : loopback_nets_)
+    if (a.is_v4() && x.addr.is_v4() && a.masked(x.len) == x.addr.masked(x.len)) return true;
   return false;
 }
 
@@ -146,23 +157,20 @@ RouteResult Node::lookup(const Addr& dst) const {
       res = r;
     }
   };
-  for (auto& i : ifs_) {
-    if (i.loopback) continue;
-    for (auto& a : i.addrs) {
-      if (a.addr.fam != dst.fam || a.len == a.addr.bits()) continue;
-      Prefix p{a.addr.masked(a.len), a.len};
-      RouteResult r;
-      r.type = RouteType::Unicast;
-      r.oif = i.index;
-      r.nexthop = dst;
-      r.src = a.addr;
-      // Subnet broadcast address (not for /31).
-      if (dst.is_v4() && a.len < 31) {
-        uint32_t host = ~(0xffffffffu << (32 - a.len));
-        if ((dst.host4() & host) == host) r.type = RouteType::Broadcast;
-      }
-      consider(p, r, 0);
+  for (auto& [idx, a] : connected_) {
+    if (a.addr.fam != dst.fam) continue;
+    Prefix p{a.addr.masked(a.len), a.len};
+    RouteResult r;
+    r.type = RouteType::Unicast;
+    r.oif = idx;
+    r.nexthop = dst;
+    r.src = a.addr;
+    // Subnet broadcast address (not for /31).
+    if (dst.is_v4() && a.len < 31) {
+      uint32_t host = ~(0xffffffffu << (32 - a.len));
+      if ((dst.host4() & host) == host) r.type = RouteType::Broadcast;
     }
+    consider(p, r, 0);
   }
   for (auto& rt : routes_) {
     RouteResult r;
@@ -203,21 +211,29 @@ uint16_t Node::addr_type(const Addr& a, int16_t limit_dev) const {
     if (a.is_unspecified()) return addrtype::UNSPEC;
     if (a.is_multicast()) return addrtype::MULTICAST;
   }
-  // The local table: local addresses (127/8 whole) and subnet broadcasts.
-  for (auto& i : ifs_) {
-    for (auto& x : i.addrs) {
-      if (x.addr.fam != a.fam) continue;
-      bool local = x.addr == a || (i.loopback && a.is_v4() && a.masked(x.len) == x.addr.masked(x.len));
-      if (local) {
-        if (limit_dev >= 0 && limit_dev != i.index) return addrtype::UNICAST;
-        return addrtype::LOCAL;
-      }
-      if (a.is_v4() && !i.loopback && x.len < 31) {
-        uint32_t host = ~(0xffffffffu << (32 - x.len));
-        if ((a.host4() & ~host) == (x.addr.host4() & ~host) && (a.host4() & host) == host) return addrtype::BROADCAST;
+  // The local table: local addresses (127/8 whole) and subnet broadcasts; the first interface
+  // (in index order) with either decides.
+  int16_t local_if = kNoIf, bcast_if = kNoIf;
+  if (auto it = local_.find(a); it != local_.end()) local_if = it->second;
+  for (auto& [idx, x] : loopback_nets_)
+    if (a.is_v4() && x.addr.is_v4() && a.masked(x.len) == x.addr.masked(x.len) && (local_if < 0 || idx < local_if)) {
+      local_if = idx;
+      break;
+    }
+  if (a.is_v4())
+    for (auto& [idx, x] : connected_) {
+      if (!x.addr.is_v4() || x.len >= 31) continue;
+      uint32_t host = ~(0xffffffffu << (32 - x.len));
+      if ((a.host4() & ~host) == (x.addr.host4() & ~host) && (a.host4() & host) == host) {
+        bcast_if = idx;
+        break;
       }
     }
+  if (local_if >= 0 && (bcast_if < 0 || local_if <= bcast_if)) {
+    if (limit_dev >= 0 && limit_dev != local_if) return addrtype::UNICAST;
+    return addrtype::LOCAL;
   }
+  if (bcast_if >= 0) return addrtype::BROADCAST;
   if (!a.is_v4()) {
     // IPv6 addrtype consults the route: unreachable/blackhole/prohibit routes show as such.
     auto r = lookup(a);

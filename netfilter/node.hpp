@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include <boost/unordered/unordered_flat_map.hpp>
+
 #include "core/addr.hpp"
+#include "core/hash.hpp"
 #include "core/packet.hpp"
 
 namespace svcpath::nf {
@@ -88,6 +91,7 @@ class Node {
   const std::vector<Interface>& interfaces() const { return ifs_; }
   std::string_view ifname(int16_t i) const { return i >= 0 && size_t(i) < ifs_.size() ? std::string_view(ifs_[size_t(i)].name) : std::string_view(); }
 
+  /// The only way addresses are added: it keeps the local-address index in step.
   void add_address(int16_t ifindex, IfAddr a);
   void add_route(Route r) { routes_.push_back(r); }
   /// When no route was configured, non-local destinations leave through eth0.
@@ -110,6 +114,19 @@ class Node {
   PktType pkt_type_for(const Addr& dst) const;
 
  private:
+  struct AddrHash {
+    size_t operator()(const Addr& a) const noexcept { return Fnv1a().mix(a.b.data(), a.b.size()).mix(uint64_t(a.fam), 1).h; }
+  };
+  struct Connected {
+    int16_t ifindex;
+    IfAddr a;
+  };
+  // Indexes over ifs_[*].addrs: kube-ipvs0 carries every ClusterIP, so linear scans per packet
+  // would cost O(services). local_ maps each address to the first interface holding it.
+  boost::unordered_flat_map<Addr, int16_t, AddrHash> local_;
+  std::vector<Connected> loopback_nets_;  // lo's prefixes: all of 127/8 is local
+  std::vector<Connected> connected_;      // non-host prefixes on other interfaces, in interface order
+
   std::vector<Interface> ifs_;
   std::vector<Route> routes_;
 };

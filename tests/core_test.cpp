@@ -135,3 +135,34 @@ TEST_CASE("rng is deterministic per seed; chooser enumerates exact probabilities
   CHECK(probs[1] == doctest::Approx((1 - 715827883.0 / 2147483648.0) / 2));
   CHECK(probs[0] + probs[1] + probs[2] == doctest::Approx(1.0));
 }
+
+TEST_CASE("Prefix::contains agrees with masking at every length, both families") {
+  Rng rng(7);
+  auto rand_addr = [&](bool v4) {
+    std::array<uint8_t, 16> b{};
+    for (int i = 0; i < (v4 ? 4 : 16); ++i) b[size_t(i)] = uint8_t(rng.u32());
+    return v4 ? Addr::v4(uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3]) : Addr::v6(b);
+  };
+  int hits = 0;
+  for (int n = 0; n < 20000; ++n) {
+    bool v4 = n % 2;
+    Addr net = rand_addr(v4), a = rand_addr(v4);
+    unsigned len = rng.below(v4 ? 33 : 129);
+    // Half the time, make a share the prefix so both outcomes are exercised.
+    if (n % 4 < 2) {
+      Addr m = Addr::netmask(net.fam, len);
+      for (int i = 0; i < 16; ++i) a.b[size_t(i)] = uint8_t((net.b[size_t(i)] & m.b[size_t(i)]) | (a.b[size_t(i)] & ~m.b[size_t(i)]));
+    }
+    Prefix p{net.masked(len), uint8_t(len)};
+    bool want = a.masked(len) == p.addr;
+    CHECK(p.contains(a) == want);
+    hits += want;
+    CHECK_FALSE(p.contains(rand_addr(!v4)));  // never across families
+  }
+  CHECK(hits > 9000);
+  CHECK(Prefix{Addr::any(Family::V4), 0}.contains(*Addr::parse("255.255.255.255")));
+  CHECK(Prefix::parse("10.0.0.0/8")->contains(*Addr::parse("10.255.0.1")));
+  CHECK_FALSE(Prefix::parse("10.0.0.0/8")->contains(*Addr::parse("11.0.0.1")));
+  CHECK(Prefix::parse("fd00::/63")->contains(*Addr::parse("fd00:0:0:1::1")));
+  CHECK_FALSE(Prefix::parse("fd00::/64")->contains(*Addr::parse("fd00:0:0:1::1")));
+}

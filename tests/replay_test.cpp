@@ -181,6 +181,21 @@ struct TmpDir {
 
 }  // namespace
 
+namespace {
+
+// Both modes, side by side, on a one-sided capture from gen-traffic.
+cli::ReplayOptions both_modes_answering(const std::string& pcap) {
+  cli::ReplayOptions o;
+  o.cluster = basic_cluster();
+  o.cluster.mode = "iptables,ipvs";
+  o.pcap = pcap;
+  o.answer = true;
+  o.format = "json";
+  return o;
+}
+
+}  // namespace
+
 TEST_CASE("gen-traffic: the same seed writes the same bytes, another seed other bytes") {
   TmpDir t;
   cli::GenTrafficOptions g;
@@ -215,12 +230,7 @@ TEST_CASE("gen-traffic then replay --answer: each mode reproduces the generator'
   g.format = "json";
   g.out = (t.dir / "g.pcap").string();
   auto truth = gen(g);
-  cli::ReplayOptions o;
-  o.cluster = basic_cluster();
-  o.cluster.mode = "iptables,ipvs";
-  o.pcap = g.out;
-  o.answer = true;
-  o.format = "json";
+  auto o = both_modes_answering(g.out);
   o.out_dir = (t.dir / "out").string();
   auto j = replay(o);
   uint64_t ns = truth["non_service"];
@@ -319,4 +329,40 @@ TEST_CASE("the agreement report finds kube-proxy's hairpin difference between th
   CHECK(ex[0]["differs_in"] == "masquerade");
   CHECK(ex[0]["iptables"].get<std::string>().find("masqueraded") != std::string::npos);
   CHECK(ex[0]["ipvs"].get<std::string>().find("masqueraded") == std::string::npos);
+}
+
+TEST_CASE("replay --threads gives the same report as one thread") {
+  TmpDir t;
+  cli::GenTrafficOptions g;
+  g.cluster = basic_cluster();
+  g.connections = 3000;  // several batches
+  g.format = "json";
+  g.out = (t.dir / "g.pcap").string();
+  gen(g);
+  auto o = both_modes_answering(g.out);
+  auto one = replay(o);
+  o.threads = 2;
+  auto two = replay(o);
+  CHECK(one == two);
+  o.threads = 8;  // more threads than modes: capped
+  CHECK(replay(o) == one);
+}
+
+TEST_CASE("a capture cut off mid-record is replayed up to the cut, with a note") {
+  TmpDir t;
+  auto file = t.dir / "cut.pcap";
+  {
+    pcap::Writer w(file.string(), pcap::link::Raw);
+    for (uint16_t i = 0; i < 3; ++i) w.write(1000 + i, pcap::build(udp("10.244.1.7", uint16_t(20000 + i), "172.30.0.10", 53)));
+    w.close();
+  }
+  std::filesystem::resize_file(file, std::filesystem::file_size(file) - 5);
+  cli::ReplayOptions o;
+  o.cluster = basic_cluster();
+  o.pcap = file.string();
+  o.format = "json";
+  auto j = replay(o);
+  CHECK(j["capture"]["frames"] == 2);
+  CHECK(j["capture"]["error"].get<std::string>().find("truncated") != std::string::npos);
+  CHECK(j["modes"]["iptables"]["packets"] == 2);
 }
