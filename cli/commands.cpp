@@ -107,9 +107,9 @@ bool color_wanted(const std::string& mode) {
 }
 
 int run_trace(const TraceOptions& o, std::ostream& out) {
-  if (o.rules.empty() && o.rules6.empty() && !o.cluster.given())
+  if (o.rules.empty() && o.rules6.empty() && o.ipvs.empty() && !o.cluster.given())
     throw LoadError({{"trace", 0, 0, "give --rules FILE (an iptables-save dump) or --cluster FILE... --node NAME"}});
-  auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.cluster, o.node, o.seed});
+  auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.ipvs, o.cluster, o.node, o.seed});
   const nf::Node& node = lanes[0]->node;
 
   std::vector<std::pair<std::string, std::string>> specs;  // (origin, text)

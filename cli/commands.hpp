@@ -52,6 +52,7 @@ struct TraceOptions {
   std::string format = "text";  // text | json
   std::string color = "never";  // auto | always | never
   bool verbose = false;
+  std::string ipvs;  // ipvsadm-save -n output for the --rules lane
 };
 
 /// svcpath trace. Throws LoadError on bad input; returns the exit status.
@@ -67,7 +68,7 @@ struct RulesOptions {
 int run_rules(const RulesOptions& o, std::ostream& out);
 
 struct ReplayOptions {
-  std::string rules, rules6, ipsets;
+  std::string rules, rules6, ipsets, ipvs;
   ClusterOptions cluster;
   NodeOptions node;
   std::string pcap;              // pcap or pcapng
@@ -79,6 +80,7 @@ struct ReplayOptions {
   bool answer = false;           // synthesize the peer's replies (captures of one side, gen-traffic)
   size_t examples = 5;           // disagreeing connections shown in full
   size_t threads = 1;            // lanes run in parallel, up to one thread per mode
+  bool timing = false;           // per-mode wall-clock packets/s on stderr
 };
 /// svcpath replay: every packet of a capture through each datapath, with per-mode tallies.
 int run_replay(const ReplayOptions& o, std::ostream& out);
@@ -88,7 +90,7 @@ struct GenTrafficOptions {
   std::string out;  // the pcap to write
   uint64_t seed = 1;
   uint64_t connections = 1000;
-  double cps = 1000, zipf = 0, non_service = 0, rtt_us = 200;
+  double cps = 1000, zipf = 0, non_service = 0, rtt_us = 200, rst = 0;
   uint32_t data_packets = 2;
   std::string clients = "local-pods=1,remote-pods=1,external=1,host=0";
   std::string format = "text";

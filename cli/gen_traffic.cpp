@@ -47,6 +47,7 @@ int run_gen_traffic(const GenTrafficOptions& o, std::ostream& out) {
   if (!o.cluster.given()) throw LoadError({{"gen-traffic", 0, 0, "give --cluster FILE... --node NAME"}});
   if (o.cps <= 0) throw LoadError({{"--cps", 0, 0, "connections per second must be > 0"}});
   if (o.non_service < 0 || o.non_service > 1) throw LoadError({{"--non-service", 0, 0, "a share between 0 and 1"}});
+  if (o.rst < 0 || o.rst > 1) throw LoadError({{"--rst", 0, 0, "a share between 0 and 1"}});
   ClusterInput ci = load_cluster(o.cluster);
   pcap::TrafficModel m;
   m.seed = o.seed;
@@ -54,6 +55,7 @@ int run_gen_traffic(const GenTrafficOptions& o, std::ostream& out) {
   m.cps = o.cps;
   m.zipf = o.zipf;
   m.non_service = o.non_service;
+  m.rst = o.rst;
   m.rtt_us = o.rtt_us;
   m.data_packets = o.data_packets;
   parse_clients(o.clients, m);

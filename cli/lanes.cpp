@@ -1,5 +1,6 @@
 #include "cli/lanes.hpp"
 
+#include "ipvs/ipvsadm.hpp"
 #include "ipvs/kube_ipvs.hpp"
 #include "netfilter/iptables.hpp"
 #include "netfilter/kube_iptables.hpp"
@@ -67,6 +68,15 @@ std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
   nf::IpSets empty;
   if (l->v4) nf::resolve_sets(*l->v4, l->sets ? *l->sets : empty, o.rules);
   if (l->v6) nf::resolve_sets(*l->v6, l->sets ? *l->sets : empty, o.rules6.empty() ? o.rules : o.rules6);
+  if (!o.ipvs.empty()) {
+    l->engine = std::make_unique<ipvs::Engine>();
+    l->engine->services = ipvs::load_ipvsadm_file(o.ipvs);
+    // IPVS only sees packets delivered locally: a virtual address the node does not own already
+    // goes on kube-ipvs0, as kube-proxy binds them (fwmark services have no address).
+    for (const auto& vs : l->engine->services.all())
+      if (!vs->fwmark && !l->node.is_local(vs->addr))
+        l->node.add_address(l->node.ensure("kube-ipvs0"), {vs->addr, uint8_t(vs->addr.bits())});
+  }
   lanes.push_back(std::move(l));
   attach_datapaths(lanes, o.seed);
   return lanes;

@@ -27,6 +27,7 @@ struct LaneSources {
   const std::string& rules;
   const std::string& rules6;
   const std::string& ipsets;
+  const std::string& ipvs;  // ipvsadm-save -n / ipvsadm -Ln for the rules lane
   const ClusterOptions& cluster;
   const NodeOptions& node;
   uint64_t seed;

@@ -73,11 +73,15 @@ int main(int argc, char** argv) {
   cli::TraceOptions to;
   to.color = "auto";
   auto& [rules, rules6, ipsets, copt, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color,
-         verbose] = to;
+         verbose, ipvs_dump] = to;
   add_cluster_options(trace, copt);
   trace->add_option("--rules", rules, "iptables-save dump (legacy or nft; ip6tables-save is detected)")->check(CLI::ExistingFile);
   trace->add_option("--rules6", rules6, "ip6tables-save dump for IPv6 packets")->check(CLI::ExistingFile);
   trace->add_option("--ipsets", ipsets, "ipset save output the rules refer to")->check(CLI::ExistingFile);
+  trace->add_option("--ipvs", ipvs_dump,
+                    "ipvsadm-save -n (or ipvsadm -Ln) output: IPVS virtual services on the node, with --rules and "
+                    "--ipsets from the same node (virtual addresses go on kube-ipvs0)")
+      ->check(CLI::ExistingFile);
   add_node_options(trace, nopt);
   trace->add_option("--packet,-p", packets, "packet spec, repeatable; packets run in order through one node");
   trace->add_option("--packets", packets_file, "file with one packet spec per line (# comments)")->check(CLI::ExistingFile);
@@ -130,6 +134,8 @@ int main(int argc, char** argv) {
   rp->add_option("--rules", rpo.rules, "iptables-save dump (instead of --cluster)")->check(CLI::ExistingFile);
   rp->add_option("--rules6", rpo.rules6, "ip6tables-save dump for IPv6 packets")->check(CLI::ExistingFile);
   rp->add_option("--ipsets", rpo.ipsets, "ipset save output the rules refer to")->check(CLI::ExistingFile);
+  rp->add_option("--ipvs", rpo.ipvs, "ipvsadm-save -n output (IPVS mode from dumps, with --rules and --ipsets)")
+      ->check(CLI::ExistingFile);
   add_node_options(rp, rpo.node);
   rp->add_option("--pcap", rpo.pcap, "capture to replay: pcap or pcapng")->required()->check(CLI::ExistingFile);
   rp->add_option("--out-dir", rpo.out_dir, "write DIR/<mode>.pcap: each mode's packets as they leave the node (raw IP)");
@@ -151,7 +157,8 @@ int main(int argc, char** argv) {
   gt->footer(
       "Connections arrive as a Poisson process at --cps; each picks a client kind by weight and a\n"
       "Service port by popularity (uniform, or Zipf with --zipf S: rank r gets 1/r^S). TCP connections\n"
-      "send SYN, ACK, --data-packets segments and FIN; UDP flows send --data-packets requests. Only the\n"
+      "send SYN, ACK, --data-packets segments and FIN (or RST, --rst); UDP flows send --data-packets\n"
+      "requests, so --data-packets sets the share of established packets. Only the\n"
       "client side is written (replies depend on the backend each mode picks). The ground truth —\n"
       "connections per Service address — goes to stdout; the same --seed writes the same bytes.\n"
       "Examples:\n"
@@ -168,6 +175,7 @@ int main(int argc, char** argv) {
   gt->add_option("--data-packets", go.data_packets, "data segments per TCP connection, requests per UDP flow (default 2)");
   gt->add_option("--rtt-us", go.rtt_us, "microseconds between one connection's packets (default 200)")->check(CLI::PositiveNumber);
   gt->add_option("--non-service", go.non_service, "share of connections to non-Service addresses, 0..1 (default 0)");
+  gt->add_option("--rst", go.rst, "share of TCP connections closed with RST instead of FIN, 0..1 (default 0)");
   gt->add_option("--clients", go.clients,
                  "client kinds with weights: local-pods and host (to ClusterIPs), remote-pods and external (to NodePorts, "
                  "LoadBalancer and external IPs) "
@@ -187,6 +195,7 @@ int main(int argc, char** argv) {
     if (gt->parsed()) return cli::run_gen_traffic(go, std::cout);
     if (rp->parsed()) {
       rpo.progress = isatty(STDERR_FILENO);
+      rpo.timing = true;
       return cli::run_replay(rpo, std::cout);
     }
   } catch (const LoadError& e) {

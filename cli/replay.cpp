@@ -12,6 +12,7 @@
 #include <thread>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -19,6 +20,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/lanes.hpp"
+#include "cli/render.hpp"
 #include "ipvs/ipvs.hpp"
 #include "core/diag.hpp"
 #include "pcap/decode.hpp"
@@ -183,9 +185,9 @@ nlohmann::json counters_json(const Counters& c, uint64_t n) {
 
 int run_replay(const ReplayOptions& o, std::ostream& out) {
   if (o.pcap.empty()) throw LoadError({{"replay", 0, 0, "give --pcap FILE (pcap or pcapng)"}});
-  if (o.rules.empty() && o.rules6.empty() && !o.cluster.given())
+  if (o.rules.empty() && o.rules6.empty() && o.ipvs.empty() && !o.cluster.given())
     throw LoadError({{"replay", 0, 0, "give --rules FILE (an iptables-save dump) or --cluster FILE... --node NAME"}});
-  auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.cluster, o.node, o.seed});
+  auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.ipvs, o.cluster, o.node, o.seed});
   return replay_lanes(lanes, o, out);
 }
 
@@ -239,13 +241,56 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       if (oc.dnat) it->second.insert(FiveTuple::endpoint(oc.after.t.dst, oc.after.t.dport, oc.after.t.proto));
   };
 
+  // Agreement: each mode against the first. Equivalent = same outcome, same DNAT decision, each
+  // mode's backend one the other mode could have picked for that destination, same masquerade.
+  // Returns what differs, or "" when equivalent.
+  auto difference = [&](const std::vector<FlowResult>& res, size_t i) -> std::string {
+    const FlowResult& a = res[0];
+    const FlowResult& b = res[i];
+    auto backends_of = [&](size_t lane, const std::string& svc) -> const std::set<std::string>* {
+      auto it = possible[lane].find(svc);
+      return it == possible[lane].end() ? nullptr : &it->second;
+    };
+    // Same verdict; the reason may differ (a REJECT rule vs IPVS's own port-unreachable).
+    if (a.kind != b.kind) return "outcome";
+    if (a.dnat != b.dnat) return "DNAT";
+    if (a.dnat && a.service != b.service) return "service";
+    if (a.dnat) {
+      auto* ab = backends_of(0, a.service);
+      auto* bb = backends_of(i, b.service);
+      if (!ab || !ab->count(b.backend) || !bb || !bb->count(a.backend)) return "backend set";
+    }
+    if (a.snat != b.snat) return "masquerade";
+    return "";
+  };
+  // The first --examples differences in capture order, with each side's full trace. Lanes trace
+  // their connections' first packets only while examples are still wanted.
+  struct Example {
+    FiveTuple t;
+    size_t lane;
+    std::string what;
+    PacketSpec spec;
+    nf::Outcome first, other;
+  };
+  std::vector<Example> examples;
+  bool tracing = false;
+  Batch batch;
+  std::vector<std::vector<std::pair<size_t, nf::Outcome>>> traced(lanes.size());  // per lane: (item, outcome)
+
   // One packet through one lane: tallies, the post-NAT copy, and (with --answer) the peer's reply.
   auto run = [&](size_t i, const Packet& p, const nf::Injection& inj, bool answer, FlowResult* first,
                  const Item* item, const uint8_t* frame) {
     Lane& l = *lanes[i];
     NullSink quiet;
+    VectorSink events;
+    bool trace_it = first && tracing;
     Counters before = l.dp->counters();
-    nf::Outcome oc = l.dp->process(p, inj, quiet);
+    nf::Outcome oc = l.dp->process(p, inj, trace_it ? static_cast<TraceSink&>(events) : quiet);
+    if (trace_it) {
+      nf::Outcome copy = oc;
+      copy.trace = std::move(events.events);
+      traced[i].emplace_back(size_t(item - batch.items.data()), std::move(copy));
+    }
     Counters cost = l.dp->counters() - before;
     Tally& t = tally[i];
     ++(answer ? t.answers : t.packets);
@@ -278,8 +323,10 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
   };
 
   // Every packet of a batch through one lane, in capture order.
+  std::vector<double> lane_secs(lanes.size());
   auto run_lane = [&](size_t i, const Batch& b) {
     Lane& l = *lanes[i];
+    auto lane_t0 = std::chrono::steady_clock::now();
     for (const Item& it : b.items) {
       const Packet& p = it.d.pkt;
       nf::Injection inj{it.local, kNoIf};
@@ -302,12 +349,12 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       int16_t iif = to_local ? kNoIf : l.node.find(oc->port.empty() ? oc->out : oc->port);
       run(i, reply, nf::Injection{to_local, iif}, true, nullptr, nullptr, nullptr);
     }
+    lane_secs[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - lane_t0).count();
   };
 
   // The reader fills a batch, then the lanes work through it. Lanes are independent datapaths, so
   // running them on separate threads gives the same results as running them in turn.
   size_t nthreads = std::max<size_t>(1, std::min<size_t>(o.threads, lanes.size()));
-  Batch batch;
   std::exception_ptr worker_error;
   std::mutex error_mu;
   auto work = [&](size_t w, const Batch& b) {
@@ -331,6 +378,38 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       }
     });
 
+  // Main thread, between batches: the batch's first packets that differ become examples.
+  auto collect_examples = [&](const Batch& b) {
+    std::vector<size_t> cursor(lanes.size(), 0);
+    auto traced_for = [&](size_t lane, size_t item) -> const nf::Outcome* {
+      auto& v = traced[lane];
+      while (cursor[lane] < v.size() && v[cursor[lane]].first < item) ++cursor[lane];
+      return cursor[lane] < v.size() && v[cursor[lane]].first == item ? &v[cursor[lane]].second : nullptr;
+    };
+    for (size_t k = 0; k < b.items.size() && examples.size() < o.examples; ++k) {
+      const Item& it = b.items[k];
+      if (!it.first) continue;
+      for (size_t i = 1; i < lanes.size() && examples.size() < o.examples; ++i) {
+        std::string what = difference(*it.first, i);
+        if (what.empty()) continue;
+        const nf::Outcome* a = traced_for(0, k);
+        const nf::Outcome* c = traced_for(i, k);
+        if (!a || !c) continue;
+        PacketSpec spec;
+        spec.pkt = it.d.pkt;
+        spec.local = it.local;
+        spec.text = it.d.pkt.t.str();
+        if (!it.local) {
+          auto r = lanes[0]->node.lookup(it.d.pkt.t.src);
+          spec.in = o.in_default != "auto" ? o.in_default
+                    : r.type == nf::RouteType::Unicast && r.oif >= 0 ? std::string(lanes[0]->node.ifname(r.oif))
+                                                                     : "eth0";
+        }
+        examples.push_back({it.d.pkt.t, i, what, spec, *a, *c});
+      }
+    }
+  };
+
   std::exception_ptr reader_error;
   std::string file_error;
   try {
@@ -353,7 +432,7 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
         }
         ++frames;
         progress.tick(frames);
-        pcap::DecodeError e = pcap::decode(reader.linktype(), f.data, f.caplen, d);
+        pcap::DecodeError e = pcap::decode(reader.linktype(), f.data, f.caplen, d, f.wirelen);
         if (e != pcap::DecodeError::None) {
           ++decode_errors[size_t(e)];
           continue;
@@ -374,10 +453,13 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
         }
       }
       if (b.items.empty()) break;
+      tracing = lanes.size() > 1 && examples.size() < o.examples;
+      for (auto& tr : traced) tr.clear();
       if (nthreads > 1) sync.arrive_and_wait();
       work(0, b);
       if (nthreads > 1) sync.arrive_and_wait();
       if (worker_error) break;
+      if (tracing) collect_examples(b);
     }
   } catch (...) {
     reader_error = std::current_exception();  // release the workers before reporting it
@@ -387,6 +469,11 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
   workers.clear();
   if (reader_error) std::rethrow_exception(reader_error);
   if (!file_error.empty()) fmt::print(stderr, "svcpath: warning: {} (replayed the frames before it)\n", file_error);
+  // Wall-clock rates go to stderr: the report on stdout stays byte-identical for a seed.
+  if (o.timing)
+    for (size_t i = 0; i < lanes.size(); ++i)
+      fmt::print(stderr, "svcpath: mode {}: {} packets in {:.3f} s, {:.0f} packets/s\n", lanes[i]->name, tally[i].packets,
+                 lane_secs[i], lane_secs[i] > 0 ? double(tally[i].packets) / lane_secs[i] : 0.0);
   if (worker_error) std::rethrow_exception(worker_error);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress.done(frames, secs);
@@ -396,43 +483,18 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
   uint64_t skipped = fragments;
   for (auto n : decode_errors) skipped += n;
 
-  // Agreement: each mode against the first. Equivalent = same outcome, same DNAT decision, each
-  // mode's backend one the other mode could have picked for that destination, same masquerade.
-  struct Disagreement {
-    FiveTuple t;
-    size_t lane;
-    std::string what;
-  };
   std::vector<uint64_t> agree(lanes.size()), differ(lanes.size());
   std::vector<std::map<std::string, uint64_t>> why(lanes.size());
-  std::vector<Disagreement> examples;
-  for (auto& [tuple, res] : flows) {
-    const FlowResult& a = res[0];
+  for (auto& [tuple, res] : flows)
     for (size_t i = 1; i < lanes.size(); ++i) {
-      const FlowResult& b = res[i];
-      std::string what;
-      auto backends_of = [&](size_t lane, const std::string& svc) -> const std::set<std::string>* {
-        auto it = possible[lane].find(svc);
-        return it == possible[lane].end() ? nullptr : &it->second;
-      };
-      if (a.kind != b.kind) what = "outcome";
-      else if (a.dnat != b.dnat) what = "DNAT";
-      else if (a.dnat && a.service != b.service) what = "service";
-      else if (a.dnat) {
-        auto* ab = backends_of(0, a.service);
-        auto* bb = backends_of(i, b.service);
-        if (!ab || !ab->count(b.backend) || !bb || !bb->count(a.backend)) what = "backend set";
-      }
-      if (what.empty() && a.snat != b.snat) what = "masquerade";
+      std::string what = difference(res, i);
       if (what.empty()) {
         ++agree[i];
-        continue;
+      } else {
+        ++differ[i];
+        ++why[i][what];
       }
-      ++differ[i];
-      ++why[i][what];
-      if (examples.size() < o.examples) examples.push_back({tuple, i, what});
     }
-  }
   auto describe = [&](const FlowResult& r) {
     std::string s(nf::outcome_name(r.kind));
     if (r.reason != DropReason::None) s += fmt::format(" ({})", drop_reason_name(r.reason));
@@ -477,8 +539,11 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       auto ex = nlohmann::json::array();
       for (auto& ex_d : examples) {
         auto& r = flows.at(ex_d.t);
-        ex.push_back({{"connection", ex_d.t.str()}, {"differs_in", ex_d.what},
-                      {lanes[0]->name, describe(r[0])}, {lanes[ex_d.lane]->name, describe(r[ex_d.lane])}});
+        ex.push_back({{"connection", ex_d.t.str()},
+                      {"differs_in", ex_d.what},
+                      {lanes[0]->name, describe(r[0])},
+                      {lanes[ex_d.lane]->name, describe(r[ex_d.lane])},
+                      {"traces", {{lanes[0]->name, outcome_json(ex_d.first)}, {lanes[ex_d.lane]->name, outcome_json(ex_d.other)}}}});
       }
       ag["examples"] = std::move(ex);
       j["agreement"] = std::move(ag);
@@ -532,10 +597,15 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       out << fmt::format("  {} differs in {}:\n", ex_d.t.str(), ex_d.what);
       out << fmt::format("    {:<9} {}\n", lanes[0]->name, describe(r[0]));
       out << fmt::format("    {:<9} {}\n", lanes[ex_d.lane]->name, describe(r[ex_d.lane]));
+      TextStyle style;
+      for (size_t side : {size_t(0), ex_d.lane}) {
+        out << fmt::format("\n  -- {} --\n", lanes[side]->name);
+        std::string txt = render_text(1, ex_d.spec, ex_d.spec.pkt, ex_d.spec.in, {side == 0 ? ex_d.first : ex_d.other}, false, style);
+        std::istringstream lines(txt);
+        for (std::string line; std::getline(lines, line);) out << "  " << line << "\n";
+      }
+      out << "\n";
     }
-    if (!examples.empty())
-      out << "  trace one with: svcpath trace --cluster ... --mode " << lanes[0]->name << "," << lanes[examples[0].lane]->name
-          << " --packet '<connection>'\n";
   }
   return 0;
 }

@@ -167,7 +167,19 @@ PktType sll_type(uint16_t t) {
 
 }  // namespace
 
-DecodeError decode(int linktype, const uint8_t* data, uint32_t caplen, Decoded& d) {
+namespace {
+DecodeError decode_frame(int linktype, const uint8_t* data, uint32_t caplen, Decoded& d);
+}
+
+DecodeError decode(int linktype, const uint8_t* data, uint32_t caplen, Decoded& d, uint32_t wirelen) {
+  DecodeError e = decode_frame(linktype, data, caplen, d);
+  if (e == DecodeError::None && wirelen && uint64_t(d.l3) + d.pkt.len > wirelen) return DecodeError::BadHeader;
+  return e;
+}
+
+namespace {
+
+DecodeError decode_frame(int linktype, const uint8_t* data, uint32_t caplen, Decoded& d) {
   d = Decoded{};
   switch (linktype) {
     case link::Ethernet: {
@@ -222,6 +234,8 @@ DecodeError decode(int linktype, const uint8_t* data, uint32_t caplen, Decoded& 
     default: return DecodeError::UnsupportedLink;
   }
 }
+
+}  // namespace
 
 // ------------------------------------------------------------------------------ checksums
 uint16_t inet_checksum(const uint8_t* data, size_t len, uint32_t sum) {

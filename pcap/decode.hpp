@@ -38,8 +38,9 @@ struct Decoded {
   uint16_t frag_offset = 0;
 };
 
-/// Decodes one frame. wirelen is the original length (the IP total length is checked against it).
-DecodeError decode(int linktype, const uint8_t* data, uint32_t caplen, Decoded& out);
+/// Decodes one frame. wirelen, when known, is the frame's length on the wire: an IP packet whose
+/// total length runs past it is BadHeader (a lying length field), not a snaplen cut.
+DecodeError decode(int linktype, const uint8_t* data, uint32_t caplen, Decoded& out, uint32_t wirelen = 0);
 
 /// The IP packet of frame (from out.l3), rewritten to carry `after`'s addresses and ports, with
 /// the IPv4 header checksum and the TCP/UDP/ICMPv6 checksums updated incrementally (RFC 1624).

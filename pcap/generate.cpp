@@ -126,6 +126,7 @@ void Generator::open(uint64_t at) {
   c.t.src = client_addr(kind, t.ip.fam);
   c.t.sport = uint16_t(32768 + rng_.below(60999 - 32768 + 1));
   c.total = t.proto == proto::TCP ? 3 + m_.data_packets : std::max<uint32_t>(1, m_.data_packets);
+  c.rst = t.proto == proto::TCP && m_.rst > 0 && uniform01() < m_.rst;
   ++opened_;
   ++stats_.connections;
   heap_.push_back(c);
@@ -149,7 +150,7 @@ bool Generator::next(Packet& p) {
   if (c.t.proto == proto::TCP) {
     p.len = 60;
     if (c.sent == 0) p.tcp_flags = tcpflag::SYN;
-    else if (c.sent == c.total - 1) p.tcp_flags = tcpflag::FIN | tcpflag::ACK;
+    else if (c.sent == c.total - 1) p.tcp_flags = c.rst ? tcpflag::RST | tcpflag::ACK : tcpflag::FIN | tcpflag::ACK;
     else if (c.sent == 1) p.tcp_flags = tcpflag::ACK;
     else p.tcp_flags = tcpflag::PSH | tcpflag::ACK, p.len = 40 + 200;
   } else {

@@ -24,6 +24,7 @@ struct TrafficModel {
   uint32_t data_packets = 2;     // client data segments per TCP connection; requests per UDP flow
   double rtt_us = 200;           // spacing of one connection's packets
   double non_service = 0;        // share of connections to addresses that are no Service
+  double rst = 0;                // share of TCP connections that end with RST instead of FIN
   // Client mix, as weights: pods on this node, pods on other nodes, external clients (to NodePorts,
   // LoadBalancer and external IPs), and the host itself.
   double local_pods = 1, remote_pods = 1, external = 1, host = 0;
@@ -62,6 +63,7 @@ class Generator {
     uint64_t seq;  // arrival order: ties in time keep it, so output is deterministic
     FiveTuple t;
     uint32_t sent = 0, total = 0;
+    bool rst = false;
     bool operator>(const Conn& o) const { return next_ns != o.next_ns ? next_ns > o.next_ns : seq > o.seq; }
   };
   void open(uint64_t at);

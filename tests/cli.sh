@@ -67,6 +67,21 @@ expect "replay writes post-NAT pcaps" 0 "wrote 42 post-NAT packets to .*/nat/ipt
 if command -v tcpdump >/dev/null; then
   expect "tcpdump reads the post-NAT pcap" 0 "10.244.1.7.20000 > 10.244.(1.3|2.4).53" -- tcpdump -nn -r "$tmp/nat/iptables.pcap"
 fi
+# shellcheck disable=SC2086
+"$bin" gen-traffic $C --out "$tmp/g.pcap" --connections 50 --seed 3 > "$tmp/truth.txt" 2>/dev/null
+# shellcheck disable=SC2086
+"$bin" gen-traffic $C --out "$tmp/g2.pcap" --connections 50 --seed 3 > /dev/null 2>&1
+expect "gen-traffic is byte-identical per seed" 0 "^identical$" -- sh -c 'cmp "$1" "$2" && echo identical' _ "$tmp/g.pcap" "$tmp/g2.pcap"
+expect "gen-traffic ground truth" 0 "^wrote .*g.pcap: [0-9]+ packets, 50 connections" -- cat "$tmp/truth.txt"
+# shellcheck disable=SC2086
+expect "replay --answer of a generated capture, both modes agree" 0 "iptables vs ipvs: 50 connections, 50 equivalent, 0 different" -- \
+  "$bin" replay $C --modes iptables,ipvs --pcap "$tmp/g.pcap" --answer -j 2
+# shellcheck disable=SC2086
+expect "replay prints per-mode rates on stderr" 0 "mode ipvs: [0-9]+ packets in" -- \
+  "$bin" replay $C --modes iptables,ipvs --pcap "$tmp/g.pcap" --answer
+# shellcheck disable=SC2086
+expect "gen-traffic names a bad client kind" 1 "unknown client kind 'robots'" -- \
+  "$bin" gen-traffic $C --out "$tmp/x.pcap" --clients robots=1
 printf 'not a pcap' > "$tmp/junk.pcap"
 expect "replay of a non-capture names the file" 1 "junk.pcap: unknown file format" -- "$bin" replay --rules "$R" --pcap "$tmp/junk.pcap"
 echo "$pass passed, $fail failed"

@@ -393,3 +393,34 @@ TEST_CASE("tcpdump, an independent decoder, reads rewritten packets with correct
   CHECK(count("[udp sum ok]") == 2);  // the DNS datagrams are decoded, checksum verified
   std::filesystem::remove(path);
 }
+
+TEST_CASE("IPv4 options move the transport header; SCTP carries ports; lying lengths are bad headers") {
+  // IHL 7: 8 bytes of options (NOP NOP NOP NOP, then a 4-byte router alert) before UDP.
+  Packet p = pkt("10.1.2.3", 5555, "10.96.0.10", 53, proto::UDP);
+  auto plain = build(p);
+  std::vector<uint8_t> opt(plain.begin(), plain.begin() + 20);
+  const uint8_t options[8] = {1, 1, 1, 1, 0x94, 4, 0, 0};
+  opt.insert(opt.end(), options, options + 8);
+  opt.insert(opt.end(), plain.begin() + 20, plain.end());
+  opt[0] = 0x47;
+  opt[2] = uint8_t(opt.size() >> 8);
+  opt[3] = uint8_t(opt.size());
+  Decoded d = must_decode(link::Raw, opt);
+  CHECK(d.l4 == 28);
+  CHECK(d.pkt.t == p.t);
+
+  Packet s = pkt("10.1.2.3", 3868, "10.96.0.50", 3868, proto::SCTP);
+  d = must_decode(link::Raw, build(s));
+  CHECK(d.pkt.t == s.t);
+
+  // Total length 60, but the frame was 50 bytes on the wire: the length field lies.
+  auto ip = build(p);
+  Decoded bad;
+  CHECK(decode(link::Raw, ip.data(), 50, bad, 50) == DecodeError::BadHeader);
+  // The same cut by snaplen (wire length 60) is just a short capture, and decodes.
+  CHECK(decode(link::Raw, ip.data(), 50, bad, 60) == DecodeError::None);
+  // Ethernet padding after a short IP packet is normal.
+  auto eth = frame({2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, build(pkt("10.0.0.1", 1, "10.0.0.2", 2, proto::UDP, 28)));
+  eth.resize(60, 0);
+  CHECK(decode(link::Ethernet, eth.data(), 60, bad, 60) == DecodeError::None);
+}

@@ -329,6 +329,19 @@ TEST_CASE("the agreement report finds kube-proxy's hairpin difference between th
   CHECK(ex[0]["differs_in"] == "masquerade");
   CHECK(ex[0]["iptables"].get<std::string>().find("masqueraded") != std::string::npos);
   CHECK(ex[0]["ipvs"].get<std::string>().find("masqueraded") == std::string::npos);
+  // Each side's full trace: iptables marks for masquerade in the endpoint chain; IPVS schedules at INPUT.
+  std::string ipt = ex[0]["traces"]["iptables"]["trace"].dump(), ipv = ex[0]["traces"]["ipvs"]["trace"].dump();
+  CHECK(ipt.find("KUBE-MARK-MASQ") != std::string::npos);
+  CHECK(ipt.find("MASQUERADE") != std::string::npos);
+  CHECK(ipv.find("round robin") != std::string::npos);
+  CHECK(ipv.find("MASQUERADE") == std::string::npos);
+  CHECK(ex[0]["traces"]["iptables"]["snat"] == true);
+  CHECK(ex[0]["traces"]["ipvs"]["snat"] == false);
+  // --examples 0: counted, not traced.
+  o.examples = 0;
+  auto quiet = replay(o);
+  CHECK(quiet["agreement"]["ipvs"]["different"] == 1);
+  CHECK(quiet["agreement"]["examples"].empty());
 }
 
 TEST_CASE("replay --threads gives the same report as one thread") {
@@ -365,4 +378,79 @@ TEST_CASE("a capture cut off mid-record is replayed up to the cut, with a note")
   CHECK(j["capture"]["frames"] == 2);
   CHECK(j["capture"]["error"].get<std::string>().find("truncated") != std::string::npos);
   CHECK(j["modes"]["iptables"]["packets"] == 2);
+}
+
+TEST_CASE("gen-traffic: TCP connections open with SYN and close with FIN or, per --rst, RST") {
+  TmpDir t;
+  cli::GenTrafficOptions g;
+  g.cluster = basic_cluster();
+  g.connections = 500;
+  g.rst = 1;
+  g.format = "json";
+  g.out = (t.dir / "r.pcap").string();
+  gen(g);
+  pcap::Reader r(g.out);
+  pcap::Frame f;
+  pcap::Decoded d;
+  uint64_t syn = 0, rst = 0, fin = 0, prev_ts = 0;
+  bool ordered = true;
+  while (r.next(f)) {
+    REQUIRE(pcap::decode(r.linktype(), f.data, f.caplen, d, f.wirelen) == pcap::DecodeError::None);
+    CHECK(pcap::checksums_ok(f.data + d.l3, f.caplen - d.l3));
+    ordered &= f.ts_ns >= prev_ts;
+    prev_ts = f.ts_ns;
+    if (d.pkt.t.proto != proto::TCP) continue;
+    syn += d.pkt.tcp_flags == tcpflag::SYN;
+    rst += (d.pkt.tcp_flags & tcpflag::RST) != 0;
+    fin += (d.pkt.tcp_flags & tcpflag::FIN) != 0;
+  }
+  CHECK(ordered);  // the capture is in time order, as a real one is
+  CHECK(syn > 100);
+  CHECK(rst == syn);
+  CHECK(fin == 0);
+}
+
+TEST_CASE("IPVS mode from dumps (ipvsadm-save, ipset save, iptables-save) replays like the generated mode") {
+  // The three dumps svcpath prints for node-a's IPVS mode, loaded back as a user's node dumps.
+  TmpDir t;
+  cli::RulesOptions ro;
+  ro.cluster = basic_cluster();
+  ro.cluster.mode = "ipvs";
+  std::ostringstream all;
+  REQUIRE(cli::run_rules(ro, all) == 0);
+  std::string text = all.str();
+  auto section = [&](const char* head, const char* next) {
+    size_t a = text.find(head);
+    REQUIRE(a != std::string::npos);
+    a = text.find('\n', a) + 1;
+    size_t b = next ? text.find(next, a) : std::string::npos;
+    return text.substr(a, b == std::string::npos ? std::string::npos : b - a);
+  };
+  auto write = [&](const char* name, const std::string& body) {
+    std::ofstream(t.dir / name) << body;
+    return (t.dir / name).string();
+  };
+  cli::ReplayOptions o;
+  o.ipvs = write("node.ipvs", section("# ipvsadm-save -n", "# ipset save"));
+  o.ipsets = write("node.ipsets", section("# ipset save", "# iptables-save"));
+  o.rules = write("node.rules", section("# iptables-save", nullptr));
+  o.node.local_ips = {"10.0.0.10/24@eth0", "10.244.1.1/24@cni0"};
+  o.node.sysctls = {"net.ipv4.ip_forward=1"};
+  // 40 DNS queries from a pod on cni0's subnet, one flow each.
+  auto file = t.dir / "dns.pcap";
+  {
+    pcap::Writer w(file.string(), pcap::link::Raw);
+    for (uint16_t i = 0; i < 40; ++i)
+      w.write(1'000'000'000ull + i * 1000, pcap::build(udp("10.244.1.7", uint16_t(20000 + i), "172.30.0.10", 53)));
+    w.close();
+  }
+  o.pcap = file.string();
+  o.format = "json";
+  auto j = replay(o);
+  auto& m = j["modes"]["rules"];
+  CHECK(m["outcomes"]["forwarded"] == 40);
+  // The dump's rr scheduler alternates the two endpoints exactly.
+  CHECK(m["dnat_to"]["172.30.0.10:53"]["10.244.1.3:53"] == 20);
+  CHECK(m["dnat_to"]["172.30.0.10:53"]["10.244.2.4:53"] == 20);
+  CHECK(m["cost_per_new_packet"]["ipvs_svc_lookups"].get<double>() == doctest::Approx(1.0));
 }
