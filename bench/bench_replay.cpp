@@ -2,6 +2,7 @@
 // libpcap alone reads and svcpath decodes the same capture. The capture is generated once per
 // cluster size (Poisson arrivals, uniform popularity, local pods to ClusterIPs) and replayed with
 // --answer; lanes are rebuilt outside the timed region so every iteration starts from empty state.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -34,6 +35,12 @@ struct Fixture {
     if (!pcap.empty()) std::filesystem::remove(pcap, ec);
   }
 };
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;  // KiB on Linux
+}
 
 class NullBuf : public std::streambuf {
   int overflow(int c) override { return c; }
@@ -84,7 +91,8 @@ void BM_PcapReadDecode(benchmark::State& st) {
   st.SetItemsProcessed(int64_t(n));
 }
 
-// range(0): services; range(1): 0 iptables, 1 ipvs, 2 both; range(2): threads.
+// range(0): services; range(1): 0 iptables, 1 ipvs, 2 both; range(2): threads; range(3): --examples
+// (with two modes, lanes trace connections' first packets while examples are wanted).
 void BM_Replay(benchmark::State& st) {
   const Fixture& f = fixture(uint32_t(st.range(0)));
   std::vector<std::string> modes = st.range(1) == 0   ? std::vector<std::string>{"iptables"}
@@ -94,9 +102,11 @@ void BM_Replay(benchmark::State& st) {
   o.pcap = f.pcap;
   o.answer = true;
   o.threads = size_t(st.range(2));
+  o.examples = size_t(st.range(3));
   NullBuf nb;
   std::ostream sink(&nb);
   uint64_t n = 0;
+  double rss_before = peak_rss_mib();
   for (auto _ : st) {
     st.PauseTiming();
     auto lanes = cli::cluster_lanes(f.ci, modes, cli::NodeOptions{}, 1);
@@ -110,15 +120,20 @@ void BM_Replay(benchmark::State& st) {
   st.SetItemsProcessed(int64_t(n));
   st.counters["modes"] = double(modes.size());
   st.counters["services"] = double(st.range(0));
+  // Peak RSS growth over the lanes plus the replay's flow state (run one benchmark per process for
+  // a clean number: the peak only rises).
+  st.counters["peak_rss_growth_MiB"] = peak_rss_mib() - rss_before;
 }
 
 }  // namespace
 
 BENCHMARK(BM_PcapReadDecode)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Replay)
-    ->ArgsProduct({{1000, 10000}, {0, 1}, {1}})
-    ->Args({1000, 2, 1})
-    ->Args({1000, 2, 2})
+    ->ArgsProduct({{1000, 10000}, {0, 1}, {1}, {0}})
+    ->Args({1000, 2, 1, 0})
+    ->Args({1000, 2, 2, 0})
+    ->Args({1000, 2, 1, 5})
+    ->Args({1000, 2, 2, 5})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3)
     ->UseRealTime();  // threads: the wall clock is what a user waits for

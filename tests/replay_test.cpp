@@ -56,6 +56,10 @@ struct Capture {
     frag[7] = 0x10;
     frag[10] = frag[11] = 0;
     w.write(ts += 1'000'000, eth(frag));
+    // An IPv4 header claiming a 12-byte header length: malformed.
+    auto bad = pcap::build(udp("10.244.1.7", 30003, "172.30.0.10", 53));
+    bad[0] = 0x43;
+    w.write(ts += 1'000'000, eth(bad));
     w.close();
   }
   ~Capture() { std::filesystem::remove_all(file.parent_path()); }
@@ -94,7 +98,8 @@ nlohmann::json gen(const cli::GenTrafficOptions& g) { return run_json(cli::run_g
 TEST_CASE("replay: both modes see the capture's flows, spread DNS over its endpoints, and count what they skip") {
   Capture cap;
   auto j = replay(options(cap));
-  CHECK(j["capture"]["frames"] == 104);
+  CHECK(j["capture"]["frames"] == 105);
+  CHECK(j["skipped"]["bad IP header"] == 1);
   CHECK(j["skipped"]["not IP"] == 1);
   CHECK(j["skipped"]["truncated (snaplen)"] == 1);
   CHECK(j["skipped"]["later fragment"] == 1);
