@@ -82,6 +82,13 @@ expect "replay prints per-mode rates on stderr" 0 "mode ipvs: [0-9]+ packets in"
 # shellcheck disable=SC2086
 expect "gen-traffic names a bad client kind" 1 "unknown client kind 'robots'" -- \
   "$bin" gen-traffic $C --out "$tmp/x.pcap" --clients robots=1
+if command -v script >/dev/null; then
+  # A terminal gets a progress line on stderr; a pipe does not.
+  expect "replay shows progress on a terminal" 0 "[0-9]+ packets in [0-9.]+ s \([0-9]+ packets/s\)" -- \
+    script -qec "$bin replay $C --pcap $tmp/g.pcap --answer" /dev/null
+  expect "replay is quiet in a pipe" 0 "^no progress$" -- \
+    sh -c '"$@" 2>&1 | grep -qE "packets in [0-9.]+ s \(" && echo progress || echo no progress' _ "$bin" replay $C --pcap "$tmp/g.pcap"
+fi
 printf 'not a pcap' > "$tmp/junk.pcap"
 expect "replay of a non-capture names the file" 1 "junk.pcap: unknown file format" -- "$bin" replay --rules "$R" --pcap "$tmp/junk.pcap"
 echo "$pass passed, $fail failed"
