@@ -403,7 +403,8 @@ void load_endpoints(Reader& r, const YAML::Node& o, Cluster& c) {
     s6.address_type = "IPv6";
     s4.loc = s6.loc = r.loc(sub);
     ++k;
-    for (auto [key, ready] : {std::pair{"addresses", true}, std::pair{"notReadyAddresses", false}})
+    for (auto [key, ready_binding] : {std::pair{"addresses", true}, std::pair{"notReadyAddresses", false}}) {
+      bool ready = ready_binding;  // lambdas may not capture structured bindings before C++20's fix (clang 14)
       r.each(sub, key, p, [&](const YAML::Node& n, const std::string& ap) {
         auto a = r.addr(n["ip"], ap + ".ip");
         if (!a) return;
@@ -413,6 +414,7 @@ void load_endpoints(Reader& r, const YAML::Node& o, Cluster& c) {
         e.node_name = r.str(n, "nodeName", ap, false).value_or("");
         (a->is_v4() ? s4 : s6).endpoints.push_back(e);
       });
+    }
     r.each(sub, "ports", p, [&](const YAML::Node& n, const std::string& pp) {
       EndpointPort ep;
       ep.name = r.str(n, "name", pp, false).value_or("");
@@ -606,7 +608,15 @@ void load_cluster_file(const std::string& path, Cluster& out) {
   Diagnostics d(path);
   Reader r(d, path);
   Cluster c;
-  for (auto& doc : docs) load_object(r, doc, c, 0);
+  for (auto& doc : docs) {
+    try {
+      load_object(r, doc, c, 0);
+    } catch (const YAML::Exception& e) {
+      // A field of the wrong shape (a scalar where a mapping belongs, say) that the reader did not
+      // check first: still an error at the place in the file, never a crash.
+      d.error(e.mark.line + 1, e.mark.column + 1, fmt::format("unexpected YAML shape: {}", e.msg));
+    }
+  }
   d.throw_if_errors();
   auto move_into = [](auto& dst, auto& src) { dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end())); };
   move_into(out.services, c.services);
@@ -618,8 +628,22 @@ void load_cluster_file(const std::string& path, Cluster& out) {
   move_into(out.notes, c.notes);
 }
 
+namespace {
+ProxyConfig load_proxy_config_docs(const std::string& path, const std::vector<YAML::Node>& docs);
+}
+
 ProxyConfig load_proxy_config(const std::string& path) {
   auto docs = parse_all(path);
+  try {
+    return load_proxy_config_docs(path, docs);
+  } catch (const YAML::Exception& e) {
+    throw LoadError({{path, e.mark.line + 1, e.mark.column + 1, fmt::format("unexpected YAML shape: {}", e.msg)}});
+  }
+}
+
+namespace {
+
+ProxyConfig load_proxy_config_docs(const std::string& path, const std::vector<YAML::Node>& docs) {
   Diagnostics d(path);
   Reader r(d, path);
   ProxyConfig pc;
@@ -678,5 +702,7 @@ ProxyConfig load_proxy_config(const std::string& path) {
     throw LoadError({{path, 0, 0, "detectLocalMode InterfaceNamePrefix needs detectLocal.interfaceNamePrefix"}});
   return pc;
 }
+
+}  // namespace
 
 }  // namespace svcpath::k8s

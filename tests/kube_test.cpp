@@ -368,3 +368,11 @@ TEST_CASE("golden: the same packets through iptables and IPVS mode, side by side
   CHECK(cli::run_trace(o, out) == 0);
   golden_text("trace-side-by-side.txt", out.str());
 }
+
+TEST_CASE("fuzz regression: a scalar where a mapping belongs is a file:line error, not a crash") {
+  // Found by tests/fuzz/fuzz_manifest: a Node whose spec is a scalar made yaml-cpp throw
+  // BadSubscript out of the loader.
+  k8s::Cluster c;
+  CHECK_LOAD_ERROR(k8s::load_cluster_file(test::source_dir() + "/tests/data/fuzz/manifest-scalar-spec.yaml", c), 4,
+                   "unexpected YAML shape: operator[] call on a scalar (key: \"podCIDRs\")");
+}
