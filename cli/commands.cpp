@@ -80,13 +80,7 @@ nf::Node NodeOptions::build(std::optional<nf::Node> base) const {
   return n;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LoadError({{path, 0, 0, "cannot open file"}});
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_file(const std::string& path) { return read_input_file(path); }
 
 // An iptables-save dump of either family: ip6tables-save says so in its header.
 nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters) {

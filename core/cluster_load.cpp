@@ -592,10 +592,9 @@ void load_object(Reader& r, const YAML::Node& o, Cluster& c, int depth) {
 }
 
 std::vector<YAML::Node> parse_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LoadError({{path, 0, 0, "cannot open file"}});
+  std::string text = read_input_file(path);
   try {
-    return YAML::LoadAll(in);
+    return YAML::LoadAll(text);
   } catch (const YAML::ParserException& e) {
     throw LoadError({{path, e.mark.line + 1, e.mark.column + 1, e.msg}});
   }

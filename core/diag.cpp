@@ -1,5 +1,8 @@
 #include "core/diag.hpp"
 
+#include <fstream>
+#include <sstream>
+
 #include <fmt/format.h>
 
 namespace svcpath {
@@ -27,6 +30,14 @@ void Diagnostics::error(int line, int column, std::string msg) {
 
 void Diagnostics::throw_if_errors() const {
   if (!diags_.empty()) throw LoadError(diags_);
+}
+
+std::string read_input_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw LoadError({{path, 0, 0, "cannot open file"}});
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace svcpath

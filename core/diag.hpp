@@ -24,6 +24,9 @@ class LoadError : public std::runtime_error {
   std::vector<Diagnostic> diags_;
 };
 
+/// The whole of an input file as bytes, or a LoadError naming it.
+std::string read_input_file(const std::string& path);
+
 /// Collector used while parsing one input.
 class Diagnostics {
  public:

@@ -339,12 +339,8 @@ class Loader {
 void load_ipvsadm(std::string_view text, const std::string& file, ServiceTable& t) { Loader(file, t).run(text); }
 
 ServiceTable load_ipvsadm_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LoadError({{path, 0, 0, "cannot open file"}});
-  std::stringstream ss;
-  ss << in.rdbuf();
   ServiceTable t;
-  load_ipvsadm(ss.str(), path, t);
+  load_ipvsadm(read_input_file(path), path, t);
   return t;
 }
 

@@ -569,12 +569,8 @@ class IpsetLoader {
 void load_ipsets(std::string_view text, const std::string& file, IpSets& sets) { IpsetLoader(file, sets).run(text); }
 
 IpSets load_ipsets_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LoadError({{path, 0, 0, "cannot open file"}});
-  std::stringstream ss;
-  ss << in.rdbuf();
   IpSets s;
-  load_ipsets(ss.str(), path, s);
+  load_ipsets(read_input_file(path), path, s);
   return s;
 }
 

@@ -2116,13 +2116,9 @@ void load_restore(std::string_view text, const std::string& file, Ruleset& rs, c
 }
 
 Ruleset load_restore_file(const std::string& path, Family fam, const RestoreOptions& opt) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LoadError({{path, 0, 0, "cannot open file"}});
-  std::stringstream ss;
-  ss << in.rdbuf();
   Ruleset rs;
   rs.family = fam;
-  load_restore(ss.str(), path, rs, opt);
+  load_restore(read_input_file(path), path, rs, opt);
   return rs;
 }
 

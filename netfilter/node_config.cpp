@@ -67,7 +67,22 @@ std::string apply_route(Node& node, std::string_view spec) {
   return "";
 }
 
+namespace {
+void load_node_config_doc(const std::string& path, Node& node);
+}
+
 void load_node_config(const std::string& path, Node& node) {
+  try {
+    load_node_config_doc(path, node);
+  } catch (const YAML::Exception& e) {
+    // A field of the wrong shape the reader did not check first: an error at its place, not a crash.
+    throw LoadError({{path, e.mark.line + 1, e.mark.column + 1, fmt::format("unexpected YAML shape: {}", e.msg)}});
+  }
+}
+
+namespace {
+
+void load_node_config_doc(const std::string& path, Node& node) {
   Diagnostics d(path);
   YAML::Node root;
   try {
@@ -257,5 +272,7 @@ void load_node_config(const std::string& path, Node& node) {
   }
   d.throw_if_errors();
 }
+
+}  // namespace
 
 }  // namespace svcpath::nf

@@ -27,6 +27,7 @@ N="$src/examples/nodes/kube-node.yaml"
 printf '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 99999 -j ACCEPT\nCOMMIT\n' > "$tmp/bad.rules"
 printf 'interfaces:\n  - name: eth0\n    addresses: [10.0.0.1/99]\n' > "$tmp/bad-node.yaml"
 printf 'tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web\nthis is not a packet\n' > "$tmp/bad-packets.txt"
+printf 'routes: [x]\n' > "$tmp/shape-node.yaml"
 printf 'create S hash:ip\nadd S 1.2.3\n' > "$tmp/bad.ipsets"
 
 expect "help lists the subcommands" 0 "rules +Load rule dumps" -- "$bin" --help
@@ -44,6 +45,8 @@ expect "bad rules: file:line:col and exit 1" 1 "bad.rules:3:[0-9]+: error: .*not
   "$bin" trace --rules "$tmp/bad.rules" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
 expect "bad node config: file:line" 1 "bad-node.yaml:3:[0-9]+: error: interfaces\[0\].addresses\[0\]" -- \
   "$bin" trace --rules "$R" --node-config "$tmp/bad-node.yaml" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "node config of the wrong shape: file:line" 1 "shape-node.yaml:1:10: error: unexpected YAML shape" -- \
+  "$bin" trace --rules "$R" --node-config "$tmp/shape-node.yaml" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
 expect "bad packet line: file:line" 1 "bad-packets.txt:2: error: .*expected 'PROTO SRC -> DST'" -- \
   "$bin" trace --rules "$R" --node-config "$N" --packets "$tmp/bad-packets.txt"
 expect "bad ipsets: file:line" 1 "bad.ipsets:2:[0-9]+: error: .*not an IP address" -- \
