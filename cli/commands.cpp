@@ -141,8 +141,8 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
       if (o.in_default != "auto") ps->in = o.in_default;
       else if (!ps->local && node.is_local(ps->pkt.t.src)) ps->local = true;  // sent by this host
       else {
-        auto r = node.lookup(ps->pkt.t.src);  // where the source lives: the reverse path
-        ps->in = r.type == nf::RouteType::Unicast && r.oif >= 0 ? std::string(node.ifname(r.oif)) : "eth0";
+        int16_t i = source_interface(node, ps->pkt.t.src);
+        ps->in = i >= 0 ? std::string(node.ifname(i)) : "eth0";
       }
     }
     if (ps->reply_of < 0 && !ps->local && node.find(ps->in) < 0) {

@@ -53,6 +53,11 @@ std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const s
   return lanes;
 }
 
+int16_t source_interface(const nf::Node& node, const Addr& src) {
+  auto r = node.lookup(src);
+  return r.type == nf::RouteType::Unicast && r.oif >= 0 ? r.oif : node.find("eth0");
+}
+
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
   if (o.cluster.given()) return cluster_lanes(load_cluster(o.cluster), o.cluster.modes(), o.node, o.seed);
   std::vector<std::unique_ptr<Lane>> lanes;

@@ -33,6 +33,11 @@ struct LaneSources {
   uint64_t seed;
 };
 
+/// The interface a packet from src arrives on: the one src routes through (the reverse path),
+/// else eth0 (kNoIf when there is none). trace and replay use it for packets that do not name
+/// their interface; no allocation, replay calls it per packet.
+int16_t source_interface(const nf::Node& node, const Addr& src);
+
 /// Throws LoadError naming the file:line of bad input.
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o);
 /// One lane per kube-proxy mode ("iptables", "ipvs") for a cluster already loaded.

@@ -149,16 +149,18 @@ class Progress {
   std::chrono::steady_clock::time_point t0_;
 };
 
+// "forwarded", "dropped (rule DROP)": how outcomes are named in tallies and examples.
+std::string outcome_label(nf::OutcomeKind kind, DropReason reason) {
+  std::string s(nf::outcome_name(kind));
+  if (reason != DropReason::None) s += fmt::format(" ({})", drop_reason_name(reason));
+  return s;
+}
+
 // The tallies with names for printing, sorted by name.
 std::map<std::string, uint64_t> outcome_names(const Tally& t) {
   std::map<std::string, uint64_t> m;
-  for (auto [code, n] : t.outcomes) {
-    std::string k = code >> 16 ? "answer " : "";
-    k += nf::outcome_name(nf::OutcomeKind((code >> 8) & 0xff));
-    auto reason = DropReason(code & 0xff);
-    if (reason != DropReason::None) k += fmt::format(" ({})", drop_reason_name(reason));
-    m[k] += n;
-  }
+  for (auto [code, n] : t.outcomes)
+    m[(code >> 16 ? "answer " : "") + outcome_label(nf::OutcomeKind((code >> 8) & 0xff), DropReason(code & 0xff))] += n;
   return m;
 }
 std::map<std::string, uint64_t> named(const std::map<Endpoint, uint64_t>& in) {
@@ -192,6 +194,16 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
 }
 
 int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions& o, std::ostream& out) {
+  // --in IFACE, resolved once per lane; kNoIf means "the interface the source routes through".
+  std::vector<int16_t> forced_iif(lanes.size(), kNoIf);
+  if (o.in_default != "auto")
+    for (size_t i = 0; i < lanes.size(); ++i) {
+      forced_iif[i] = lanes[i]->node.find(o.in_default);
+      if (forced_iif[i] >= 0) continue;
+      std::string known;
+      for (auto& f : lanes[i]->node.interfaces()) known += (known.empty() ? "" : ", ") + f.name;
+      throw LoadError({{"--in", 0, 0, fmt::format("unknown interface '{}' (mode {} has: {})", o.in_default, lanes[i]->name, known)}});
+    }
   pcap::Reader reader(o.pcap);
 
   std::vector<std::unique_ptr<pcap::Writer>> writers(lanes.size());
@@ -330,14 +342,7 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
     for (const Item& it : b.items) {
       const Packet& p = it.d.pkt;
       nf::Injection inj{it.local, kNoIf};
-      if (!it.local) {
-        if (o.in_default != "auto") {
-          inj.iif = l.node.find(o.in_default);
-        } else {
-          auto r = l.node.lookup(p.t.src);
-          inj.iif = r.type == nf::RouteType::Unicast && r.oif >= 0 ? r.oif : l.node.find("eth0");
-        }
-      }
+      if (!it.local) inj.iif = forced_iif[i] >= 0 ? forced_iif[i] : source_interface(l.node, p.t.src);
       if (it.first) learn_backends(i, p, inj);
       auto oc = run(i, p, inj, false, it.first ? &(*it.first)[i] : nullptr, &it, b.arena.data() + it.off);
       if (!o.answer || !oc) continue;
@@ -400,10 +405,8 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
         spec.local = it.local;
         spec.text = it.d.pkt.t.str();
         if (!it.local) {
-          auto r = lanes[0]->node.lookup(it.d.pkt.t.src);
-          spec.in = o.in_default != "auto" ? o.in_default
-                    : r.type == nf::RouteType::Unicast && r.oif >= 0 ? std::string(lanes[0]->node.ifname(r.oif))
-                                                                     : "eth0";
+          int16_t iif = forced_iif[0] >= 0 ? forced_iif[0] : source_interface(lanes[0]->node, it.d.pkt.t.src);
+          spec.in = std::string(lanes[0]->node.ifname(iif));
         }
         examples.push_back({it.d.pkt.t, i, what, spec, *a, *c});
       }
@@ -496,8 +499,7 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       }
     }
   auto describe = [&](const FlowResult& r) {
-    std::string s(nf::outcome_name(r.kind));
-    if (r.reason != DropReason::None) s += fmt::format(" ({})", drop_reason_name(r.reason));
+    std::string s = outcome_label(r.kind, r.reason);
     if (!r.where.empty()) s += " at " + r.where;
     if (r.dnat) s += fmt::format(", DNAT {} -> {}", r.service, r.backend);
     if (r.snat) s += ", masqueraded";

@@ -92,6 +92,9 @@ if command -v script >/dev/null; then
   expect "replay is quiet in a pipe" 0 "^no progress$" -- \
     sh -c '"$@" 2>&1 | grep -qE "packets in [0-9.]+ s \(" && echo progress || echo no progress' _ "$bin" replay $C --pcap "$tmp/g.pcap"
 fi
+# shellcheck disable=SC2086
+expect "replay --in names an unknown interface" 1 "unknown interface 'eth9' \(mode iptables has: lo, eth0" -- \
+  "$bin" replay $C --pcap "$P" --in eth9
 printf 'not a pcap' > "$tmp/junk.pcap"
 expect "replay of a non-capture names the file" 1 "junk.pcap: unknown file format" -- "$bin" replay --rules "$R" --pcap "$tmp/junk.pcap"
 echo "$pass passed, $fail failed"
