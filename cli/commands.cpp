@@ -39,6 +39,7 @@ std::vector<std::string> ClusterOptions::modes() const {
 ClusterInput load_cluster(const ClusterOptions& o) {
   ClusterInput in;
   for (auto& f : o.files) k8s::load_cluster_file(f, in.cluster);
+  k8s::check_cluster(in.cluster);
   for (auto& n : in.cluster.notes) std::cerr << "svcpath: note: " << n << "\n";
   if (!o.proxy_config.empty()) in.cfg = k8s::load_proxy_config(o.proxy_config);
   for (auto& m : o.modes())

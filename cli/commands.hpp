@@ -83,6 +83,8 @@ struct ReplayOptions {
   bool timing = false;           // per-mode wall-clock packets/s on stderr
 };
 /// svcpath replay: every packet of a capture through each datapath, with per-mode tallies.
+/// Exit status of a replay that reported everything up to a damaged record of its capture.
+inline constexpr int kExitDamagedCapture = 3;
 int run_replay(const ReplayOptions& o, std::ostream& out);
 
 struct GenTrafficOptions {
@@ -97,6 +99,16 @@ struct GenTrafficOptions {
 };
 /// svcpath gen-traffic: a synthetic capture for a node, and its ground truth on out.
 int run_gen_traffic(const GenTrafficOptions& o, std::ostream& out);
+
+struct GenClusterOptions {
+  uint32_t services = 100, endpoints = 10, nodes = 10;
+  bool node_ports = false;
+  uint64_t seed = 1;
+  std::string out;  // "-" or empty: stdout
+};
+/// svcpath gen-cluster: a synthetic cluster (core/cluster_synth) as kubectl-style YAML.
+int run_gen_cluster(const GenClusterOptions& o, std::ostream& out);
+void write_cluster_yaml(const k8s::Cluster& c, std::ostream& out);
 
 std::string read_file(const std::string& path);
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.

@@ -84,7 +84,7 @@ int run_gen_traffic(const GenTrafficOptions& o, std::ostream& out) {
     j["packets"] = st.packets;
     j["non_service"] = st.non_service;
     j["per_target"] = st.per_target;
-    out << j.dump(2) << "\n";
+    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // rule comments are bytes
     return 0;
   }
   out << fmt::format("wrote {}: {} packets, {} connections ({} to non-Service addresses)\n", o.out, st.packets,

@@ -1,4 +1,5 @@
 // svcpath: the command-line front end. Thin: parse flags, build the node and datapaths, render.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,6 +19,14 @@
 #include "netfilter/node_config.hpp"
 
 using namespace svcpath;
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SVCPATH_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SVCPATH_UNDER_ASAN 1
+#endif
+#endif
 
 
 namespace {
@@ -43,6 +52,24 @@ void add_node_options(CLI::App* app, cli::NodeOptions& n) {
   app->add_option("--route", n.routes, "CIDR=IFACE[@GATEWAY] or default=IFACE, repeatable");
 }
 
+uint64_t physical_memory_mib() {
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? uint64_t(pages) * uint64_t(size) >> 20 : 0;
+}
+
+// RLIMIT_AS: allocations past it fail, so operator new throws bad_alloc, which main reports.
+// Sanitizer runtimes reserve terabytes of address space up front, so there the cap stays off.
+void cap_memory(uint64_t mib) {
+#ifndef SVCPATH_UNDER_ASAN
+  if (mib) {
+    rlimit r{mib << 20, mib << 20};
+    setrlimit(RLIMIT_AS, &r);
+  }
+#else
+  (void)mib;
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,6 +85,14 @@ int main(int argc, char** argv) {
       "      --packets examples/packets/kube-clusterip.txt\n"
       "Each subcommand has its own --help with examples.");
   app.set_version_flag("--version", "svcpath 0.1.0");
+  // A cap on the address space turns a runaway input into an error message instead of the kernel's
+  // OOM killer. Default: three quarters of the machine's memory.
+  uint64_t max_memory_mib = physical_memory_mib() * 3 / 4;
+  app.add_option("--max-memory", max_memory_mib,
+                 "MiB of memory svcpath may use before it stops with an error (0: no cap; default: 3/4 of RAM); "
+                 "may follow the subcommand")
+      ->capture_default_str();
+  app.fallthrough();
 
   // ---- trace
   auto* trace = app.add_subcommand("trace", "Trace packets through a node's netfilter hooks");
@@ -127,7 +162,9 @@ int main(int argc, char** argv) {
       "  svcpath replay --cluster objs.yaml --node n1 --modes iptables,ipvs --pcap cap.pcapng\n"
       "  svcpath replay --rules node.rules --ipsets node.ipsets --local-ip 10.0.0.10/24 --pcap cap.pcap \\\n"
       "      --out-dir natted/        writes natted/rules.pcap: packets as they leave, checksums fixed\n"
-      "Link types: Ethernet (802.1Q/QinQ), Linux cooked (SLL, SLL2), raw IP, loopback/null.");
+      "Link types: Ethernet (802.1Q/QinQ), Linux cooked (SLL, SLL2), raw IP, loopback/null.\n"
+      "Exit status: 0 replayed, 1 bad input, 2 bad usage, 3 the capture is damaged (a truncated record,\n"
+      "an absurd length): everything before the damage was replayed and reported.");
   cli::ReplayOptions rpo;
   add_cluster_options(rp, rpo.cluster);
   rp->add_option("--modes", rpo.cluster.mode, "kube-proxy modes to compare, comma-separated (iptables,ipvs)");
@@ -182,17 +219,37 @@ int main(int argc, char** argv) {
                  "(default local-pods=1,remote-pods=1,external=1,host=0)");
   gt->add_option("--format", go.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
+  // ---- gen-cluster
+  auto* gc = app.add_subcommand("gen-cluster", "Write a synthetic cluster (Services, EndpointSlices, Nodes) as YAML");
+  gc->footer(
+      "The fixtures of the benchmarks and sweeps, for every other subcommand: Services svc-0..N-1 in\n"
+      "namespace bench (ClusterIP 10.96.0.1 + i, port 80 -> 8080/TCP), one EndpointSlice each with\n"
+      "--endpoints ready pods spread over the Nodes node-0.. (pod CIDRs 10.64.n.0/24). Same --seed,\n"
+      "same bytes.\n"
+      "Examples:\n"
+      "  svcpath gen-cluster --services 50000 --endpoints 10 -o big.yaml\n"
+      "  svcpath rules --cluster big.yaml --node node-0 --mode ipvs | head");
+  cli::GenClusterOptions gco;
+  gc->add_option("--services", gco.services, "number of Services (default 100)")->check(CLI::Range(1u, 1000000u));
+  gc->add_option("--endpoints", gco.endpoints, "ready endpoints per Service (default 10)")->check(CLI::Range(0u, 1000u));
+  gc->add_option("--nodes", gco.nodes, "number of Nodes (default 10)")->check(CLI::Range(1u, 1000u));
+  gc->add_flag("--node-ports", gco.node_ports, "make every Service a NodePort (30000 + i mod 2768)");
+  gc->add_option("--seed", gco.seed, "random seed for endpoint placement (default 1)");
+  gc->add_option("--out,-o", gco.out, "YAML file to write (default: stdout)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // --help is a "parse error" with status 0
   }
+  cap_memory(max_memory_mib);
   try {
     if (trace->parsed()) {
       return cli::run_trace(to, std::cout);
     }
     if (rcmd->parsed()) return cli::run_rules(ro, std::cout);
     if (gt->parsed()) return cli::run_gen_traffic(go, std::cout);
+    if (gc->parsed()) return cli::run_gen_cluster(gco, std::cout);
     if (rp->parsed()) {
       rpo.progress = isatty(STDERR_FILENO);
       rpo.timing = true;
@@ -200,6 +257,11 @@ int main(int argc, char** argv) {
     }
   } catch (const LoadError& e) {
     for (auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << fmt::format("svcpath: error: out of memory: the input needs more than the {} MiB cap "
+                             "(--max-memory; 0 lifts it)\n",
+                             max_memory_mib);
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "svcpath: error: " << e.what() << "\n";

@@ -204,7 +204,16 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       for (auto& f : lanes[i]->node.interfaces()) known += (known.empty() ? "" : ", ") + f.name;
       throw LoadError({{"--in", 0, 0, fmt::format("unknown interface '{}' (mode {} has: {})", o.in_default, lanes[i]->name, known)}});
     }
-  pcap::Reader reader(o.pcap);
+  std::optional<pcap::Reader> opened;
+  try {
+    opened.emplace(o.pcap);
+  } catch (const pcap::IoError& e) {
+    // libpcap's words, as a file error like every other input's.
+    std::string_view m = e.what();
+    if (m.starts_with(o.pcap + ": ")) m.remove_prefix(o.pcap.size() + 2);
+    throw LoadError({{o.pcap, 0, 0, std::string(m)}});
+  }
+  pcap::Reader& reader = *opened;
 
   std::vector<std::unique_ptr<pcap::Writer>> writers(lanes.size());
   if (!o.out_dir.empty()) {
@@ -550,8 +559,8 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       ag["examples"] = std::move(ex);
       j["agreement"] = std::move(ag);
     }
-    out << j.dump(2) << "\n";
-    return 0;
+    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // rule comments are bytes
+    return file_error.empty() ? 0 : kExitDamagedCapture;
   }
   out << fmt::format("capture {}: {} frames (link type {}), {} replayed, {} skipped\n", o.pcap, frames,
                      reader.linktype(), frames - skipped, skipped);
@@ -609,7 +618,7 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       out << "\n";
     }
   }
-  return 0;
+  return file_error.empty() ? 0 : kExitDamagedCapture;
 }
 
 }  // namespace svcpath::cli

@@ -194,6 +194,9 @@ struct ProxyConfig {
 /// Loads one manifest file: YAML (multi-document, kind: List) or JSON as kubectl prints it. Unknown
 /// kinds are skipped with a note. Throws LoadError with file:line:col and the field path.
 void load_cluster_file(const std::string& path, Cluster& out);
+/// Cross-object checks once every file is loaded: an EndpointSlice must name a Service in the
+/// input (kube-proxy would ignore it; here it means a partial dump and a silently wrong answer).
+void check_cluster(const Cluster& c);
 /// Loads a KubeProxyConfiguration (YAML or JSON).
 ProxyConfig load_proxy_config(const std::string& path);
 

@@ -10,6 +10,7 @@
 
 #include "core/cluster.hpp"
 #include "core/diag.hpp"
+#include "core/yaml_input.hpp"
 
 namespace svcpath::k8s {
 
@@ -230,15 +231,47 @@ struct Meta {
   std::map<std::string, std::string> labels;
 };
 
+// RFC 1123 label (dots=false) or subdomain (dots=true), as Kubernetes validates names.
+bool dns1123(std::string_view s, size_t max, bool dots) {
+  if (s.empty() || s.size() > max) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(s.front()) || !alnum(s.back())) return false;
+  for (char c : s)
+    if (!alnum(c) && c != '-' && !(dots && c == '.')) return false;
+  return true;
+}
+
+// A name as it can be shown in a message: control bytes and non-ASCII as \xNN.
+std::string printable(std::string_view s) {
+  std::string o;
+  for (unsigned char c : s.substr(0, 80)) {
+    if (c >= 0x20 && c < 0x7f) o += char(c);
+    else o += fmt::format("\\x{:02x}", c);
+  }
+  if (s.size() > 80) o += "...";
+  return o;
+}
+
 Meta meta(Reader& r, const YAML::Node& obj, bool namespaced) {
   Meta m;
   YAML::Node md = obj["metadata"];
-  if (!md || !md.IsMap()) {
+  if (!md || md.IsNull()) {
     r.err(obj, "metadata", "required field is missing");
+    return m;
+  }
+  if (!md.IsMap()) {
+    r.err(md, "metadata", "expected a mapping");
     return m;
   }
   m.name = r.str(md, "name", "metadata", true).value_or("");
   if (namespaced) m.ns = r.str(md, "namespace", "metadata", false).value_or("default");
+  // The API server's own name rules; anything else (a NUL, a space, stray bytes) is not from a cluster.
+  if (!m.name.empty() && !dns1123(m.name, 253, true))
+    r.err(md["name"], "metadata.name",
+          fmt::format("'{}' is not a valid object name (lowercase letters, digits, '-' and '.', at most 253)", printable(m.name)));
+  if (namespaced && !dns1123(m.ns, 63, false))
+    r.err(md["namespace"], "metadata.namespace",
+          fmt::format("'{}' is not a valid namespace name (lowercase letters, digits and '-', at most 63)", printable(m.ns)));
   m.labels = r.string_map(md, "labels", "metadata");
   return m;
 }
@@ -591,14 +624,7 @@ void load_object(Reader& r, const YAML::Node& o, Cluster& c, int depth) {
   else c.notes.push_back(fmt::format("{}:{}: skipped kind {} (not used by svcpath)", r.file(), o.Mark().line + 1, *kind));
 }
 
-std::vector<YAML::Node> parse_all(const std::string& path) {
-  std::string text = read_input_file(path);
-  try {
-    return YAML::LoadAll(text);
-  } catch (const YAML::ParserException& e) {
-    throw LoadError({{path, e.mark.line + 1, e.mark.column + 1, e.msg}});
-  }
-}
+std::vector<YAML::Node> parse_all(const std::string& path) { return load_yaml_documents(path); }
 
 }  // namespace
 
@@ -625,6 +651,19 @@ void load_cluster_file(const std::string& path, Cluster& out) {
   move_into(out.namespaces, c.namespaces);
   move_into(out.policies, c.policies);
   move_into(out.notes, c.notes);
+}
+
+void check_cluster(const Cluster& c) {
+  std::set<std::pair<std::string, std::string>> services;
+  for (auto& s : c.services) services.emplace(s.ns, s.name);
+  std::vector<Diagnostic> d;
+  for (auto& sl : c.slices)
+    if (!services.count({sl.ns, sl.service_name}))
+      d.push_back({sl.loc.file, sl.loc.line, 0,
+                   fmt::format("EndpointSlice {}/{} belongs to Service {}/{}, which is not in the input "
+                               "(give the Service's manifest too)",
+                               sl.ns, sl.name, sl.ns, sl.service_name)});
+  if (!d.empty()) throw LoadError(std::move(d));
 }
 
 namespace {

@@ -1,5 +1,6 @@
 #include "core/diag.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -33,11 +34,19 @@ void Diagnostics::throw_if_errors() const {
 }
 
 std::string read_input_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw LoadError({{path, 0, 0, "is a directory, not a file"}});
   std::ifstream in(path, std::ios::binary);
   if (!in) throw LoadError({{path, 0, 0, "cannot open file"}});
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  // Read in chunks so a pipe works and an endless one (/dev/zero) stops at the cap, not at OOM.
+  std::string text;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    if (text.size() + size_t(in.gcount()) > kMaxInputFileBytes)
+      throw LoadError({{path, 0, 0, fmt::format("larger than {} MiB, the limit for a text input", kMaxInputFileBytes >> 20)}});
+    text.append(buf, size_t(in.gcount()));
+  }
+  return text;
 }
 
 }  // namespace svcpath

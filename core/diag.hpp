@@ -24,6 +24,9 @@ class LoadError : public std::runtime_error {
   std::vector<Diagnostic> diags_;
 };
 
+/// Largest text input (rule dump, set dump, manifest) read whole; a 700k-rule dump is ~150 MiB.
+inline constexpr size_t kMaxInputFileBytes = size_t(2) << 30;
+
 /// The whole of an input file as bytes, or a LoadError naming it.
 std::string read_input_file(const std::string& path);
 

@@ -1986,7 +1986,8 @@ class Loader {
     (void)ln;
   }
 
-  bool walk(Table& t, int ci, uint8_t hbit, uint32_t depth, uint32_t& maxd) {
+  // from_line: the rule that jumped here, which is where a loop closes.
+  bool walk(Table& t, int ci, uint8_t hbit, uint32_t depth, uint32_t& maxd, int from_line = 0) {
     Chain& c = t.chains[size_t(ci)];
     if (std::find(stack_.begin(), stack_.end(), ci) != stack_.end()) {
       std::string path;
@@ -1996,7 +1997,8 @@ class Loader {
         if (on) path += t.chains[size_t(s)].name + " -> ";
       }
       path += c.name;
-      d_.error(c.line, 0, fmt::format("jump loop: {} (the kernel rejects this table with ELOOP)", path));
+      d_.error(from_line ? from_line : c.line, 0,
+               fmt::format("jump loop: {} (the kernel rejects this table with ELOOP)", path));
       return false;
     }
     if (seen_depth_.size() < t.chains.size()) seen_depth_.resize(t.chains.size(), 0);
@@ -2007,7 +2009,7 @@ class Loader {
     stack_.push_back(ci);
     for (auto& r : c.rules)
       if (auto* j = std::get_if<JumpTarget>(&r.target)) {
-        if (!walk(t, j->index, hbit, j->go ? depth : depth + 1, maxd)) {
+        if (!walk(t, j->index, hbit, j->go ? depth : depth + 1, maxd, r.line)) {
           stack_.pop_back();
           return false;
         }

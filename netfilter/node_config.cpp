@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/diag.hpp"
+#include "core/yaml_input.hpp"
 
 namespace svcpath::nf {
 
@@ -84,14 +85,8 @@ namespace {
 
 void load_node_config_doc(const std::string& path, Node& node) {
   Diagnostics d(path);
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw LoadError({{path, 0, 0, "cannot open file"}});
-  } catch (const YAML::ParserException& e) {
-    throw LoadError({{path, e.mark.line + 1, e.mark.column + 1, e.msg}});
-  }
+  auto docs = load_yaml_documents(path);
+  YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
   auto err = [&](const YAML::Node& n, std::string msg) {
     d.error(n.Mark().line + 1, n.Mark().column + 1, std::move(msg));
   };

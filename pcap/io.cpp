@@ -21,6 +21,7 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_
   impl_->p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
   if (!impl_->p) {
     std::string_view e = err;
+    if (e == "unknown file format") throw IoError(fmt::format("{}: not a pcap or pcapng capture (bad magic number)", path));
     // libpcap names the file in some messages ("x: No such file") but not others ("unknown file format").
     if (e.starts_with(path + ":")) throw IoError(std::string(e));
     throw IoError(fmt::format("{}: {}", path, e));

@@ -32,7 +32,7 @@ printf 'create S hash:ip\nadd S 1.2.3\n' > "$tmp/bad.ipsets"
 
 expect "help lists the subcommands" 0 "rules +Load rule dumps" -- "$bin" --help
 expect "trace --help shows an example and the packet grammar" 0 "Packet spec: PROTO" -- "$bin" trace --help
-expect "no subcommand is a usage error" 106 "subcommand" -- "$bin"
+expect "no subcommand is a usage error" 2 "subcommand" -- "$bin"
 expect "a traced packet" 0 "=> forwarded out eth0: tcp 10.244.1.5:1 -> 10.244.2.7:8080 dnat" -- \
   "$bin" trace --rules "$R" --node-config "$N" --packet "tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web"
 expect "same seed, same answer" 0 "10.244.2.7:8080" -- \
@@ -55,7 +55,7 @@ expect "unknown interface is named" 1 "unknown interface 'eth9'" -- \
   "$bin" trace --rules "$R" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2 in=eth9"
 expect "bad sysctl" 1 "unknown sysctl 'kernel.frob'" -- \
   "$bin" trace --rules "$R" --sysctl kernel.frob=1 --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
-expect "missing file is a usage error" 105 "File does not exist" -- "$bin" trace --rules /nonexistent --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "missing file is a usage error" 2 "File does not exist" -- "$bin" trace --rules /nonexistent --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
 expect "reply with nothing to answer" 1 "no earlier packet" -- "$bin" trace --rules "$R" --packet "tcp/SA reply"
 expect "rules prints canonical form" 0 "^-A KUBE-SVC-XRY76EGRC3BSCIIJ ! -s 10.244.0.0/16" -- "$bin" rules --rules "$R"
 C="--cluster $src/examples/clusters/nodes.yaml --cluster $src/examples/clusters/basic.yaml --node node-a --proxy-config $src/examples/clusters/proxy-config.yaml"
@@ -96,6 +96,6 @@ fi
 expect "replay --in names an unknown interface" 1 "unknown interface 'eth9' \(mode iptables has: lo, eth0" -- \
   "$bin" replay $C --pcap "$P" --in eth9
 printf 'not a pcap' > "$tmp/junk.pcap"
-expect "replay of a non-capture names the file" 1 "junk.pcap: unknown file format" -- "$bin" replay --rules "$R" --pcap "$tmp/junk.pcap"
+expect "replay of a non-capture names the file" 1 "junk.pcap: error: not a pcap or pcapng capture" -- "$bin" replay --rules "$R" --pcap "$tmp/junk.pcap"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

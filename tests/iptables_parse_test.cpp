@@ -268,8 +268,8 @@ TEST_CASE("bad input: every error has its line and says what was expected") {
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m statistic --mode nth --every 3 -j ACCEPT\nCOMMIT\n", 3, "also requires"},
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m statistic ! --mode random --probability 0.5 -j ACCEPT\nCOMMIT\n", 3,
        "cannot be inverted"},
-      {"*filter\n:INPUT ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -j B\n-A B -j A\nCOMMIT\n", 3,
-       "jump loop: A -> B -> A"},
+      {"*filter\n:INPUT ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -j B\n-A B -j A\nCOMMIT\n", 7,
+       "jump loop: A -> B -> A"},  // at the rule that closes the loop
       {"*filter\n:INPUT ACCEPT [0:0]\n:A - [0:0]\n:A - [0:0]\nCOMMIT\n", 4, "declared twice; previously declared at line 3"},
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"unterminated -j ACCEPT\nCOMMIT\n", 3,
        "unterminated quote"},

@@ -1,5 +1,8 @@
 // kube-proxy iptables mode from cluster objects: the loader, the generator's golden dumps, and
 // packet-flow tables in the style of kube-proxy's own tests (checked with --enumerate).
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -9,6 +12,7 @@
 
 #include "cli/commands.hpp"
 #include "core/cluster.hpp"
+#include "core/cluster_synth.hpp"
 #include "helpers.hpp"
 #include "netfilter/kube_iptables.hpp"
 #include "netfilter/kube_node.hpp"
@@ -375,4 +379,29 @@ TEST_CASE("fuzz regression: a scalar where a mapping belongs is a file:line erro
   k8s::Cluster c;
   CHECK_LOAD_ERROR(k8s::load_cluster_file(test::source_dir() + "/tests/data/fuzz/manifest-scalar-spec.yaml", c), 4,
                    "unexpected YAML shape: operator[] call on a scalar (key: \"podCIDRs\")");
+}
+
+TEST_CASE("gen-cluster YAML loads back into the cluster it was written from") {
+  k8s::SynthSpec spec;
+  spec.services = 40;
+  spec.endpoints = 3;
+  spec.nodes = 4;
+  spec.node_ports = true;
+  auto want = k8s::synthetic_cluster(spec);
+  auto path = std::filesystem::temp_directory_path() / ("svcpath-gen-cluster-" + std::to_string(::getpid()) + ".yaml");
+  {
+    std::ofstream f(path);
+    cli::write_cluster_yaml(want, f);
+  }
+  k8s::Cluster got;
+  k8s::load_cluster_file(path.string(), got);
+  std::filesystem::remove(path);
+  k8s::check_cluster(got);
+  REQUIRE(got.services.size() == 40);
+  REQUIRE(got.slices.size() == 40);
+  REQUIRE(got.nodes.size() == 4);
+  // The same objects make the same rules, byte for byte, on every node.
+  for (size_t n = 0; n < 4; ++n)
+    CHECK(nf::kube::restore_input(got, got.nodes[n], k8s::ProxyConfig{}, Family::V4) ==
+          nf::kube::restore_input(want, want.nodes[n], k8s::ProxyConfig{}, Family::V4));
 }

@@ -85,12 +85,12 @@ cli::ReplayOptions options(const Capture& c) {
 
 // Runs a command with --format json and parses what it printed.
 template <class Options>
-nlohmann::json run_json(int (*cmd)(const Options&, std::ostream&), const Options& o) {
+nlohmann::json run_json(int (*cmd)(const Options&, std::ostream&), const Options& o, int status = 0) {
   std::ostringstream out;
-  REQUIRE(cmd(o, out) == 0);
+  REQUIRE(cmd(o, out) == status);
   return nlohmann::json::parse(out.str());
 }
-nlohmann::json replay(const cli::ReplayOptions& o) { return run_json(cli::run_replay, o); }
+nlohmann::json replay(const cli::ReplayOptions& o, int status = 0) { return run_json(cli::run_replay, o, status); }
 nlohmann::json gen(const cli::GenTrafficOptions& g) { return run_json(cli::run_gen_traffic, g); }
 
 }  // namespace
@@ -366,7 +366,7 @@ TEST_CASE("replay --threads gives the same report as one thread") {
   CHECK(replay(o) == one);
 }
 
-TEST_CASE("a capture cut off mid-record is replayed up to the cut, with a note") {
+TEST_CASE("a capture cut off mid-record is replayed up to the cut, with a note and exit status 3") {
   TmpDir t;
   auto file = t.dir / "cut.pcap";
   {
@@ -379,7 +379,7 @@ TEST_CASE("a capture cut off mid-record is replayed up to the cut, with a note")
   o.cluster = basic_cluster();
   o.pcap = file.string();
   o.format = "json";
-  auto j = replay(o);
+  auto j = replay(o, cli::kExitDamagedCapture);
   CHECK(j["capture"]["frames"] == 2);
   CHECK(j["capture"]["error"].get<std::string>().find("truncated") != std::string::npos);
   CHECK(j["modes"]["iptables"]["packets"] == 2);
