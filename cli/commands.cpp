@@ -248,8 +248,19 @@ int run_rules(const RulesOptions& o, std::ostream& out) {
     Family fam = o.family == 6 ? Family::V6 : Family::V4;
     auto modes = o.cluster.modes();
     if (modes.size() != 1) throw LoadError({{"--mode", 0, 0, "rules prints one mode at a time"}});
+    bool with_policy = o.cluster.policy != "off" && !ci.cluster.policies.empty();
+    auto where = policy_placement(o.cluster.policy, modes[0]);
+    if (o.policy) {
+      auto np = nf::netpol::compile(ci.cluster, ci.node, fam, where);
+      out << "# NetworkPolicy: " << ci.cluster.policies.size() << " policies, " << np.pods << " isolated pods on "
+          << ci.node.name << "\n# ipset restore input\n"
+          << np.ipsets << "# iptables-restore --noflush input\n"
+          << np.rules;
+      return 0;
+    }
     if (modes[0] == "ipvs") {
       auto m = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, fam);
+      if (with_policy && !o.restore_input) nf::netpol::apply(nf::netpol::compile(ci.cluster, ci.node, fam, where), m.rules, m.sets);
       if (o.restore_input) {
         out << "# ipvsadm-restore input\n" << ipvs::save_ipvsadm(m.engine->services);
         out << "# ipset restore input\n" << m.ipset_restore;
@@ -262,7 +273,16 @@ int run_rules(const RulesOptions& o, std::ostream& out) {
       return 0;
     }
     if (o.restore_input) out << nf::kube::restore_input(ci.cluster, ci.node, ci.cfg, fam);
-    else out << nf::save(nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, fam));
+    else {
+      auto rs = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, fam);
+      if (with_policy) {
+        nf::IpSets sets;
+        auto np = nf::netpol::compile(ci.cluster, ci.node, fam, where);
+        nf::netpol::apply(np, rs, sets);
+        out << "# ipset save\n" << nf::save_ipsets(sets) << "# iptables-save\n";
+      }
+      out << nf::save(rs);
+    }
     return 0;
   }
   if (!o.ipsets.empty()) out << nf::save_ipsets(nf::load_ipsets_file(o.ipsets));

@@ -27,6 +27,9 @@ struct ClusterOptions {
   std::string node;
   std::string proxy_config;
   std::string mode = "iptables";  // one mode, or a comma list for side-by-side traces
+  // NetworkPolicy enforcement: auto (IPVS-aware placement in the ipvs mode, plain otherwise),
+  // plain, ipvs (IPVS-aware in every mode), off.
+  std::string policy = "auto";
   bool given() const { return !files.empty(); }
   std::vector<std::string> modes() const;
 };
@@ -62,6 +65,7 @@ struct RulesOptions {
   std::string rules, ipsets;
   ClusterOptions cluster;
   bool counters = false, v6 = false, restore_input = false;
+  bool policy = false;  // only the NetworkPolicy engine's ipset and iptables-restore input
   int family = 4;
 };
 /// svcpath rules: a dump printed back canonically, or the rules kube-proxy generates for a node.

@@ -5,6 +5,7 @@
 #include "netfilter/iptables.hpp"
 #include "netfilter/kube_iptables.hpp"
 #include "netfilter/kube_node.hpp"
+#include "netfilter/netpol.hpp"
 
 namespace svcpath::cli {
 
@@ -20,8 +21,19 @@ void attach_datapaths(std::vector<std::unique_ptr<Lane>>& lanes, uint64_t seed) 
 
 }  // namespace
 
+nf::netpol::Placement policy_placement(const std::string& policy, const std::string& mode) {
+  bool ipvs = policy == "ipvs" || (policy == "auto" && mode == "ipvs");
+  return ipvs ? nf::netpol::Placement::IpvsAware : nf::netpol::Placement::Plain;
+}
+
+void add_policies(Lane& l, const ClusterInput& ci, nf::netpol::Placement where) {
+  if (!l.sets) l.sets.emplace();
+  if (l.v4) nf::netpol::apply(nf::netpol::compile(ci.cluster, ci.node, Family::V4, where), *l.v4, *l.sets);
+  if (l.v6) nf::netpol::apply(nf::netpol::compile(ci.cluster, ci.node, Family::V6, where), *l.v6, *l.sets);
+}
+
 std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const std::vector<std::string>& modes,
-                                                 const NodeOptions& node, uint64_t seed) {
+                                                 const NodeOptions& node, uint64_t seed, const std::string& policy) {
   std::vector<std::unique_ptr<Lane>> lanes;
   for (auto& mode : modes) {
     auto l = std::make_unique<Lane>();
@@ -46,6 +58,7 @@ std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const s
       l->v4 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V4);
       l->v6 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V6);
     }
+    if (policy != "off" && !ci.cluster.policies.empty()) add_policies(*l, ci, policy_placement(policy, mode));
     l->node = node.build(std::move(base));
     lanes.push_back(std::move(l));
   }
@@ -59,7 +72,8 @@ int16_t source_interface(const nf::Node& node, const Addr& src) {
 }
 
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
-  if (o.cluster.given()) return cluster_lanes(load_cluster(o.cluster), o.cluster.modes(), o.node, o.seed);
+  if (o.cluster.given())
+    return cluster_lanes(load_cluster(o.cluster), o.cluster.modes(), o.node, o.seed, o.cluster.policy);
   std::vector<std::unique_ptr<Lane>> lanes;
   auto l = std::make_unique<Lane>();
   l->name = "rules";

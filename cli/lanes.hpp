@@ -10,6 +10,7 @@
 #include "ipvs/engine.hpp"
 #include "netfilter/datapath.hpp"
 #include "netfilter/ipset.hpp"
+#include "netfilter/netpol.hpp"
 
 namespace svcpath::cli {
 
@@ -42,7 +43,13 @@ int16_t source_interface(const nf::Node& node, const Addr& src);
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o);
 /// One lane per kube-proxy mode ("iptables", "ipvs") for a cluster already loaded.
 std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const std::vector<std::string>& modes,
-                                                 const NodeOptions& node, uint64_t seed);
+                                                 const NodeOptions& node, uint64_t seed,
+                                                 const std::string& policy = "auto");
+/// Compiles the cluster's NetworkPolicies for the lane's node and loads them into its filter
+/// tables and ipsets, as a policy engine would (iptables-restore --noflush, ipset restore).
+void add_policies(Lane& l, const ClusterInput& ci, nf::netpol::Placement where);
+/// --policy-placement for one kube-proxy mode.
+nf::netpol::Placement policy_placement(const std::string& policy, const std::string& mode);
 
 /// The replay itself, over lanes already built (benchmarks build them from synthetic clusters).
 int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions& o, std::ostream& out);

@@ -41,6 +41,11 @@ void add_cluster_options(CLI::App* app, cli::ClusterOptions& c) {
                   "KubeProxyConfiguration (clusterCIDR, masqueradeAll, detectLocalMode, nodePortAddresses, ...)")
       ->check(CLI::ExistingFile);
   app->add_option("--mode", c.mode, "kube-proxy mode for --cluster (iptables)");
+  app->add_option("--policy-placement", c.policy,
+                  "NetworkPolicies in --cluster become filter rules: auto (IPVS-aware in ipvs mode), plain (FORWARD, "
+                  "INPUT for egress, OUTPUT for ingress), ipvs (also egress in OUTPUT, Service addresses skipped in "
+                  "INPUT), off (default auto)")
+      ->check(CLI::IsMember({"auto", "plain", "ipvs", "off"}));
 }
 
 void add_node_options(CLI::App* app, cli::NodeOptions& n) {
@@ -139,7 +144,11 @@ int main(int argc, char** argv) {
       "  svcpath rules --rules node.rules              check a dump loads; print it canonically\n"
       "  svcpath rules --ipsets node.ipsets            the same for an ipset save file\n"
       "  svcpath rules --cluster objs.yaml --node n1   the node's tables after kube-proxy (iptables mode) ran\n"
-      "  svcpath rules --cluster objs.yaml --node n1 --family 6 --restore-input   kube-proxy's own ip6tables input");
+      "  svcpath rules --cluster objs.yaml --node n1 --family 6 --restore-input   kube-proxy's own ip6tables input\n"
+      "  svcpath rules --cluster objs.yaml --node n1 --policy   what a policy engine loads for the node's\n"
+      "      NetworkPolicies (ipset restore + iptables-restore --noflush input; --mode ipvs for IPVS-aware placement)\n"
+      "With NetworkPolicies in --cluster, the node's view includes the policy engine's chains and sets\n"
+      "(--policy-placement off leaves them out).");
   cli::RulesOptions ro;
   rcmd->add_option("--rules", ro.rules, "iptables-save dump")->check(CLI::ExistingFile);
   rcmd->add_option("--ipsets", ro.ipsets, "ipset save output")->check(CLI::ExistingFile);
@@ -147,6 +156,8 @@ int main(int argc, char** argv) {
   rcmd->add_flag("-6", ro.v6, "the dump is ip6tables-save output");
   add_cluster_options(rcmd, ro.cluster);
   rcmd->add_option("--family", ro.family, "with --cluster: 4 (iptables-save) or 6 (ip6tables-save)")->check(CLI::IsMember({4, 6}));
+  rcmd->add_flag("--policy", ro.policy,
+                 "with --cluster: print only the NetworkPolicy engine's input for the node (ipsets, filter chains)");
   rcmd->add_flag("--restore-input", ro.restore_input,
                  "with --cluster: print the iptables-restore input exactly as kube-proxy writes it, instead of the "
                  "node's iptables-save view");

@@ -1,5 +1,7 @@
 #include "cli/render.hpp"
 
+#include "netfilter/netpol.hpp"
+
 #include <fmt/format.h>
 
 namespace svcpath::cli {
@@ -83,6 +85,8 @@ std::string render_text(int index, const PacketSpec& spec, const Packet& pkt, co
                            oc.reject_with.empty() ? "" : ", " + oc.reject_with);
     }
     o += fmt::format("{}=> {}{}: {}{}\n", ind, k.verdict(verdict), where, tuple_str(oc.after.t), extra);
+    if (auto line = nf::netpol::story_line(nf::netpol::story(oc.trace, oc.before)); !line.empty())
+      o += fmt::format("{}   policy: {}\n", ind, line);
   }
   return o;
 }
@@ -135,6 +139,22 @@ nlohmann::json outcome_json(const nf::Outcome& o) {
     tr.push_back(std::move(t));
   }
   j["trace"] = std::move(tr);
+  if (auto s = nf::netpol::story(o.trace, o.before); s.checked) {
+    nlohmann::json p;
+    p["allowed"] = s.allowed;
+    p["by"] = s.by;
+    p["hook"] = hook_name(s.hook);
+    p["chain"] = s.chain;
+    p["rule"] = s.rulenum;
+    p["saw"] = s.seen.str();
+    p["chains"] = s.path;
+    if (s.dnat_hook) {
+      p["dnat_hook"] = hook_name(*s.dnat_hook);
+      p["dnat_by"] = s.dnat_by;
+      p["dnat_before_decision"] = s.dnat_before;
+    }
+    j["policy"] = std::move(p);
+  }
   return j;
 }
 

@@ -20,6 +20,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/lanes.hpp"
+#include "netfilter/netpol.hpp"
 #include "cli/render.hpp"
 #include "ipvs/ipvs.hpp"
 #include "core/diag.hpp"
@@ -515,6 +516,13 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
     return s;
   };
 
+  // NetworkPolicy verdicts per policy rule, read off each mode's rule counters.
+  std::vector<nf::netpol::Verdicts> policy(lanes.size());
+  for (size_t i = 0; i < lanes.size(); ++i)
+    for (Family fam : {Family::V4, Family::V6})
+      if (auto* rs = lanes[i]->dp->ruleset(fam))
+        nf::netpol::count_verdicts(*rs, lanes[i]->dp->rule_state(fam).rule_pkts, policy[i]);
+
   if (o.format == "json") {
     nlohmann::json j;
     j["capture"] = {{"file", o.pcap}, {"linktype", reader.linktype()}, {"frames", frames}};
@@ -539,6 +547,8 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       m["cost_per_new_packet"] = counters_json(t.cost_new, t.new_flows);
       m["cost_per_established_packet"] = counters_json(t.cost_est, t.packets - t.new_flows);
       if (writers[i]) m["written"] = t.written;
+      if (!policy[i].allowed.empty() || !policy[i].denied.empty())
+        m["policy"] = {{"allowed", policy[i].allowed}, {"denied", policy[i].denied}};
       modes[lanes[i]->name] = std::move(m);
     }
     j["modes"] = std::move(modes);
@@ -592,6 +602,9 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
     };
     cost_line("new", t.cost_new, t.new_flows);
     cost_line("established", t.cost_est, t.packets - t.new_flows);
+    if (!policy[i].allowed.empty() || !policy[i].denied.empty()) out << "NetworkPolicy verdicts (packets):\n";
+    for (auto& [by, n] : policy[i].allowed) out << fmt::format("  allowed {:>8}  {}\n", n, by);
+    for (auto& [by, n] : policy[i].denied) out << fmt::format("  denied  {:>8}  {}\n", n, by);
     if (writers[i]) out << fmt::format("wrote {} post-NAT packets to {}/{}.pcap\n", t.written, o.out_dir, lanes[i]->name);
   }
   if (lanes.size() > 1) {

@@ -83,6 +83,8 @@ class Datapath {
   const Counters& counters() const { return st_.ctr; }
   Counters& counters() { return st_.ctr; }
   const Ruleset* ruleset(Family f) const { return f == Family::V4 ? v4_ : v6_; }
+  /// Per-rule packet counters (indexed by Rule::id), as iptables -L -v would show them.
+  const RuleState& rule_state(Family f) const { return f == Family::V4 ? st_.rs4 : st_.rs6; }
   const IpSets* sets() const { return sets_; }
 
   // For stages.

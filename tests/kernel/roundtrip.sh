@@ -107,6 +107,45 @@ for c in basic traffic-policy dual-stack; do
   done
 done
 
+# NetworkPolicy: the node as kube-proxy left it, then what the policy engine loads on top (ipset
+# restore, iptables-restore --noflush with its -I jumps), must save back exactly as svcpath's view
+# of the node with policies, in both kube-proxy modes.
+for pc in "$src/examples/networkpolicy/cluster.yaml:node-a" "$src/tests/data/netpol/forms.yaml:n1"; do
+  file=${pc%%:*} node=${pc##*:}
+  for mode in iptables ipvs; do
+    args=(--cluster "$file" --node "$node" --mode "$mode")
+    "$svcpath" rules "${args[@]}" --policy-placement off > "$tmp/base.all" 2>/dev/null &&
+      "$svcpath" rules "${args[@]}" > "$tmp/np.all" 2>/dev/null &&
+      "$svcpath" rules "${args[@]}" --policy > "$tmp/np.input" 2>/dev/null ||
+      { echo "FAIL: policy $(basename "$file") $mode: svcpath rules failed"; fail=$((fail + 1)); continue; }
+    if [ "$mode" = ipvs ]; then
+      section "# ipset save" "$tmp/base.all" > "$tmp/base.sets"; section "# iptables-save" "$tmp/base.all" > "$tmp/base.rules"
+    else
+      : > "$tmp/base.sets"; cp "$tmp/base.all" "$tmp/base.rules"
+    fi
+    section "# ipset save" "$tmp/np.all" > "$tmp/np.sets"; section "# iptables-save" "$tmp/np.all" > "$tmp/np.rules"
+    section "# ipset restore input" "$tmp/np.input" > "$tmp/np.input.sets"
+    section "# iptables-restore --noflush input" "$tmp/np.input" > "$tmp/np.input.rules"
+    for v in legacy nft; do
+      n=$((n + 1))
+      ip netns del "$ns" 2>/dev/null; ip netns add "$ns"
+      if ! { ip netns exec "$ns" ipset restore < "$tmp/base.sets" && ip netns exec "$ns" "iptables-$v-restore" < "$tmp/base.rules" &&
+             ip netns exec "$ns" ipset restore < "$tmp/np.input.sets" &&
+             ip netns exec "$ns" "iptables-$v-restore" --noflush < "$tmp/np.input.rules"; } 2> "$tmp/err"; then
+        echo "FAIL: policy $(basename "$file") $mode [$v]: the kernel refused it: $(cat "$tmp/err")"; fail=$((fail + 1)); continue
+      fi
+      ip netns exec "$ns" ipset save | sed -E 's/ bucketsize [0-9]+ initval 0x[0-9a-f]+//' | LC_ALL=C sort > "$tmp/kernel.sets"
+      ip netns exec "$ns" "iptables-$v-save" 2>/dev/null | blocks > "$tmp/kernel"
+      if LC_ALL=C sort "$tmp/np.sets" | diff -u "$tmp/kernel.sets" - > "$tmp/diff" &&
+         blocks < "$tmp/np.rules" | diff -u "$tmp/kernel" - >> "$tmp/diff"; then
+        echo "ok: policy $(basename "$file") $mode [$v]: $(grep -c -- '-j NP-\|NP-.* -j' "$tmp/kernel") policy rule lines and the sets identical"
+      else
+        echo "FAIL: policy $(basename "$file") $mode [$v]: kernel (-) and svcpath (+) differ:"; cat "$tmp/diff"; fail=$((fail + 1))
+      fi
+    done
+  done
+done
+
 # ipset: what svcpath prints must restore into the kernel and come back the same.
 for sets in "$src"/tests/data/*.ipsets; do
   n=$((n + 1))
