@@ -70,7 +70,7 @@ TEST_CASE("NetworkPolicy semantics: every selector and port form against the all
   for (auto& r : kForms) {
     uint8_t pr = std::string(r.proto) == "udp" ? proto::UDP : std::string(r.proto) == "sctp" ? proto::SCTP : proto::TCP;
     bool got = nf::netpol::connection_allowed(ci.cluster, peer(ci.cluster, r.src), peer(ci.cluster, r.dst), pr, r.port);
-    CHECK_MESSAGE(got == r.allowed, r.src, " -> ", r.dst, " ", r.proto, "/", r.port, ": ", r.why);
+    CHECK_MESSAGE(got == r.allowed, fmt::format("{} -> {} {}/{}: {}", r.src, r.dst, r.proto, r.port, r.why));
   }
 }
 
@@ -83,8 +83,8 @@ TEST_CASE("compiled NetworkPolicy rules enforce the same table in both kube-prox
       std::string spec = fmt::format("{} {}:40000 -> {}:{} in={}", r.proto, r.src, r.dst, r.port, external ? "eth0" : "cni0");
       auto o = run(*lane->dp, spec);
       bool policy_drop = o.kind == nf::OutcomeKind::Dropped && o.where.starts_with("filter:NP-");
-      CHECK_MESSAGE(policy_drop == !r.allowed, lane->name, ": ", spec, ": ", r.why, " (got ", nf::outcome_name(o.kind),
-                    " ", o.where, ")");
+      CHECK_MESSAGE(policy_drop == !r.allowed,
+                    fmt::format("{}: {}: {} (got {} {})", lane->name, spec, r.why, nf::outcome_name(o.kind), o.where));
       if (!r.allowed) continue;
       CHECK_MESSAGE(o.kind == nf::OutcomeKind::Forwarded, lane->name, ": ", spec);
     }
