@@ -30,6 +30,10 @@ printf 'tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web\nthis is not a packet\n' 
 printf 'routes: [x]\n' > "$tmp/shape-node.yaml"
 printf 'create S hash:ip\nadd S 1.2.3\n' > "$tmp/bad.ipsets"
 
+expect "the NetworkPolicy walk-through tells both modes" 0 "policy allowed at OUTPUT by shop/db-from-web ingress\[0\]; the policy chain saw tcp 10.244.1.10:40000 -> 10.244.1.20:5432 \(DNAT by ipvs at INPUT" -- \
+  "$src/examples/networkpolicy/story.sh" "$bin"
+expect "rules --policy prints the engine's input" 0 "^-I FORWARD 1 .* -j NP-FORWARD" -- \
+  "$bin" rules --cluster "$src/examples/networkpolicy/cluster.yaml" --node node-a --policy
 expect "help lists the subcommands" 0 "rules +Load rule dumps" -- "$bin" --help
 expect "trace --help shows an example and the packet grammar" 0 "Packet spec: PROTO" -- "$bin" trace --help
 expect "no subcommand is a usage error" 2 "subcommand" -- "$bin"

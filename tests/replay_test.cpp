@@ -459,3 +459,35 @@ TEST_CASE("IPVS mode from dumps (ipvsadm-save, ipset save, iptables-save) replay
   CHECK(m["dnat_to"]["172.30.0.10:53"]["10.244.2.4:53"] == 20);
   CHECK(m["cost_per_new_packet"]["ipvs_svc_lookups"].get<double>() == doctest::Approx(1.0));
 }
+
+TEST_CASE("replay counts NetworkPolicy verdicts per deciding policy rule, in both modes") {
+  TmpDir t;
+  auto file = t.dir / "np.pcap";
+  {
+    pcap::Writer w(file.string(), pcap::link::Raw);
+    auto syn = [](const char* src, uint16_t sport, const char* dst, uint16_t dport) {
+      Packet p = udp(src, sport, dst, dport);
+      p.t.proto = proto::TCP;
+      p.tcp_flags = tcpflag::SYN;
+      return p;
+    };
+    // web-1 -> db ClusterIP (allowed), debug-1 -> db ClusterIP twice (denied; a retransmission).
+    w.write(1000, pcap::build(syn("10.244.1.10", 40000, "10.96.0.54", 5432)));
+    w.write(2000, pcap::build(syn("10.244.1.30", 40001, "10.96.0.54", 5432)));
+    w.write(3000, pcap::build(syn("10.244.1.30", 40001, "10.96.0.54", 5432)));
+    w.close();
+  }
+  cli::ReplayOptions o;
+  o.cluster.files = {test::source_dir() + "/examples/networkpolicy/cluster.yaml"};
+  o.cluster.node = "node-a";
+  o.cluster.mode = "iptables,ipvs";
+  o.pcap = file.string();
+  o.format = "json";
+  auto j = replay(o);
+  for (const char* mode : {"iptables", "ipvs"}) {
+    INFO(mode);
+    auto& p = j["modes"][mode]["policy"];
+    CHECK(p["allowed"] == nlohmann::json{{"shop/db-from-web ingress[0]", 1}});
+    CHECK(p["denied"] == nlohmann::json{{"tools/debug-1 egress: isolated by tools/debug-to-web-clusterip; no rule allows", 2}});
+  }
+}
