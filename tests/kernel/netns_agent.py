@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Runs inside one network namespace for tests/kernel/differential.py: sends frames or IP packets
+and captures what arrives, one JSON command per stdin line, one JSON answer per stdout line.
+
+  {"op": "open", "ifaces": ["p-eth0", ...]}        capture on these interfaces (AF_PACKET)
+  {"op": "frame", "iface": "p-eth0", "hex": "..."} send an Ethernet frame out of an interface
+  {"op": "ip", "hex": "..."}                       send an IPv4 packet as a local process (raw socket)
+  {"op": "drain", "wait": 0.05}                    every frame captured since the last drain
+"""
+import json
+import select
+import socket
+import sys
+import time
+
+ETH_P_ALL = 0x0003
+
+
+def main():
+    caps = {}
+    raw = None
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        op = cmd["op"]
+        out = {"ok": True}
+        if op == "open":
+            for name in cmd["ifaces"]:
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+                s.bind((name, 0))
+                s.setblocking(False)
+                caps[name] = s
+        elif op == "frame":
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            s.bind((cmd["iface"], 0))
+            s.send(bytes.fromhex(cmd["hex"]))
+            s.close()
+        elif op == "ip":
+            if raw is None:
+                raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            pkt = bytes.fromhex(cmd["hex"])
+            dst = socket.inet_ntoa(pkt[16:20])
+            try:
+                raw.sendto(pkt, (dst, 0))
+                out["sent"] = True
+            except OSError as e:  # EPERM when OUTPUT drops or rejects it
+                out["sent"] = False
+                out["errno"] = e.errno
+        elif op == "drain":
+            deadline = time.monotonic() + float(cmd.get("wait", 0.05))
+            frames = []
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                ready, _, _ = select.select(list(caps.values()), [], [], left)
+                for s in ready:
+                    while True:
+                        try:
+                            data, addr = s.recvfrom(65535)
+                        except BlockingIOError:
+                            break
+                        # Outgoing copies of what this namespace sent itself are not arrivals.
+                        if addr[2] == socket.PACKET_OUTGOING:
+                            continue
+                        frames.append({"iface": addr[0], "hex": data.hex()})
+            out["frames"] = frames
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
