@@ -5,6 +5,7 @@ and captures what arrives, one JSON command per stdin line, one JSON answer per 
   {"op": "open", "ifaces": ["p-eth0", ...]}        capture on these interfaces (AF_PACKET)
   {"op": "frame", "iface": "p-eth0", "hex": "..."} send an Ethernet frame out of an interface
   {"op": "ip", "hex": "..."}                       send an IPv4 packet as a local process (raw socket)
+  {"op": "ip6", "hex": "..."}                      the same for IPv6
   {"op": "drain", "wait": 0.05}                    every frame captured since the last drain
 """
 import json
@@ -45,6 +46,16 @@ def main():
             except OSError as e:  # EPERM when OUTPUT drops or rejects it
                 out["sent"] = False
                 out["errno"] = e.errno
+        elif op == "ip6":
+            pkt = bytes.fromhex(cmd["hex"])
+            s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)  # implies IPV6_HDRINCL
+            try:
+                s6.sendto(pkt, (socket.inet_ntop(socket.AF_INET6, pkt[24:40]), 0))
+                out["sent"] = True
+            except OSError as e:
+                out["sent"] = False
+                out["errno"] = e.errno
+            s6.close()
         elif op == "drain":
             deadline = time.monotonic() + float(cmd.get("wait", 0.05))
             frames = []
