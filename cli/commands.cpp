@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cli/lanes.hpp"
+#include "cli/picture.hpp"
 #include "cli/render.hpp"
 #include "core/diag.hpp"
 #include "core/packet_spec.hpp"
@@ -164,9 +165,12 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
 
   TextStyle style{color_wanted(o.color), o.verbose};
   bool multi = lanes.size() > 1;
+  bool picture = o.format == "svg" || o.format == "html" || o.format == "dot";
+  std::vector<Picture> pictures;
   int idx = 0;
   for (auto& spec : parsed) {
     ++idx;
+    if (picture) pictures.push_back({fmt::format("packet {}: {}", idx, spec.text), {}});
     nlohmann::json jmodes = nlohmann::json::object();
     nlohmann::json jpacket;
     for (auto& lp : lanes) {
@@ -211,7 +215,10 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
         outs.back().trace = std::move(sink.events);
         l.sent.push_back(outs.back());
       }
-      if (o.format == "json") {
+      if (picture) {
+        size_t shown = std::min(o.outcome > 0 ? size_t(o.outcome - 1) : 0, outs.size() - 1);
+        pictures.back().panels.push_back({l.name, l.engine != nullptr, std::move(outs), shown, ps.local ? "" : ps.in});
+      } else if (o.format == "json") {
         if (jpacket.is_null()) jpacket = packet_json(ps, ps.pkt, ps.in);
         auto arr = nlohmann::json::array();
         for (auto& oc : outs) arr.push_back(outcome_json(oc));
@@ -222,7 +229,9 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
         if (multi && lp != lanes.back()) out << "\n";
       }
     }
-    if (o.format == "json") {
+    if (picture) {
+      // written once all packets ran
+    } else if (o.format == "json") {
       nlohmann::json j;
       j["packet"] = std::move(jpacket);
       if (multi) j["modes"] = std::move(jmodes);
@@ -232,6 +241,9 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
       out << "\n";
     }
   }
+  if (o.format == "svg") out << render_svg(pictures);
+  else if (o.format == "html") out << render_html(pictures, "svcpath trace");
+  else if (o.format == "dot") out << render_dot(pictures);
   return 0;
 }
 

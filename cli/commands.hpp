@@ -52,10 +52,11 @@ struct TraceOptions {
   bool local = false;
   bool enumerate = false;
   uint64_t seed = 1;
-  std::string format = "text";  // text | json
+  std::string format = "text";  // text | json | svg | html | dot
   std::string color = "never";  // auto | always | never
   bool verbose = false;
   std::string ipvs;  // ipvsadm-save -n output for the --rules lane
+  int outcome = 1;   // with --enumerate and a picture: the outcome whose path is drawn
 };
 
 /// svcpath trace. Throws LoadError on bad input; returns the exit status.
@@ -85,6 +86,7 @@ struct ReplayOptions {
   size_t examples = 5;           // disagreeing connections shown in full
   size_t threads = 1;            // lanes run in parallel, up to one thread per mode
   bool timing = false;           // per-mode wall-clock packets/s on stderr
+  std::string report;            // also write the HTML report here
 };
 /// svcpath replay: every packet of a capture through each datapath, with per-mode tallies.
 /// Exit status of a replay that reported everything up to a damaged record of its capture.
@@ -113,6 +115,25 @@ struct GenClusterOptions {
 /// svcpath gen-cluster: a synthetic cluster (core/cluster_synth) as kubectl-style YAML.
 int run_gen_cluster(const GenClusterOptions& o, std::ostream& out);
 void write_cluster_yaml(const k8s::Cluster& c, std::ostream& out);
+
+struct ReportOptions {
+  std::string replay;              // replay --format json output
+  std::string sweep;               // a svcpath sweep (demo) JSON
+  std::vector<std::string> bench;  // Google Benchmark JSON files
+  std::string out = "report.html";
+  std::string title = "svcpath report";
+};
+/// svcpath report: the self-contained HTML report from saved results.
+int run_report(const ReportOptions& o, std::ostream& out);
+
+struct DemoOptions {
+  std::string examples;  // the examples directory; default: found from the checkout
+  std::string out_dir = "svcpath-demo";
+  std::vector<uint32_t> sweep{100, 1000, 5000};
+  uint64_t seed = 1;
+};
+/// svcpath demo: the guided tour; writes out_dir/report.html.
+int run_demo(const DemoOptions& o, std::ostream& out);
 
 std::string read_file(const std::string& path);
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.

@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   cli::TraceOptions to;
   to.color = "auto";
   auto& [rules, rules6, ipsets, copt, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color,
-         verbose, ipvs_dump] = to;
+         verbose, ipvs_dump, outcome] = to;
   add_cluster_options(trace, copt);
   trace->add_option("--rules", rules, "iptables-save dump (legacy or nft; ip6tables-save is detected)")->check(CLI::ExistingFile);
   trace->add_option("--rules6", rules6, "ip6tables-save dump for IPv6 packets")->check(CLI::ExistingFile);
@@ -131,7 +131,12 @@ int main(int argc, char** argv) {
   trace->add_flag("--local", local, "packets are sent by a local process (OUTPUT path)");
   trace->add_flag("--enumerate", enumerate, "follow every random branch (-m statistic) and list each outcome with its probability");
   trace->add_option("--seed", seed, "seed for sampled choices and ephemeral ports (default 1)");
-  trace->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  trace->add_option("--format", format,
+                    "text (kernel TRACE style, coloured on a terminal), json, svg (the hook diagram with the path "
+                    "drawn over it, one panel per mode), html (the same, self-contained, with every step), dot (Graphviz)")
+      ->check(CLI::IsMember({"text", "json", "svg", "html", "dot"}));
+  trace->add_option("--outcome", outcome, "with --enumerate and a picture format: which outcome's path to draw (default 1)")
+      ->check(CLI::PositiveNumber);
   trace->add_option("--color", color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}));
   trace->add_flag("--verbose,-v", verbose, "show each matched rule's text");
 
@@ -194,6 +199,7 @@ int main(int argc, char** argv) {
                "the capture holds one side only (gen-traffic writes such captures): answer every packet that "
                "leaves the node as its peer would (SYN-ACK, ACK, FIN-ACK, UDP response, echo reply), through the "
                "same datapath");
+  rp->add_option("--report", rpo.report, "also write the HTML report (comparison, backend shares, cost plots, disagreements drawn side by side) here");
   rp->add_option("--examples", rpo.examples, "disagreeing connections to show in full (default 5)");
   rp->add_option("--threads,-j", rpo.threads,
                  "worker threads: modes run in parallel, one thread each at most; results are identical to "
@@ -230,6 +236,41 @@ int main(int argc, char** argv) {
                  "(default local-pods=1,remote-pods=1,external=1,host=0)");
   gt->add_option("--format", go.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
+  // ---- demo
+  auto* demo = app.add_subcommand("demo", "The guided tour: both kube-proxy modes on the bundled example, ending in an HTML report");
+  demo->footer(
+      "On examples/networkpolicy/cluster.yaml (node-a): a summary of what each kube-proxy mode builds, three\n"
+      "telling packets traced through both modes, the bundled capture (examples/pcaps/demo-node-a.pcap)\n"
+      "replayed, a small scaling sweep, and svcpath-demo/report.html with all of it drawn. Takes seconds.\n"
+      "Examples:\n"
+      "  svcpath demo\n"
+      "  svcpath demo --out /tmp/tour --sweep 100,1000,10000");
+  cli::DemoOptions dmo;
+  demo->add_option("--out", dmo.out_dir, "directory to write report.html, traces.svg, replay.json, sweep.json (default svcpath-demo)");
+  demo->add_option("--examples", dmo.examples, "the examples directory (default: found from the checkout)");
+  demo->add_option("--sweep", dmo.sweep, "service counts of the scaling sweep (default 100,1000,5000)")
+      ->delimiter(',')
+      ->check(CLI::Range(1u, 100000u));
+  demo->add_option("--seed", dmo.seed, "random seed (default 1)");
+
+  // ---- report
+  auto* rep = app.add_subcommand("report", "Write the self-contained HTML report from saved results");
+  rep->footer(
+      "One HTML file, nothing fetched when it is opened: the modes compared, agreement, the first\n"
+      "disagreements drawn through the hooks side by side, backend shares per Service, the distribution of\n"
+      "rules evaluated per packet, and scaling plots (gnuplot draws them; without it, tables).\n"
+      "Examples:\n"
+      "  svcpath replay $C --modes iptables,ipvs --pcap cap.pcap --format json > r.json\n"
+      "  svcpath report --replay r.json -o report.html\n"
+      "  svcpath report --bench bench.json -o bench.html     Google Benchmark JSON, plotted per family\n"
+      "  svcpath replay $C --modes iptables,ipvs --pcap cap.pcap --report report.html   in one go");
+  cli::ReportOptions repo;
+  rep->add_option("--replay", repo.replay, "output of svcpath replay --format json")->check(CLI::ExistingFile);
+  rep->add_option("--sweep", repo.sweep, "a scaling sweep (svcpath demo writes svcpath-demo/sweep.json)")->check(CLI::ExistingFile);
+  rep->add_option("--bench", repo.bench, "Google Benchmark JSON (--benchmark_format=json), repeatable")->check(CLI::ExistingFile);
+  rep->add_option("--out,-o", repo.out, "HTML file to write (default report.html)");
+  rep->add_option("--title", repo.title, "heading of the report");
+
   // ---- gen-cluster
   auto* gc = app.add_subcommand("gen-cluster", "Write a synthetic cluster (Services, EndpointSlices, Nodes) as YAML");
   gc->footer(
@@ -261,6 +302,8 @@ int main(int argc, char** argv) {
     if (rcmd->parsed()) return cli::run_rules(ro, std::cout);
     if (gt->parsed()) return cli::run_gen_traffic(go, std::cout);
     if (gc->parsed()) return cli::run_gen_cluster(gco, std::cout);
+    if (rep->parsed()) return cli::run_report(repo, std::cout);
+    if (demo->parsed()) return cli::run_demo(dmo, std::cout);
     if (rp->parsed()) {
       rpo.progress = isatty(STDERR_FILENO);
       rpo.timing = true;

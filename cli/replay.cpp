@@ -2,7 +2,9 @@
 // size: one frame is held at a time; only conntrack and the tallies grow.
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <bit>
 #include <barrier>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +22,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/lanes.hpp"
+#include "cli/report.hpp"
 #include "netfilter/netpol.hpp"
 #include "cli/render.hpp"
 #include "ipvs/ipvs.hpp"
@@ -79,6 +82,8 @@ struct Tally {
   std::map<uint32_t, uint64_t> outcomes;                      // outcome_code -> packets
   std::map<Endpoint, std::map<Endpoint, uint64_t>> dnat_to;   // service endpoint -> backend -> packets
   Counters cost_new, cost_est;
+  // Rules evaluated per packet, in power-of-two buckets: [0], [1], [2,3], [4,7], ...
+  std::array<uint64_t, 24> rules_hist_new{}, rules_hist_est{};
   uint64_t written = 0;
 };
 
@@ -318,7 +323,11 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
     ++(answer ? t.answers : t.packets);
     bool is_new = cost.ct_created > 0 && !answer;
     t.new_flows += is_new;
-    if (!answer) (is_new ? t.cost_new : t.cost_est) += cost;
+    if (!answer) {
+      (is_new ? t.cost_new : t.cost_est) += cost;
+      size_t b = cost.rules_evaluated == 0 ? 0 : std::min<size_t>(23, size_t(std::bit_width(cost.rules_evaluated)));
+      ++(is_new ? t.rules_hist_new : t.rules_hist_est)[b];
+    }
     ++t.outcomes[outcome_code(answer, oc)];
     Endpoint svc{oc.before.dst, oc.before.dport, oc.before.proto};
     Endpoint backend{oc.after.t.dst, oc.after.t.dport, oc.after.t.proto};
@@ -523,7 +532,7 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       if (auto* rs = lanes[i]->dp->ruleset(fam))
         nf::netpol::count_verdicts(*rs, lanes[i]->dp->rule_state(fam).rule_pkts, policy[i]);
 
-  if (o.format == "json") {
+  {
     nlohmann::json j;
     j["capture"] = {{"file", o.pcap}, {"linktype", reader.linktype()}, {"frames", frames}};
     nlohmann::json sk = nlohmann::json::object();
@@ -546,6 +555,17 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       m["dnat_to"] = named(t.dnat_to);
       m["cost_per_new_packet"] = counters_json(t.cost_new, t.new_flows);
       m["cost_per_established_packet"] = counters_json(t.cost_est, t.packets - t.new_flows);
+      // Distribution of rules evaluated per packet: bucket label ("0", "1", "2-3", "4-7", ...) -> packets.
+      auto hist = [](const std::array<uint64_t, 24>& h) {
+        nlohmann::json arr = nlohmann::json::array();
+        for (size_t b = 0; b < h.size(); ++b) {
+          if (!h[b]) continue;
+          uint64_t lo = b == 0 ? 0 : uint64_t(1) << (b - 1), hi = b == 0 ? 0 : (uint64_t(1) << b) - 1;
+          arr.push_back({{"rules", lo == hi ? std::to_string(lo) : fmt::format("{}-{}", lo, hi)}, {"lo", lo}, {"packets", h[b]}});
+        }
+        return arr;
+      };
+      m["rules_histogram"] = {{"new", hist(t.rules_hist_new)}, {"established", hist(t.rules_hist_est)}};
       if (writers[i]) m["written"] = t.written;
       if (!policy[i].allowed.empty() || !policy[i].denied.empty())
         m["policy"] = {{"allowed", policy[i].allowed}, {"denied", policy[i].denied}};
@@ -569,8 +589,17 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       ag["examples"] = std::move(ex);
       j["agreement"] = std::move(ag);
     }
-    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // rule comments are bytes
-    return file_error.empty() ? 0 : kExitDamagedCapture;
+    if (!o.report.empty()) {
+      ReportInput ri;
+      ri.title = fmt::format("svcpath replay: {}", o.pcap);
+      ri.replay = j;
+      write_report_file(o.report, ri);
+      if (o.timing) fmt::print(stderr, "svcpath: wrote the report to {}\n", o.report);
+    }
+    if (o.format == "json") {
+      out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // rule comments are bytes
+      return file_error.empty() ? 0 : kExitDamagedCapture;
+    }
   }
   out << fmt::format("capture {}: {} frames (link type {}), {} replayed, {} skipped\n", o.pcap, frames,
                      reader.linktype(), frames - skipped, skipped);

@@ -34,6 +34,33 @@ expect "the NetworkPolicy walk-through tells both modes" 0 "policy allowed at OU
   "$src/examples/networkpolicy/story.sh" "$bin"
 expect "rules --policy prints the engine's input" 0 "^-I FORWARD 1 .* -j NP-FORWARD" -- \
   "$bin" rules --cluster "$src/examples/networkpolicy/cluster.yaml" --node node-a --policy
+NP="$src/examples/networkpolicy/cluster.yaml"
+"$bin" trace --cluster "$NP" --node node-a --mode iptables,ipvs -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432' \
+  --format svg > "$tmp/p.svg" 2>/dev/null
+expect "trace --format svg is well-formed and draws the hooks in the order visited" 0 "^ok$" -- python3 -c '
+import sys, xml.etree.ElementTree as ET
+ns = {"s": "http://www.w3.org/2000/svg"}
+root = ET.parse(sys.argv[1]).getroot()
+panels = {p.get("data-mode"): p for p in root.iter("{http://www.w3.org/2000/svg}g") if p.get("class") == "panel"}
+def order(p):
+    steps = [t for t in p.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "step" and t.findtext("s:tspan", namespaces=ns, default="").strip()[:1].isdigit()]
+    return [t.get("data-hook") for t in steps]
+def chains(p):
+    return "".join("".join(t.itertext()) for t in p.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "step")
+assert order(panels["iptables"]) == ["PREROUTING", "FORWARD", "POSTROUTING"], order(panels["iptables"])
+assert order(panels["ipvs"]) == ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"], order(panels["ipvs"])
+c = chains(panels["iptables"])
+assert c.index("KUBE-SERVICES") < c.index("DNAT") < c.index("NP-IN-"), c
+print("ok")' "$tmp/p.svg"
+expect "trace --format dot writes one digraph per mode" 0 "^digraph svcpath_2" -- \
+  "$bin" trace --cluster "$NP" --node node-a --mode iptables,ipvs -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432' --format dot
+expect "trace --format html is one self-contained page" 0 "^<!DOCTYPE html>" -- \
+  "$bin" trace --cluster "$NP" --node node-a -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432' --format html
+echo '{"modes": 1}' > "$tmp/notreplay.json"
+expect "report refuses JSON that is not replay output" 1 "notreplay.json: error: not the output of .svcpath replay --format json" -- \
+  "$bin" report --replay "$tmp/notreplay.json" -o "$tmp/r.html"
+expect "report refuses a file that is not JSON" 1 "nodes.yaml: error: not JSON" -- \
+  "$bin" report --replay "$src/examples/clusters/nodes.yaml" -o "$tmp/r.html"
 expect "help lists the subcommands" 0 "rules +Load rule dumps" -- "$bin" --help
 expect "trace --help shows an example and the packet grammar" 0 "Packet spec: PROTO" -- "$bin" trace --help
 expect "no subcommand is a usage error" 2 "subcommand" -- "$bin"

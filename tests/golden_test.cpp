@@ -92,3 +92,13 @@ TEST_CASE("golden: NAT gateway") {
   o.verbose = true;
   golden("nat-gateway.txt", o);
 }
+
+TEST_CASE("golden: the demo's three packets in both kube-proxy modes, with the NetworkPolicy story") {
+  cli::TraceOptions o;
+  o.cluster.files = {test::source_dir() + "/examples/networkpolicy/cluster.yaml"};
+  o.cluster.node = "node-a";
+  o.cluster.mode = "iptables,ipvs";
+  o.packets = {"tcp 10.244.1.10:40000 -> 10.96.0.54:5432 in=cni0", "tcp 10.244.1.30:40001 -> 10.96.0.54:5432 in=cni0",
+               "tcp 203.0.113.7:40002 -> 10.0.0.10:30080 in=eth0"};
+  golden("demo.txt", o);
+}

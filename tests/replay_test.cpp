@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -11,6 +12,9 @@
 #include <unistd.h>
 
 #include "cli/commands.hpp"
+#include "cli/picture.hpp"
+#include "cli/render.hpp"
+#include "cli/report.hpp"
 #include "core/diag.hpp"
 #include "pcap/decode.hpp"
 #include "pcap/io.hpp"
@@ -489,5 +493,31 @@ TEST_CASE("replay counts NetworkPolicy verdicts per deciding policy rule, in bot
     auto& p = j["modes"][mode]["policy"];
     CHECK(p["allowed"] == nlohmann::json{{"shop/db-from-web ingress[0]", 1}});
     CHECK(p["denied"] == nlohmann::json{{"tools/debug-1 egress: isolated by tools/debug-to-web-clusterip; no rule allows", 2}});
+  }
+}
+
+TEST_CASE("an outcome printed as JSON reads back into the same picture") {
+  cli::TraceOptions o;
+  o.cluster.files = {test::source_dir() + "/examples/networkpolicy/cluster.yaml"};
+  o.cluster.node = "node-a";
+  o.cluster.mode = "iptables,ipvs";
+  o.packets = {"tcp 10.244.1.10:40000 -> 10.96.0.54:5432 in=cni0"};
+  o.format = "json";
+  std::ostringstream out;
+  REQUIRE(cli::run_trace(o, out) == 0);
+  auto j = nlohmann::json::parse(out.str());
+  for (auto& [mode, outs] : j["modes"].items()) {
+    std::deque<std::string> store;
+    nf::Outcome back = cli::outcome_from_json(outs[0], store);
+    auto again = cli::outcome_json(back);
+    // Everything a picture draws survives the trip.
+    CHECK(again["trace"] == outs[0]["trace"]);
+    CHECK(again["verdict"] == outs[0]["verdict"]);
+    CHECK(again["dst"] == outs[0]["dst"]);
+    CHECK(again["src"] == outs[0]["src"]);
+    // And the picture drawn from it names the hooks in the order the packet visited them.
+    std::string svg = cli::render_svg({{"p", {{mode, mode == "ipvs", {back}, 0}}}});
+    CHECK(svg.find(mode == "ipvs" ? "data-hook=\"INPUT\" data-order=\"2\"" : "data-hook=\"FORWARD\" data-order=\"2\"") !=
+          std::string::npos);
   }
 }

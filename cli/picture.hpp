@@ -1,0 +1,37 @@
+#pragma once
+// The hook-traversal picture: the node's netfilter packet-flow diagram (hooks with their tables in
+// priority order, IPVS where the kernel hooks it, routing decisions, the local process and the
+// interfaces) with one packet's path drawn over it; one panel per kube-proxy mode, side by side.
+// SVG (hand-placed: the diagram is fixed, so no layout engine is needed), HTML around it, and
+// Graphviz dot for people who want to lay it out their own way.
+#include <string>
+#include <vector>
+
+#include "netfilter/datapath.hpp"
+
+namespace svcpath::cli {
+
+struct Panel {
+  std::string mode;                         // "iptables", "ipvs", "rules"
+  bool ipvs = false;                        // draw IPVS's hook entries
+  std::vector<nf::Outcome> outcomes;        // one, or every outcome with --enumerate
+  size_t shown = 0;                         // which outcome the path is drawn for
+  std::string in;                           // receiving interface ("" when sent by a local process)
+};
+
+struct Picture {
+  std::string title;                        // the packet
+  std::vector<Panel> panels;                // side by side, aligned by hook
+};
+
+/// One SVG document holding every picture, one row each.
+std::string render_svg(const std::vector<Picture>& pics);
+/// A self-contained HTML page: the SVG, and per panel the full trace as text.
+std::string render_html(const std::vector<Picture>& pics, const std::string& heading);
+/// Graphviz: one digraph per picture and panel, the visited path in bold.
+std::string render_dot(const std::vector<Picture>& pics);
+
+/// XML/HTML text escaping.
+std::string xml_escape(std::string_view s);
+
+}  // namespace svcpath::cli

@@ -1,0 +1,364 @@
+#include "cli/report.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
+#include "core/diag.hpp"
+#include "core/packet_spec.hpp"
+
+namespace svcpath::cli {
+
+namespace {
+
+FiveTuple tuple_of(const std::string& text) {
+  std::string why;
+  auto ps = parse_packet_spec(text, &why);
+  return ps ? ps->pkt.t : FiveTuple{};
+}
+
+// "10.0.0.1:80" / "[fd00::1]:80" / "10.0.0.1" with a protocol -> a tuple via the packet grammar.
+FiveTuple tuple_of(const std::string& proto, const std::string& src, const std::string& dst) {
+  return tuple_of(fmt::format("{} {} -> {}", proto, src, dst));
+}
+
+}  // namespace
+
+nf::Outcome outcome_from_json(const nlohmann::json& j, std::deque<std::string>& store) {
+  nf::Outcome o;
+  std::string verdict = j.value("verdict", "");
+  for (int k = 0; k <= int(nf::OutcomeKind::Stolen); ++k)
+    if (nf::outcome_name(nf::OutcomeKind(k)) == verdict) o.kind = nf::OutcomeKind(k);
+  o.probability = j.value("probability", 1.0);
+  o.out = j.value("out", "");
+  o.dnat = j.value("dnat", false);
+  o.snat = j.value("snat", false);
+  o.where = j.value("where", "");
+  for (auto& e : j.value("trace", nlohmann::json::array())) {
+    TraceEvent t;
+    std::string hook = e.value("hook", "");
+    for (int h = 0; h < kNumHooks; ++h)
+      if (hook_name(Hook(h)) == hook) t.hook = Hook(h);
+    std::string kind = e.value("kind", "");
+    for (int k = 0; k <= int(TraceKind::Note); ++k)
+      if (trace_kind_name(TraceKind(k)) == kind) t.kind = TraceKind(k);
+    t.table = store.emplace_back(e.value("table", ""));
+    t.chain = store.emplace_back(e.value("chain", ""));
+    t.rulenum = e.value("rule", 0u);
+    t.target = e.value("target", "");
+    t.detail = e.value("detail", "");
+    if (e.contains("before")) {
+      t.rewritten = true;
+      t.before = tuple_of(e["before"].get<std::string>());
+      t.after = tuple_of(e["after"].get<std::string>());
+    }
+    o.trace.push_back(std::move(t));
+  }
+  std::string proto = "tcp";
+  if (!o.trace.empty() && o.trace.front().rewritten) proto = proto::name(o.trace.front().before.proto);
+  o.after.t = tuple_of(proto, j.value("src", ""), j.value("dst", ""));
+  return o;
+}
+
+std::string gnuplot_svg(const std::string& script, const std::string& data) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir = fs::temp_directory_path(ec) / fmt::format("svcpath-plot-{}", ::getpid());
+  fs::create_directories(dir, ec);
+  if (ec) return "";
+  std::ofstream(dir / "data.txt") << data;
+  std::ofstream(dir / "plot.gp") << "set terminal svg size 640,360 dynamic font 'sans-serif,11' background rgb 'white'\n"
+                                 << "DATA = '" << (dir / "data.txt").string() << "'\n"
+                                 << script;
+  std::string cmd = fmt::format("gnuplot '{}' 2>/dev/null", (dir / "plot.gp").string());
+  std::string svg;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[8192];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) svg.append(buf, n);
+    if (::pclose(p) != 0) svg.clear();
+  }
+  fs::remove_all(dir, ec);
+  // Inline in HTML: drop the XML prolog and doctype gnuplot writes.
+  auto at = svg.find("<svg");
+  return at == std::string::npos ? "" : svg.substr(at);
+}
+
+namespace {
+
+std::string esc(const std::string& s) { return xml_escape(s); }
+
+std::string num(const nlohmann::json& v) {
+  if (v.is_number_integer() || v.is_number_unsigned()) return fmt::format("{}", v.get<int64_t>());
+  if (v.is_number_float()) return fmt::format("{:.2f}", v.get<double>());
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+std::string summary_table(const nlohmann::json& r) {
+  auto& modes = r["modes"];
+  std::vector<std::string> names;
+  for (auto& [k, v] : modes.items()) names.push_back(k);
+  std::string h = "<table class=\"summary\"><tr><th></th>";
+  for (auto& n : names) h += "<th>" + esc(n) + "</th>";
+  h += "</tr>\n";
+  auto row = [&](const std::string& label, auto get) {
+    h += "<tr><td>" + esc(label) + "</td>";
+    for (auto& n : names) h += "<td class=\"n\">" + get(modes[n]) + "</td>";
+    h += "</tr>\n";
+  };
+  for (const char* k : {"packets", "new_flows", "dnat", "snat", "answers"})
+    if (modes[names[0]].contains(k)) row(k, [&](const nlohmann::json& m) { return num(m.value(k, nlohmann::json(0))); });
+  std::set<std::string> outcomes;
+  for (auto& n : names)
+    for (auto& [k, v] : modes[n]["outcomes"].items()) outcomes.insert(k);
+  for (auto& oc : outcomes)
+    row("outcome: " + oc, [&](const nlohmann::json& m) { return num(m["outcomes"].value(oc, nlohmann::json(0))); });
+  for (const char* which : {"cost_per_new_packet", "cost_per_established_packet"})
+    for (const char* k : {"rules_evaluated", "set_lookups", "ct_lookups", "ipvs_svc_lookups"}) {
+      bool any = false;
+      for (auto& n : names) any |= modes[n][which].contains(k);
+      if (any)
+        row(fmt::format("{} per {} packet", k, std::string(which).find("new") != std::string::npos ? "new" : "established"),
+            [&](const nlohmann::json& m) { return num(m[which].value(k, nlohmann::json(0.0))); });
+    }
+  return h + "</table>\n";
+}
+
+std::string shares(const nlohmann::json& r) {
+  std::string h;
+  for (auto& [mode, m] : r["modes"].items()) {
+    if (!m.contains("dnat_to") || m["dnat_to"].empty()) continue;
+    h += fmt::format("<h3>{} mode</h3>\n<div class=\"shares\">\n", esc(mode));
+    for (auto& [svc, backends] : m["dnat_to"].items()) {
+      uint64_t total = 0;
+      for (auto& [b, n] : backends.items()) total += n.get<uint64_t>();
+      h += fmt::format("<div class=\"svc\"><div class=\"svcname\">{}</div>\n", esc(svc));
+      for (auto& [b, n] : backends.items()) {
+        double pct = total ? 100.0 * double(n.get<uint64_t>()) / double(total) : 0;
+        h += fmt::format("<div class=\"bar\"><span class=\"be\">{}</span><span class=\"fill\" style=\"width:{:.1f}%\"></span>"
+                         "<span class=\"pct\">{:.1f}% ({})</span></div>\n",
+                         esc(b), pct * 0.6, pct, n.get<uint64_t>());
+      }
+      h += "</div>\n";
+    }
+    h += "</div>\n";
+  }
+  return h;
+}
+
+std::string cost_plots(const nlohmann::json& r) {
+  std::string h;
+  for (const char* which : {"new", "established"}) {
+    // Buckets across modes, in order of their lower bound.
+    std::map<uint64_t, std::string> labels;
+    std::vector<std::string> modes;
+    for (auto& [mode, m] : r["modes"].items()) {
+      modes.push_back(mode);
+      for (auto& b : m["rules_histogram"][which]) labels[b["lo"].get<uint64_t>()] = b["rules"].get<std::string>();
+    }
+    if (labels.empty()) continue;
+    std::string data, table = "<table class=\"hist\"><tr><th>rules per packet</th>";
+    for (auto& mo : modes) table += "<th>" + esc(mo) + "</th>";
+    table += "</tr>";
+    for (auto& [lo, label] : labels) {
+      data += "\"" + label + "\"";
+      table += "<tr><td>" + esc(label) + "</td>";
+      for (auto& mo : modes) {
+        uint64_t n = 0;
+        for (auto& b : r["modes"][mo]["rules_histogram"][which])
+          if (b["lo"].get<uint64_t>() == lo) n = b["packets"].get<uint64_t>();
+        data += fmt::format(" {}", n);
+        table += fmt::format("<td class=\"n\">{}</td>", n);
+      }
+      data += "\n";
+      table += "</tr>";
+    }
+    table += "</table>";
+    std::string script = fmt::format(
+        "set title 'rules evaluated per {} packet'\nset style data histograms\nset style histogram clustered gap 1\n"
+        "set style fill solid 0.8 border -1\nset ylabel 'packets'\nset xlabel 'rules evaluated'\nset key top right\n"
+        "set yrange [0:*]\nplot ",
+        which);
+    for (size_t k = 0; k < modes.size(); ++k)
+      script += fmt::format("{}DATA using {}:xtic(1) title '{}'", k ? ", " : "", k + 2, modes[k]);
+    script += "\n";
+    std::string svg = gnuplot_svg(script, data);
+    h += fmt::format("<div class=\"plot\" data-plot=\"cost-{}\">{}</div>\n<details><summary>numbers</summary>{}</details>\n",
+                     which, svg.empty() ? "<p>(gnuplot not available: numbers only)</p>" : svg, table);
+  }
+  return h;
+}
+
+std::string disagreements(const nlohmann::json& r) {
+  if (!r.contains("agreement")) return "";
+  std::string h = "<table class=\"summary\"><tr><th>mode</th><th>against</th><th>connections</th><th>equivalent</th>"
+                  "<th>different</th><th>why</th></tr>\n";
+  for (auto& [mode, a] : r["agreement"].items()) {
+    if (mode == "examples") continue;
+    std::string why;
+    for (auto& [k, v] : a["why"].items()) why += fmt::format("{}{}: {}", why.empty() ? "" : ", ", k, num(v));
+    h += fmt::format("<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>\n",
+                     esc(mode), esc(a.value("against", "")), num(a["connections"]), num(a["equivalent"]), num(a["different"]),
+                     esc(why));
+  }
+  h += "</table>\n";
+  auto& ex = r["agreement"]["examples"];
+  if (ex.is_array() && !ex.empty()) {
+    std::deque<std::string> store;
+    std::vector<Picture> pics;
+    for (auto& e : ex) {
+      Picture p{fmt::format("{} — differs in {}", e.value("connection", ""), e.value("differs_in", "")), {}};
+      for (auto& [mode, tr] : e["traces"].items())
+        p.panels.push_back({mode, mode == "ipvs", {outcome_from_json(tr, store)}, 0});
+      pics.push_back(std::move(p));
+    }
+    h += "<h3>The first disagreements, side by side</h3>\n" + render_svg(pics);
+  }
+  return h;
+}
+
+std::string scaling(const ReportInput& in) {
+  std::string h;
+  if (in.sweep.is_object() && in.sweep.contains("sweep")) {
+    std::map<std::string, std::vector<std::pair<double, double>>> ns, rules;
+    for (auto& p : in.sweep["sweep"]) {
+      ns[p["mode"]].push_back({p["services"].get<double>(), p["ns_per_packet"].get<double>()});
+      rules[p["mode"]].push_back({p["services"].get<double>(), p["rules_per_packet"].get<double>()});
+    }
+    for (auto* series : {&ns, &rules}) {
+      bool is_ns = series == &ns;
+      std::string data, script = fmt::format(
+          "set title '{}'\nset logscale xy\nset xlabel 'services'\nset ylabel '{}'\nset key top left\nset grid\nplot ",
+          is_ns ? "first packet to the last service: svcpath time per packet" : "first packet to the last service: rules evaluated",
+          is_ns ? "ns per packet" : "rules per packet");
+      int idx = 0;
+      std::string table = "<table class=\"hist\"><tr><th>mode</th><th>services</th><th>value</th></tr>";
+      for (auto& [mode, pts] : *series) {
+        data += "# " + mode + "\n";
+        for (auto& [x, y] : pts) {
+          data += fmt::format("{} {}\n", x, std::max(y, 0.5));
+          table += fmt::format("<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1f}</td></tr>", esc(mode), x, y);
+        }
+        data += "\n\n";
+        script += fmt::format("{}DATA index {} using 1:2 with linespoints lw 2 title '{}'", idx ? ", " : "", idx, mode);
+        ++idx;
+      }
+      table += "</table>";
+      script += "\n";
+      std::string svg = gnuplot_svg(script, data);
+      h += fmt::format("<div class=\"plot\" data-plot=\"{}\">{}</div><details><summary>numbers</summary>{}</details>\n",
+                       is_ns ? "sweep-ns" : "sweep-rules", svg.empty() ? "<p>(gnuplot not available)</p>" : svg, table);
+    }
+  }
+  for (auto& b : in.benchmarks) {
+    // Google Benchmark: family/arg0/rest -> one series per family and rest, x = arg0.
+    std::map<std::string, std::vector<std::pair<double, double>>> series;
+    for (auto& bm : b.value("benchmarks", nlohmann::json::array())) {
+      std::string name = bm.value("name", "");
+      if (bm.value("run_type", "") == "aggregate") continue;
+      auto slash = name.find('/');
+      if (slash == std::string::npos) continue;
+      auto next = name.find('/', slash + 1);
+      std::string x = name.substr(slash + 1, next == std::string::npos ? std::string::npos : next - slash - 1);
+      std::string key = name.substr(0, slash) + (next == std::string::npos ? "" : name.substr(next));
+      try {
+        series[key].push_back({std::stod(x), bm.value("real_time", 0.0)});
+      } catch (const std::exception&) {
+      }
+    }
+    if (series.empty()) continue;
+    std::string data, script = "set title 'benchmarks'\nset logscale xy\nset xlabel 'first argument'\nset ylabel 'time per iteration'\n"
+                               "set key outside right\nset grid\nplot ";
+    int idx = 0;
+    for (auto& [k, pts] : series) {
+      for (auto& [x, y] : pts) data += fmt::format("{} {}\n", x, y);
+      data += "\n\n";
+      script += fmt::format("{}DATA index {} using 1:2 with linespoints title '{}'", idx ? ", " : "", idx, k);
+      ++idx;
+    }
+    script += "\n";
+    h += fmt::format("<div class=\"plot\" data-plot=\"benchmarks\">{}</div>\n", gnuplot_svg(script, data));
+  }
+  return h;
+}
+
+constexpr const char* kCss =
+    "body{font:14px sans-serif;margin:24px auto;max-width:1400px;color:#222} h1{font-size:24px} h2{border-bottom:1px solid #ddd;"
+    "padding-bottom:4px;margin-top:32px} table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #ddd;padding:3px 8px}"
+    " th{background:#f1f3f5} td.n{text-align:right;font-variant-numeric:tabular-nums} .shares{display:flex;flex-wrap:wrap;gap:16px}"
+    " .svc{min-width:420px} .svcname{font-weight:bold;margin:6px 0 2px} .bar{display:flex;align-items:center;gap:6px;font:12px monospace}"
+    " .be{width:190px;overflow:hidden} .fill{display:inline-block;height:12px;background:#fd7e14} .pct{color:#555}"
+    " .plot svg{max-width:100%;height:auto} details{margin:4px 0 12px} summary{cursor:pointer;color:#1c7ed6}";
+
+}  // namespace
+
+std::string render_report(const ReportInput& in) {
+  std::string head = fmt::format("<h1>{}</h1>\n{}\n", esc(in.title), in.intro), body;
+  std::string toc;
+  auto section = [&](const std::string& id, const std::string& title, const std::string& html) {
+    if (html.empty()) return;
+    toc += fmt::format("<li><a href=\"#{}\">{}</a></li>", id, esc(title));
+    body += fmt::format("<section id=\"{}\"><h2>{}</h2>\n{}</section>\n", id, esc(title), html);
+  };
+  if (!in.pictures.empty())
+    section("traces", "Packets through the hooks, per mode", "<p>Each box is a netfilter hook with its tables in priority order; the "
+            "orange line is the packet's path and the numbers its visits. Hover a chain for its rule.</p>\n" + render_svg(in.pictures));
+  if (in.replay.is_object()) {
+    auto& c = in.replay["capture"];
+    std::string cap = fmt::format("<p>Capture <code>{}</code>: {} frames, link type {}{}.</p>\n", esc(c.value("file", "")),
+                                  num(c["frames"]), num(c["linktype"]), c.contains("error") ? ", damaged: " + esc(num(c["error"])) : "");
+    section("summary", "Replay: the modes compared", cap + summary_table(in.replay));
+    section("agreement", "Agreement and disagreements", disagreements(in.replay));
+    section("shares", "Backend shares per Service (DNATed packets)", shares(in.replay));
+    section("cost", "Cost per packet", cost_plots(in.replay));
+  }
+  section("scaling", "Scaling with the number of Services", scaling(in));
+  return fmt::format("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head>\n"
+                     "<body>\n{}<nav><ul>{}</ul></nav>\n{}<footer><p>Written by svcpath. Self-contained: nothing here is "
+                     "fetched from the network.</p></footer>\n</body></html>\n",
+                     esc(in.title), kCss, head, toc, body);
+}
+
+void write_report_file(const std::string& path, const ReportInput& in) {
+  std::ofstream f(path, std::ios::binary);
+  if (!f) throw LoadError({{path, 0, 0, "cannot create the report file"}});
+  f << render_report(in);
+  f.close();
+  if (!f) throw LoadError({{path, 0, 0, "writing the report failed (disk full?)"}});
+}
+
+int run_report(const ReportOptions& o, std::ostream& out) {
+  ReportInput in;
+  in.title = o.title;
+  auto load = [](const std::string& path) {
+    std::string text = read_input_file(path);
+    try {
+      return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw LoadError({{path, 0, 0, fmt::format("not JSON: {}", e.what())}});
+    }
+  };
+  if (o.replay.empty() && o.sweep.empty() && o.bench.empty())
+    throw LoadError({{"report", 0, 0, "give --replay FILE (svcpath replay --format json), --sweep FILE or --bench FILE"}});
+  if (!o.replay.empty()) {
+    in.replay = load(o.replay);
+    if (!in.replay.is_object() || !in.replay.contains("modes") || !in.replay.contains("capture"))
+      throw LoadError({{o.replay, 0, 0, "not the output of `svcpath replay --format json` (no modes/capture)"}});
+  }
+  if (!o.sweep.empty()) in.sweep = load(o.sweep);
+  for (auto& b : o.bench) in.benchmarks.push_back(load(b));
+  write_report_file(o.out, in);
+  out << o.out << "\n";
+  return 0;
+}
+
+}  // namespace svcpath::cli
