@@ -186,10 +186,15 @@ RouteResult Node::lookup(const Addr& dst) const {
 
 std::optional<Addr> Node::select_source(int16_t oif, const Addr& nexthop) const {
   if (oif < 0) return std::nullopt;
+  // IPv6 source selection's rule 1: the destination itself when it is one of ours.
+  if (!nexthop.is_v4() && is_local(nexthop) && !nexthop.is_loopback()) return nexthop;
   const Interface& i = ifs_[size_t(oif)];
   const IfAddr* first = nullptr;
   for (auto& a : i.addrs) {
     if (a.addr.fam != nexthop.fam) continue;
+    // Host-scope addresses (127/8, ::1) are never chosen for a universe-scope source, so a
+    // packet masqueraded out of lo gets an address of another interface (inet_select_addr).
+    if (a.addr.is_loopback()) continue;
     if (!first) first = &a;
     if (nexthop.masked(a.len) == a.addr.masked(a.len)) return a.addr;
   }

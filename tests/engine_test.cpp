@@ -456,3 +456,13 @@ TEST_CASE("NAT address ranges use the kernel's hash; SNAT keeps a unique source 
   CHECK(jhash2(nullptr, 0, 0) == 0xdeadbeefu);
   CHECK(jhash2(nullptr, 0, 5) == 0xdeadbeefu + 5);
 }
+
+TEST_CASE("MASQUERADE out of lo picks a universe-scope address, not 127.0.0.1 (inet_select_addr; kernel-differential finding)") {
+  auto rs = test::rules("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+                        "-A POSTROUTING -j MASQUERADE\nCOMMIT\n");
+  nf::Node n = test::node();
+  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  auto o = test::run(dp, "tcp 10.0.0.10:20006 -> 10.0.0.10:1500 local");
+  CHECK(o.kind == nf::OutcomeKind::Delivered);
+  CHECK(o.after.t.src.str() == "10.0.0.10");
+}
