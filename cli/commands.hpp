@@ -135,6 +135,14 @@ struct DemoOptions {
 /// svcpath demo: the guided tour; writes out_dir/report.html.
 int run_demo(const DemoOptions& o, std::ostream& out);
 
+struct BenchModelOptions {
+  std::string measured;                           // bench/kernel/measure.py output
+  std::vector<uint32_t> calibrate{100, 2000, 20000};  // services whose points fit the constants
+  std::string json_out;
+};
+/// svcpath bench-model: the calibrated kernel cost model, predicted against measured.
+int run_bench_model(const BenchModelOptions& o, std::ostream& out);
+
 std::string read_file(const std::string& path);
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.
 nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters = false);

@@ -170,7 +170,7 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
     sci.cluster = k8s::synthetic_cluster(spec);
     sci.node = sci.cluster.nodes[0];
     auto sl = cluster_lanes(sci, {"iptables", "ipvs"}, NodeOptions{}, o.seed);
-    Addr vip = k8s::synthetic_cluster_ip(n - 1);
+    Addr vip = k8s::synthetic_cluster_ip(k8s::synthetic_service_at(n, n - 1));
     std::string line = fmt::format("  {:>8}", n);
     for (auto& l : sl) {
       constexpr int kPackets = 2000;

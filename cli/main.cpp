@@ -253,6 +253,20 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 100000u));
   demo->add_option("--seed", dmo.seed, "random seed (default 1)");
 
+  // ---- bench-model
+  auto* bm = app.add_subcommand("bench-model", "The kernel cost model: predicted against a real-kernel measurement");
+  bm->footer(
+      "svcpath counts what the kernel would do for a NEW connection (rules evaluated, match modules\n"
+      "called); the model turns counts into kernel time per packet, with constants fitted per back end\n"
+      "to bench/kernel/measure.py's measurement on this machine. Points not used to fit are predictions.\n"
+      "Examples:\n"
+      "  sudo bench/kernel/measure.py build/release/svcpath -o kernel.json\n"
+      "  svcpath bench-model --measured kernel.json --calibrate 100,2000,20000");
+  cli::BenchModelOptions bmo;
+  bm->add_option("--measured", bmo.measured, "bench/kernel/measure.py output")->required()->check(CLI::ExistingFile);
+  bm->add_option("--calibrate", bmo.calibrate, "service counts whose points fit the constants (default 100,2000,20000)")->delimiter(',');
+  bm->add_option("--json", bmo.json_out, "also write predicted and measured per point as JSON");
+
   // ---- report
   auto* rep = app.add_subcommand("report", "Write the self-contained HTML report from saved results");
   rep->footer(
@@ -304,6 +318,7 @@ int main(int argc, char** argv) {
     if (gc->parsed()) return cli::run_gen_cluster(gco, std::cout);
     if (rep->parsed()) return cli::run_report(repo, std::cout);
     if (demo->parsed()) return cli::run_demo(dmo, std::cout);
+    if (bm->parsed()) return cli::run_bench_model(bmo, std::cout);
     if (rp->parsed()) {
       rpo.progress = isatty(STDERR_FILENO);
       rpo.timing = true;

@@ -1,5 +1,9 @@
 #include "core/cluster_synth.hpp"
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "core/rng.hpp"
@@ -7,6 +11,14 @@
 namespace svcpath::k8s {
 
 Addr synthetic_cluster_ip(uint32_t i) { return Addr::v4(0x0a600000u + 1 + i); }  // 10.96.0.1 + i
+
+uint32_t synthetic_service_at(uint32_t services, uint32_t pos) {
+  std::vector<uint32_t> idx(services);
+  for (uint32_t i = 0; i < services; ++i) idx[i] = i;
+  auto name = [](uint32_t i) { return "svc-" + std::to_string(i); };
+  std::sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) { return name(a) < name(b); });
+  return idx.at(std::min(pos, services - 1));
+}
 
 Cluster synthetic_cluster(const SynthSpec& spec) {
   Cluster c;

@@ -24,4 +24,8 @@ Cluster synthetic_cluster(const SynthSpec& spec);
 /// The ClusterIP the synthesiser gives service i.
 Addr synthetic_cluster_ip(uint32_t i);
 
+/// The service at position pos (0-based) of KUBE-SERVICES, which kube-proxy orders by name
+/// ("svc-10" before "svc-9"); pos = services - 1 is the last one a packet is compared against.
+uint32_t synthetic_service_at(uint32_t services, uint32_t pos);
+
 }  // namespace svcpath::k8s

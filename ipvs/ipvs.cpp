@@ -508,6 +508,7 @@ Service* ServiceTable::add(std::unique_ptr<Service> s) {
   Service* p = s.get();
   auto& b = s->fwmark ? fwm_buckets_[s->fwmark & ((1u << kBits) - 1)] : buckets_[hash(s->proto, s->addr, s->port)];
   b.insert(b.begin(), p);
+  index_[p] = int(services_.size());
   services_.push_back(std::move(s));
   return p;
 }
@@ -529,9 +530,8 @@ Service* ServiceTable::find_fwmark(uint32_t mark, Family fam, uint64_t* walked) 
 }
 
 int ServiceTable::index_of(const Service* s) const {
-  for (size_t i = 0; i < services_.size(); ++i)
-    if (services_[i].get() == s) return int(i);
-  return -1;
+  auto it = index_.find(s);
+  return it == index_.end() ? -1 : it->second;
 }
 
 bool ServiceTable::remove(const Service* s) {
@@ -540,6 +540,8 @@ bool ServiceTable::remove(const Service* s) {
   auto it = std::find_if(services_.begin(), services_.end(), [&](auto& p) { return p.get() == s; });
   if (it == services_.end()) return false;
   services_.erase(it);
+  index_.clear();
+  for (size_t i = 0; i < services_.size(); ++i) index_[services_[i].get()] = int(i);
   return true;
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/unordered/unordered_flat_map.hpp>
+
 #include "core/counters.hpp"
 #include "core/packet.hpp"
 
@@ -117,6 +119,7 @@ class ServiceTable {
  private:
   std::vector<std::unique_ptr<Service>> services_;
   std::vector<std::vector<Service*>> buckets_, fwm_buckets_;  // front = newest
+  boost::unordered_flat_map<const Service*, int> index_;      // position in services_
 };
 
 enum class ConnState : uint8_t { None, Established, SynSent, SynRecv, FinWait, TimeWait, Close, CloseWait, LastAck, Listen, SynAck, Udp };

@@ -475,6 +475,14 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
       i = stack[sp].rule + 1;
       continue;
     }
+    if (!ch->run_of.empty() && ch->run_of[i] >= 0 && !linear_walk()) {
+      // Rules naming other destinations fail in ipt_ip: count them, jump to the next candidate.
+      const DstRun& run = ch->runs[size_t(ch->run_of[i])];
+      uint32_t next = run.next(p.t.dst, uint32_t(i));
+      env.ctr.rules_evaluated += next - i;
+      i = next;
+      if (next == run.end) continue;  // the candidate, if any, is counted below as usual
+    }
     const Rule& r = ch->rules[i];
     ++env.ctr.rules_evaluated;
     if (!ip_part(r, p, env.node)) {

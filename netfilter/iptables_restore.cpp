@@ -1564,7 +1564,8 @@ class Loader {
   static void finalize(Ruleset& rs) {
     uint32_t id = 0, slot = 0;
     for (auto& t : rs.tables)
-      for (auto& c : t.chains)
+      for (auto& c : t.chains) {
+        index_chain(c);
         for (auto& r : c.rules) {
           r.id = id++;
           for (auto& m : r.matches) {
@@ -1572,6 +1573,7 @@ class Loader {
             else if (auto* l = std::get_if<LimitMatch>(&m)) l->slot = slot++;
           }
         }
+      }
     rs.rule_count = id;
     rs.stat_slots = slot;
   }

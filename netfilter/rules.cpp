@@ -1,5 +1,7 @@
 #include "netfilter/rules.hpp"
 
+#include <algorithm>
+
 namespace svcpath::nf {
 
 bool IfaceMatch::matches(std::string_view ifname) const {
@@ -108,6 +110,53 @@ Table* Ruleset::table(TableId id) {
   for (auto& t : tables)
     if (t.id == id) return &t;
   return nullptr;
+}
+
+}  // namespace svcpath::nf
+
+namespace svcpath::nf {
+
+namespace {
+bool g_linear = false;
+constexpr uint32_t kMinRun = 8;
+
+bool dst_only(const Rule& r) {
+  return r.dst_set && !r.dst_inv && r.dst.len == r.dst.addr.bits();
+}
+}  // namespace
+
+void set_linear_walk(bool linear) { g_linear = linear; }
+bool linear_walk() { return g_linear; }
+
+uint32_t DstRun::next(const Addr& dst, uint32_t i) const {
+  auto it = std::lower_bound(by_dst.begin(), by_dst.end(), std::pair<Addr, uint32_t>{dst, i},
+                             [](const auto& a, const auto& b) { return a.first < b.first || (a.first == b.first && a.second < b.second); });
+  return it != by_dst.end() && it->first == dst ? it->second : end;
+}
+
+void index_chain(Chain& c) {
+  c.runs.clear();
+  c.run_of.assign(c.rules.size(), -1);
+  uint32_t n = uint32_t(c.rules.size());
+  for (uint32_t i = 0; i < n;) {
+    if (!dst_only(c.rules[i])) {
+      ++i;
+      continue;
+    }
+    uint32_t j = i;
+    while (j < n && dst_only(c.rules[j])) ++j;
+    if (j - i >= kMinRun) {
+      DstRun run;
+      run.begin = i;
+      run.end = j;
+      for (uint32_t k = i; k < j; ++k) run.by_dst.push_back({c.rules[k].dst.addr, k});
+      std::sort(run.by_dst.begin(), run.by_dst.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first || (a.first == b.first && a.second < b.second); });
+      for (uint32_t k = i; k < j; ++k) c.run_of[k] = int32_t(c.runs.size());
+      c.runs.push_back(std::move(run));
+    }
+    i = j;
+  }
 }
 
 }  // namespace svcpath::nf

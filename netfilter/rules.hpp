@@ -311,6 +311,18 @@ struct Rule {
 
 enum class Policy : uint8_t { None, Accept, Drop };
 
+// Consecutive rules that each name one full-length, non-inverted destination (-d a.b.c.d/32), as
+// KUBE-SERVICES is: the rules of the run per destination address, in order. The walk jumps to the
+// ones naming the packet's destination and counts the rules in between as evaluated, as the
+// kernel's linear walk does (their ipt_ip part fails on the destination before any match runs),
+// so counters and traces stay exact.
+struct DstRun {
+  uint32_t begin = 0, end = 0;  // rule indices [begin, end)
+  std::vector<std::pair<Addr, uint32_t>> by_dst;  // (destination, rule index), sorted
+  /// The first rule at or after i whose destination is dst, or end.
+  uint32_t next(const Addr& dst, uint32_t i) const;
+};
+
 struct Chain {
   std::string name;
   bool builtin = false;
@@ -320,7 +332,15 @@ struct Chain {
   std::vector<Rule> rules;
   int line = 0;
   uint8_t reach = 0;  // hooks this chain is reachable from (computed at load)
+  std::vector<DstRun> runs;     // built at load (index_chain)
+  std::vector<int32_t> run_of;  // per rule: its run, or -1
 };
+
+/// Builds a chain's destination runs (runs shorter than a few rules are not worth an index).
+void index_chain(Chain& c);
+/// Turns the index off (true) or on: benchmarks compare the two; results are identical.
+void set_linear_walk(bool linear);
+bool linear_walk();
 
 struct Table {
   TableId id = TableId::Filter;

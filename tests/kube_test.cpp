@@ -9,8 +9,11 @@
 #include <sstream>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "cli/lanes.hpp"
+#include "core/rng.hpp"
 #include "core/cluster.hpp"
 #include "core/cluster_synth.hpp"
 #include "helpers.hpp"
@@ -404,4 +407,43 @@ TEST_CASE("gen-cluster YAML loads back into the cluster it was written from") {
   for (size_t n = 0; n < 4; ++n)
     CHECK(nf::kube::restore_input(got, got.nodes[n], k8s::ProxyConfig{}, Family::V4) ==
           nf::kube::restore_input(want, want.nodes[n], k8s::ProxyConfig{}, Family::V4));
+}
+
+TEST_CASE("the destination-run index walks exactly as the linear walk: outcomes, counters, traces") {
+  k8s::SynthSpec spec;
+  spec.services = 300;
+  spec.endpoints = 3;
+  spec.nodes = 3;
+  spec.node_ports = true;
+  cli::ClusterInput ci;
+  ci.cluster = k8s::synthetic_cluster(spec);
+  ci.node = ci.cluster.nodes[0];
+  auto lanes_fast = cli::cluster_lanes(ci, {"iptables"}, cli::NodeOptions{}, 5);
+  auto lanes_slow = cli::cluster_lanes(ci, {"iptables"}, cli::NodeOptions{}, 5);
+  // KUBE-SERVICES is one long run of -d rules.
+  const nf::Table* nat = lanes_fast[0]->v4->table(nf::TableId::Nat);
+  const nf::Chain& svc = nat->chains[size_t(nat->find("KUBE-SERVICES"))];
+  REQUIRE_FALSE(svc.runs.empty());
+  CHECK(svc.runs[0].end - svc.runs[0].begin >= 300);
+  Rng rng(11);
+  for (int i = 0; i < 400; ++i) {
+    uint32_t s = rng.below(spec.services + 20);  // some addresses no Service has
+    Addr dst = k8s::synthetic_cluster_ip(s);
+    std::string spec_text = fmt::format("{} 10.64.0.{}:{} -> {}:{} in=cni0", rng.below(2) ? "tcp" : "udp", 2 + rng.below(200),
+                                        1024 + i, dst.str(), rng.below(4) ? 80 : 81);
+    nf::set_linear_walk(false);
+    Counters a0 = lanes_fast[0]->dp->counters();
+    auto fast = test::run(*lanes_fast[0]->dp, spec_text);
+    Counters a = lanes_fast[0]->dp->counters() - a0;
+    nf::set_linear_walk(true);
+    Counters b0 = lanes_slow[0]->dp->counters();
+    auto slow = test::run(*lanes_slow[0]->dp, spec_text);
+    Counters b = lanes_slow[0]->dp->counters() - b0;
+    nf::set_linear_walk(false);
+    CHECK_MESSAGE(fast.kind == slow.kind, spec_text);
+    CHECK(fast.after.t == slow.after.t);
+    CHECK_MESSAGE(a.rules_evaluated == b.rules_evaluated, spec_text);
+    CHECK(a.matches_evaluated == b.matches_evaluated);
+    CHECK(test::trace_ids(fast) == test::trace_ids(slow));
+  }
 }

@@ -56,6 +56,24 @@ def main():
                 out["sent"] = False
                 out["errno"] = e.errno
             s6.close()
+        elif op == "burst":
+            # Timing: count copies of one IPv4 packet, each with its own source port (a new
+            # connection every time), sent as a local process; the netfilter OUTPUT walk runs
+            # inside sendto, so the loop's wall time carries the rules' cost.
+            if raw is None:
+                raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            base = bytearray.fromhex(cmd["hex"])
+            dst = socket.inet_ntoa(bytes(base[16:20]))
+            pkts = []
+            for i in range(int(cmd["count"])):
+                b = bytearray(base)
+                port = int(cmd.get("sport", 10000)) + i
+                b[20:22] = port.to_bytes(2, "big")
+                pkts.append(bytes(b))
+            t0 = time.perf_counter_ns()
+            for b in pkts:
+                raw.sendto(b, (dst, 0))
+            out["ns"] = time.perf_counter_ns() - t0
         elif op == "drain":
             deadline = time.monotonic() + float(cmd.get("wait", 0.05))
             frames = []
