@@ -21,6 +21,6 @@ for v in legacy nft; do
   t=$(secs ip netns exec "$ns" "iptables-$v-restore" "$tmp/dump.rules")
   echo "iptables-$v-restore: ${t} s"
 done
-t=$(secs "$bin" rules --rules "$tmp/dump.rules" > /dev/null)
-echo "svcpath rules --rules (parse, load, print back): ${t} s"
+t0=$(date +%s%N); "$bin" rules --rules "$tmp/dump.rules" > /dev/null; t1=$(date +%s%N)
+printf 'svcpath rules --rules (parse, load, print back): %d.%03d s\n' $(((t1 - t0) / 1000000000)) $((((t1 - t0) / 1000000) % 1000))
 /usr/bin/time -f "svcpath max RSS: %M KiB" "$bin" rules --rules "$tmp/dump.rules" > /dev/null
