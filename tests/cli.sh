@@ -61,6 +61,13 @@ expect "report refuses JSON that is not replay output" 1 "notreplay.json: error:
   "$bin" report --replay "$tmp/notreplay.json" -o "$tmp/r.html"
 expect "report refuses a file that is not JSON" 1 "nodes.yaml: error: not JSON" -- \
   "$bin" report --replay "$src/examples/clusters/nodes.yaml" -o "$tmp/r.html"
+# A synthetic measurement that is exactly 2000 ns + 3 ns per rule: the fit must find that.
+python3 -c '
+import json
+rules = {100: 110, 1000: 1009, 2000: 2009}
+print(json.dumps({"points": [{"backend": "legacy", "services": n, "cost_ns": 2000 + 3 * r} for n, r in rules.items()]}))' > "$tmp/measured.json"
+expect "bench-model fits the kernel measurement and predicts the unfitted point" 0 "1000 +1009 +1[0-9]+ +5027 +5027 +[+-]0.0%  check" -- \
+  "$bin" bench-model --measured "$tmp/measured.json" --calibrate 100,2000
 expect "help lists the subcommands" 0 "rules +Load rule dumps" -- "$bin" --help
 expect "trace --help shows an example and the packet grammar" 0 "Packet spec: PROTO" -- "$bin" trace --help
 expect "no subcommand is a usage error" 2 "subcommand" -- "$bin"
