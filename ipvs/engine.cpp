@@ -132,7 +132,7 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
   Service* svc = nullptr;
   if (c) {
     svc = services.at(c->svc);
-    note(dp, h, "conn", fmt::format("connection {} found ({} entries compared in bucket {} of {}): {} -> {}", c->id, walked,
+    if (dp.sink().enabled()) note(dp, h, "conn", fmt::format("connection {} found ({} entries compared in bucket {} of {}): {} -> {}", c->id, walked,
                                     conns.bucket(p.t.proto, p.t.src, p.t.sport), 1u << conns.bits(),
                                     conn_state_name(c->state), FiveTuple::endpoint(c->daddr, c->dport, c->proto)));
   } else {
@@ -145,10 +145,10 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
     unsigned bucket = ServiceTable::hash(p.t.proto, p.t.dst, p.t.dport);
     if (!svc) {
       if (dp.sink().enabled() && services.size())
-        note(dp, h, "no service", fmt::format("service lookup: bucket {} of 256, {} entries compared, no virtual service", bucket, sw));
+        if (dp.sink().enabled()) note(dp, h, "no service", fmt::format("service lookup: bucket {} of 256, {} entries compared, no virtual service", bucket, sw));
       return Verdict::accept();
     }
-    note(dp, h, "service", fmt::format("service lookup: bucket {} of 256, {} entries compared: {} ({})", bucket, sw, svc->key(),
+    if (dp.sink().enabled()) note(dp, h, "service", fmt::format("service lookup: bucket {} of 256, {} entries compared: {} ({})", bucket, sw, svc->key(),
                                        svc->sched_name()));
     if (p.t.proto == proto::TCP && (!(p.tcp_flags & tcpflag::SYN) || (p.tcp_flags & tcpflag::RST))) {
       note(dp, h, "pass", "not a SYN and no connection: IPVS does not schedule it; it continues to the local stack");
@@ -218,7 +218,7 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
     ++dest.conns;
     ++svc->conns;
     if (dest.u_threshold && dest.activeconns + dest.inactconns >= dest.u_threshold) dest.overloaded = true;
-    note(dp, h, "conn", fmt::format("new connection {}: {} -> {} -> {}", c->id, FiveTuple::endpoint(n.caddr, n.cport, n.proto),
+    if (dp.sink().enabled()) note(dp, h, "conn", fmt::format("new connection {}: {} -> {} -> {}", c->id, FiveTuple::endpoint(n.caddr, n.cport, n.proto),
                                     FiveTuple::endpoint(n.vaddr, n.vport, n.proto), FiveTuple::endpoint(n.daddr, n.dport, n.proto)));
   }
   // State and timeout.
@@ -240,7 +240,7 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
   auto r = dp.node().lookup(p.t.dst);
   ++ctr.route_lookups;
   p.oif = r.oif;
-  note(dp, h, "DNAT", fmt::format("masq to the real server, {} ({})", h == Hook::LocalIn ? "re-injected at LOCAL_OUT" : "continues in OUTPUT",
+  if (dp.sink().enabled()) note(dp, h, "DNAT", fmt::format("masq to the real server, {} ({})", h == Hook::LocalIn ? "re-injected at LOCAL_OUT" : "continues in OUTPUT",
                                   conn_state_name(c->state)),
        &before, &p.t);
   if (h == Hook::LocalIn) {
@@ -266,7 +266,7 @@ Verdict Engine::out(Hook h, Packet& p, nf::Datapath& dp) noexcept {
   p.t.src = c->vaddr;
   p.t.sport = c->vport;
   p.ipvs_property = true;
-  note(dp, h, "un-DNAT", fmt::format("reply of connection {} ({})", c->id, conn_state_name(c->state)), &before, &p.t);
+  if (dp.sink().enabled()) note(dp, h, "un-DNAT", fmt::format("reply of connection {} ({})", c->id, conn_state_name(c->state)), &before, &p.t);
   return Verdict::accept();
 }
 
