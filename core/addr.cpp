@@ -1,4 +1,6 @@
 #include "core/addr.hpp"
+
+#include <cstring>
 #include "core/hash.hpp"
 #include "core/tuple.hpp"
 
@@ -196,11 +198,24 @@ std::string FiveTuple::str() const {
 }
 
 size_t FiveTupleHash::operator()(const FiveTuple& t) const noexcept {
-  return size_t(Fnv1a{}
-                    .mix(t.src.b.data(), 16)
-                    .mix(t.dst.b.data(), 16)
-                    .mix(uint64_t(t.sport) | uint64_t(t.dport) << 16 | uint64_t(t.proto) << 32 | uint64_t(t.src.fam) << 40, 6)
-                    .h);
+  // Word at a time with a multiply-xorshift finish: conntrack hashes every packet several times,
+  // and byte-at-a-time FNV was a fifth of a new connection's cost.
+  auto word = [](const uint8_t* b) {
+    uint64_t w;
+    std::memcpy(&w, b, 8);
+    return w;
+  };
+  auto mix = [](uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 31);
+  };
+  uint64_t h = uint64_t(t.sport) | uint64_t(t.dport) << 16 | uint64_t(t.proto) << 32 | uint64_t(t.src.fam) << 40;
+  h = mix(h, word(t.src.b.data()));
+  h = mix(h, word(t.src.b.data() + 8));
+  h = mix(h, word(t.dst.b.data()));
+  h = mix(h, word(t.dst.b.data() + 8));
+  return size_t(h ^ (h >> 29));
 }
 
 }  // namespace svcpath

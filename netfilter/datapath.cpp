@@ -59,7 +59,7 @@ class ConntrackIn final : public Stage {
     if (e && p.t.proto == proto::TCP && !ct.tcp_packet(*e, l.dir, p.tcp_flags, dp.node().sys.tcp_loose, &reopen)) {
       p.ct = 0;
       p.ctinfo = CtInfo::Invalid;
-      note(s, h, TraceKind::Conntrack, "conntrack", "INVALID",
+      if (s.enabled()) note(s, h, TraceKind::Conntrack, "conntrack", "INVALID",
            fmt::format("TCP flags invalid in state {}", tcp_state_name(e->tcp)));
       return Verdict::accept();
     }
@@ -81,7 +81,7 @@ class ConntrackIn final : public Stage {
       }
       e->packets[int(l.dir)]++;
       e->expires_ns = p.ts_ns + Conntrack::timeout_ns(*e);
-      note(s, h, TraceKind::Conntrack, "conntrack", p.ctinfo == CtInfo::New ? "NEW" : "ESTABLISHED",
+      if (s.enabled()) note(s, h, TraceKind::Conntrack, "conntrack", p.ctinfo == CtInfo::New ? "NEW" : "ESTABLISHED",
            fmt::format("entry {} found, {} direction: orig {} reply {}", e->id,
                        l.dir == CtDir::Reply ? "reply" : "original", e->orig.str(), e->reply.str()));
       return Verdict::accept();
@@ -109,7 +109,7 @@ class ConntrackIn final : public Stage {
     p.ct = n->id;
     p.dir = CtDir::Original;
     p.ctinfo = CtInfo::New;
-    note(s, h, TraceKind::Conntrack, "conntrack", "NEW", fmt::format("new entry {}: orig {} reply {}", n->id, n->orig.str(), n->reply.str()));
+    if (s.enabled()) note(s, h, TraceKind::Conntrack, "conntrack", "NEW", fmt::format("new entry {}: orig {} reply {}", n->id, n->orig.str(), n->reply.str()));
     return Verdict::accept();
   }
 };
@@ -128,8 +128,9 @@ class ConntrackConfirm final : public Stage {
       p.ct = 0;
       return Verdict::drop(DropReason::CtInsertClash);
     }
-    note(dp.sink(), h, TraceKind::Conntrack, "conntrack", "confirmed",
-         fmt::format("entry {} confirmed: reply {}", e->id, e->reply.str()));
+    if (dp.sink().enabled())
+      note(dp.sink(), h, TraceKind::Conntrack, "conntrack", "confirmed",
+           fmt::format("entry {} confirmed: reply {}", e->id, e->reply.str()));
     return Verdict::accept();
   }
 };
@@ -251,7 +252,14 @@ void Datapath::record_hit(const Table& t, const EvalEnv& env) {
     bool tail_like = r->unconditional() && std::holds_alternative<StandardTarget>(r->target);
     kind = !tail_like ? "rule" : env.hit_chain->builtin ? "policy" : "return";
   }
-  last_hit.where = fmt::format("{}:{}:{}:{}", table_name(t.id), env.hit_chain->name, kind, env.hit_num);
+  last_hit.chain = env.hit_chain;
+  last_hit.table = t.id;
+  last_hit.kind = kind;
+  last_hit.num = env.hit_num;
+}
+
+std::string Datapath::RuleHit::where() const {
+  return chain ? fmt::format("{}:{}:{}:{}", table_name(table), chain->name, kind, num) : std::string();
 }
 
 EvalEnv Datapath::env(Family f, TraceSink& sink) {
@@ -266,7 +274,7 @@ Verdict Datapath::run_hook(Hook h, Packet& p, Outcome& o) {
     Verdict v = r.stage->run(h, p, *this);
     if (v.kind == VerdictKind::Repeat) continue;
     if (v.kind != VerdictKind::Accept) {
-      o.where = last_hit.where.empty() ? fmt::format("{} {}", hook_name(h), r.stage->name()) : last_hit.where;
+      o.where = last_hit.chain ? last_hit.where() : fmt::format("{} {}", hook_name(h), r.stage->name());
       return v;
     }
   }
@@ -338,7 +346,7 @@ Outcome Datapath::run(const Packet& in_pkt, const Injection& in, TraceSink& sink
       else if (auto a = r.src ? r.src : node_.select_source(r.oif, r.nexthop)) p.t.src = *a;
       o.before = p.t;
     }
-    route_note(Hook::LocalOut, fmt::format("output route: {} via {}", r.type == RouteType::Local ? "local" : "unicast",
+    if (sink_->enabled()) route_note(Hook::LocalOut, fmt::format("output route: {} via {}", r.type == RouteType::Local ? "local" : "unicast",
                                            node_.ifname(p.oif)));
     if (!localnet_ok(p.oif)) return drop(DropReason::LocalnetOut, Hook::LocalOut);
     Addr dst0 = p.t.dst;
@@ -351,7 +359,7 @@ Outcome Datapath::run(const Packet& in_pkt, const Injection& in, TraceSink& sink
       r = node_.lookup(p.t.dst);
       if (r.type == RouteType::Unreachable || r.oif < 0) return drop(DropReason::NoRoute, Hook::LocalOut);
       p.oif = r.oif;
-      route_note(Hook::LocalOut, fmt::format("re-route after OUTPUT: {} via {}",
+      if (sink_->enabled()) route_note(Hook::LocalOut, fmt::format("re-route after OUTPUT: {} via {}",
                                              r.type == RouteType::Local ? "local" : "unicast", node_.ifname(p.oif)));
       if (!localnet_ok(p.oif)) return drop(DropReason::LocalnetOut, Hook::LocalOut);
     }
@@ -413,7 +421,7 @@ Outcome Datapath::run(const Packet& in_pkt, const Injection& in, TraceSink& sink
     if (p.t.dst == dst0) {
       p.oif = bridge;
       p.phys_out = port;
-      route_note(Hook::PreRouting, fmt::format("bridged frame on {} (br_netfilter): FORWARD and POSTROUTING with physdev",
+      if (sink_->enabled()) route_note(Hook::PreRouting, fmt::format("bridged frame on {} (br_netfilter): FORWARD and POSTROUTING with physdev",
                                                node_.iface(bridge).name));
       v = run_hook(Hook::Forward, p, o);
       if (v.kind != VerdictKind::Accept) return verdict_out(v);
@@ -451,7 +459,7 @@ routed : {
     if (v.kind == VerdictKind::Stolen && reinject_) {
       // IPVS rewrote the packet at LOCAL_IN and sends it again: LOCAL_OUT, then POSTROUTING.
       reinject_ = false;
-      route_note(Hook::LocalIn, fmt::format("re-injected at LOCAL_OUT towards {} via {}", p.t.dst.str(), node_.ifname(p.oif)));
+      if (sink_->enabled()) route_note(Hook::LocalIn, fmt::format("re-injected at LOCAL_OUT towards {} via {}", p.t.dst.str(), node_.ifname(p.oif)));
       bool to_local = node_.is_local(p.t.dst);
       v = run_hook(Hook::LocalOut, p, o);
       if (v.kind != VerdictKind::Accept) return verdict_out(v);
@@ -479,13 +487,13 @@ routed : {
   if (r.type == RouteType::Blackhole || r.type == RouteType::Prohibit) return drop(DropReason::Blackhole, Hook::PreRouting);
   bool fwd = p.t.src.is_v4() ? sys.ip_forward : sys.ip6_forward;
   if (!fwd) {
-    route_note(Hook::PreRouting, fmt::format("input route: forward via {}, but forwarding is off", node_.ifname(r.oif)));
+    if (sink_->enabled()) route_note(Hook::PreRouting, fmt::format("input route: forward via {}, but forwarding is off", node_.ifname(r.oif)));
     return drop(DropReason::ForwardingOff, Hook::PreRouting);
   }
   if (p.ttl <= 1) return drop(DropReason::NoRoute, Hook::Forward);
   --p.ttl;
   p.oif = r.oif;
-  route_note(Hook::PreRouting, fmt::format("input route: forward via {}", node_.ifname(p.oif)));
+  if (sink_->enabled()) route_note(Hook::PreRouting, fmt::format("input route: forward via {}", node_.ifname(p.oif)));
   Verdict v = run_hook(Hook::Forward, p, o);
   if (v.kind != VerdictKind::Accept) return verdict_out(v);
   v = run_hook(Hook::PostRouting, p, o);

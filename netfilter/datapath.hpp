@@ -94,7 +94,11 @@ class Datapath {
   /// Where the last terminal rule verdict came from (for REJECT details and outcome "where").
   struct RuleHit {
     const Rule* rule = nullptr;
-    std::string where;
+    const Chain* chain = nullptr;  // set when a table gave a verdict; the text is made only when needed
+    TableId table = TableId::Filter;
+    std::string_view kind;
+    uint32_t num = 0;
+    std::string where() const;  // "filter:INPUT:rule:3", or "" when no table decided
   } last_hit;
   void record_hit(const Table& t, const EvalEnv& env);
   /// A stage that stole a packet at LOCAL_IN asks for it to be sent again from LOCAL_OUT (IPVS NAT).
