@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -70,6 +71,7 @@ nf::Outcome outcome_from_json(const nlohmann::json& j, std::deque<std::string>& 
 
 std::string gnuplot_svg(const std::string& script, const std::string& data) {
   namespace fs = std::filesystem;
+  if (std::getenv("SVCPATH_NO_GNUPLOT")) return "";
   std::error_code ec;
   fs::path dir = fs::temp_directory_path(ec) / fmt::format("svcpath-plot-{}", ::getpid());
   fs::create_directories(dir, ec);
@@ -103,7 +105,7 @@ std::string num(const nlohmann::json& v) {
   return v.dump();
 }
 
-std::string summary_table(const nlohmann::json& r) {
+std::string summary_table(nlohmann::json& r) {  // non-const: a missing key reads as null, never UB
   auto& modes = r["modes"];
   std::vector<std::string> names;
   for (auto& [k, v] : modes.items()) names.push_back(k);
@@ -133,7 +135,7 @@ std::string summary_table(const nlohmann::json& r) {
   return h + "</table>\n";
 }
 
-std::string shares(const nlohmann::json& r) {
+std::string shares(nlohmann::json& r) {  // non-const: a missing key reads as null, never UB
   std::string h;
   for (auto& [mode, m] : r["modes"].items()) {
     if (!m.contains("dnat_to") || m["dnat_to"].empty()) continue;
@@ -155,7 +157,7 @@ std::string shares(const nlohmann::json& r) {
   return h;
 }
 
-std::string cost_plots(const nlohmann::json& r) {
+std::string cost_plots(nlohmann::json& r) {  // non-const: a missing key reads as null, never UB
   std::string h;
   for (const char* which : {"new", "established"}) {
     // Buckets across modes, in order of their lower bound.
@@ -198,7 +200,7 @@ std::string cost_plots(const nlohmann::json& r) {
   return h;
 }
 
-std::string disagreements(const nlohmann::json& r) {
+std::string disagreements(nlohmann::json& r) {  // non-const: a missing key reads as null, never UB
   if (!r.contains("agreement")) return "";
   std::string h = "<table class=\"summary\"><tr><th>mode</th><th>against</th><th>connections</th><th>equivalent</th>"
                   "<th>different</th><th>why</th></tr>\n";
@@ -226,7 +228,7 @@ std::string disagreements(const nlohmann::json& r) {
   return h;
 }
 
-std::string scaling(const ReportInput& in) {
+std::string scaling(ReportInput in) {  // a copy: a missing key reads as null, never UB
   std::string h;
   if (in.sweep.is_object() && in.sweep.contains("sweep")) {
     std::map<std::string, std::vector<std::pair<double, double>>> ns, rules;
@@ -312,14 +314,15 @@ std::string render_report(const ReportInput& in) {
   if (!in.pictures.empty())
     section("traces", "Packets through the hooks, per mode", "<p>Each box is a netfilter hook with its tables in priority order; the "
             "orange line is the packet's path and the numbers its visits. Hover a chain for its rule.</p>\n" + render_svg(in.pictures));
-  if (in.replay.is_object()) {
-    auto& c = in.replay["capture"];
+  nlohmann::json replay = in.replay;  // read with non-const operator[]: missing keys are null, not UB
+  if (replay.is_object()) {
+    auto& c = replay["capture"];
     std::string cap = fmt::format("<p>Capture <code>{}</code>: {} frames, link type {}{}.</p>\n", esc(c.value("file", "")),
                                   num(c["frames"]), num(c["linktype"]), c.contains("error") ? ", damaged: " + esc(num(c["error"])) : "");
-    section("summary", "Replay: the modes compared", cap + summary_table(in.replay));
-    section("agreement", "Agreement and disagreements", disagreements(in.replay));
-    section("shares", "Backend shares per Service (DNATed packets)", shares(in.replay));
-    section("cost", "Cost per packet", cost_plots(in.replay));
+    section("summary", "Replay: the modes compared", cap + summary_table(replay));
+    section("agreement", "Agreement and disagreements", disagreements(replay));
+    section("shares", "Backend shares per Service (DNATed packets)", shares(replay));
+    section("cost", "Cost per packet", cost_plots(replay));
   }
   section("scaling", "Scaling with the number of Services", scaling(in));
   return fmt::format("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head>\n"
@@ -351,12 +354,33 @@ int run_report(const ReportOptions& o, std::ostream& out) {
     throw LoadError({{"report", 0, 0, "give --replay FILE (svcpath replay --format json), --sweep FILE or --bench FILE"}});
   if (!o.replay.empty()) {
     in.replay = load(o.replay);
-    if (!in.replay.is_object() || !in.replay.contains("modes") || !in.replay.contains("capture"))
+    if (!in.replay.is_object() || !in.replay.contains("modes") || !in.replay.contains("capture") ||
+        !in.replay["modes"].is_object() || in.replay["modes"].empty())
       throw LoadError({{o.replay, 0, 0, "not the output of `svcpath replay --format json` (no modes/capture)"}});
   }
   if (!o.sweep.empty()) in.sweep = load(o.sweep);
   for (auto& b : o.bench) in.benchmarks.push_back(load(b));
-  write_report_file(o.out, in);
+  if (in.replay.is_object()) {
+    // The renderer reads these without asking; a foreign file gets empty ones, not undefined behaviour.
+    for (auto& [name, m] : in.replay["modes"].items()) {
+      if (!m.is_object()) throw LoadError({{o.replay, 0, 0, fmt::format("modes.{} is not an object", name)}});
+      for (const char* k : {"outcomes", "dnat_to", "cost_per_new_packet", "cost_per_established_packet"})
+        if (!m[k].is_object()) m[k] = nlohmann::json::object();
+      for (const char* k : {"new", "established"})
+        if (!m["rules_histogram"].is_object() || !m["rules_histogram"][k].is_array()) {
+          if (!m["rules_histogram"].is_object()) m["rules_histogram"] = nlohmann::json::object();
+          m["rules_histogram"][k] = nlohmann::json::array();
+        }
+    }
+    if (in.replay.contains("agreement") && !in.replay["agreement"].is_object()) in.replay.erase("agreement");
+  }
+  try {
+    write_report_file(o.out, in);
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong shape in a hand-edited or foreign file: name the files, never crash.
+    throw LoadError({{o.replay.empty() ? (o.sweep.empty() ? o.bench.front() : o.sweep) : o.replay, 0, 0,
+                      fmt::format("unexpected JSON shape: {}", e.what())}});
+  }
   out << o.out << "\n";
   return 0;
 }
