@@ -545,29 +545,6 @@ def kube_node():
             "sysctls": {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.route_localnet": 1}}
 
 
-def kube_packets6(rules, sets, rng, count):
-    """The IPv6 side of a dual-stack node: ClusterIPs from a pod and the host, NodePorts from outside."""
-    comment = r'(?:-m comment --comment (?:"[^"]*"|\S+) )?'
-    targets, nodeports = set(), set()
-    for m in re.finditer(r"-A KUBE-SERVICES -d ([0-9a-f:]+)/128 -p (tcp|udp) " + comment + r"-m \2 --dport (\d+)", rules):
-        targets.add((m.group(2), m.group(1), int(m.group(3))))
-    for m in re.finditer(r"-A KUBE-NODEPORTS -p (tcp|udp) " + comment + r"-m \1 --dport (\d+)", rules):
-        nodeports.add((m.group(1), int(m.group(2))))
-    for m in re.finditer(r"^add KUBE-6-CLUSTER-IP ([0-9a-f:]+),(tcp|udp):(\d+)", sets, re.M):
-        targets.add((m.group(2), m.group(1), int(m.group(3))))
-    for m in re.finditer(r"^add KUBE-6-NODE-PORT-(TCP|UDP) (\d+)", sets, re.M):
-        nodeports.add((m.group(1).lower(), int(m.group(2))))
-    pkts = []
-    for proto, ip, port in sorted(targets):
-        pkts.append({"proto": proto, "src": "fd00:244:0:1::5", "dst": ip, "dport": port, "in": "cni0"})
-        pkts.append({"proto": proto, "src": "fd00::10", "dst": ip, "dport": port, "in": None})
-    for proto, port in sorted(nodeports):
-        pkts.append({"proto": proto, "src": "2001:db8::9", "dst": "fd00::10", "dport": port, "in": "eth0"})
-    pkts.append({"proto": "icmp", "src": "2001:db8::9", "dst": "fd00:244:0:2::7", "in": "eth0"})
-    rng.shuffle(pkts)
-    return pkts[:count]
-
-
 def kube_node6():
     n = kube_node()
     n["interfaces"][0]["addresses"].append("fd00::10/64")
@@ -579,30 +556,48 @@ def kube_node6():
     return n
 
 
-def kube_packets(rules, sets, rng, count, pods=("10.244.1.5",)):
+def kube_packets(rules, sets, rng, count, pods=("10.244.1.5",), v6=False):
     """Packets to what the dump serves: ClusterIPs from pods and from the host, NodePorts from
     outside (iptables mode: KUBE-SERVICES / KUBE-NODEPORTS rules; IPVS mode: kube-proxy's ipsets)."""
     comment = r'(?:-m comment --comment (?:"[^"]*"|\S+) )?'
+    addr, full, six = (r"([0-9a-f:]+)", "128", "6-") if v6 else (r"(\d+\.\d+\.\d+\.\d+)", "32", "")
     targets, nodeports = set(), set()
-    for m in re.finditer(r"-A KUBE-SERVICES -d (\d+\.\d+\.\d+\.\d+)/32 -p (tcp|udp) " + comment + r"-m \2 --dport (\d+)", rules):
+    for m in re.finditer(r"-A KUBE-SERVICES -d " + addr + "/" + full + r" -p (tcp|udp) " + comment + r"-m \2 --dport (\d+)", rules):
         targets.add((m.group(2), m.group(1), int(m.group(3))))
     for m in re.finditer(r"-A KUBE-NODEPORTS -p (tcp|udp) " + comment + r"-m \1 --dport (\d+)", rules):
         nodeports.add((m.group(1), int(m.group(2))))
-    for m in re.finditer(r"^add KUBE-CLUSTER-IP (\d+\.\d+\.\d+\.\d+),(tcp|udp):(\d+)", sets, re.M):
+    for m in re.finditer(r"^add KUBE-" + six + "CLUSTER-IP " + addr + r",(tcp|udp):(\d+)", sets, re.M):
         targets.add((m.group(2), m.group(1), int(m.group(3))))
-    for m in re.finditer(r"^add KUBE-NODE-PORT-(TCP|UDP) (\d+)", sets, re.M):
+    for m in re.finditer(r"^add KUBE-" + six + r"NODE-PORT-(TCP|UDP) (\d+)", sets, re.M):
         nodeports.add((m.group(1).lower(), int(m.group(2))))
     targets, nodeports = sorted(targets), sorted(nodeports)
+    node_ip, outside, remote_pod = ("fd00::10", "2001:db8::9", "fd00:244:0:2::7") if v6 else ("10.0.0.10", "203.0.113.9", "10.244.2.7")
     pkts = []
     for proto, ip, port in targets:
         for pod in pods:
             pkts.append({"proto": proto, "src": pod, "dst": ip, "dport": port, "in": "cni0"})
-        pkts.append({"proto": proto, "src": "10.0.0.10", "dst": ip, "dport": port, "in": None})
+        pkts.append({"proto": proto, "src": node_ip, "dst": ip, "dport": port, "in": None})
     for proto, port in nodeports:
-        pkts.append({"proto": proto, "src": "203.0.113.9", "dst": "10.0.0.10", "dport": port, "in": "eth0"})
-    pkts.append({"proto": "tcp", "src": "203.0.113.9", "dst": "10.244.2.7", "dport": 8080, "in": "eth0"})
+        pkts.append({"proto": proto, "src": outside, "dst": node_ip, "dport": port, "in": "eth0"})
+    pkts.append({"proto": "icmp" if v6 else "tcp", "src": outside, "dst": remote_pod, "dport": 8080, "in": "eth0"})
     rng.shuffle(pkts)
     return pkts[:count]
+
+
+def node_dump(args):
+    """(iptables-save text, ipset save text) of `svcpath rules ...`: one dump, or the "# ipset save" and
+    "# iptables-save" sections it prints when the node has sets (IPVS mode, NetworkPolicies)."""
+    text = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    if not text.startswith("# "):
+        return text, ""
+    sect, cur = {}, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("# "):
+            cur = line.strip()
+            sect[cur] = ""
+        elif cur:
+            sect[cur] += line
+    return sect["# iptables-save"], sect["# ipset save"]
 
 
 def cluster_scenarios(binary, rng):
@@ -615,18 +610,7 @@ def cluster_scenarios(binary, rng):
     for c, given in inputs.items():
         for mode in ("iptables", "ipvs"):
             args = [binary, "rules"] + given + ["--node", "node-a", "--mode", mode]
-            p = subprocess.run(args, capture_output=True, text=True, check=True)
-            text, sets = p.stdout, ""
-            if text.startswith("# "):
-                sect = {}
-                cur = None
-                for line in text.splitlines(keepends=True):
-                    if line.startswith("# "):
-                        cur = line.strip()
-                        sect[cur] = ""
-                    elif cur:
-                        sect[cur] += line
-                text, sets = sect["# iptables-save"], sect["# ipset save"]
+            text, sets = node_dump(args)
             node = kube_node()
             if mode == "ipvs":
                 # IPVS's virtual addresses sit on kube-ipvs0; this kernel has no IPVS, so packets to
@@ -640,24 +624,13 @@ def cluster_scenarios(binary, rng):
     # IPv6: the dual-stack example's ip6tables side (and IPVS mode's KUBE-6- sets), through
     # ip6tables-restore.
     for mode in ("iptables", "ipvs"):
-        args = [binary, "rules"] + inputs["dual-stack"] + ["--node", "node-a", "--mode", mode, "--family", "6"]
-        text = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-        sets = ""
-        if text.startswith("# "):
-            sect, cur = {}, None
-            for line in text.splitlines(keepends=True):
-                if line.startswith("# "):
-                    cur = line.strip()
-                    sect[cur] = ""
-                elif cur:
-                    sect[cur] += line
-            text, sets = sect["# iptables-save"], sect["# ipset save"]
+        text, sets = node_dump([binary, "rules"] + inputs["dual-stack"] + ["--node", "node-a", "--mode", mode, "--family", "6"])
         node = kube_node6()
         if mode == "ipvs":
             vips = sorted(set(re.findall(r"^add KUBE-6-CLUSTER-IP ([0-9a-f:]+),", sets, re.M)))
             node["interfaces"].append({"name": "kube-ipvs0", "addresses": [v + "/128" for v in vips]})
         out.append({"name": f"cluster dual-stack IPv6 ({mode} mode)", "rules": "", "rules6": text, "ipsets": sets,
-                    "node": node, "packets": kube_packets6(text, sets, rng, 40)})
+                    "node": node, "packets": kube_packets(text, sets, rng, 40, ("fd00:244:0:1::5",), v6=True)})
     return out
 
 
