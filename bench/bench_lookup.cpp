@@ -65,11 +65,7 @@ Fixture& fixture(uint32_t services, uint32_t endpoints, int mode) {
   f->ci.cfg.cluster_cidrs.push_back(*Prefix::parse("10.64.0.0/10"));
   if (is_ipvs(mode)) f->ci.cfg.ipvs_scheduler = kSched[mode];
   f->lanes = cli::cluster_lanes(f->ci, {is_ipvs(mode) ? "ipvs" : "iptables"}, cli::NodeOptions{}, 1, "off");
-  f->order.resize(services);
-  std::vector<std::pair<std::string, uint32_t>> names;
-  for (uint32_t i = 0; i < services; ++i) names.push_back({"svc-" + std::to_string(i), i});
-  std::sort(names.begin(), names.end());
-  for (uint32_t i = 0; i < services; ++i) f->order[i] = names[i].second;
+  f->order = k8s::synthetic_service_order(services);
   return *f;
 }
 

@@ -12,12 +12,19 @@ namespace svcpath::k8s {
 
 Addr synthetic_cluster_ip(uint32_t i) { return Addr::v4(0x0a600000u + 1 + i); }  // 10.96.0.1 + i
 
+std::vector<uint32_t> synthetic_service_order(uint32_t services) {
+  std::vector<std::pair<std::string, uint32_t>> names;
+  names.reserve(services);
+  for (uint32_t i = 0; i < services; ++i) names.push_back({"svc-" + std::to_string(i), i});
+  std::sort(names.begin(), names.end());
+  std::vector<uint32_t> idx;
+  idx.reserve(services);
+  for (auto& n : names) idx.push_back(n.second);
+  return idx;
+}
+
 uint32_t synthetic_service_at(uint32_t services, uint32_t pos) {
-  std::vector<uint32_t> idx(services);
-  for (uint32_t i = 0; i < services; ++i) idx[i] = i;
-  auto name = [](uint32_t i) { return "svc-" + std::to_string(i); };
-  std::sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) { return name(a) < name(b); });
-  return idx.at(std::min(pos, services - 1));
+  return synthetic_service_order(services).at(std::min(pos, services - 1));
 }
 
 Cluster synthetic_cluster(const SynthSpec& spec) {

@@ -2,6 +2,7 @@
 // Synthetic clusters of a given size, deterministic per seed: the same fixtures feed tests,
 // benchmarks and sweeps.
 #include <cstdint>
+#include <vector>
 
 #include "core/cluster.hpp"
 
@@ -24,8 +25,10 @@ Cluster synthetic_cluster(const SynthSpec& spec);
 /// The ClusterIP the synthesiser gives service i.
 Addr synthetic_cluster_ip(uint32_t i);
 
-/// The service at position pos (0-based) of KUBE-SERVICES, which kube-proxy orders by name
-/// ("svc-10" before "svc-9"); pos = services - 1 is the last one a packet is compared against.
+/// Service indices in KUBE-SERVICES order, which kube-proxy sorts by name ("svc-10" before "svc-9").
+std::vector<uint32_t> synthetic_service_order(uint32_t services);
+/// The service at position pos (0-based) of that order; pos = services - 1 is the last one a
+/// packet is compared against.
 uint32_t synthetic_service_at(uint32_t services, uint32_t pos);
 
 }  // namespace svcpath::k8s

@@ -368,7 +368,9 @@ void count_verdicts(const Ruleset& rs, const std::vector<uint64_t>& rule_pkts, V
     for (auto& r : c.rules) {
       uint64_t n = r.id < rule_pkts.size() ? rule_pkts[r.id] : 0;
       if (!n) continue;
-      std::string by = comment_of(rule_text(c, r, rs.family));
+      std::string by;
+      for (auto& m : r.matches)
+        if (auto* cm = std::get_if<CommentMatch>(&m)) by = cm->text;
       auto* v = std::get_if<StandardTarget>(&r.target);
       bool drop = v && v->v == StdVerdict::Drop;
       (drop ? into.denied : into.allowed)[by] += n;

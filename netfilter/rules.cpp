@@ -129,8 +129,7 @@ void set_linear_walk(bool linear) { g_linear = linear; }
 bool linear_walk() { return g_linear; }
 
 uint32_t DstRun::next(const Addr& dst, uint32_t i) const {
-  auto it = std::lower_bound(by_dst.begin(), by_dst.end(), std::pair<Addr, uint32_t>{dst, i},
-                             [](const auto& a, const auto& b) { return a.first < b.first || (a.first == b.first && a.second < b.second); });
+  auto it = std::lower_bound(by_dst.begin(), by_dst.end(), std::pair<Addr, uint32_t>{dst, i});
   return it != by_dst.end() && it->first == dst ? it->second : end;
 }
 
@@ -150,8 +149,7 @@ void index_chain(Chain& c) {
       run.begin = i;
       run.end = j;
       for (uint32_t k = i; k < j; ++k) run.by_dst.push_back({c.rules[k].dst.addr, k});
-      std::sort(run.by_dst.begin(), run.by_dst.end(),
-                [](const auto& a, const auto& b) { return a.first < b.first || (a.first == b.first && a.second < b.second); });
+      std::sort(run.by_dst.begin(), run.by_dst.end());
       for (uint32_t k = i; k < j; ++k) c.run_of[k] = int32_t(c.runs.size());
       c.runs.push_back(std::move(run));
     }
