@@ -17,6 +17,7 @@
 #include "netfilter/datapath.hpp"
 #include "netfilter/iptables.hpp"
 #include "netfilter/kube_iptables.hpp"
+#include "netfilter/kube_nft.hpp"
 #include "netfilter/kube_node.hpp"
 #include "ipvs/ipvsadm.hpp"
 #include "ipvs/kube_ipvs.hpp"
@@ -44,8 +45,8 @@ ClusterInput load_cluster(const ClusterOptions& o) {
   for (auto& n : in.cluster.notes) std::cerr << "svcpath: note: " << n << "\n";
   if (!o.proxy_config.empty()) in.cfg = k8s::load_proxy_config(o.proxy_config);
   for (auto& m : o.modes())
-    if (m != "iptables" && m != "ipvs")
-      throw LoadError({{"--mode", 0, 0, fmt::format("mode '{}' is not available (iptables, ipvs)", m)}});
+    if (m != "iptables" && m != "ipvs" && m != "nftables")
+      throw LoadError({{"--mode", 0, 0, fmt::format("mode '{}' is not available (iptables, ipvs, nftables)", m)}});
   if (o.node.empty()) {
     std::string names;
     for (auto& n : in.cluster.nodes) names += (names.empty() ? "" : ", ") + n.name;
@@ -103,9 +104,9 @@ bool color_wanted(const std::string& mode) {
 }
 
 int run_trace(const TraceOptions& o, std::ostream& out) {
-  if (o.rules.empty() && o.rules6.empty() && o.ipvs.empty() && !o.cluster.given())
+  if (o.rules.empty() && o.rules6.empty() && o.ipvs.empty() && o.nft.empty() && !o.cluster.given())
     throw LoadError({{"trace", 0, 0, "give --rules FILE (an iptables-save dump) or --cluster FILE... --node NAME"}});
-  auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.ipvs, o.cluster, o.node, o.seed});
+  auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.ipvs, o.nft, o.cluster, o.node, o.seed});
   const nf::Node& node = lanes[0]->node;
 
   std::vector<std::pair<std::string, std::string>> specs;  // (origin, text)
@@ -253,8 +254,8 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
 namespace svcpath::cli {
 
 int run_rules(const RulesOptions& o, std::ostream& out) {
-  if (o.rules.empty() && o.ipsets.empty() && !o.cluster.given())
-    throw LoadError({{"rules", 0, 0, "give --rules FILE, --ipsets FILE, or --cluster FILE... --node NAME"}});
+  if (o.rules.empty() && o.ipsets.empty() && o.nft.empty() && !o.cluster.given())
+    throw LoadError({{"rules", 0, 0, "give --rules FILE, --ipsets FILE, --nft FILE, or --cluster FILE... --node NAME"}});
   if (o.cluster.given()) {
     ClusterInput ci = load_cluster(o.cluster);
     Family fam = o.family == 6 ? Family::V6 : Family::V4;
@@ -268,6 +269,24 @@ int run_rules(const RulesOptions& o, std::ostream& out) {
           << ci.node.name << "\n# ipset restore input\n"
           << np.ipsets << "# iptables-restore --noflush input\n"
           << np.rules;
+      return 0;
+    }
+    if (modes[0] == "nftables") {
+      k8s::ProxyConfig cfg = ci.cfg;
+      cfg.mode = "nftables";
+      std::string tx = nf::kube::nft_input(ci.cluster, ci.node, cfg, fam);
+      if (o.restore_input) {
+        out << "# nft -f input (kube-proxy's transaction)\n" << tx;
+      } else {
+        if (with_policy) {
+          nf::Ruleset rs;
+          rs.family = fam;
+          nf::IpSets sets;
+          nf::netpol::apply(nf::netpol::compile(ci.cluster, ci.node, fam, where), rs, sets);
+          out << "# ipset save\n" << nf::save_ipsets(sets) << "# iptables-save\n" << nf::save(rs) << "# nft list ruleset\n";
+        }
+        out << nf::nft::print(nf::nft::load(tx, "kube-proxy nftables"));
+      }
       return 0;
     }
     if (modes[0] == "ipvs") {
@@ -298,6 +317,7 @@ int run_rules(const RulesOptions& o, std::ostream& out) {
     return 0;
   }
   if (!o.ipsets.empty()) out << nf::save_ipsets(nf::load_ipsets_file(o.ipsets));
+  if (!o.nft.empty()) out << nf::nft::print(nf::nft::load_file(o.nft));
   if (!o.rules.empty()) {
     auto rs = load_rules(o.rules, o.v6 ? std::optional<Family>(Family::V6) : std::nullopt, o.counters);
     out << nf::save(rs, o.counters);

@@ -57,13 +57,14 @@ struct TraceOptions {
   bool verbose = false;
   std::string ipvs;  // ipvsadm-save -n output for the --rules lane
   int outcome = 1;   // with --enumerate and a picture: the outcome whose path is drawn
+  std::string nft;   // nft list ruleset output for the --rules lane (or alone)
 };
 
 /// svcpath trace. Throws LoadError on bad input; returns the exit status.
 int run_trace(const TraceOptions& o, std::ostream& out);
 
 struct RulesOptions {
-  std::string rules, ipsets;
+  std::string rules, ipsets, nft;
   ClusterOptions cluster;
   bool counters = false, v6 = false, restore_input = false;
   bool policy = false;  // only the NetworkPolicy engine's ipset and iptables-restore input
@@ -73,7 +74,7 @@ struct RulesOptions {
 int run_rules(const RulesOptions& o, std::ostream& out);
 
 struct ReplayOptions {
-  std::string rules, rules6, ipsets, ipvs;
+  std::string rules, rules6, ipsets, ipvs, nft;
   ClusterOptions cluster;
   NodeOptions node;
   std::string pcap;              // pcap or pcapng

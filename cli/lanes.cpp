@@ -4,6 +4,7 @@
 #include "ipvs/kube_ipvs.hpp"
 #include "netfilter/iptables.hpp"
 #include "netfilter/kube_iptables.hpp"
+#include "netfilter/kube_nft.hpp"
 #include "netfilter/kube_node.hpp"
 #include "netfilter/netpol.hpp"
 
@@ -16,6 +17,7 @@ void attach_datapaths(std::vector<std::unique_ptr<Lane>>& lanes, uint64_t seed) 
     l->dp = std::make_unique<nf::Datapath>(l->node, l->v4 ? &*l->v4 : nullptr, l->v6 ? &*l->v6 : nullptr,
                                            l->sets ? &*l->sets : nullptr, seed);
     if (l->engine) l->engine->attach(*l->dp);
+    if (l->nft) l->dp->add_nft(*l->nft);
   }
 }
 
@@ -38,8 +40,19 @@ std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const s
   for (auto& mode : modes) {
     auto l = std::make_unique<Lane>();
     l->name = mode;
-    nf::Node base = nf::kube_node(ci.cluster, ci.node, ci.cfg);
-    if (mode == "ipvs") {
+    k8s::ProxyConfig cfg = ci.cfg;
+    cfg.mode = mode;
+    nf::Node base = nf::kube_node(ci.cluster, ci.node, cfg);
+    if (mode == "nftables") {
+      nf::nft::Ruleset rs;
+      nf::nft::load_into(rs, nf::kube::nft_input(ci.cluster, ci.node, cfg, Family::V4), "kube-proxy nftables (ip)");
+      nf::nft::load_into(rs, nf::kube::nft_input(ci.cluster, ci.node, cfg, Family::V6), "kube-proxy nftables (ip6)");
+      l->nft = std::move(rs);
+      // kube-proxy writes no iptables rules in this mode; a policy engine may still.
+      l->v4.emplace();
+      l->v6.emplace();
+      l->v6->family = Family::V6;
+    } else if (mode == "ipvs") {
       auto m4 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V4);
       auto m6 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V6);
       ipvs::kube::add_to_node(base, m4);
@@ -84,6 +97,7 @@ std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
     (rs.family == Family::V4 ? l->v4 : l->v6) = std::move(rs);
   }
   if (!o.rules6.empty()) l->v6 = load_rules(o.rules6, Family::V6);
+  if (!o.nft.empty()) l->nft = nf::nft::load_file(o.nft);
   nf::IpSets empty;
   if (l->v4) nf::resolve_sets(*l->v4, l->sets ? *l->sets : empty, o.rules);
   if (l->v6) nf::resolve_sets(*l->v6, l->sets ? *l->sets : empty, o.rules6.empty() ? o.rules : o.rules6);

@@ -20,6 +20,7 @@ struct Lane {
   std::optional<nf::Ruleset> v4, v6;
   std::optional<nf::IpSets> sets;
   std::unique_ptr<ipvs::Engine> engine;
+  std::optional<nf::nft::Ruleset> nft;
   std::unique_ptr<nf::Datapath> dp;
   std::vector<nf::Outcome> sent;  // the sampled outcome of each packet, for "reply"
 };
@@ -29,6 +30,7 @@ struct LaneSources {
   const std::string& rules6;
   const std::string& ipsets;
   const std::string& ipvs;  // ipvsadm-save -n / ipvsadm -Ln for the rules lane
+  const std::string& nft;   // nft list ruleset / nft -f input for the rules lane
   const ClusterOptions& cluster;
   const NodeOptions& node;
   uint64_t seed;
@@ -41,7 +43,7 @@ int16_t source_interface(const nf::Node& node, const Addr& src);
 
 /// Throws LoadError naming the file:line of bad input.
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o);
-/// One lane per kube-proxy mode ("iptables", "ipvs") for a cluster already loaded.
+/// One lane per kube-proxy mode ("iptables", "ipvs", "nftables") for a cluster already loaded.
 std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const std::vector<std::string>& modes,
                                                  const NodeOptions& node, uint64_t seed,
                                                  const std::string& policy = "auto");

@@ -40,7 +40,7 @@ void add_cluster_options(CLI::App* app, cli::ClusterOptions& c) {
   app->add_option("--proxy-config", c.proxy_config,
                   "KubeProxyConfiguration (clusterCIDR, masqueradeAll, detectLocalMode, nodePortAddresses, ...)")
       ->check(CLI::ExistingFile);
-  app->add_option("--mode", c.mode, "kube-proxy mode for --cluster (iptables)");
+  app->add_option("--mode", c.mode, "kube-proxy mode for --cluster: iptables, ipvs or nftables (trace: several, comma-separated)");
   app->add_option("--policy-placement", c.policy,
                   "NetworkPolicies in --cluster become filter rules: auto (IPVS-aware in ipvs mode), plain (FORWARD, "
                   "INPUT for egress, OUTPUT for ingress), ipvs (also egress in OUTPUT, Service addresses skipped in "
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   cli::TraceOptions to;
   to.color = "auto";
   auto& [rules, rules6, ipsets, copt, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color,
-         verbose, ipvs_dump, outcome] = to;
+         verbose, ipvs_dump, outcome, nft_dump] = to;
   add_cluster_options(trace, copt);
   trace->add_option("--rules", rules, "iptables-save dump (legacy or nft; ip6tables-save is detected)")->check(CLI::ExistingFile);
   trace->add_option("--rules6", rules6, "ip6tables-save dump for IPv6 packets")->check(CLI::ExistingFile);
@@ -121,6 +121,10 @@ int main(int argc, char** argv) {
   trace->add_option("--ipvs", ipvs_dump,
                     "ipvsadm-save -n (or ipvsadm -Ln) output: IPVS virtual services on the node, with --rules and "
                     "--ipsets from the same node (virtual addresses go on kube-ipvs0)")
+      ->check(CLI::ExistingFile);
+  trace->add_option("--nft", nft_dump,
+                    "nft list ruleset output (or nft -f input): nftables tables on the node, alone or with --rules "
+                    "(base chains interleave with iptables tables by priority)")
       ->check(CLI::ExistingFile);
   add_node_options(trace, nopt);
   trace->add_option("--packet,-p", packets, "packet spec, repeatable; packets run in order through one node");
@@ -157,6 +161,8 @@ int main(int argc, char** argv) {
   cli::RulesOptions ro;
   rcmd->add_option("--rules", ro.rules, "iptables-save dump")->check(CLI::ExistingFile);
   rcmd->add_option("--ipsets", ro.ipsets, "ipset save output")->check(CLI::ExistingFile);
+  rcmd->add_option("--nft", ro.nft, "nft list ruleset output or nft -f input: printed back as nft list ruleset prints it")
+      ->check(CLI::ExistingFile);
   rcmd->add_flag("--counters,-c", ro.counters, "keep and print [packets:bytes] counters (iptables-restore -c, iptables-save -c)");
   rcmd->add_flag("-6", ro.v6, "the dump is ip6tables-save output");
   add_cluster_options(rcmd, ro.cluster);
@@ -183,11 +189,13 @@ int main(int argc, char** argv) {
       "an absurd length): everything before the damage was replayed and reported.");
   cli::ReplayOptions rpo;
   add_cluster_options(rp, rpo.cluster);
-  rp->add_option("--modes", rpo.cluster.mode, "kube-proxy modes to compare, comma-separated (iptables,ipvs)");
+  rp->add_option("--modes", rpo.cluster.mode, "kube-proxy modes to compare, comma-separated (iptables,ipvs,nftables)");
   rp->add_option("--rules", rpo.rules, "iptables-save dump (instead of --cluster)")->check(CLI::ExistingFile);
   rp->add_option("--rules6", rpo.rules6, "ip6tables-save dump for IPv6 packets")->check(CLI::ExistingFile);
   rp->add_option("--ipsets", rpo.ipsets, "ipset save output the rules refer to")->check(CLI::ExistingFile);
   rp->add_option("--ipvs", rpo.ipvs, "ipvsadm-save -n output (IPVS mode from dumps, with --rules and --ipsets)")
+      ->check(CLI::ExistingFile);
+  rp->add_option("--nft", rpo.nft, "nft list ruleset output (nftables on the node, alone or with --rules)")
       ->check(CLI::ExistingFile);
   add_node_options(rp, rpo.node);
   rp->add_option("--pcap", rpo.pcap, "capture to replay: pcap or pcapng")->required()->check(CLI::ExistingFile);

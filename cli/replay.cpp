@@ -193,9 +193,9 @@ nlohmann::json counters_json(const Counters& c, uint64_t n) {
 
 int run_replay(const ReplayOptions& o, std::ostream& out) {
   if (o.pcap.empty()) throw LoadError({{"replay", 0, 0, "give --pcap FILE (pcap or pcapng)"}});
-  if (o.rules.empty() && o.rules6.empty() && o.ipvs.empty() && !o.cluster.given())
+  if (o.rules.empty() && o.rules6.empty() && o.ipvs.empty() && o.nft.empty() && !o.cluster.given())
     throw LoadError({{"replay", 0, 0, "give --rules FILE (an iptables-save dump) or --cluster FILE... --node NAME"}});
-  auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.ipvs, o.cluster, o.node, o.seed});
+  auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.ipvs, o.nft, o.cluster, o.node, o.seed});
   return replay_lanes(lanes, o, out);
 }
 

@@ -154,14 +154,44 @@ class TableStage final : public Stage {
   TableId t_;
 };
 
-// nf_nat_inet_fn: the nat table only for a connection's first packet; bindings applied always.
-class NatStage final : public Stage {
+// An nftables base chain of type filter or route.
+class NftChainStage final : public Stage {
  public:
+  NftChainStage(const nft::Table& t, const nft::Chain& c) : t_(t), c_(c) {}
+  std::string name() const override { return t_.label + " " + c_.name; }
+  Verdict run(Hook h, Packet& p, Datapath& dp) noexcept override {
+    if (!t_.matches(p.t.src.fam)) return Verdict::accept();
+    return dp.run_nft(t_, c_, h, p);
+  }
+
+ private:
+  const nft::Table& t_;
+  const nft::Chain& c_;
+};
+
+}  // namespace
+
+// nf_nat_inet_fn: the nat lookups (the iptables nat table and nftables nat chains, in priority order)
+// only for a connection's first packet until one sets up a binding; bindings applied always.
+class NatCore final : public Stage {
+ public:
+  struct Lookup {
+    int priority;
+    const nft::Table* table;  // nullptr: the iptables nat table
+    const nft::Chain* chain;
+  };
   std::string name() const override { return "nat"; }
+  void add(Hook h, Lookup l) {
+    auto& v = lookups_[int(h)];
+    auto it = std::upper_bound(v.begin(), v.end(), l, [](const Lookup& a, const Lookup& b) { return a.priority < b.priority; });
+    v.insert(it, l);
+  }
   Verdict run(Hook h, Packet& p, Datapath& dp) noexcept override {
     const Ruleset* rs = dp.ruleset(p.t.src.fam);
     const Table* t = rs ? rs->table(TableId::Nat) : nullptr;
-    if (!t) return Verdict::accept();
+    bool any = false;
+    for (auto& l : lookups_[int(h)]) any |= l.table ? l.table->matches(p.t.src.fam) : t != nullptr;
+    if (!any) return Verdict::accept();
     if (!p.ct || p.ctinfo == CtInfo::Untracked || p.ctinfo == CtInfo::Invalid) return Verdict::accept();
     Manip manip = (h == Hook::PreRouting || h == Hook::LocalOut) ? Manip::Dst : Manip::Src;
     CtEntry* e = dp.conntrack().get(p.ct);
@@ -169,11 +199,20 @@ class NatStage final : public Stage {
     TraceSink& s = dp.sink();
     if (p.ctinfo == CtInfo::New && !e->nat_done[int(manip)]) {
       ++dp.counters().nat_table_runs;
-      EvalEnv env = dp.env(p.t.src.fam, s);
-      Verdict v = run_table(*t, h, p, env);
-      if (v.kind != VerdictKind::Accept) {
-        dp.record_hit(*t, env);
-        return v;
+      for (auto& l : lookups_[int(h)]) {
+        Verdict v;
+        if (!l.table) {
+          if (!t) continue;
+          EvalEnv env = dp.env(p.t.src.fam, s);
+          v = run_table(*t, h, p, env);
+          if (v.kind != VerdictKind::Accept) dp.record_hit(*t, env);
+        } else {
+          if (!l.table->matches(p.t.src.fam)) continue;
+          v = dp.run_nft(*l.table, *l.chain, h, p);
+        }
+        if (v.kind != VerdictKind::Accept) return v;
+        e = dp.conntrack().get(p.ct);
+        if (e->nat_done[int(manip)]) break;
       }
       e = dp.conntrack().get(p.ct);
       if (!e->nat_done[int(manip)]) nat_setup(dp.conntrack(), *e, manip, nullptr, nullptr, dp.chooser());
@@ -204,9 +243,10 @@ class NatStage final : public Stage {
     }
     return Verdict::accept();
   }
-};
 
-}  // namespace
+ private:
+  std::vector<Lookup> lookups_[kNumHooks];
+};
 
 Datapath::Datapath(const Node& node, const Ruleset* v4, const Ruleset* v6, const IpSets* sets, uint64_t seed)
     : node_(node), v4_(v4), v6_(v6), sets_(sets), chooser_(st_.rng) {
@@ -220,10 +260,13 @@ Datapath::Datapath(const Node& node, const Ruleset* v4, const Ruleset* v6, const
   using enum Hook;
   Stage* ct_in = own(new ConntrackIn);
   Stage* confirm = own(new ConntrackConfirm);
-  Stage* nat = own(new NatStage);
+  nat_ = static_cast<NatCore*>(own(new NatCore));
   for (Hook h : {PreRouting, LocalOut}) add_stage(h, prio::CONNTRACK, ct_in);
   for (Hook h : {PostRouting, LocalIn}) add_stage(h, prio::CONNTRACK_CONFIRM, confirm);
-  for (Hook h : {PreRouting, LocalOut, PostRouting, LocalIn}) add_stage(h, table_priority(TableId::Nat, h), nat);
+  for (Hook h : {PreRouting, LocalOut, PostRouting, LocalIn}) {
+    add_stage(h, table_priority(TableId::Nat, h), nat_);
+    nat_->add(h, {table_priority(TableId::Nat, h), nullptr, nullptr});
+  }
   for (TableId t : {TableId::Raw, TableId::Mangle, TableId::Filter, TableId::Security}) {
     Stage* s = own(new TableStage(t));
     for (int h = 0; h < kNumHooks; ++h)
@@ -232,6 +275,32 @@ Datapath::Datapath(const Node& node, const Ruleset* v4, const Ruleset* v6, const
 }
 
 Datapath::~Datapath() = default;
+
+void Datapath::add_nft(const nft::Ruleset& rs) {
+  nft_ = &rs;
+  st_.nft.reset(rs);
+  for (auto& t : rs.tables)
+    for (auto& c : t->chains) {
+      if (!c.base) continue;
+      if (c.type == nft::ChainType::Nat) {
+        nat_->add(c.hook, {c.priority, t.get(), &c});
+      } else {
+        owned_.emplace_back(new NftChainStage(*t, c));
+        add_stage(c.hook, c.priority, owned_.back().get());
+      }
+    }
+}
+
+Verdict Datapath::run_nft(const nft::Table& t, const nft::Chain& c, Hook h, Packet& p) {
+  nft::Env env{node_, st_.ct, chooser_, *sink_, st_.ctr, st_.nft, {}};
+  Verdict v = nft::run_chain(t, c, h, p, env);
+  if (v.kind != VerdictKind::Accept) {
+    last_hit.nft = env.hit;
+    last_hit.chain = nullptr;
+    last_hit.rule = nullptr;
+  }
+  return v;
+}
 
 void Datapath::add_stage(Hook h, int priority, Stage* s) {
   auto& v = hooks_[int(h)];
@@ -245,6 +314,7 @@ void Datapath::add_stage(Hook h, int priority, Stage* s) {
 
 void Datapath::record_hit(const Table& t, const EvalEnv& env) {
   last_hit.rule = env.hit_rule;
+  last_hit.nft = {};
   if (!env.hit_chain) return;
   // Label the verdict the way the trace (and the kernel's TRACE) labels it.
   std::string_view kind = "policy";
@@ -259,7 +329,9 @@ void Datapath::record_hit(const Table& t, const EvalEnv& env) {
 }
 
 std::string Datapath::RuleHit::where() const {
-  return chain ? fmt::format("{}:{}:{}:{}", table_name(table), chain->name, kind, num) : std::string();
+  if (chain) return fmt::format("{}:{}:{}:{}", table_name(table), chain->name, kind, num);
+  if (nft.chain) return fmt::format("{}:{}:{}:{}", nft.table->label, nft.chain->name, nft.policy ? "policy" : "rule", nft.num);
+  return std::string();
 }
 
 EvalEnv Datapath::env(Family f, TraceSink& sink) {
@@ -274,7 +346,7 @@ Verdict Datapath::run_hook(Hook h, Packet& p, Outcome& o) {
     Verdict v = r.stage->run(h, p, *this);
     if (v.kind == VerdictKind::Repeat) continue;
     if (v.kind != VerdictKind::Accept) {
-      o.where = last_hit.chain ? last_hit.where() : fmt::format("{} {}", hook_name(h), r.stage->name());
+      o.where = last_hit.chain || last_hit.nft.chain ? last_hit.where() : fmt::format("{} {}", hook_name(h), r.stage->name());
       return v;
     }
   }
@@ -292,6 +364,7 @@ void Datapath::finish(Outcome& o, const Packet& p, OutcomeKind k, Verdict v) {
     if (v.reason == DropReason::IpvsNoDest) o.reject_with = "icmp-port-unreachable";
     if (last_hit.rule)
       if (auto* rj = std::get_if<RejectTarget>(&last_hit.rule->target)) o.reject_with = rj->with;
+    if (last_hit.nft.chain && !last_hit.nft.reject_with.empty()) o.reject_with = std::string(last_hit.nft.reject_with);
   } else if (v.kind == VerdictKind::Queue) {
     o.kind = OutcomeKind::Queued;
   } else if (v.kind == VerdictKind::Stolen) {

@@ -14,12 +14,14 @@
 #include "netfilter/conntrack.hpp"
 #include "netfilter/engine.hpp"
 #include "netfilter/ipset.hpp"
+#include "netfilter/nft.hpp"
 #include "netfilter/node.hpp"
 #include "netfilter/rules.hpp"
 
 namespace svcpath::nf {
 
 class Datapath;
+class NatCore;
 
 /// What happens to a packet at one hook registration.
 class Stage {
@@ -71,6 +73,11 @@ class Datapath {
 
   /// Registers an extra stage (IPVS, policy engines...). Registrations stay sorted by priority.
   void add_stage(Hook h, int priority, Stage* s);
+  /// Registers every base chain of an nftables ruleset: filter and route chains as stages at their
+  /// priority, nat chains inside the nat core (nf_nat_register_fn) next to the iptables nat table.
+  void add_nft(const nft::Ruleset& rs);
+  const nft::Ruleset* nft_ruleset() const { return nft_; }
+  const nft::State& nft_state() const { return st_.nft; }
   const std::vector<Registration>& registrations(Hook h) const { return hooks_[int(h)]; }
 
   /// Runs one packet, sampling every random choice from the seeded source; state carries over.
@@ -98,9 +105,12 @@ class Datapath {
     TableId table = TableId::Filter;
     std::string_view kind;
     uint32_t num = 0;
-    std::string where() const;  // "filter:INPUT:rule:3", or "" when no table decided
+    nft::Hit nft;                  // set when an nftables chain gave the verdict
+    std::string where() const;  // "filter:INPUT:rule:3", "ip kube-proxy:filter-input:rule:2", or ""
   } last_hit;
   void record_hit(const Table& t, const EvalEnv& env);
+  /// Runs one nftables base chain (a stage, or a lookup of the nat core).
+  Verdict run_nft(const nft::Table& t, const nft::Chain& c, Hook h, Packet& p);
   /// A stage that stole a packet at LOCAL_IN asks for it to be sent again from LOCAL_OUT (IPVS NAT).
   void request_reinject() { reinject_ = true; }
 
@@ -110,6 +120,7 @@ class Datapath {
     RuleState rs4, rs6;
     Counters ctr;
     Rng rng;
+    nft::State nft;
   };
   Outcome run(const Packet& p, const Injection& in, TraceSink& sink);
   Verdict run_hook(Hook h, Packet& p, Outcome& o);
@@ -127,6 +138,8 @@ class Datapath {
   std::vector<Registration> hooks_[kNumHooks];
   std::vector<std::unique_ptr<Stage>> owned_;
   bool reinject_ = false;
+  const nft::Ruleset* nft_ = nullptr;
+  NatCore* nat_ = nullptr;
 };
 
 }  // namespace svcpath::nf
