@@ -1,5 +1,7 @@
 // The nftables walker: nft_do_chain's loop over rules and expressions, with the jump stack, set and
 // verdict-map lookups, numgen, and the NAT/reject/mark statements. No allocation unless tracing.
+#include <bit>
+
 #include <fmt/format.h>
 
 #include "netfilter/nft.hpp"
@@ -76,7 +78,8 @@ bool load(const Selector& s, const Packet& p, Env& env, uint8_t* out) {
     case Sel::FibDaddrType: {
       const Addr& a = s.sel == Sel::FibSaddrType ? p.t.src : p.t.dst;
       int16_t dev = s.fib_dev ? p.iif : kNoIf;
-      put_be(out, env.node.addr_type(a, dev), 4);
+      // addr_type answers xt_addrtype's bit (1 << RTN_*); fib's register holds the RTN_* number.
+      put_be(out, uint32_t(std::countr_zero(env.node.addr_type(a, dev))), 4);
       return true;
     }
     case Sel::Numgen: put_be(out, env.choose.uniform(s.mod) + s.offset, 4); return true;

@@ -246,7 +246,7 @@ class Kernel:
             sh("ip", "netns", "del", ns, check=False)
             sh("ip", "netns", "add", ns)
         n = self.node
-        v6 = bool(self.sc.get("rules6"))
+        v6 = bool(self.sc.get("rules6")) or bool(self.sc.get("v6"))
         for ns in (self.node, self.peer):
             # IPv6 only where a scenario needs it (and then without DAD, RAs or router solicitations).
             off = "0" if v6 and ns == self.node else "1"
@@ -288,9 +288,16 @@ class Kernel:
             sh("sysctl", "-qw", f"{k}={v}", ns=n)
         if self.sc.get("ipsets"):
             sh("ipset", "restore", ns=n, input=self.sc["ipsets"])
-        sh(f"iptables-{self.backend}-restore", ns=n, input=self.sc["rules_traced"])
-        if v6:
-            sh(f"ip6tables-{self.backend}-restore", ns=n, input=self.sc["rules6_traced"])
+        if self.backend == "nftables":
+            # kube-proxy's nftables mode: its transaction through nft -f, and whatever iptables
+            # rules the node also has (a policy engine's) through iptables-nft.
+            if self.sc.get("rules"):
+                sh("iptables-nft-restore", ns=n, input=self.sc["rules"])
+            sh("nft", "-f", "-", ns=n, input=self.sc["nft"])
+        else:
+            sh(f"iptables-{self.backend}-restore", ns=n, input=self.sc["rules_traced"])
+            if v6:
+                sh(f"ip6tables-{self.backend}-restore", ns=n, input=self.sc["rules6_traced"])
         for ns in (self.node, self.peer):
             self.agents[ns] = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, os.path.join(HERE, "netns_agent.py")],
                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -326,6 +333,8 @@ class Kernel:
     def traces(self):
         """ipid -> [(table, chain, kind, rule text or number)]: xtables-monitor for nft, the
         kernel log for legacy (rule numbers, resolved to text from the kernel's own save)."""
+        if self.backend == "nftables":
+            return None  # nft monitor trace names no rule handles and skips nat chains: outcomes only
         if self.backend == "legacy":
             if not KLOG:
                 return None
@@ -409,6 +418,10 @@ def kernel_outcome_traced(p, ipid, captured, trace):
     """With the kernel's path known, a reset or ICMP error counts as REJECT only when the path ends
     in a REJECT rule; otherwise it is the local stack answering a delivered packet (no listener)."""
     ko = kernel_outcome(p, ipid, captured, trace)
+    if trace is None and ko["verdict"] == "not seen" and p.get("in") is None:
+        # A locally sent packet rejected in OUTPUT: the ICMP error goes back to the local stack,
+        # never to the wire, so without the path "not seen" may also be a REJECT.
+        return {"verdict": "not seen or rejected"}
     if trace is None and ko["verdict"] == "rejected":
         # Without the path, a reset or port-unreachable may be REJECT or the local stack
         # answering a delivered packet that found no listener.
@@ -424,13 +437,20 @@ def kernel_outcome_traced(p, ipid, captured, trace):
 # ---------------------------------------------------------------------------------- svcpath
 
 def svcpath_outcomes(binary, sc, workdir):
-    rules = os.path.join(workdir, "rules")
-    open(rules, "w").write(sc.get("svcpath_rules_traced", sc["rules_traced"]))
     node = os.path.join(workdir, "node.yaml")
     json.dump(sc["node"], open(node, "w"))
     specs = os.path.join(workdir, "packets")
     open(specs, "w").write("".join(spec_of(p) + "\n" for p in sc["packets"]))
-    args = [binary, "trace", "--rules", rules, "--node-config", node, "--packets", specs, "--format", "json"]
+    args = [binary, "trace", "--node-config", node, "--packets", specs, "--format", "json"]
+    text = sc.get("svcpath_rules_traced", sc["rules_traced"])
+    if text:
+        rules = os.path.join(workdir, "rules")
+        open(rules, "w").write(text)
+        args += ["--rules", rules]
+    if sc.get("nft"):
+        nft = os.path.join(workdir, "ruleset.nft")
+        open(nft, "w").write(sc.get("svcpath_nft", sc["nft"]))
+        args += ["--nft", nft]
     if sc.get("rules6"):
         rules6 = os.path.join(workdir, "rules6")
         open(rules6, "w").write(sc["rules6_traced"])
@@ -502,6 +522,8 @@ def split_ep(ep):
 def matches(k, o):
     if k["verdict"] == "not seen":
         return o["verdict"] in ("dropped", "delivered")
+    if k["verdict"] == "not seen or rejected":
+        return o["verdict"] in ("dropped", "delivered", "rejected")
     if k["verdict"] == "rejected or delivered":
         return o["verdict"] in ("rejected", "delivered")
     if k["verdict"] != o["verdict"]:
@@ -584,6 +606,29 @@ def kube_packets(rules, sets, rng, count, pods=("10.244.1.5",), v6=False):
     return pkts[:count]
 
 
+def nft_packets(text, rng, count, pods=("10.244.1.5",), v6=False):
+    """Packets to the Services of a kube-proxy nftables transaction: its service-ips and
+    no-endpoint-services keys from pods and the host, its NodePorts from outside."""
+    addr = r"([0-9a-f:]+)" if v6 else r"(\d+\.\d+\.\d+\.\d+)"
+    targets = sorted({(m.group(2), m.group(1), int(m.group(3))) for m in re.finditer(
+        r"^add element ip6? kube-proxy (?:service-ips|no-endpoint-services) \{ " + addr + r" \. (tcp|udp) \. (\d+)", text, re.M)})
+    nodeports = sorted({(m.group(1), int(m.group(2))) for m in re.finditer(
+        r"^add element ip6? kube-proxy (?:service-nodeports|no-endpoint-nodeports) \{ (tcp|udp) \. (\d+)", text, re.M)})
+    node_ip, outside, remote_pod = ("fd00::10", "2001:db8::9", "fd00:244:0:2::7") if v6 else ("10.0.0.10", "203.0.113.9", "10.244.2.7")
+    pkts = []
+    for proto, ip, port in targets:
+        for pod in pods:
+            pkts.append({"proto": proto, "src": pod, "dst": ip, "dport": port, "in": "cni0"})
+        pkts.append({"proto": proto, "src": node_ip, "dst": ip, "dport": port, "in": None})
+        # a port the Service does not have: cluster-ips-check rejects it
+        pkts.append({"proto": proto, "src": pods[0], "dst": ip, "dport": port + 1, "in": "cni0"})
+    for proto, port in nodeports:
+        pkts.append({"proto": proto, "src": outside, "dst": node_ip, "dport": port, "in": "eth0"})
+    pkts.append({"proto": "icmp" if v6 else "tcp", "src": outside, "dst": remote_pod, "dport": 8080, "in": "eth0"})
+    rng.shuffle(pkts)
+    return pkts[:count]
+
+
 def node_dump(args):
     """(iptables-save text, ipset save text) of `svcpath rules ...`: one dump, or the "# ipset save" and
     "# iptables-save" sections it prints when the node has sets (IPVS mode, NetworkPolicies)."""
@@ -597,7 +642,7 @@ def node_dump(args):
             sect[cur] = ""
         elif cur:
             sect[cur] += line
-    return sect["# iptables-save"], sect["# ipset save"]
+    return sect.get("# iptables-save", ""), sect.get("# ipset save", "")
 
 
 def cluster_scenarios(binary, rng):
@@ -621,6 +666,15 @@ def cluster_scenarios(binary, rng):
             pods = ("10.244.1.5", "10.244.1.10", "10.244.1.30") if c == "networkpolicy" else ("10.244.1.5",)
             sc["packets"] = kube_packets(text, sets, rng, 40, pods)
             out.append(sc)
+        # nftables mode: kube-proxy's transaction through nft -f (and the policy engine's iptables rules).
+        tx = subprocess.run([binary, "rules"] + given + ["--node", "node-a", "--mode", "nftables", "--restore-input"],
+                            capture_output=True, text=True, check=True).stdout
+        text, sets = node_dump([binary, "rules"] + given + ["--node", "node-a", "--mode", "nftables"])
+        if not sets and not text.startswith("*"):
+            text = ""
+        pods = ("10.244.1.5", "10.244.1.10", "10.244.1.30") if c == "networkpolicy" else ("10.244.1.5",)
+        out.append({"name": f"cluster {c} (nftables mode)", "rules": text, "ipsets": sets, "nft": tx, "node": kube_node(),
+                    "backends": ["nftables"], "packets": nft_packets(tx, rng, 40, pods)})
     # IPv6: the dual-stack example's ip6tables side (and IPVS mode's KUBE-6- sets), through
     # ip6tables-restore.
     for mode in ("iptables", "ipvs"):
@@ -631,6 +685,11 @@ def cluster_scenarios(binary, rng):
             node["interfaces"].append({"name": "kube-ipvs0", "addresses": [v + "/128" for v in vips]})
         out.append({"name": f"cluster dual-stack IPv6 ({mode} mode)", "rules": "", "rules6": text, "ipsets": sets,
                     "node": node, "packets": kube_packets(text, sets, rng, 40, ("fd00:244:0:1::5",), v6=True)})
+    tx = subprocess.run([binary, "rules"] + inputs["dual-stack"] + ["--node", "node-a", "--mode", "nftables", "--family", "6",
+                                                                   "--restore-input"], capture_output=True, text=True, check=True).stdout
+    out.append({"name": "cluster dual-stack IPv6 (nftables mode)", "rules": "", "ipsets": "", "nft": tx, "v6": True,
+                "node": kube_node6(), "backends": ["nftables"],
+                "packets": nft_packets(tx, rng, 40, ("fd00:244:0:1::5",), v6=True)})
     return out
 
 
@@ -791,7 +850,7 @@ def chi_square_p(observed, expected):
 
 
 def run_scenario(binary, sc, backend, tag, report, savedir):
-    sc["rules_traced"] = with_trace_rules(sc["rules"])
+    sc["rules_traced"] = with_trace_rules(sc["rules"]) if backend != "nftables" else sc["rules"]
     if sc.get("rules6"):
         sc["rules6_traced"] = with_trace_rules(sc["rules6"])
     if "svcpath_rules" in sc:
@@ -877,7 +936,18 @@ COMMIT
     pkts = [{"proto": "tcp", "src": f"198.51.{100 + i // 250}.{i % 250 + 1}", "sport": 30000 + i, "dst": "10.96.0.10",
              "dport": 80, "in": "eth0"} for i in range(n)]
     sc = {"name": "statistic", "rules": rules, "ipsets": "", "node": node, "packets": pkts}
-    sc["rules_traced"] = rules
+    if backend == "nftables":
+        # kube-proxy's nftables mode picks with one numgen draw instead of a statistic cascade.
+        sc["rules"] = ""
+        sc["nft"] = """table ip t {
+    chain pre { type nat hook prerouting priority dstnat; policy accept; ip daddr 10.96.0.10 tcp dport 80 jump svc; }
+    chain svc { numgen random mod 3 vmap { 0 : goto ep1, 1 : goto ep2, 2 : goto ep3 }; }
+    chain ep1 { meta l4proto tcp dnat to 10.244.2.5:8080; }
+    chain ep2 { meta l4proto tcp dnat to 10.244.2.6:8080; }
+    chain ep3 { meta l4proto tcp dnat to 10.244.2.7:8080; }
+}
+"""
+    sc["rules_traced"] = sc["rules"]
     counts = {}
     with Kernel(sc, backend, tag) as k:
         for i, p in enumerate(pkts):
@@ -917,7 +987,7 @@ def main():
     VERBOSE = a.verbose
     if os.geteuid() != 0:
         skip("not root: network namespaces need root")
-    for t in ("ip", "iptables-legacy-restore", "iptables-nft-restore", "ipset", "xtables-monitor"):
+    for t in ("ip", "iptables-legacy-restore", "iptables-nft-restore", "ipset", "xtables-monitor", "nft"):
         if not shutil.which(t):
             skip(f"{t} is not installed (scripts/install-deps installs it)")
     probe = f"svpd-probe-{os.getpid()}"
@@ -954,7 +1024,7 @@ def main():
     for sc in scenarios:
         if a.only not in sc["name"]:
             continue
-        for backend in ("legacy", "nft"):
+        for backend in sc.get("backends", ("legacy", "nft")):
             sc_copy = json.loads(json.dumps(sc))
             n, f = run_scenario(a.svcpath, sc_copy, backend, tag, print, a.save)
             total += n
@@ -974,7 +1044,7 @@ def main():
         else:
             print("FAIL: self-check: a deliberately wrong svcpath ruleset went unnoticed")
             failed += 1
-        for backend in ("legacy", "nft"):
+        for backend in ("legacy", "nft", "nftables"):
             failed += statistical(a.svcpath, backend, tag, print)
     if KLOG:
         KLOG.close()
