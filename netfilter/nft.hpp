@@ -50,6 +50,8 @@ struct Key {
 struct KeyHash {
   size_t operator()(const Key& k) const noexcept;
 };
+/// lo <= k <= hi part by part, each part types[i] wide.
+bool within(const Key& lo, const Key& hi, const Key& k, const Type* types, size_t n);
 
 /// What an expression loads from the packet or its metadata.
 enum class Sel : uint8_t {
@@ -80,6 +82,7 @@ struct VerdictSpec {
 /// `lhs [& mask] [^ xor] op rhs`: rhs is a value/range (lo..hi), or a set (named or anonymous).
 struct MatchStmt {
   std::vector<Selector> lhs;  // several: a concatenation
+  std::vector<Type> types;    // the parts' types (filled on load)
   bool bitwise = false;
   uint32_t and_mask = 0xffffffff, xor_val = 0;
   enum class Op : uint8_t { Eq, Ne, Lt, Gt, Le, Ge, InSet, NotInSet, FlagsAny, FlagsNone } op = Op::Eq;

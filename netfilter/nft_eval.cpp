@@ -122,8 +122,8 @@ bool match(const Table& t, const MatchStmt& m, const Packet& p, Env& env) {
     put_be(k.b.data(), v, 4);
   }
   switch (m.op) {
-    case Op::Eq: return m.lo.cmp(k) <= 0 && k.cmp(m.hi) <= 0;
-    case Op::Ne: return !(m.lo.cmp(k) <= 0 && k.cmp(m.hi) <= 0);
+    case Op::Eq: return within(m.lo, m.hi, k, m.types.data(), m.types.size());
+    case Op::Ne: return !within(m.lo, m.hi, k, m.types.data(), m.types.size());
     case Op::Lt: return k.cmp(m.lo) < 0;
     case Op::Gt: return k.cmp(m.lo) > 0;
     case Op::Le: return k.cmp(m.lo) <= 0;

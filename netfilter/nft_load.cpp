@@ -78,11 +78,24 @@ size_t Set::key_len() const {
   return n;
 }
 
+bool within(const Key& lo, const Key& hi, const Key& k, const Type* types, size_t n) {
+  // Each part of a concatenation is its own interval (the pipapo set's semantics), not one
+  // lexicographic range over the whole key.
+  size_t off = 0;
+  for (size_t i = 0; i < n; ++i) {
+    size_t w = type_width(types[i]);
+    if (std::memcmp(lo.b.data() + off, k.b.data() + off, w) > 0 || std::memcmp(k.b.data() + off, hi.b.data() + off, w) > 0)
+      return false;
+    off += w;
+  }
+  return true;
+}
+
 int32_t Set::find(const Key& k) const {
   auto it = exact.find(k);
   if (it != exact.end()) return int32_t(it->second);
   for (uint32_t i : ranges)
-    if (elems[i].lo.cmp(k) <= 0 && k.cmp(elems[i].hi) <= 0) return int32_t(i);
+    if (within(elems[i].lo, elems[i].hi, k, key.data(), key.size())) return int32_t(i);
   return -1;
 }
 
@@ -1161,6 +1174,7 @@ class Parser {
         }
         MatchStmt m;
         m.lhs = lhs;
+        m.types = types;
         if (word("&") || word("and") || word("|") || word("or") || word("^") || word("xor")) {
           if (lhs.size() != 1 || type_width(types[0]) != 4) fail("bitwise operations need one 32-bit expression");
           std::string_view op = take_word("");
