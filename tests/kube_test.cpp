@@ -18,6 +18,7 @@
 #include "core/cluster_synth.hpp"
 #include "helpers.hpp"
 #include "netfilter/kube_iptables.hpp"
+#include "netfilter/kube_nft.hpp"
 #include "netfilter/kube_node.hpp"
 
 using namespace svcpath;
@@ -164,6 +165,20 @@ TEST_CASE("golden: the dumps kube-proxy would leave on node-a (reviewed by hand)
   golden_text("dual-stack.v6.rules", nf::save(nf::kube::node_ruleset(ds.cluster, ds.node, ds.cfg, Family::V6)));
 }
 
+TEST_CASE("golden: kube-proxy's nftables transaction and what nft list ruleset shows after it") {
+  for (const char* f : {"basic", "traffic-policy", "dual-stack"}) {
+    INFO(std::string(f));
+    auto in = load(std::string(f) + ".yaml");
+    in.cfg.mode = "nftables";
+    std::string tx = nf::kube::nft_input(in.cluster, in.node, in.cfg, Family::V4);
+    golden_text(std::string(f) + ".v4.nft", tx);
+    golden_text(std::string(f) + ".v4.nft-list", nf::nft::print(nf::nft::load(tx, f)));
+  }
+  auto ds = load("dual-stack.yaml");
+  ds.cfg.mode = "nftables";
+  golden_text("dual-stack.v6.nft", nf::kube::nft_input(ds.cluster, ds.node, ds.cfg, Family::V6));
+}
+
 TEST_CASE("proxy configuration variants change exactly the rules they should") {
   auto in = load("basic.yaml");
   auto text = [&](const k8s::ProxyConfig& cfg) { return nf::kube::restore_input(in.cluster, in.node, cfg, Family::V4); };
@@ -235,16 +250,30 @@ struct Flow {
   const char* packet;              // spec; the source decides the receiving interface
   std::set<std::string> dnat_to;   // every reachable destination; {"drop"}/{"reject"}/{"local"} otherwise
   bool masquerade;                 // the source is rewritten (in every outcome)
+  std::set<std::string> nft = {};  // nftables mode's answer where it differs from iptables mode
 };
 
+// Each flow through iptables mode and through nftables mode (kube-proxy's two rule generators
+// for the same Services must send the same packets to the same endpoints).
 void check_flows(const std::string& file, const std::vector<Flow>& flows) {
   auto in = load(file);
-  nf::Node node = nf::kube_node(in.cluster, in.node, in.cfg);
-  auto v4 = nf::kube::node_ruleset(in.cluster, in.node, in.cfg, Family::V4);
-  auto v6 = nf::kube::node_ruleset(in.cluster, in.node, in.cfg, Family::V6);
+  for (const char* mode : {"iptables", "nftables"}) {
+  INFO(mode);
+  bool nft_mode = std::string(mode) == "nftables";
+  k8s::ProxyConfig cfg = in.cfg;
+  cfg.mode = mode;
+  nf::Node node = nf::kube_node(in.cluster, in.node, cfg);
+  auto v4 = nf::kube::node_ruleset(in.cluster, in.node, cfg, Family::V4);
+  auto v6 = nf::kube::node_ruleset(in.cluster, in.node, cfg, Family::V6);
+  nf::nft::Ruleset nft;
+  if (nft_mode) {
+    nf::nft::load_into(nft, nf::kube::nft_input(in.cluster, in.node, cfg, Family::V4), "v4");
+    nf::nft::load_into(nft, nf::kube::nft_input(in.cluster, in.node, cfg, Family::V6), "v6");
+  }
   for (auto& f : flows) {
     INFO(std::string(f.packet));
-    nf::Datapath dp(node, &v4, &v6, nullptr);
+    nf::Datapath dp(node, nft_mode ? nullptr : &v4, nft_mode ? nullptr : &v6, nullptr);
+    if (nft_mode) dp.add_nft(nft);
     std::string why;
     auto ps = parse_packet_spec(f.packet, &why);
     REQUIRE_MESSAGE(ps.has_value(), why);
@@ -262,11 +291,12 @@ void check_flows(const std::string& file, const std::vector<Flow>& flows) {
       else got.insert(FiveTuple::endpoint(o.after.t.dst, o.after.t.dport, o.after.t.proto));
       if (o.kind == nf::OutcomeKind::Forwarded || o.kind == nf::OutcomeKind::Delivered) CHECK(o.snat == f.masquerade);
     }
-    CHECK(got == f.dnat_to);
+    CHECK(got == (nft_mode && !f.nft.empty() ? f.nft : f.dnat_to));
     CHECK(total == doctest::Approx(1.0));
     // Uniform: every endpoint equally likely.
     if (f.dnat_to.size() > 1 && !f.dnat_to.count("drop"))
       for (auto& o : outs) CHECK(o.probability == doctest::Approx(1.0 / double(outs.size())).epsilon(1e-6));
+  }
   }
 }
 
@@ -291,8 +321,9 @@ TEST_CASE("packet flows: basic cluster (node-a)") {
       // no endpoints: REJECT, for the ClusterIP and the NodePort.
       {"tcp 10.244.2.9:40000 -> 172.30.0.99:80", {"reject"}, false},
       {"tcp 192.168.5.5:40000 -> 10.0.0.10:30099", {"reject"}, false},
-      // a port the Service does not have: not DNATed (it would be routed on, untouched).
-      {"tcp 10.244.2.9:40000 -> 172.30.0.41:81", {"172.30.0.41:81"}, false},
+      // a port the Service does not have: not DNATed (it would be routed on, untouched); nftables
+      // mode's cluster-ips-check rejects it.
+      {"tcp 10.244.2.9:40000 -> 172.30.0.41:81", {"172.30.0.41:81"}, false, {"reject"}},
   });
 }
 
@@ -374,6 +405,18 @@ TEST_CASE("golden: the same packets through iptables and IPVS mode, side by side
   std::ostringstream out;
   CHECK(cli::run_trace(o, out) == 0);
   golden_text("trace-side-by-side.txt", out.str());
+}
+
+TEST_CASE("golden: the same packets through all three modes, side by side") {
+  cli::TraceOptions o;
+  o.cluster.files = {ex("nodes.yaml"), ex("basic.yaml")};
+  o.cluster.node = "node-a";
+  o.cluster.proxy_config = ex("proxy-config.yaml");
+  o.cluster.mode = "iptables,ipvs,nftables";
+  o.packets = {"tcp 10.244.1.9:40000 -> 172.30.0.41:80", "tcp/SA reply", "tcp 10.244.1.9:40001 -> 172.30.0.99:80"};
+  std::ostringstream out;
+  CHECK(cli::run_trace(o, out) == 0);
+  golden_text("trace-three-modes.txt", out.str());
 }
 
 TEST_CASE("fuzz regression: a scalar where a mapping belongs is a file:line error, not a crash") {
