@@ -1126,6 +1126,32 @@ class Parser {
     return v;
   }
 
+  // nft keeps an anonymous set with ranges as sorted intervals, overlapping and adjacent ones
+  // merged: { 203.0.113.0/24, 10.0.0.0/24, 203.0.113.50 } lists as { 10.0.0.0/24, 203.0.113.0/24 }
+  // (a set of single values stays as written).
+  static void merge_intervals(Set& s) {
+    if (s.key.size() != 1 || s.key[0] == Type::Ifname || s.key[0] == Type::CtState) return;
+    size_t n = value_bytes(s.key[0]);
+    auto less = [n](const Key& a, const Key& b) { return std::memcmp(a.b.data(), b.b.data(), n) < 0; };
+    std::sort(s.elems.begin(), s.elems.end(), [&](const Element& a, const Element& b) { return less(a.lo, b.lo); });
+    std::vector<Element> out;
+    for (auto& e : s.elems) {
+      if (!out.empty()) {
+        Key next = out.back().hi;  // hi + 1: adjacent intervals merge too
+        bool carry = true;
+        for (size_t i = n; i-- > 0 && carry;) carry = ++next.b[i] == 0;
+        if (!carry && !less(next, e.lo)) {
+          if (less(out.back().hi, e.hi)) out.back().hi = e.hi;
+          continue;
+        }
+      }
+      out.push_back(e);
+    }
+    for (auto& e : out) e.text = key_text(s.key, e.lo, e.hi);
+    s.elems = std::move(out);
+    s.exact.clear();
+  }
+
   // An anonymous set or map in rule context: "{ a, b }" typed by types.
   int32_t anon_set(Table& t, const std::vector<Type>& types, bool map) {
     Set s;
@@ -1138,6 +1164,9 @@ class Parser {
     ct_list_ok_ = false;
     elements(t, s);
     ct_list_ok_ = true;
+    written_ = s.elems.size();
+    bool ranges = std::any_of(s.elems.begin(), s.elems.end(), [](const Element& e) { return !(e.lo == e.hi); });
+    if (!map && ranges) merge_intervals(s);
     s.name = fmt::format("__{}{}", map ? "map" : "set", anon_++);
     t.sets.push_back(std::move(s));
     return int32_t(t.sets.size() - 1);
@@ -1207,7 +1236,7 @@ class Parser {
           if (m.op != MatchStmt::Op::Eq && m.op != MatchStmt::Op::Ne) fail("a set takes == or !=");
           int32_t si = anon_set(t, types, false);
           Set& s = t.sets[size_t(si)];
-          if (s.elems.size() == 1) {
+          if (written_ == 1) {
             // nft turns a one-element anonymous set into a comparison.
             m.lo = s.elems[0].lo;
             m.hi = s.elems[0].hi;
@@ -1415,6 +1444,7 @@ class Parser {
   uint32_t handle_ = 0;
   uint32_t anon_ = 0;
   bool glued_colon_ = false;
+  size_t written_ = 0;  // elements the last anonymous set was written with
   bool ct_list_ok_ = true;
 
  public:

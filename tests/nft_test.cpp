@@ -107,7 +107,7 @@ add element ip kp service-ips { 172.30.0.42 . udp . 53 : drop }
 		iifname "lo" accept
 		iifname "veth*" counter packets 3 bytes 180 accept
 		ip saddr . tcp dport @allowed accept
-		ip saddr != { 10.1.0.0/16, 10.2.0.0/16 } tcp dport 22 reject with tcp reset
+		ip saddr != { 10.1.0.0/16, 10.3.0.0/16 } tcp dport 22 reject with tcp reset
 		ip6 saddr fd00::/8 udp dport 53 accept comment "dns"
 		meta mark & 0x0000ff00 == 0x00000100 update @aff { ip saddr } accept
 		fib daddr type local meta nfproto ipv4 log prefix "local: " reject
@@ -358,4 +358,27 @@ TEST_CASE("kube-proxy nftables mode: svcpath writes the lines kube-proxy's own t
   // And the transaction loads (svcpath's parser accepts exactly what nft -f does; the kernel
   // round trip in tests/kernel/roundtrip.sh feeds the same text to nft).
   CHECK_NOTHROW(nf::nft::load(tx, "tx"));
+}
+
+TEST_CASE("nft: anonymous interval sets list as nft lists them (checked against nft 1.0.6)") {
+  auto rs = nf::nft::load(R"(table ip t {
+ chain c {
+  ip saddr != { 10.1.0.0/16, 10.2.0.0/16 } drop
+  ip saddr { 10.0.0.0/24, 10.0.0.50 } drop
+  ip saddr { 10.0.0.0/24, 10.0.1.0/24, 10.0.3.0/24 } drop
+  tcp dport { 80, 81, 82, 90 } drop
+  ip daddr { 172.30.0.0/16 } drop
+ }
+}
+)", "t.nft");
+  CHECK(nf::nft::print(rs) == R"(table ip t {
+	chain c {
+		ip saddr != { 10.1.0.0-10.2.255.255 } drop
+		ip saddr { 10.0.0.0/24 } drop
+		ip saddr { 10.0.0.0/23, 10.0.3.0/24 } drop
+		tcp dport { 80, 81, 82, 90 } drop
+		ip daddr 172.30.0.0/16 drop
+	}
+}
+)");
 }
