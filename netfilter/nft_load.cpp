@@ -405,6 +405,13 @@ std::vector<Tok> tokenize(std::string_view s, Diagnostics& d) {
       while (i < s.size() && s[i] != '\n') ++i;
       continue;
     }
+    if (uint8_t(c) < 0x20 || c == 0x7f) {
+      // strchr below would take a NUL for its terminator; nft refuses control bytes anyway.
+      d.error(line, col, fmt::format("control character 0x{:02x} in the input", uint8_t(c)));
+      if (d.full()) break;
+      ++i;
+      continue;
+    }
     if (c == '{' || c == '}' || c == ';' || c == ',') {
       Tk k = c == '{' ? Tk::LBrace : c == '}' ? Tk::RBrace : c == ';' ? Tk::Semi : Tk::Comma;
       v.push_back({k, s.substr(i, 1), line, col});
@@ -424,7 +431,7 @@ std::vector<Tok> tokenize(std::string_view s, Diagnostics& d) {
       continue;
     }
     size_t j = i;
-    while (j < s.size() && !std::strchr(" \t\r\n{};,\"#", s[j])) ++j;
+    while (j < s.size() && uint8_t(s[j]) >= 0x20 && s[j] != 0x7f && !std::strchr(" {};,\"#", s[j])) ++j;
     v.push_back({Tk::Word, s.substr(i, j - i), line, col});
     i = j;
   }
@@ -970,6 +977,7 @@ class Parser {
   // { e1, e2 : verdict, ... } into s (keys typed by s.key). del: the set deleted from (checks).
   void elements(Table&, Set& s, const Set* del = nullptr) {
     (void)del;
+    if (s.key.empty()) fail(fmt::format("set {} has no type (its declaration failed)", s.name));
     expect(Tk::LBrace, "'{'");
     for (;;) {
       skip_nl();
@@ -998,18 +1006,19 @@ class Parser {
       } else if (word(":") || glued_colon_) {
         fail(fmt::format("set {} is not a map: '{}' takes no value", s.name, e.text));
       }
+      bool dup = false;
       if (e.lo == e.hi) {
         auto [it, fresh] = s.exact.emplace(e.lo, uint32_t(s.elems.size()));
+        dup = !fresh;
         if (!fresh) {
           // "add element" of a key that is there: nothing happens unless a map would change its verdict.
           const Element& old = s.elems[it->second];
           if (s.map && (old.verdict.code != e.verdict.code || old.verdict.chain_name != e.verdict.chain_name))
             fail_at(tk, fmt::format("map {} already maps '{}' to '{}' (delete the element first)", s.name, e.text,
                                     old.verdict.chain_name.empty() ? "a verdict" : old.verdict.chain_name));
-          e.lo.len = 0;  // dropped below
         }
       }
-      if (e.lo.len) s.elems.push_back(std::move(e));
+      if (!dup) s.elems.push_back(std::move(e));
       skip_nl();
       if (at(Tk::Comma)) {
         ++i_;
@@ -1547,8 +1556,25 @@ void finalize(Ruleset& rs, Diagnostics& d) {
     for (size_t c = 0; c < n && d.ok(); ++c)
       if (color[c] == 0) dfs(c);
     // NAT statements belong to nat chains; reject to input/forward/output (and prerouting since 5.9).
-    std::function<void(size_t, const Chain&, int)> check = [&](size_t c, const Chain& base, int depth) {
-      if (depth > 16) return;
+    // nft_chain_validate: a chain more than 15 jumps or gotos below its base chain is refused
+    // (NFT_JUMP_STACK_SIZE). Longest path per chain, memoised (the graph has no loops by now).
+    std::vector<int> below(n, -1);
+    std::function<int(size_t)> height = [&](size_t c) {
+      if (below[c] >= 0) return below[c];
+      int h = 0;
+      for (int32_t x : edges[c]) h = std::max(h, 1 + height(size_t(x)));
+      return below[c] = h;
+    };
+    if (d.ok())
+      for (size_t c = 0; c < n; ++c)
+        if (t.chains[c].base && height(c) > 15)
+          d.error(t.chains[c].line, 0, fmt::format("chains below base chain '{}' nest {} deep; the kernel allows 15 (NFT_JUMP_STACK_SIZE)",
+                                                   t.chains[c].name, height(c)));
+    // Each chain once per base chain: walking every path instead is exponential in the jumps.
+    std::vector<uint8_t> seen;
+    std::function<void(size_t, const Chain&)> check = [&](size_t c, const Chain& base) {
+      if (seen[c]) return;
+      seen[c] = 1;
       for (auto& r : t.chains[c].rules)
         for (auto& st : r.stmts)
           if (auto* nt = std::get_if<NatStmt>(&st)) {
@@ -1561,11 +1587,14 @@ void finalize(Ruleset& rs, Diagnostics& d) {
               d.error(r.line, 0, fmt::format("{} in chain '{}' reached from the {} hook", dst ? "dnat/redirect" : "snat/masquerade",
                                              t.chains[c].name, hook_word(base.hook)));
           }
-      for (int32_t x : edges[c]) check(size_t(x), base, depth + 1);
+      for (int32_t x : edges[c]) check(size_t(x), base);
     };
     if (d.ok())
       for (size_t c = 0; c < n; ++c)
-        if (t.chains[c].base) check(c, t.chains[c], 0);
+        if (t.chains[c].base) {
+          seen.assign(n, 0);
+          check(c, t.chains[c]);
+        }
   }
   rs.rule_count = id;
 }

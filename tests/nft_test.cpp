@@ -382,3 +382,15 @@ TEST_CASE("nft: anonymous interval sets list as nft lists them (checked against 
 }
 )");
 }
+
+TEST_CASE("fuzz regressions: a NUL byte ended no token (the tokenizer spun, 8 GB); jump trees walked every path") {
+  for (const char* f : {"nft-control-byte-1.nft", "nft-control-byte-2.nft", "nft-typeless-set.nft"}) {
+    INFO(f);
+    CHECK_THROWS_AS(nf::nft::load_file(source_dir() + "/tests/data/fuzz/" + f), LoadError);
+  }
+  // 2^20 paths through 40 chains: validation visits each chain once per base chain.
+  std::string text = "table ip t {\n chain b { type filter hook input priority 0; jump c0; }\n";
+  for (int i = 0; i < 14; ++i) text += fmt::format(" chain c{} {{ jump c{}; goto c{}; }}\n", i, i + 1, i + 1);
+  text += " chain c14 { accept; }\n}\n";
+  CHECK_NOTHROW(nf::nft::load(text, "tree.nft"));
+}
