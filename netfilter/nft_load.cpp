@@ -343,8 +343,11 @@ std::string parse_component(Type t, std::string_view w, uint8_t* lo, uint8_t* hi
   if (t != Type::Ifname && t != Type::CtState && t != Type::AddrType) {
     auto dash = w.find('-', 1);
     if (dash != std::string_view::npos && t != Type::Proto) {
-      if (auto e = single(w.substr(0, dash), lo); !e.empty()) return e;
-      if (auto e = single(w.substr(dash + 1), hi); !e.empty()) return e;
+      if (!single(w.substr(0, dash), lo).empty() || !single(w.substr(dash + 1), hi).empty()) {
+        if (auto e = single(w, lo); !e.empty()) return e;  // say it of the whole word
+        std::memcpy(hi, lo, n);
+        return {};
+      }
       if (std::memcmp(lo, hi, n) > 0) return fmt::format("range '{}' is backwards", w);
       return {};
     }
@@ -463,14 +466,13 @@ class Parser {
       } catch (const ParseError& e) {
         d_.error(e.line, e.col, e.msg);
         if (d_.full()) return;
-        // Resynchronise at the next line with nothing open.
-        if (i_ == start) ++i_;
+        // Resynchronise after the whole broken command: its braces balanced, past the error.
+        size_t err = std::max(i_, start + 1);
         int depth = 0;
-        while (!at(Tk::End)) {
+        for (i_ = start; !at(Tk::End); ++i_) {
           if (at(Tk::LBrace)) ++depth;
           else if (at(Tk::RBrace)) --depth;
-          else if (at(Tk::NL) && depth <= 0) break;
-          ++i_;
+          else if ((at(Tk::NL) || at(Tk::Semi)) && depth <= 0 && i_ >= err) break;
         }
       }
     }
