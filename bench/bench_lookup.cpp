@@ -6,7 +6,8 @@
 //
 // Arguments: services / endpoints / mode / position. Mode: 0 iptables (exact, with the destination-run
 // index), 1 ipvs rr, 2 ipvs wlc, 3 ipvs sh, 4 ipvs mh, 5 iptables walked linearly rule by rule (the
-// same counts and traces, the kernel's own algorithm). Position: 0 first, 1 middle, 2 last, 3 random.
+// same counts and traces, the kernel's own algorithm), 6 nftables (kube-proxy's verdict maps).
+// Position: 0 first, 1 middle, 2 last, 3 random.
 #include <malloc.h>
 
 #include <map>
@@ -24,12 +25,14 @@
 #include "ipvs/kube_ipvs.hpp"
 #include "netfilter/iptables.hpp"
 #include "netfilter/kube_iptables.hpp"
+#include "netfilter/kube_nft.hpp"
+#include "netfilter/nft.hpp"
 
 using namespace svcpath;
 
 namespace {
 
-const char* kSched[] = {"", "rr", "wlc", "sh", "mh", ""};
+const char* kSched[] = {"", "rr", "wlc", "sh", "mh", "", ""};
 bool is_ipvs(int mode) { return mode >= 1 && mode <= 4; }
 
 // Mode 5 walks every rule; the switch is global, so each benchmark sets it.
@@ -64,7 +67,7 @@ Fixture& fixture(uint32_t services, uint32_t endpoints, int mode) {
   f->ci.node = f->ci.cluster.nodes[0];
   f->ci.cfg.cluster_cidrs.push_back(*Prefix::parse("10.64.0.0/10"));
   if (is_ipvs(mode)) f->ci.cfg.ipvs_scheduler = kSched[mode];
-  f->lanes = cli::cluster_lanes(f->ci, {is_ipvs(mode) ? "ipvs" : "iptables"}, cli::NodeOptions{}, 1, "off");
+  f->lanes = cli::cluster_lanes(f->ci, {is_ipvs(mode) ? "ipvs" : mode == 6 ? "nftables" : "iptables"}, cli::NodeOptions{}, 1, "off");
   f->order = k8s::synthetic_service_order(services);
   return *f;
 }
@@ -83,6 +86,7 @@ void counters(benchmark::State& st, const Counters& d) {
   st.counters["rules_per_packet"] = double(d.rules_evaluated) / n;
   st.counters["matches_per_packet"] = double(d.matches_evaluated) / n;
   st.counters["ipvs_buckets_per_packet"] = double(d.ipvs_svc_buckets_walked) / n;
+  st.counters["set_lookups_per_packet"] = double(d.set_lookups) / n;
   st.counters["ipvs_conn_walked_per_packet"] = double(d.ipvs_conn_entries_walked) / n;
   st.counters["ct_lookups_per_packet"] = double(d.ct_lookups) / n;
   st.SetItemsProcessed(int64_t(st.iterations()));
@@ -230,7 +234,18 @@ void BM_EndpointChange(benchmark::State& st) {
   k8s::ProxyConfig cfg;
   cfg.cluster_cidrs.push_back(*Prefix::parse("10.64.0.0/10"));
   bool ipvs = st.range(1) == 1;
-  if (!ipvs) {
+  if (st.range(1) == 2) {
+    // nftables: kube-proxy's partial sync rewrites the changed Service's chains and map elements.
+    cfg.mode = "nftables";
+    std::string a = nf::kube::nft_input(before, before.nodes[0], cfg, Family::V4);
+    std::string b = nf::kube::nft_input(after, after.nodes[0], cfg, Family::V4);
+    st.counters["full_restore_rules"] = double(std::count(b.begin(), b.end(), '\n'));
+    st.counters["nft_ops"] = double(line_diff(a, b));
+    for (auto _ : st) {
+      auto rs = nf::nft::load(nf::kube::nft_input(after, after.nodes[0], cfg, Family::V4), "tx");
+      benchmark::DoNotOptimize(rs.rule_count);
+    }
+  } else if (!ipvs) {
     std::string a = nf::kube::restore_input(before, before.nodes[0], cfg, Family::V4);
     std::string b = nf::kube::restore_input(after, after.nodes[0], cfg, Family::V4);
     st.counters["full_restore_rules"] = double(std::count(b.begin(), b.end(), '\n'));
@@ -257,7 +272,7 @@ void BM_EndpointChange(benchmark::State& st) {
 void lookup_args(benchmark::internal::Benchmark* b) {
   for (int64_t s : {10, 100, 1000, 5000, 10000, 30000, 50000})
     for (int64_t e : {1, 10, 50})
-      for (int64_t m : {0, 1, 2, 3, 4, 5})
+      for (int64_t m : {0, 1, 2, 3, 4, 5, 6})
         for (int64_t pos : {0, 1, 2, 3}) b->Args({s, e, m, pos});
 }
 
@@ -268,6 +283,6 @@ BENCHMARK(BM_EstablishedPacket)->Apply(lookup_args)->ArgNames({"services", "endp
 BENCHMARK(BM_LoadDump)->ArgNames({"services"})->Arg(1000)->Arg(5000)->Arg(16667)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_EndpointChange)
     ->ArgNames({"services", "ipvs"})
-    ->ArgsProduct({{100, 1000, 5000, 10000, 30000, 50000}, {0, 1}})
+    ->ArgsProduct({{100, 1000, 5000, 10000, 30000, 50000}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);

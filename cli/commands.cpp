@@ -218,7 +218,8 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
       }
       if (picture) {
         size_t shown = std::min(o.outcome > 0 ? size_t(o.outcome - 1) : 0, outs.size() - 1);
-        pictures.back().panels.push_back({l.name, l.engine != nullptr, std::move(outs), shown, ps.local ? "" : ps.in});
+        pictures.back().panels.push_back({l.name, l.engine != nullptr, std::move(outs), shown, ps.local ? "" : ps.in,
+                                          nft_rows(l.nft ? &*l.nft : nullptr)});
       } else if (o.format == "json") {
         if (jpacket.is_null()) jpacket = packet_json(ps, ps.pkt, ps.in);
         auto arr = nlohmann::json::array();

@@ -123,7 +123,7 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
       out << fmt::format("    {:<9} {} ({} rules evaluated)\n", l->name, one_line(oc), cost.rules_evaluated);
       if (auto line = nf::netpol::story_line(nf::netpol::story(oc.trace, oc.before)); !line.empty())
         out << fmt::format("    {:<9}   policy {}\n", "", line);
-      pic.panels.push_back({l->name, l->engine != nullptr, {std::move(oc)}, 0, ps->in});
+      pic.panels.push_back({l->name, l->engine != nullptr, {std::move(oc)}, 0, ps->in, nft_rows(l->nft ? &*l->nft : nullptr)});
     }
     pictures.push_back(std::move(pic));
   }

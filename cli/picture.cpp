@@ -47,12 +47,13 @@ Place place(Hook h) {
 }
 
 struct TableRow {
-  const char* table;  // as trace events name it
+  std::string table;  // as trace events name it
   std::string label;
+  std::string chain = {};  // nftables rows: the base chain (a table may hook one hook twice)
 };
 
-// Each hook's tables in the kernel's priority order (and IPVS where ip_vs hooks itself).
-std::vector<TableRow> rows_of(Hook h, bool ipvs) {
+// Each hook's iptables tables in the kernel's priority order (and IPVS where ip_vs hooks itself).
+std::vector<TableRow> fixed_rows(Hook h, bool ipvs) {
   switch (h) {
     case Hook::PreRouting: return {{"raw", "raw -300"}, {"conntrack", "conntrack -200"}, {"mangle", "mangle -150"}, {"nat", "nat (DNAT) -100"}};
     case Hook::LocalIn: {
@@ -79,6 +80,35 @@ std::vector<TableRow> rows_of(Hook h, bool ipvs) {
   return {};
 }
 
+// The priority a fixed row sits at, to place nftables base chains among them.
+int row_priority(const TableRow& r, Hook h) {
+  if (r.table == "raw") return -300;
+  if (r.table == "conntrack") return r.label == "conntrack confirm" ? INT32_MAX : -200;
+  if (r.table == "mangle") return -150;
+  if (r.table == "nat") return (h == Hook::PreRouting || h == Hook::LocalOut) ? -100 : 100;
+  if (r.table == "filter") return 0;
+  if (r.table == "ipvs") return h == Hook::LocalOut ? -99 : 98;
+  return 0;
+}
+
+std::vector<TableRow> rows_of(Hook h, bool ipvs, const std::vector<NftRow>& nft) {
+  std::vector<TableRow> rows = fixed_rows(h, ipvs);
+  std::vector<int> prio;
+  for (auto& r : rows) prio.push_back(row_priority(r, h));
+  for (auto& n : nft) {
+    if (n.hook != h) continue;
+    // nat chains run inside the nat core: right after the iptables nat row.
+    int p = n.nat ? ((h == Hook::PreRouting || h == Hook::LocalOut) ? -100 : 100) : n.priority;
+    size_t at = 0;
+    while (at < rows.size() && (prio[at] < p || (prio[at] == p && (n.nat || rows[at].table != "filter")))) ++at;
+    // Short enough for the box; the row's tooltip names the table.
+    std::string label = n.nat ? fmt::format("nft {}", n.chain) : fmt::format("nft {} {}", n.chain, n.priority);
+    rows.insert(rows.begin() + long(at), TableRow{n.table, label, n.chain});
+    prio.insert(prio.begin() + long(at), p);
+  }
+  return rows;
+}
+
 struct Visit {
   Hook hook;
   std::vector<const TraceEvent*> events;
@@ -95,11 +125,25 @@ std::vector<Visit> visits_of(const nf::Outcome& o) {
   return v;
 }
 
-bool visited_table(const Visit& v, std::string_view table) {
+bool visited_table(const Visit& v, const TableRow& row) {
+  // A walk through an nftables base chain always names it (a rule of it, or its policy).
   for (auto* e : v.events)
-    if (e->table == table) return true;
+    if (e->table == row.table && (row.chain.empty() || e->chain == row.chain)) return true;
   return false;
 }
+
+}  // namespace
+
+std::vector<NftRow> nft_rows(const nf::nft::Ruleset* rs) {
+  std::vector<NftRow> v;
+  if (!rs) return v;
+  for (auto& t : rs->tables)
+    for (auto& c : t->chains)
+      if (c.base) v.push_back({c.hook, c.priority, c.type == nf::nft::ChainType::Nat, t->label, c.name});
+  return v;
+}
+
+namespace {
 
 // One visit as text pieces: each piece is (shown text, hover text).
 std::vector<std::pair<std::string, std::string>> step_pieces(const Visit& v) {
@@ -197,9 +241,15 @@ PanelSvg panel_svg(const Panel& pn) {
   s += "<g class=\"route\"><circle cx=\"205\" cy=\"195\" r=\"18\"/><text x=\"205\" y=\"199\" text-anchor=\"middle\">route</text></g>\n";
   s += "<g class=\"route\"><circle cx=\"445\" cy=\"345\" r=\"18\"/><text x=\"445\" y=\"349\" text-anchor=\"middle\">route</text></g>\n";
 
+  // Only the base chains of tables that see this packet's family.
+  std::vector<NftRow> nft;
+  for (auto& n : pn.nft)
+    if (n.table.starts_with("inet ") || n.table.starts_with(o.before.src.is_v4() ? "ip " : "ip6 ")) nft.push_back(n);
+  int bottom = 0;
   for (auto& pl : kPlaces) {
-    auto rows = rows_of(pl.hook, pn.ipvs);
+    auto rows = rows_of(pl.hook, pn.ipvs, nft);
     int h = 22 + int(rows.size()) * kRowH;
+    bottom = std::max(bottom, pl.y + h);
     auto it = order.find(int(pl.hook));
     bool seen = it != order.end();
     std::string nums;
@@ -217,12 +267,13 @@ PanelSvg panel_svg(const Panel& pn) {
     for (size_t r = 0; r < rows.size(); ++r) {
       bool hit = false;
       if (seen)
-        for (size_t n : it->second) hit |= visited_table(visits[n - 1], rows[r].table);
+        for (size_t n : it->second) hit |= visited_table(visits[n - 1], rows[r]);
       int ry = pl.y + 20 + int(r) * kRowH;
       s += fmt::format("<g class=\"table{}\" data-table=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>"
-                       "<text x=\"{}\" y=\"{}\">{}</text></g>\n",
-                       hit ? " hit" : "", rows[r].table, pl.x + 4, ry, kBoxW - 8, kRowH - 2, pl.x + 10, ry + 10,
-                       xml_escape(rows[r].label));
+                       "<text x=\"{}\" y=\"{}\">{}</text>{}</g>\n",
+                       hit ? " hit" : "", xml_escape(rows[r].table), pl.x + 4, ry, kBoxW - 8, kRowH - 2, pl.x + 10, ry + 10,
+                       xml_escape(rows[r].label),
+                       rows[r].chain.empty() ? "" : "<title>" + xml_escape(rows[r].table + " " + rows[r].chain) + "</title>");
     }
     s += "</g>\n";
   }
@@ -248,7 +299,7 @@ PanelSvg panel_svg(const Panel& pn) {
   s += fmt::format("<polyline class=\"path\" points=\"{}\" marker-end=\"url(#arrow)\"/>\n", poly);
 
   // The steps, numbered as the badges: chains and rule numbers (hover: the rule), rewrites, conntrack.
-  int y = 432;
+  int y = std::max(432, bottom + 30);
   for (size_t i = 0; i < visits.size(); ++i) {
     auto lines = wrap(step_pieces(visits[i]), 78);
     for (size_t l = 0; l < lines.size(); ++l) {
@@ -347,7 +398,7 @@ std::string render_dot(const std::vector<Picture>& pics) {
                        xml_escape(pic.title), pn.mode);
       for (auto& pl : kPlaces) {
         std::string label = std::string(hook_name(pl.hook));
-        for (auto& r : rows_of(pl.hook, pn.ipvs)) label += "|" + r.label;
+        for (auto& r : rows_of(pl.hook, pn.ipvs, pn.nft)) label += "|" + r.label;
         o += fmt::format("  {} [label=\"{{{}}}\"];\n", hook_name(pl.hook), label);
       }
       o += "  in [shape=plaintext]; out [shape=plaintext]; local [label=\"local process\", shape=box];\n";

@@ -11,12 +11,24 @@
 
 namespace svcpath::cli {
 
+/// An nftables base chain drawn in its hook's box, placed by priority among the iptables tables.
+struct NftRow {
+  Hook hook;
+  int priority;
+  bool nat;            // inside the nat core (drawn next to the iptables nat table)
+  std::string table;   // "ip kube-proxy": as trace events name it
+  std::string chain;
+};
+/// The base chains of a ruleset, for Panel::nft.
+std::vector<NftRow> nft_rows(const nf::nft::Ruleset* rs);
+
 struct Panel {
-  std::string mode;                         // "iptables", "ipvs", "rules"
+  std::string mode;                         // "iptables", "ipvs", "nftables", "rules"
   bool ipvs = false;                        // draw IPVS's hook entries
   std::vector<nf::Outcome> outcomes;        // one, or every outcome with --enumerate
   size_t shown = 0;                         // which outcome the path is drawn for
   std::string in;                           // receiving interface ("" when sent by a local process)
+  std::vector<NftRow> nft = {};             // nftables base chains on the node
 };
 
 struct Picture {
