@@ -1,6 +1,6 @@
 // svcpath demo: the tour behind the README's first command. On the bundled example cluster it
-// compares the two kube-proxy modes, traces three telling packets through both, replays the bundled
-// capture, runs a small scaling sweep (seconds), and writes one HTML report with all of it.
+// compares kube-proxy's three modes (iptables, IPVS, nftables), traces three telling packets through
+// each, replays the bundled capture, runs a small scaling sweep (seconds), and writes one HTML report.
 #include <unistd.h>
 
 #include <chrono>
@@ -82,9 +82,9 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   ClusterOptions copt;
   copt.files = {(ex / "networkpolicy/cluster.yaml").string()};
   copt.node = "node-a";
-  copt.mode = "iptables,ipvs";
+  copt.mode = "iptables,ipvs,nftables";
   ClusterInput ci = load_cluster(copt);
-  auto lanes = cluster_lanes(ci, {"iptables", "ipvs"}, NodeOptions{}, o.seed);
+  auto lanes = cluster_lanes(ci, {"iptables", "ipvs", "nftables"}, NodeOptions{}, o.seed);
 
   // 1. What the cluster is and what each mode made of it.
   size_t endpoints = 0;
@@ -92,9 +92,9 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   out << fmt::format("svcpath demo: {} ({} Services, {} endpoints, {} NetworkPolicies), node {}\n\n",
                      (ex / "networkpolicy/cluster.yaml").string(), ci.cluster.services.size(), endpoints,
                      ci.cluster.policies.size(), ci.node.name);
-  out << fmt::format("{:<34} {:>12} {:>12}\n", "", "iptables", "ipvs");
+  out << fmt::format("{:<34} {:>12} {:>12} {:>12}\n", "", "iptables", "ipvs", "nftables");
   auto row = [&](const std::string& what, auto f) {
-    out << fmt::format("{:<34} {:>12} {:>12}\n", what, f(*lanes[0]), f(*lanes[1]));
+    out << fmt::format("{:<34} {:>12} {:>12} {:>12}\n", what, f(*lanes[0]), f(*lanes[1]), f(*lanes[2]));
   };
   row("iptables rules (IPv4)", [](const Lane& l) { return rule_count(l.v4 ? &*l.v4 : nullptr); });
   row("ipset entries", [](const Lane& l) {
@@ -104,8 +104,17 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
     return n;
   });
   row("IPVS virtual services", [](const Lane& l) { return l.engine ? l.engine->services.all().size() : size_t(0); });
+  row("nftables rules", [](const Lane& l) { return l.nft ? size_t(l.nft->rule_count) : size_t(0); });
+  row("nftables map elements", [](const Lane& l) {
+    size_t n = 0;
+    if (l.nft)
+      for (auto& t : l.nft->tables)
+        for (auto& s : t->sets)
+          if (!s.anonymous) n += s.elems.size();
+    return n;
+  });
 
-  // 2. Three telling packets, both modes.
+  // 2. Three telling packets, every mode.
   std::vector<Picture> pictures;
   out << "\nThree telling packets (the full paths are drawn in the report):\n";
   for (auto& t : kPackets) {
@@ -129,7 +138,7 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   }
   std::ofstream(dir / "traces.svg") << render_svg(pictures);
 
-  // 3. The bundled capture through both modes.
+  // 3. The bundled capture through every mode.
   ReplayOptions ro;
   ro.cluster = copt;
   ro.pcap = (ex / "pcaps/demo-node-a.pcap").string();
@@ -141,7 +150,7 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   run_replay(ro, rj);
   nlohmann::json replay = nlohmann::json::parse(rj.str());
   std::ofstream(dir / "replay.json") << replay.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-  out << fmt::format("\nReplayed {} ({} frames) through both modes, answering each packet:\n", ro.pcap,
+  out << fmt::format("\nReplayed {} ({} frames) through each mode, answering each packet:\n", ro.pcap,
                      replay["capture"]["frames"].get<uint64_t>());
   for (auto& [mode, m] : replay["modes"].items()) {
     uint64_t dropped = 0;
@@ -160,7 +169,8 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   // 4. A small scaling sweep: the first packet of a connection to the last Service.
   nlohmann::json sweep = {{"sweep", nlohmann::json::array()}};
   out << "\nScaling (first packet to the last Service; svcpath's own time, one run):\n";
-  out << fmt::format("  {:>8} {:>10} {:>14} {:>10} {:>14}\n", "services", "iptables", "rules/packet", "ipvs", "rules/packet");
+  out << fmt::format("  {:>8} {:>10} {:>14} {:>10} {:>14} {:>10} {:>14}\n", "services", "iptables", "rules/packet", "ipvs",
+                     "rules/packet", "nftables", "rules/packet");
   for (uint32_t n : o.sweep) {
     k8s::SynthSpec spec;
     spec.services = n;
@@ -169,7 +179,7 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
     ClusterInput sci;
     sci.cluster = k8s::synthetic_cluster(spec);
     sci.node = sci.cluster.nodes[0];
-    auto sl = cluster_lanes(sci, {"iptables", "ipvs"}, NodeOptions{}, o.seed);
+    auto sl = cluster_lanes(sci, {"iptables", "ipvs", "nftables"}, NodeOptions{}, o.seed);
     Addr vip = k8s::synthetic_cluster_ip(k8s::synthetic_service_at(n, n - 1));
     std::string line = fmt::format("  {:>8}", n);
     for (auto& l : sl) {
@@ -197,9 +207,9 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
 
   // 5. The report.
   ReportInput ri;
-  ri.title = "svcpath demo: kube-proxy's iptables and IPVS modes, side by side";
+  ri.title = "svcpath demo: kube-proxy's iptables, IPVS and nftables modes, side by side";
   ri.intro = fmt::format(
-      "<p>Cluster <code>{}</code>, node <code>{}</code>. Three telling packets through both modes, the bundled capture "
+      "<p>Cluster <code>{}</code>, node <code>{}</code>. Three telling packets through each mode, the bundled capture "
       "replayed, and a small scaling sweep. Regenerate with <code>svcpath demo</code>.</p>",
       xml_escape((ex / "networkpolicy/cluster.yaml").string()), xml_escape(ci.node.name));
   ri.pictures = std::move(pictures);

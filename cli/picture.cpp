@@ -100,7 +100,16 @@ std::vector<TableRow> rows_of(Hook h, bool ipvs, const std::vector<NftRow>& nft)
     // nat chains run inside the nat core: right after the iptables nat row.
     int p = n.nat ? ((h == Hook::PreRouting || h == Hook::LocalOut) ? -100 : 100) : n.priority;
     size_t at = 0;
-    while (at < rows.size() && (prio[at] < p || (prio[at] == p && (n.nat || rows[at].table != "filter")))) ++at;
+    if (n.placed) {
+      // Known only from a trace: after the fixed row the packet met last before it.
+      at = 0;
+      for (size_t k = 0; k < rows.size(); ++k)
+        if (!n.after.empty() && rows[k].table == n.after) at = k + 1;
+      while (at < rows.size() && !rows[at].chain.empty()) ++at;
+      p = at < prio.size() ? prio[at] : INT32_MAX;
+    } else {
+      while (at < rows.size() && (prio[at] < p || (prio[at] == p && (n.nat || rows[at].table != "filter")))) ++at;
+    }
     // Short enough for the box; the row's tooltip names the table.
     std::string label = n.nat ? fmt::format("nft {}", n.chain) : fmt::format("nft {} {}", n.chain, n.priority);
     rows.insert(rows.begin() + long(at), TableRow{n.table, label, n.chain});
@@ -130,6 +139,36 @@ bool visited_table(const Visit& v, const TableRow& row) {
   for (auto* e : v.events)
     if (e->table == row.table && (row.chain.empty() || e->chain == row.chain)) return true;
   return false;
+}
+
+bool fixed_table(std::string_view t) {
+  for (std::string_view f : {"raw", "mangle", "nat", "filter", "security", "conntrack", "routing", "ipvs"})
+    if (t == f) return true;
+  return false;
+}
+
+// A walk through a base chain starts in it (its first matching rule, or its policy), so the first
+// event of each run of one nftables table's events names a base chain.
+std::vector<NftRow> nft_rows_seen(const std::vector<Visit>& visits) {
+  std::vector<NftRow> rows;
+  for (auto& v : visits) {
+    std::string last_fixed;
+    std::string_view run;
+    for (auto* e : v.events) {
+      bool walk = e->kind == TraceKind::Rule || e->kind == TraceKind::Return || e->kind == TraceKind::Policy;
+      if (fixed_table(e->table) || !walk) {
+        if (fixed_table(e->table) && e->table != "routing") last_fixed = std::string(e->table);
+        run = {};
+        continue;
+      }
+      if (run == e->table) continue;
+      run = e->table;
+      bool known = false;
+      for (auto& r : rows) known |= r.hook == v.hook && r.table == e->table && r.chain == e->chain;
+      if (!known) rows.push_back({v.hook, 0, false, std::string(e->table), std::string(e->chain), last_fixed, true});
+    }
+  }
+  return rows;
 }
 
 }  // namespace
@@ -241,10 +280,12 @@ PanelSvg panel_svg(const Panel& pn) {
   s += "<g class=\"route\"><circle cx=\"205\" cy=\"195\" r=\"18\"/><text x=\"205\" y=\"199\" text-anchor=\"middle\">route</text></g>\n";
   s += "<g class=\"route\"><circle cx=\"445\" cy=\"345\" r=\"18\"/><text x=\"445\" y=\"349\" text-anchor=\"middle\">route</text></g>\n";
 
-  // Only the base chains of tables that see this packet's family.
+  // Only the base chains of tables that see this packet's family; without the ruleset (a report
+  // read from JSON), the ones the trace shows.
   std::vector<NftRow> nft;
   for (auto& n : pn.nft)
     if (n.table.starts_with("inet ") || n.table.starts_with(o.before.src.is_v4() ? "ip " : "ip6 ")) nft.push_back(n);
+  if (pn.nft.empty()) nft = nft_rows_seen(visits);
   int bottom = 0;
   for (auto& pl : kPlaces) {
     auto rows = rows_of(pl.hook, pn.ipvs, nft);

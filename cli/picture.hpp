@@ -18,6 +18,8 @@ struct NftRow {
   bool nat;            // inside the nat core (drawn next to the iptables nat table)
   std::string table;   // "ip kube-proxy": as trace events name it
   std::string chain;
+  std::string after = {};  // placed after this fixed row ("mangle", "nat", "" = first) when the priority is unknown
+  bool placed = false;     // true: use `after`, not `priority`
 };
 /// The base chains of a ruleset, for Panel::nft.
 std::vector<NftRow> nft_rows(const nf::nft::Ruleset* rs);

@@ -261,9 +261,11 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
     }
     // Enumerate on a stateless twin of the lane: the same tables and node, an empty conntrack, so
     // the cost does not grow with the flows replayed so far (enumerate snapshots the state).
-    if (!probes[i])
+    if (!probes[i]) {
       probes[i] = std::make_unique<nf::Datapath>(l.node, l.v4 ? &*l.v4 : nullptr, l.v6 ? &*l.v6 : nullptr,
                                                  l.sets ? &*l.sets : nullptr, o.seed);
+      if (l.nft) probes[i]->add_nft(*l.nft);
+    }
     for (const nf::Outcome& oc : probes[i]->enumerate(p, inj))
       if (oc.dnat) it->second.insert(FiveTuple::endpoint(oc.after.t.dst, oc.after.t.dport, oc.after.t.proto));
   };
