@@ -187,6 +187,7 @@ struct Table {
   std::string label;          // "ip kube-proxy": what traces name the table by
   std::string comment;
   std::vector<Chain> chains;
+  boost::unordered_flat_map<std::string, int32_t> chain_by_name;  // kube-proxy writes 100k's of chains
   std::vector<Set> sets;      // named and anonymous
   int line = 0;
   int32_t chain_index(std::string_view n) const;

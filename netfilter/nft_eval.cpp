@@ -302,11 +302,13 @@ Verdict run_chain(const Table& t, const Chain& base, Hook h, Packet& p, Env& env
   for (;;) {
     if (i >= c->rules.size()) {
       if (sp == 0) {
+        // Off the end with nothing to return to (the base chain, or a chain it went to with goto):
+        // the base chain's policy decides.
         if (tracing)
-          event(env, h, TraceKind::Policy, t, *c, uint32_t(c->rules.size() + 1), c->policy_drop ? "drop" : "accept",
-                fmt::format("policy {}", c->policy_drop ? "drop" : "accept"));
-        if (c->policy_drop) {
-          env.hit = {&t, c, uint32_t(c->rules.size() + 1), true, {}};
+          event(env, h, TraceKind::Policy, t, base, uint32_t(base.rules.size() + 1), base.policy_drop ? "drop" : "accept",
+                fmt::format("policy {}", base.policy_drop ? "drop" : "accept"));
+        if (base.policy_drop) {
+          env.hit = {&t, &base, uint32_t(base.rules.size() + 1), true, {}};
           return Verdict::drop(DropReason::ChainPolicy);
         }
         return Verdict::accept();
@@ -337,9 +339,9 @@ Verdict run_chain(const Table& t, const Chain& base, Hook h, Packet& p, Env& env
       case VerdictCode::Queue: break;
       case VerdictCode::Return:
         if (sp == 0) {
-          // return from a base chain: its policy decides
-          if (c->policy_drop) {
-            env.hit = {&t, c, uint32_t(c->rules.size() + 1), true, {}};
+          // return with nothing to return to: the base chain's policy decides
+          if (base.policy_drop) {
+            env.hit = {&t, &base, uint32_t(base.rules.size() + 1), true, {}};
             return Verdict::drop(DropReason::ChainPolicy);
           }
           return Verdict::accept();

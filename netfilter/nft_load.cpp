@@ -109,9 +109,8 @@ void Set::index() {
 }
 
 int32_t Table::chain_index(std::string_view n) const {
-  for (size_t i = 0; i < chains.size(); ++i)
-    if (chains[i].name == n) return int32_t(i);
-  return -1;
+  auto it = chain_by_name.find(std::string(n));
+  return it == chain_by_name.end() ? -1 : it->second;
 }
 int32_t Table::set_index(std::string_view n) const {
   for (size_t i = 0; i < sets.size(); ++i)
@@ -557,6 +556,7 @@ class Parser {
       ch.handle = ++handle_;
       t.chains.push_back(std::move(ch));
       c = int32_t(t.chains.size() - 1);
+      t.chain_by_name.emplace(name, c);
     }
     return t.chains[size_t(c)];
   }
@@ -667,6 +667,8 @@ class Parser {
           if (!destroy) fail_at(tk, fmt::format("no chain '{}' in table {}", name, t.label));
         } else {
           t.chains.erase(t.chains.begin() + c);
+          t.chain_by_name.clear();
+          for (size_t k = 0; k < t.chains.size(); ++k) t.chain_by_name.emplace(t.chains[k].name, int32_t(k));
         }
       } else if (what == "set" || what == "map") {
         Table& t = table_ref(false);
@@ -1187,10 +1189,19 @@ class Parser {
     Rule r;
     r.line = cur().line;
     r.handle = ++handle_;
+    uint8_t l4 = 0;  // the transport protocol the rule has pinned (nft refuses a second one)
+    auto pin = [&](uint8_t p, const Tok& at) {
+      if (!p) return;
+      if (l4 && l4 != p) fail_at(at, fmt::format("conflicting protocols specified: {} vs. {}", proto_text(l4), proto_text(p)));
+      l4 = p;
+    };
     while (!rule_end()) {
       const Tok& tk = cur();
       if (auto sel = selector()) {
+        if ((sel->sel == Sel::Sport || sel->sel == Sel::Dport)) pin(sel->proto, tk);
         auto lhs = concat(*sel);
+        for (size_t k = 1; k < lhs.size(); ++k)
+          if (lhs[k].sel == Sel::Sport || lhs[k].sel == Sel::Dport) pin(lhs[k].proto, tk);
         std::vector<Type> types;
         for (auto& s : lhs) types.push_back(s.type());
         if (word("set")) {
@@ -1270,6 +1281,7 @@ class Parser {
           if ((m.op == MatchStmt::Op::Lt || m.op == MatchStmt::Op::Gt || m.op == MatchStmt::Op::Le ||
                m.op == MatchStmt::Op::Ge) && !(m.lo == m.hi))
             fail_at(tk, "an ordering comparison takes a single value");
+          if (lhs.size() == 1 && lhs[0].sel == Sel::L4Proto && m.op == MatchStmt::Op::Eq && m.lo == m.hi) pin(m.lo.b[0], tk);
           if (types.size() == 1 && types[0] == Type::CtState && !explicit_op) m.op = MatchStmt::Op::FlagsAny;
           else if (types.size() == 1 && types[0] == Type::CtState && m.op == MatchStmt::Op::Ne)
             m.op = MatchStmt::Op::FlagsNone;
@@ -1578,7 +1590,11 @@ void finalize(Ruleset& rs, Diagnostics& d) {
       if (seen[c]) return;
       seen[c] = 1;
       for (auto& r : t.chains[c].rules)
-        for (auto& st : r.stmts)
+        for (auto& st : r.stmts) {
+          if (std::holds_alternative<RejectStmt>(st) && base.hook == Hook::PostRouting)
+            d.error(r.line, 0, fmt::format("reject in chain '{}', reached from the postrouting hook (base chain '{}'): the kernel "
+                                           "allows reject in prerouting, input, forward and output only",
+                                           t.chains[c].name, base.name));
           if (auto* nt = std::get_if<NatStmt>(&st)) {
             if (base.type != ChainType::Nat)
               d.error(r.line, 0, fmt::format("NAT in chain '{}', reached from base chain '{}' of type filter: nat statements need a nat chain",
@@ -1589,6 +1605,7 @@ void finalize(Ruleset& rs, Diagnostics& d) {
               d.error(r.line, 0, fmt::format("{} in chain '{}' reached from the {} hook", dst ? "dnat/redirect" : "snat/masquerade",
                                              t.chains[c].name, hook_word(base.hook)));
           }
+        }
       for (int32_t x : edges[c]) check(size_t(x), base);
     };
     if (d.ok())

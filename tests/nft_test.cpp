@@ -158,6 +158,12 @@ TEST_CASE("nft: bad input names the file and line") {
                    "add element ip t m { 1.1.1.1 : goto a }\nadd element ip t m { 1.1.1.1 : goto b }\n") ==
         "t.nft:6:22: error: map m already maps '1.1.1.1' to 'a' (delete the element first)");
   CHECK(load_error("table ip t {\n chain c { ip daddr @nope accept; }\n}\n") == "t.nft:2: error: no set 'nope' in table ip t");
+  // Both refused by nft 1.0.6 on kernel 6.18 (found by the random rulesets of the differential harness).
+  CHECK(load_error("table ip t {\n chain c { type filter hook input priority 0; meta l4proto tcp udp dport 1 drop; }\n}\n") ==
+        "t.nft:2:64: error: conflicting protocols specified: tcp vs. udp");
+  CHECK(load_error("table ip t {\n chain p { type filter hook postrouting priority 0; jump r; }\n chain r { tcp dport 1 reject; }\n}\n") ==
+        "t.nft:3: error: reject in chain 'r', reached from the postrouting hook (base chain 'p'): the kernel allows reject in "
+        "prerouting, input, forward and output only");
   CHECK(load_error("table ip t {\n chain c { limit rate 10/second accept; }\n}\n") ==
         "t.nft:2:12: error: statement 'limit' is not modelled");
 }
@@ -393,4 +399,15 @@ TEST_CASE("fuzz regressions: a NUL byte ended no token (the tokenizer spun, 8 GB
   for (int i = 0; i < 14; ++i) text += fmt::format(" chain c{} {{ jump c{}; goto c{}; }}\n", i, i + 1, i + 1);
   text += " chain c14 { accept; }\n}\n";
   CHECK_NOTHROW(nf::nft::load(text, "tree.nft"));
+}
+
+TEST_CASE("nft: off the end of a chain reached by goto from the base chain, the base chain's policy decides") {
+  // Found by the differential harness's random rulesets: svcpath took the regular chain's (absent)
+  // policy and accepted; the kernel drops.
+  NftNode n("table ip t {\n chain fwd { type filter hook forward priority 0; policy drop; tcp dport 80 goto r; }\n"
+            " chain r { counter; }\n}\n");
+  auto o = run(*n.dp, "tcp 10.0.0.99:1 -> 192.168.1.5:80");
+  CHECK(o.kind == nf::OutcomeKind::Dropped);
+  CHECK(o.where == "ip t:fwd:policy:2");
+  CHECK(trace_ids(o) == std::vector<std::string>{"ip t:fwd:rule:1", "ip t:r:rule:1", "ip t:fwd:policy:2"});
 }

@@ -4,7 +4,8 @@ counts, in a network namespace on this machine.
 
     bench/kernel/measure.py BUILD/svcpath [--services 100,1000,...] [--packets 3000] [-o results.json]
 
-For each back end (iptables-legacy, iptables-nft) and Service count: the synthetic cluster
+For each back end (iptables-legacy, iptables-nft, and kube-proxy's nftables mode through nft -f)
+and Service count: the synthetic cluster
 `svcpath gen-cluster --services N --endpoints 10 --nodes 3` is turned into node-0's iptables
 dump (`svcpath rules`), loaded into a fresh node namespace (tests/kernel/differential.py's
 topology), and a bounded burst of TCP SYNs from the host to the *last* Service's ClusterIP is sent
@@ -60,18 +61,23 @@ def measure(binary, backend, services, packets, repeats, tag):
             cl = os.path.join(tmp, "c.yaml")
             subprocess.run([binary, "gen-cluster", "--services", str(services), "--endpoints", "10", "--nodes", "3", "-o", cl],
                            check=True, capture_output=True)
-            rules = subprocess.run([binary, "rules", "--cluster", cl, "--node", "node-0"], check=True, capture_output=True,
+            mode = ["--mode", "nftables", "--restore-input"] if backend == "nftables" else []
+            rules = subprocess.run([binary, "rules", "--cluster", cl, "--node", "node-0"] + mode, check=True, capture_output=True,
                                    text=True).stdout
     else:
         rules = ""
     sc = {"name": f"measure {services}", "rules": rules, "rules_traced": rules, "ipsets": "", "node": node(), "packets": []}
+    if backend == "nftables":
+        # kube-proxy's nftables transaction through nft -f; no iptables rules.
+        sc.update({"rules": "", "rules_traced": "", "nft": rules or "table ip empty {\n}\n"})
     t0 = time.monotonic()
     with d.Kernel(sc, backend, tag) as k:
         load_s = time.monotonic() - t0
         dst = vip(last_service(services)) if services else "10.96.0.1"
         burst(k, dst, 300, 2000)  # warm the caches and the conntrack hash
         per = [burst(k, dst, packets, 3000 + r * packets) for r in range(repeats)]
-    return {"backend": backend, "services": services, "rules_lines": rules.count("\n-A "), "ns_per_packet": statistics.median(per),
+    lines = rules.count("\nadd rule ") if backend == "nftables" else rules.count("\n-A ")
+    return {"backend": backend, "services": services, "rules_lines": lines, "ns_per_packet": statistics.median(per),
             "samples": per, "load_seconds": round(load_s, 3)}
 
 

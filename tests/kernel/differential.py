@@ -833,7 +833,136 @@ def random_scenario(rng, idx):
     return {"name": f"random ruleset {idx}", "rules": text, "ipsets": ipsets, "node": node, "packets": pkts}
 
 
+def random_nft_scenario(rng, idx):
+    """A random nftables ruleset over the modelled subset: base chains at random priorities, regular
+    chains with jump/goto/return, named and anonymous sets with intervals and concatenations,
+    verdict maps, numgen, ct state, fib, marks, dnat/snat/masquerade, reject; with packets.
+    Sometimes an iptables filter table sits next to it, so priorities interleave for real."""
+    base = random_scenario(rng, idx)  # its node, packets and (sometimes) filter table
+    prefixes = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.3", "192.168.0.0/16", "198.51.100.0/24", "0.0.0.0/1"]
+
+    def cond(proto):
+        c = []
+        if rng.random() < 0.35:
+            c.append(f"ip saddr {'!= ' if rng.random() < 0.2 else ''}{rng.choice(prefixes)}")
+        if rng.random() < 0.35:
+            c.append(f"ip daddr {'!= ' if rng.random() < 0.2 else ''}{rng.choice(prefixes)}")
+        if rng.random() < 0.15:
+            c.append(f"ip saddr {'!= ' if rng.random() < 0.3 else ''}{{ {', '.join(rng.sample(prefixes, 2))} }}")
+        if proto and rng.random() < 0.5:
+            c.append(f"{proto} dport {rng.choice(['53', '80', '443', '8080', '1000-2000', '{ 80, 443 }'])}")
+        if rng.random() < 0.3:
+            c.append(f"ct state {rng.choice(['new', 'established', 'new,established', 'invalid', '{ new, related }'])}")
+        if rng.random() < 0.2:
+            c.append(f"meta mark & 0x{rng.choice([1, 3, 7]):08x} == 0x{rng.choice([0, 1, 2]):08x}")
+        if rng.random() < 0.2:
+            c.append(f"fib daddr type {'!= ' if rng.random() < 0.3 else ''}{rng.choice(['local', 'unicast'])}")
+        if rng.random() < 0.15:
+            c.append(rng.choice(["ip saddr @nets", "ip daddr . tcp dport @svc", "ip daddr . meta l4proto . th dport @svc3"]))
+        if rng.random() < 0.1:
+            c.append("iifname " + rng.choice(['"eth0"', '"eth1"', '"eth*"']))
+        return " ".join(c)
+
+    def proto():
+        return rng.choice(["tcp", "udp", None])
+
+    chains, regular = [], []
+    nreg = rng.randint(1, 3)
+    for k in range(nreg):
+        rules = []
+        for _ in range(rng.randint(1, 4)):
+            v = rng.choice(["accept", "drop", "return", "continue", "reject", "mark", "counter", f"jump r{k + 1}" if k + 1 < nreg else "drop"])
+            if v == "mark":
+                v = f"meta mark set meta mark {rng.choice(['|', '^'])} 0x{rng.choice([1, 2, 4]):08x}"
+            elif v == "reject" and rng.random() < 0.5:
+                rules.append(f"meta l4proto tcp {cond(None)} reject with tcp reset".replace("  ", " "))
+                continue
+            elif v == "continue":
+                v = "counter"
+            rules.append(f"{cond(proto())} {v}".strip().replace("  ", " "))
+        regular.append(f"\tchain r{k} {{\n" + "".join(f"\t\t{r}\n" for r in rules) + "\t}")
+    for hook in ("prerouting", "input", "forward", "output", "postrouting"):
+        if rng.random() < 0.3:
+            continue
+        prio = rng.choice(["raw", "mangle", "-110", "filter - 5", "filter", "filter + 5", "security"])
+        pol = "drop" if hook in ("input", "forward") and rng.random() < 0.2 else "accept"
+        rules = []
+        for _ in range(rng.randint(1, 4)):
+            how = rng.choice(["jump", "goto", "vmap", "verdict", "mark"])
+            if hook == "output":
+                # A REJECT's ICMP error leaves through OUTPUT; dropping it there would hide the
+                # reject from the capture (no trace tells them apart in this mode).
+                how = rng.choice(["mark", "accept"])
+            if how == "accept":
+                rules.append(f"{cond(proto())} accept".strip().replace("  ", " "))
+                continue
+            if how in ("jump", "goto"):
+                rules.append(f"{cond(proto())} {how} r{rng.randrange(nreg)}".strip().replace("  ", " "))
+            elif how == "vmap":
+                rules.append(f"ip daddr . meta l4proto . th dport vmap @dispatch")
+            elif how == "mark":
+                rules.append(f"{cond(proto())} meta mark set 0x{rng.choice([1, 2, 4]):08x}".strip().replace("  ", " "))
+            else:
+                v = rng.choice(["accept", "drop"] + (["reject"] if hook in ("input", "forward", "output") else []))
+                rules.append(f"{cond(proto())} {v}".strip().replace("  ", " "))
+        chains.append(f"\tchain f-{hook} {{\n\t\ttype filter hook {hook} priority {prio}; policy {pol};\n"
+                      + "".join(f"\t\t{r}\n" for r in rules) + "\t}")
+    # nat: DNAT through a numgen vmap or directly, SNAT/masquerade after
+    dnat = []
+    for _ in range(rng.randint(1, 3)):
+        to = f"{rng.choice(['10.2.0.5', '10.3.0.9', '192.168.7.7'])}:{rng.choice([80, 8080, 9000])}"
+        p = rng.choice(["tcp", "udp"])
+        if rng.random() < 0.4:
+            dnat.append(f"meta l4proto {p} {cond(None)} numgen random mod 2 vmap {{ 0 : goto ep0, 1 : goto ep1 }}".replace("  ", " "))
+        else:
+            dnat.append(f"meta l4proto {p} {cond(None)} dnat to {to}".replace("  ", " "))
+    nat_prio = rng.choice(["dstnat", "-150", "dstnat + 5"])
+    chains.append(f"\tchain n-pre {{\n\t\ttype nat hook prerouting priority {nat_prio}; policy accept;\n"
+                  + "".join(f"\t\t{r}\n" for r in dnat) + "\t}")
+    if rng.random() < 0.5:
+        chains.append("\tchain n-out {\n\t\ttype nat hook output priority -100; policy accept;\n"
+                      + "".join(f"\t\t{r}\n" for r in dnat[:1]) + "\t}")
+    post = rng.choice(["oifname \"eth1\" masquerade", "meta mark & 0x00000004 == 0x00000004 snat to 10.0.1.10",
+                       "ip daddr 10.2.0.0/16 masquerade fully-random"])
+    chains.append(f"\tchain n-post {{\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\t{post}\n\t}}")
+    regular.append("\tchain ep0 {\n\t\tmeta l4proto tcp dnat to 10.2.0.5:80\n\t\tmeta l4proto udp dnat to 10.2.0.5:53\n\t}")
+    regular.append("\tchain ep1 {\n\t\tmeta l4proto tcp dnat to 10.3.0.9:8080\n\t\tmeta l4proto udp dnat to 10.3.0.9:53\n\t}")
+    sets = ("\tset nets {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.1.0.0/16, 192.168.7.0/24 }\n\t}\n"
+            "\tset svc {\n\t\ttype ipv4_addr . inet_service\n\t\telements = { 10.2.0.5 . 80, 10.0.0.10 . 443 }\n\t}\n"
+            "\tset svc3 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tflags interval\n"
+            "\t\telements = { 10.0.0.0/8 . udp . 50-60, 172.16.0.1 . tcp . 80 }\n\t}\n"
+            "\tmap dispatch {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n"
+            f"\t\telements = {{ 10.2.0.5 . tcp . 80 : goto r0, 10.3.0.9 . udp . 53 : {rng.choice(['drop', 'accept', 'jump r0'])} }}\n\t}}\n")
+    text = "table ip t {\n" + sets + "\n".join(chains + regular) + "\n}\n"
+    ipt = ""
+    if rng.random() < 0.4:
+        f = base["rules"][base["rules"].index("*filter"):]
+        ipt = re.sub(r"-m set --match-set \S+ \S+ ", "", f)
+        # OUTPUT stays open for the same reason as the nft output chain.
+        ipt = "\n".join(l for l in ipt.splitlines() if not l.startswith("-A OUTPUT")).replace(":OUTPUT DROP", ":OUTPUT ACCEPT") + "\n"
+    return {"name": f"random nftables ruleset {idx}", "rules": ipt, "ipsets": "", "nft": text, "node": base["node"],
+            "backends": ["nftables"], "packets": base["packets"]}
+
+
 # ---------------------------------------------------------------------------------- the run
+
+def nft_acceptance(binary, sc, tag):
+    """(kernel accepts, svcpath accepts, kernel's error) for a scenario's nft ruleset: a random
+    ruleset may break a kernel rule (reject below postrouting, two transport protocols in a rule);
+    svcpath must refuse exactly what nft -f refuses."""
+    ns = f"svpd-a-{tag}"
+    sh("ip", "netns", "del", ns, check=False)
+    sh("ip", "netns", "add", ns)
+    try:
+        k = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=sc["nft"], capture_output=True, text=True)
+    finally:
+        sh("ip", "netns", "del", ns, check=False)
+    with tempfile.NamedTemporaryFile("w", suffix=".nft") as f:
+        f.write(sc["nft"])
+        f.flush()
+        s = subprocess.run([binary, "rules", "--nft", f.name], capture_output=True, text=True)
+    return k.returncode == 0, s.returncode == 0, (k.stderr.strip().splitlines() or [""])[0], (s.stderr.strip().splitlines() or [""])[0]
+
 
 def chi_square_p(observed, expected):
     """Upper tail of chi-square with len-1 degrees of freedom (regularized incomplete gamma)."""
@@ -1019,11 +1148,23 @@ def main():
     count = a.random if a.random is not None else 400 if a.long else 6
     if not a.case:
         scenarios += [random_scenario(rng, i) for i in range(count)]
+        scenarios += [random_nft_scenario(rng, i) for i in range(count)]
     total = failed = 0
     tag = str(os.getpid())
     for sc in scenarios:
         if a.only not in sc["name"]:
             continue
+        if sc["name"].startswith("random nftables"):
+            kernel_ok, svc_ok, kerr, serr = nft_acceptance(a.svcpath, sc, tag)
+            total += 1
+            if kernel_ok != svc_ok:
+                failed += 1
+                print(f"FAIL: {sc['name']}: nft -f {'accepts' if kernel_ok else 'refuses'} it, svcpath "
+                      f"{'accepts' if svc_ok else 'refuses'} it\n  kernel:  {kerr}\n  svcpath: {serr}")
+                continue
+            if not kernel_ok:
+                print(f"ok: {sc['name']}: nft -f and svcpath both refuse it ({serr.split(': error: ')[-1]})")
+                continue
         for backend in sc.get("backends", ("legacy", "nft")):
             sc_copy = json.loads(json.dumps(sc))
             n, f = run_scenario(a.svcpath, sc_copy, backend, tag, print, a.save)
