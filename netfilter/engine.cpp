@@ -365,29 +365,13 @@ bool run_target(const Rule& r, Ctx& c, Verdict* v) {
           }
           Addr to;
           const Addr* map_to = nullptr;
-          if (tg.kind == K::Masquerade) {
-            auto rt = env.node.lookup(p.t.dst);
-            auto a = env.node.select_source(p.oif, rt.nexthop);
+          if (tg.kind == K::Masquerade || tg.kind == K::Redirect) {
+            auto a = nat_local_address(env.node, tg.kind, c.hook, p, env.fam);
             if (!a) {
               *v = Verdict::drop(DropReason::NatNoAddress);
               return true;
             }
             to = *a;
-            map_to = &to;
-          } else if (tg.kind == K::Redirect) {
-            if (c.hook == Hook::LocalOut) {
-              to = *Addr::parse(env.fam == Family::V4 ? "127.0.0.1" : "::1");
-            } else {
-              const IfAddr* first = nullptr;
-              if (p.iif >= 0)
-                for (auto& a : env.node.iface(p.iif).addrs)
-                  if (a.addr.fam == env.fam && !first) first = &a;
-              if (!first) {
-                *v = Verdict::drop(DropReason::NatNoAddress);
-                return true;
-              }
-              to = first->addr;
-            }
             map_to = &to;
           }
           nat_setup(env.ct, *e, manip, &tg, map_to, env.choose);
@@ -439,6 +423,20 @@ bool run_target(const Rule& r, Ctx& c, Verdict* v) {
 }
 
 }  // namespace
+
+std::optional<Addr> nat_local_address(const Node& node, NatTarget::Kind kind, Hook h, const Packet& p, Family fam) {
+  if (kind == NatTarget::Kind::Masquerade) {
+    // nf_nat_masquerade: the address inet_select_addr picks for the way out.
+    auto rt = node.lookup(p.t.dst);
+    return node.select_source(p.oif, rt.nexthop);
+  }
+  if (h == Hook::LocalOut) return Addr::parse(fam == Family::V4 ? "127.0.0.1" : "::1");
+  // REDIRECT from PREROUTING: the receiving interface's first address of the family.
+  if (p.iif >= 0)
+    for (auto& a : node.iface(p.iif).addrs)
+      if (a.addr.fam == fam) return a.addr;
+  return std::nullopt;
+}
 
 Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
   int start = t.builtin[int(h)];

@@ -65,6 +65,10 @@ struct EvalEnv {
 /// Throws LoadError naming the rule's line.
 void resolve_sets(Ruleset& rs, const IpSets& sets, const std::string& file);
 
+/// The address MASQUERADE or REDIRECT maps a packet to at hook h (shared by iptables and nftables);
+/// nullopt when there is none, and the packet is dropped.
+std::optional<Addr> nat_local_address(const Node& node, NatTarget::Kind kind, Hook h, const Packet& p, Family fam);
+
 /// Evaluates one table's built-in chain for a hook. NAT targets set up bindings on the packet's
 /// conntrack entry; the caller (the nat stage) applies them.
 Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept;

@@ -213,6 +213,8 @@ void load_into(Ruleset& rs, std::string_view text, const std::string& file);
 /// `nft list ruleset` form. With handles, `# handle N` as `nft -a` prints.
 std::string print(const Ruleset& rs, bool handles = false);
 std::string rule_text(const Table& t, const Rule& r);
+/// "accept", "goto service-...", "" for no verdict.
+std::string verdict_text(const VerdictSpec& v);
 
 /// Per-datapath state the rules change: counters and dynamically added set elements.
 struct State {

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "netfilter/engine.hpp"
 #include "netfilter/nft.hpp"
 
 namespace svcpath::nf::nft {
@@ -154,15 +155,8 @@ void event(Env& env, Hook h, TraceKind kind, const Table& t, const Chain& c, uin
 }
 
 std::string verdict_label(const VerdictSpec& v) {
-  switch (v.code) {
-    case VerdictCode::Accept: return "accept";
-    case VerdictCode::Drop: return "drop";
-    case VerdictCode::Return: return "return";
-    case VerdictCode::Continue: return "continue";
-    case VerdictCode::Jump: return "jump " + v.chain_name;
-    case VerdictCode::Goto: return "goto " + v.chain_name;
-    default: return "continue";
-  }
+  std::string s = verdict_text(v);
+  return s.empty() ? "continue" : s;
 }
 
 enum class Res : uint8_t { NoMatch, Continue, Verdict };
@@ -223,30 +217,13 @@ RuleOut eval_rule(const Table& t, const Rule& r, Hook h, Packet& p, Env& env) {
       if (e->nat_done[int(manip)]) return o;
       Addr to;
       const Addr* map_to = nullptr;
-      if (tg.kind == K::Masquerade) {
-        auto rt = env.node.lookup(p.t.dst);
-        auto a = env.node.select_source(p.oif, rt.nexthop);
+      if (tg.kind == K::Masquerade || tg.kind == K::Redirect) {
+        auto a = nat_local_address(env.node, tg.kind, h, p, p.t.src.fam);
         if (!a) {
           o.final = Verdict::drop(DropReason::NatNoAddress);
           return o;
         }
         to = *a;
-        map_to = &to;
-      } else if (tg.kind == K::Redirect) {
-        Family f = p.t.src.fam;
-        if (h == Hook::LocalOut) {
-          to = *Addr::parse(f == Family::V4 ? "127.0.0.1" : "::1");
-        } else {
-          const IfAddr* first = nullptr;
-          if (p.iif >= 0)
-            for (auto& a : env.node.iface(p.iif).addrs)
-              if (a.addr.fam == f && !first) first = &a;
-          if (!first) {
-            o.final = Verdict::drop(DropReason::NatNoAddress);
-            return o;
-          }
-          to = first->addr;
-        }
         map_to = &to;
       } else if (tg.addr_set && tg.min.fam != p.t.src.fam) {
         return RuleOut{};  // an inet table's "ip to" never applies to IPv6 packets

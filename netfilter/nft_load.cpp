@@ -703,15 +703,20 @@ class Parser {
     fail_at(first, fmt::format("unknown command '{}' (add, insert, flush, delete, table)", w));
   }
 
+  // Inside "{ ... }": skips separators; false, with the '}' taken, at the end of the block.
+  bool next_item(std::string_view what) {
+    while (at(Tk::NL) || at(Tk::Semi)) ++i_;
+    if (at(Tk::RBrace)) {
+      ++i_;
+      return false;
+    }
+    if (at(Tk::End)) fail(fmt::format("missing '}}' at the end of {}", what));
+    return true;
+  }
+
   void table_block(Table& t) {
     expect(Tk::LBrace, "'{'");
-    for (;;) {
-      while (at(Tk::NL) || at(Tk::Semi)) ++i_;
-      if (at(Tk::RBrace)) {
-        ++i_;
-        return;
-      }
-      if (at(Tk::End)) fail("missing '}' at the end of the table");
+    while (next_item("the table")) {
       std::string_view w = take_word("chain, set, map, comment or flags");
       if (w == "chain") {
         Chain& c = chain_ref(t, true);
@@ -763,19 +768,13 @@ class Parser {
     bool neg = s[0] == '-';
     if (s[0] == '-' || s[0] == '+') s.remove_prefix(1);
     auto v = parse_uint(s, 1u << 30);
-    if (!v || (k == 0 && false)) fail_at(tk, fmt::format("bad priority '{}'", text));
+    if (!v) fail_at(tk, fmt::format("bad priority '{}'", text));
     return base + (neg ? -int(*v) : int(*v));
   }
 
   void chain_block(Table& t, Chain& c) {
     expect(Tk::LBrace, "'{'");
-    for (;;) {
-      while (at(Tk::NL) || at(Tk::Semi)) ++i_;
-      if (at(Tk::RBrace)) {
-        ++i_;
-        return;
-      }
-      if (at(Tk::End)) fail(fmt::format("missing '}}' at the end of chain {}", c.name));
+    while (next_item("chain " + c.name)) {
       if (word("type")) {
         ++i_;
         std::string_view ty = take_word("filter, nat or route");
@@ -847,13 +846,7 @@ class Parser {
 
   void set_block(Table& t, Set& s) {
     expect(Tk::LBrace, "'{'");
-    for (;;) {
-      while (at(Tk::NL) || at(Tk::Semi)) ++i_;
-      if (at(Tk::RBrace)) {
-        ++i_;
-        break;
-      }
-      if (at(Tk::End)) fail(fmt::format("missing '}}' at the end of set {}", s.name));
+    while (next_item("set " + s.name)) {
       std::string_view w = take_word("type, flags, timeout, comment or elements");
       if (w == "type") {
         std::vector<Type> key;
@@ -1695,6 +1688,8 @@ std::string concat_text(const std::vector<Selector>& v) {
   return s;
 }
 
+}  // namespace
+
 std::string verdict_text(const VerdictSpec& v) {
   switch (v.code) {
     case VerdictCode::Accept: return "accept";
@@ -1708,6 +1703,8 @@ std::string verdict_text(const VerdictSpec& v) {
   }
   return "";
 }
+
+namespace {
 
 std::string elements_text(const Set& s, std::string_view indent) {
   std::string out = "{ ";
