@@ -69,6 +69,21 @@ print(json.dumps({"points": [{"backend": "legacy", "services": n, "cost_ns": 200
 expect "bench-model fits the kernel measurement and predicts the unfitted point" 0 "1000 +1009 +1[0-9]+ +5027 +5027 +[+-]0.0%  check" -- \
   "$bin" bench-model --measured "$tmp/measured.json" --calibrate 100,2000
 expect "help lists the subcommands" 0 "rules +Load rule dumps" -- "$bin" --help
+# nftables: the third mode, and nft dumps of one's own.
+expect "rules --mode nftables prints the node's nft list ruleset" 0 "^		ip daddr \. meta l4proto \. th dport vmap @service-ips$" -- \
+  "$bin" rules --cluster "$NP" --node node-a --mode nftables
+expect "rules --mode nftables --restore-input prints kube-proxy's transaction" 0 "^add rule ip kube-proxy services ip daddr \. meta l4proto \. th dport vmap @service-ips$" -- \
+  "$bin" rules --cluster "$NP" --node node-a --mode nftables --restore-input
+expect "trace --mode iptables,ipvs,nftables shows all three" 0 "^== mode nftables ==" -- \
+  "$bin" trace --cluster "$NP" --node node-a --mode iptables,ipvs,nftables -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432'
+expect "trace --nft walks an nft list ruleset dump" 0 "=> forwarded out lan0: tcp 198.51.100.9:55555 -> 192.168.1.20:80 dnat" -- \
+  "$bin" trace --nft "$src/examples/rulesets/nat-gateway.nft" --node-config "$src/examples/nodes/nat-gateway.yaml" \
+  -p 'tcp 198.51.100.9:55555 -> 203.0.113.7:8080 in=wan0'
+expect "replay compares nftables mode with the others" 0 "iptables vs nftables: [0-9]+ connections" -- \
+  "$bin" replay --cluster "$NP" --node node-a --modes iptables,nftables --pcap "$src/examples/pcaps/demo-node-a.pcap" --answer
+expect "an unknown mode names the three" 1 "mode 'ebpf' is not available \(iptables, ipvs, nftables\)" -- \
+  "$bin" trace --cluster "$NP" --node node-a --mode ebpf -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432'
+
 expect "trace --help shows an example and the packet grammar" 0 "Packet spec: PROTO" -- "$bin" trace --help
 expect "no subcommand is a usage error" 2 "subcommand" -- "$bin"
 expect "a traced packet" 0 "=> forwarded out eth0: tcp 10.244.1.5:1 -> 10.244.2.7:8080 dnat" -- \
