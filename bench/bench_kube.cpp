@@ -4,11 +4,11 @@
 
 #include <benchmark/benchmark.h>
 
-#include "core/cluster_synth.hpp"
+#include "kube/objects/cluster_synth.hpp"
 #include "netfilter/datapath.hpp"
-#include "netfilter/iptables.hpp"
-#include "netfilter/kube_iptables.hpp"
-#include "netfilter/kube_node.hpp"
+#include "netfilter/iptables/iptables.hpp"
+#include "kube/proxy/iptables.hpp"
+#include "kube/proxy/node.hpp"
 
 using namespace svcpath;
 

@@ -17,16 +17,16 @@
 
 #include <benchmark/benchmark.h>
 
-#include "cli/lanes.hpp"
-#include "core/cluster_synth.hpp"
+#include "kube/sim/lanes.hpp"
+#include "kube/objects/cluster_synth.hpp"
 #include "core/rng.hpp"
 #include "ipvs/engine.hpp"
 #include "ipvs/ipvsadm.hpp"
-#include "ipvs/kube_ipvs.hpp"
-#include "netfilter/iptables.hpp"
-#include "netfilter/kube_iptables.hpp"
-#include "netfilter/kube_nft.hpp"
-#include "netfilter/nft.hpp"
+#include "kube/proxy/ipvs.hpp"
+#include "netfilter/iptables/iptables.hpp"
+#include "kube/proxy/iptables.hpp"
+#include "kube/proxy/nftables.hpp"
+#include "netfilter/nftables/nft.hpp"
 
 using namespace svcpath;
 
@@ -44,8 +44,8 @@ struct Walk {
 struct Fixture {
   uint32_t services = 0, endpoints = 0;
   int mode = -1;
-  cli::ClusterInput ci;
-  std::vector<std::unique_ptr<cli::Lane>> lanes;
+  sim::ClusterInput ci;
+  std::vector<std::unique_ptr<sim::Lane>> lanes;
   std::vector<uint32_t> order;  // service index at each KUBE-SERVICES position
   uint64_t next_tuple = 0;      // Google Benchmark calls a benchmark several times: never reuse a tuple
 };
@@ -67,7 +67,7 @@ Fixture& fixture(uint32_t services, uint32_t endpoints, int mode) {
   f->ci.node = f->ci.cluster.nodes[0];
   f->ci.cfg.cluster_cidrs.push_back(*Prefix::parse("10.64.0.0/10"));
   if (is_ipvs(mode)) f->ci.cfg.ipvs_scheduler = kSched[mode];
-  f->lanes = cli::cluster_lanes(f->ci, {is_ipvs(mode) ? "ipvs" : mode == 6 ? "nftables" : "iptables"}, cli::NodeOptions{}, 1, "off");
+  f->lanes = sim::cluster_lanes(f->ci, {is_ipvs(mode) ? "ipvs" : mode == 6 ? "nftables" : "iptables"}, sim::NodeOptions{}, 1, "off");
   f->order = k8s::synthetic_service_order(services);
   return *f;
 }

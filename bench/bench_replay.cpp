@@ -12,9 +12,11 @@
 
 #include <benchmark/benchmark.h>
 
-#include "cli/lanes.hpp"
-#include "core/cluster_synth.hpp"
+#include "kube/sim/lanes.hpp"
+#include "kube/objects/cluster_synth.hpp"
 #include "pcap/decode.hpp"
+#include "cli/commands.hpp"  // replay: moves to the simulation library
+#include "kube/sim/traffic.hpp"
 #include "pcap/generate.hpp"
 #include "pcap/io.hpp"
 
@@ -25,7 +27,7 @@ namespace {
 constexpr uint64_t kConnections = 20000;
 
 struct Fixture {
-  cli::ClusterInput ci;
+  sim::ClusterInput ci;
   std::string pcap;
   uint64_t packets = 0;
   Fixture() = default;
@@ -64,7 +66,7 @@ const Fixture& fixture(uint32_t services) {
   m.connections = kConnections;
   m.cps = 5000;
   m.remote_pods = m.external = m.host = 0;
-  pcap::Generator gen(f.ci.cluster, f.ci.node, m);
+  pcap::Generator gen = sim::cluster_traffic(f.ci.cluster, f.ci.node, m);
   pcap::Writer w(f.pcap, pcap::link::Raw);
   Packet p;
   while (gen.next(p)) {
@@ -109,7 +111,7 @@ void BM_Replay(benchmark::State& st) {
   double rss_before = peak_rss_mib();
   for (auto _ : st) {
     st.PauseTiming();
-    auto lanes = cli::cluster_lanes(f.ci, modes, cli::NodeOptions{}, 1);
+    auto lanes = sim::cluster_lanes(f.ci, modes, sim::NodeOptions{}, 1);
     st.ResumeTiming();
     cli::replay_lanes(lanes, o, sink);
     n += f.packets;

@@ -19,8 +19,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "cli/lanes.hpp"
-#include "core/cluster_synth.hpp"
+#include "kube/sim/lanes.hpp"
+#include "kube/objects/cluster_synth.hpp"
 #include "core/diag.hpp"
 
 namespace svcpath::cli {

@@ -6,41 +6,23 @@
 #include <string>
 #include <vector>
 
-#include "core/cluster.hpp"
-#include "netfilter/node.hpp"
-#include "netfilter/rules.hpp"
+#include "kube/sim/inputs.hpp"
+#include "kube/sim/lanes.hpp"
 
 namespace svcpath::cli {
 
-/// The node options every command shares (--node-config, --sysctl, --local-ip, --route).
-struct NodeOptions {
-  std::string node_config;
-  std::vector<std::string> sysctls, local_ips, routes;
-  /// Builds the node on top of base (a plain host with lo and eth0 when none); throws LoadError
-  /// naming the flag or file:line of each problem.
-  nf::Node build(std::optional<nf::Node> base = std::nullopt) const;
-};
-
-/// A cluster and the node of it being simulated (--cluster FILE... --node NAME --proxy-config FILE).
-struct ClusterOptions {
-  std::vector<std::string> files;
-  std::string node;
-  std::string proxy_config;
-  std::string mode = "iptables";  // one mode, or a comma list for side-by-side traces
-  // NetworkPolicy enforcement: auto (IPVS-aware placement in the ipvs mode, plain otherwise),
-  // plain, ipvs (IPVS-aware in every mode), off.
-  std::string policy = "auto";
-  bool given() const { return !files.empty(); }
-  std::vector<std::string> modes() const;
-};
-
-/// The loaded cluster, the chosen node and the proxy configuration.
-struct ClusterInput {
-  k8s::Cluster cluster;
-  k8s::Node node;
-  k8s::ProxyConfig cfg;
-};
-ClusterInput load_cluster(const ClusterOptions& o);
+using sim::ClusterInput;
+using sim::ClusterOptions;
+using sim::load_cluster;
+using sim::load_rules;
+using sim::NodeOptions;
+using sim::Lane;
+using sim::build_lanes;
+using sim::cluster_lanes;
+using sim::LaneSources;
+using sim::source_interface;
+using sim::add_policies;
+using sim::policy_placement;
 
 struct TraceOptions {
   std::string rules, rules6, ipsets;
@@ -93,6 +75,8 @@ struct ReplayOptions {
 /// Exit status of a replay that reported everything up to a damaged record of its capture.
 inline constexpr int kExitDamagedCapture = 3;
 int run_replay(const ReplayOptions& o, std::ostream& out);
+/// The replay itself, over lanes already built (benchmarks build them from synthetic clusters).
+int replay_lanes(std::vector<std::unique_ptr<sim::Lane>>& lanes, const ReplayOptions& o, std::ostream& out);
 
 struct GenTrafficOptions {
   ClusterOptions cluster;
@@ -113,7 +97,7 @@ struct GenClusterOptions {
   uint64_t seed = 1;
   std::string out;  // "-" or empty: stdout
 };
-/// svcpath gen-cluster: a synthetic cluster (core/cluster_synth) as kubectl-style YAML.
+/// svcpath gen-cluster: a synthetic cluster (kube/objects/cluster_synth) as kubectl-style YAML.
 int run_gen_cluster(const GenClusterOptions& o, std::ostream& out);
 void write_cluster_yaml(const k8s::Cluster& c, std::ostream& out);
 
@@ -144,9 +128,6 @@ struct BenchModelOptions {
 /// svcpath bench-model: the calibrated kernel cost model, predicted against measured.
 int run_bench_model(const BenchModelOptions& o, std::ostream& out);
 
-std::string read_file(const std::string& path);
-/// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.
-nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters = false);
 bool color_wanted(const std::string& mode);
 
 }  // namespace svcpath::cli

@@ -11,13 +11,13 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
-#include "cli/lanes.hpp"
+#include "kube/sim/lanes.hpp"
 #include "cli/picture.hpp"
 #include "cli/report.hpp"
-#include "core/cluster_synth.hpp"
+#include "kube/objects/cluster_synth.hpp"
 #include "core/diag.hpp"
 #include "core/packet_spec.hpp"
-#include "netfilter/netpol.hpp"
+#include "kube/netpol/netpol.hpp"
 
 namespace svcpath::cli {
 

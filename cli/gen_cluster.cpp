@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
-#include "core/cluster_synth.hpp"
+#include "kube/objects/cluster_synth.hpp"
 #include "core/diag.hpp"
 
 namespace svcpath::cli {

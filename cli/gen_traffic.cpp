@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "core/diag.hpp"
 #include "pcap/decode.hpp"
+#include "kube/sim/traffic.hpp"
 #include "pcap/generate.hpp"
 #include "pcap/io.hpp"
 
@@ -61,7 +62,7 @@ int run_gen_traffic(const GenTrafficOptions& o, std::ostream& out) {
   parse_clients(o.clients, m);
   std::unique_ptr<pcap::Generator> gen;
   try {
-    gen = std::make_unique<pcap::Generator>(ci.cluster, ci.node, m);
+    gen = std::make_unique<pcap::Generator>(sim::cluster_traffic(ci.cluster, ci.node, m));
   } catch (const std::invalid_argument& e) {
     throw LoadError({{"gen-traffic", 0, 0, fmt::format("node {}: {}", ci.node.name, e.what())}});
   }

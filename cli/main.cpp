@@ -15,8 +15,8 @@
 #include "core/diag.hpp"
 #include "core/packet_spec.hpp"
 #include "netfilter/datapath.hpp"
-#include "netfilter/iptables.hpp"
-#include "netfilter/node_config.hpp"
+#include "netfilter/iptables/iptables.hpp"
+#include "kube/sim/node_config.hpp"
 
 using namespace svcpath;
 
@@ -31,7 +31,7 @@ using namespace svcpath;
 
 namespace {
 
-void add_cluster_options(CLI::App* app, cli::ClusterOptions& c) {
+void add_cluster_options(CLI::App* app, sim::ClusterOptions& c) {
   app->add_option("--cluster", c.files,
                    "Kubernetes objects as kubectl prints them (YAML or JSON, List or multi-document), repeatable: "
                    "Services, EndpointSlices (or Endpoints), Nodes, Pods, Namespaces, NetworkPolicies")
@@ -48,7 +48,7 @@ void add_cluster_options(CLI::App* app, cli::ClusterOptions& c) {
       ->check(CLI::IsMember({"auto", "plain", "ipvs", "off"}));
 }
 
-void add_node_options(CLI::App* app, cli::NodeOptions& n) {
+void add_node_options(CLI::App* app, sim::NodeOptions& n) {
   app->add_option("--node-config", n.node_config,
                   "YAML describing the node: interfaces, addresses, routes, sysctls (docs/node-config.md)")
       ->check(CLI::ExistingFile);

@@ -1,6 +1,6 @@
 #include "cli/render.hpp"
 
-#include "netfilter/netpol.hpp"
+#include "kube/netpol/netpol.hpp"
 
 #include <fmt/format.h>
 

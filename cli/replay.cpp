@@ -21,9 +21,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "cli/lanes.hpp"
+#include "kube/sim/lanes.hpp"
 #include "cli/report.hpp"
-#include "netfilter/netpol.hpp"
+#include "kube/netpol/netpol.hpp"
 #include "cli/render.hpp"
 #include "ipvs/ipvs.hpp"
 #include "core/diag.hpp"

@@ -10,7 +10,7 @@
 
 #include "core/packet.hpp"
 #include "core/rng.hpp"
-#include "netfilter/rules.hpp"
+#include "netfilter/iptables/rules.hpp"
 
 namespace svcpath::nf {
 

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "netfilter/iptables.hpp"
+#include "netfilter/iptables/iptables.hpp"
 
 namespace svcpath::nf {
 

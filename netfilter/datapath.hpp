@@ -12,11 +12,11 @@
 #include "core/trace.hpp"
 #include "core/verdict.hpp"
 #include "netfilter/conntrack.hpp"
-#include "netfilter/engine.hpp"
-#include "netfilter/ipset.hpp"
-#include "netfilter/nft.hpp"
+#include "netfilter/iptables/engine.hpp"
+#include "netfilter/ipset/ipset.hpp"
+#include "netfilter/nftables/nft.hpp"
 #include "netfilter/node.hpp"
-#include "netfilter/rules.hpp"
+#include "netfilter/iptables/rules.hpp"
 
 namespace svcpath::nf {
 

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "netfilter/rules.hpp"
+#include "netfilter/iptables/rules.hpp"
 
 namespace svcpath::nf {
 

@@ -12,25 +12,6 @@ namespace svcpath::pcap {
 
 std::string Target::key() const { return FiveTuple::endpoint(ip, port, proto); }
 
-std::vector<Target> service_targets(const k8s::Cluster& c, const k8s::Node& node) {
-  std::vector<Target> out;
-  for (const auto& s : c.services) {
-    if (s.type == "ExternalName" || s.headless) continue;
-    for (const auto& sp : s.ports) {
-      std::string name = fmt::format("{}/{}:{}", s.ns, s.name, sp.name.empty() ? std::to_string(sp.port) : sp.name);
-      for (const Addr& a : s.cluster_ips) out.push_back({a, sp.port, sp.proto, false, name});
-      for (const Addr& a : s.external_ips) out.push_back({a, sp.port, sp.proto, true, name});
-      for (const auto& lb : s.lb_ingress) out.push_back({lb.ip, sp.port, sp.proto, true, name});
-      // NodePorts answer on the node's addresses of the Service's own IP families only.
-      if (sp.node_port && (s.type == "NodePort" || s.type == "LoadBalancer"))
-        for (const Addr& a : node.internal_ips)
-          if (std::any_of(s.cluster_ips.begin(), s.cluster_ips.end(), [&](const Addr& vip) { return vip.fam == a.fam; }))
-            out.push_back({a, sp.node_port, sp.proto, true, name});
-    }
-  }
-  return out;
-}
-
 namespace {
 
 // Popularity: rank r (0-based) gets weight 1/(r+1)^s. Computed by hand, not with std::
@@ -49,19 +30,16 @@ size_t pick(const std::vector<double>& cdf, double u) {
 
 }  // namespace
 
-Generator::Generator(const k8s::Cluster& c, const k8s::Node& node, const TrafficModel& m)
-    : m_(m), node_(node), rng_(m.seed) {
-  for (auto& t : service_targets(c, node)) (t.external ? external_ : internal_).push_back(std::move(t));
+Generator::Generator(std::vector<Target> targets, Clients clients, const TrafficModel& m)
+    : m_(m), clients_(std::move(clients)), rng_(m.seed) {
+  for (auto& t : targets) (t.external ? external_ : internal_).push_back(std::move(t));
   if (internal_.empty() && external_.empty())
     throw std::invalid_argument("the cluster has no Service ports to send traffic to");
   cdf_internal_ = zipf_cdf(internal_.size(), m.zipf);
   cdf_external_ = zipf_cdf(external_.size(), m.zipf);
-  local_cidrs_ = node.pod_cidrs;
-  for (const auto& n : c.nodes)
-    if (n.name != node.name) remote_cidrs_.insert(remote_cidrs_.end(), n.pod_cidrs.begin(), n.pod_cidrs.end());
-  if (local_cidrs_.empty()) m_.local_pods = 0;
-  if (remote_cidrs_.empty()) m_.remote_pods = 0;
-  if (node.internal_ips.empty()) m_.host = 0;
+  if (clients_.local_pods.empty()) m_.local_pods = 0;
+  if (clients_.remote_pods.empty()) m_.remote_pods = 0;
+  if (clients_.host.empty()) m_.host = 0;
   if (external_.empty()) m_.external = m_.remote_pods = 0;
   if (internal_.empty()) m_.local_pods = m_.host = 0;
   if (m_.local_pods + m_.remote_pods + m_.external + m_.host <= 0)
@@ -82,11 +60,11 @@ Addr Generator::client_addr(int kind, Family f) {
     return a;
   };
   if (kind == 0)
-    if (auto a = in_prefix(local_cidrs_)) return *a;
+    if (auto a = in_prefix(clients_.local_pods)) return *a;
   if (kind == 1)
-    if (auto a = in_prefix(remote_cidrs_)) return *a;
+    if (auto a = in_prefix(clients_.remote_pods)) return *a;
   if (kind == 3)
-    for (const Addr& a : node_.internal_ips)
+    for (const Addr& a : clients_.host)
       if (a.fam == f) return a;
   // External clients (and any kind without an address of the family) come from documentation ranges.
   if (f == Family::V4) return Addr::v4(0xcb007100u | (1 + rng_.below(254)));  // 203.0.113.0/24

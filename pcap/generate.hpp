@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/cluster.hpp"
+#include "core/addr.hpp"
 #include "core/packet.hpp"
 #include "core/rng.hpp"
 
@@ -41,8 +41,12 @@ struct Target {
   std::string key() const;  // "172.30.0.10:53", as replay names it
 };
 
-/// Every Service port reachable on node, in a fixed order (services as given, then ports).
-std::vector<Target> service_targets(const k8s::Cluster& c, const k8s::Node& node);
+/// Where clients come from: pods on this node, pods on other nodes, and the node itself (the
+/// Kubernetes layer fills it from a cluster: kube/sim/traffic.hpp).
+struct Clients {
+  std::vector<Prefix> local_pods, remote_pods;
+  std::vector<Addr> host;
+};
 
 struct GenStats {
   uint64_t connections = 0, packets = 0, non_service = 0;
@@ -51,8 +55,8 @@ struct GenStats {
 
 class Generator {
  public:
-  /// Throws std::invalid_argument when the cluster offers nothing to send to.
-  Generator(const k8s::Cluster& c, const k8s::Node& node, const TrafficModel& m);
+  /// Throws std::invalid_argument when there is nothing to send to.
+  Generator(std::vector<Target> targets, Clients clients, const TrafficModel& m);
   /// The next packet in time order; false when every connection has finished.
   bool next(Packet& p);
   const GenStats& stats() const { return stats_; }
@@ -71,10 +75,9 @@ class Generator {
   double uniform01() { return double(rng_.next() >> 11) * 0x1.0p-53; }
 
   TrafficModel m_;
-  const k8s::Node& node_;
+  Clients clients_;
   std::vector<Target> internal_, external_;
   std::vector<double> cdf_internal_, cdf_external_;
-  std::vector<Prefix> local_cidrs_, remote_cidrs_;
   Rng rng_;
   std::vector<Conn> heap_;
   uint64_t opened_ = 0, next_arrival_ = 0;

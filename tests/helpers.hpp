@@ -8,8 +8,8 @@
 #include "core/diag.hpp"
 #include "core/packet_spec.hpp"
 #include "netfilter/datapath.hpp"
-#include "netfilter/iptables.hpp"
-#include "netfilter/node_config.hpp"
+#include "netfilter/iptables/iptables.hpp"
+#include "kube/sim/node_config.hpp"
 
 namespace svcpath::test {
 

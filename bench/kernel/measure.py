@@ -41,7 +41,7 @@ def node():
 
 def last_service(services):
     """kube-proxy orders KUBE-SERVICES by name, so the last Service is the largest "svc-N" string
-    (core/cluster_synth's synthetic_service_at)."""
+    (kube/objects/cluster_synth's synthetic_service_at)."""
     return max(range(services), key=lambda i: f"svc-{i}")
 
 

@@ -4,7 +4,7 @@
 #include <string_view>
 
 #include "core/diag.hpp"
-#include "netfilter/ipset.hpp"
+#include "netfilter/ipset/ipset.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace svcpath;

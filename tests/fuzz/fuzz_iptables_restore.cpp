@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "core/diag.hpp"
-#include "netfilter/iptables.hpp"
+#include "netfilter/iptables/iptables.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace svcpath;

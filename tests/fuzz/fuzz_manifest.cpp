@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "core/cluster.hpp"
+#include "kube/objects/cluster.hpp"
 #include "core/diag.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

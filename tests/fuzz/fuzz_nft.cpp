@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "core/diag.hpp"
-#include "netfilter/nft.hpp"
+#include "netfilter/nftables/nft.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace svcpath;

@@ -1,0 +1,84 @@
+// The inputs every simulation starts from: a cluster and the node of it, or a node built from
+// flags and a node-config file, and iptables-save dumps of either family.
+#include "kube/sim/inputs.hpp"
+
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "core/diag.hpp"
+#include "kube/sim/node_config.hpp"
+#include "netfilter/iptables/iptables.hpp"
+
+namespace svcpath::sim {
+
+std::vector<std::string> ClusterOptions::modes() const {
+  std::vector<std::string> v;
+  std::string_view s = mode;
+  while (!s.empty()) {
+    auto c = s.find(',');
+    v.emplace_back(s.substr(0, c));
+    if (c == std::string_view::npos) break;
+    s.remove_prefix(c + 1);
+  }
+  return v;
+}
+
+ClusterInput load_cluster(const ClusterOptions& o) {
+  ClusterInput in;
+  for (auto& f : o.files) k8s::load_cluster_file(f, in.cluster);
+  k8s::check_cluster(in.cluster);
+  for (auto& n : in.cluster.notes) std::cerr << "svcpath: note: " << n << "\n";
+  if (!o.proxy_config.empty()) in.cfg = k8s::load_proxy_config(o.proxy_config);
+  for (auto& m : o.modes())
+    if (m != "iptables" && m != "ipvs" && m != "nftables")
+      throw LoadError({{"--mode", 0, 0, fmt::format("mode '{}' is not available (iptables, ipvs, nftables)", m)}});
+  if (o.node.empty()) {
+    std::string names;
+    for (auto& n : in.cluster.nodes) names += (names.empty() ? "" : ", ") + n.name;
+    throw LoadError({{"--node", 0, 0, fmt::format("name the node to simulate with --node (nodes in the input: {})",
+                                                  names.empty() ? "none" : names)}});
+  }
+  const k8s::Node* n = in.cluster.node(o.node);
+  if (!n) {
+    std::string names;
+    for (auto& x : in.cluster.nodes) names += (names.empty() ? "" : ", ") + x.name;
+    throw LoadError({{"--node", 0, 0, fmt::format("no Node '{}' in the input (nodes: {})", o.node, names.empty() ? "none" : names)}});
+  }
+  in.node = *n;
+  return in;
+}
+
+nf::Node NodeOptions::build(std::optional<nf::Node> base) const {
+  nf::Node n = base ? std::move(*base) : nf::Node();
+  n.ensure("eth0");
+  if (!node_config.empty()) nf::load_node_config(node_config, n);
+  std::vector<Diagnostic> errs;
+  for (auto& s : local_ips)
+    if (auto e = nf::apply_local_ip(n, s); !e.empty()) errs.push_back({"--local-ip", 0, 0, e});
+  for (auto& s : routes)
+    if (auto e = nf::apply_route(n, s); !e.empty()) errs.push_back({"--route", 0, 0, e});
+  for (auto& s : sysctls) {
+    auto eq = s.find('=');
+    std::string e = eq == std::string::npos ? fmt::format("'{}': expected KEY=VALUE", s)
+                                            : n.sys.set(std::string_view(s).substr(0, eq), std::string_view(s).substr(eq + 1));
+    if (!e.empty()) errs.push_back({"--sysctl", 0, 0, e});
+  }
+  if (!errs.empty()) throw LoadError(errs);
+  n.add_default_route_if_none();
+  return n;
+}
+
+// An iptables-save dump of either family: ip6tables-save says so in its header.
+nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters) {
+  std::string text = read_input_file(path);
+  Family fam = force ? *force : (text.find("ip6tables-save") != std::string::npos ? Family::V6 : Family::V4);
+  nf::Ruleset rs;
+  rs.family = fam;
+  nf::RestoreOptions opt;
+  opt.counters = counters;
+  nf::load_restore(text, path, rs, opt);
+  return rs;
+}
+
+}  // namespace svcpath::sim

@@ -1,0 +1,47 @@
+#pragma once
+// The inputs every simulation starts from: the node options every command shares, a cluster and
+// the node of it being simulated, iptables-save dumps.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kube/objects/cluster.hpp"
+#include "netfilter/iptables/rules.hpp"
+#include "netfilter/node.hpp"
+
+namespace svcpath::sim {
+
+/// The node options every command shares (--node-config, --sysctl, --local-ip, --route).
+struct NodeOptions {
+  std::string node_config;
+  std::vector<std::string> sysctls, local_ips, routes;
+  /// Builds the node on top of base (a plain host with lo and eth0 when none); throws LoadError
+  /// naming the flag or file:line of each problem.
+  nf::Node build(std::optional<nf::Node> base = std::nullopt) const;
+};
+
+/// A cluster and the node of it being simulated (--cluster FILE... --node NAME --proxy-config FILE).
+struct ClusterOptions {
+  std::vector<std::string> files;
+  std::string node;
+  std::string proxy_config;
+  std::string mode = "iptables";  // one mode, or a comma list for side-by-side traces
+  // NetworkPolicy enforcement: auto (IPVS-aware placement in the ipvs mode, plain otherwise),
+  // plain, ipvs (IPVS-aware in every mode), off.
+  std::string policy = "auto";
+  bool given() const { return !files.empty(); }
+  std::vector<std::string> modes() const;
+};
+
+/// The loaded cluster, the chosen node and the proxy configuration.
+struct ClusterInput {
+  k8s::Cluster cluster;
+  k8s::Node node;
+  k8s::ProxyConfig cfg;
+};
+ClusterInput load_cluster(const ClusterOptions& o);
+
+/// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.
+nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters = false);
+
+}  // namespace svcpath::sim

@@ -1,0 +1,118 @@
+#include "kube/sim/lanes.hpp"
+
+#include "ipvs/ipvsadm.hpp"
+#include "kube/proxy/ipvs.hpp"
+#include "netfilter/iptables/iptables.hpp"
+#include "kube/proxy/iptables.hpp"
+#include "kube/proxy/nftables.hpp"
+#include "kube/proxy/node.hpp"
+#include "kube/netpol/netpol.hpp"
+
+namespace svcpath::sim {
+
+namespace {
+
+void attach_datapaths(std::vector<std::unique_ptr<Lane>>& lanes, uint64_t seed) {
+  for (auto& l : lanes) {
+    l->dp = std::make_unique<nf::Datapath>(l->node, l->v4 ? &*l->v4 : nullptr, l->v6 ? &*l->v6 : nullptr,
+                                           l->sets ? &*l->sets : nullptr, seed);
+    if (l->engine) l->engine->attach(*l->dp);
+    if (l->nft) l->dp->add_nft(*l->nft);
+  }
+}
+
+}  // namespace
+
+nf::netpol::Placement policy_placement(const std::string& policy, const std::string& mode) {
+  bool ipvs = policy == "ipvs" || (policy == "auto" && mode == "ipvs");
+  return ipvs ? nf::netpol::Placement::IpvsAware : nf::netpol::Placement::Plain;
+}
+
+void add_policies(Lane& l, const ClusterInput& ci, nf::netpol::Placement where) {
+  if (!l.sets) l.sets.emplace();
+  if (l.v4) nf::netpol::apply(nf::netpol::compile(ci.cluster, ci.node, Family::V4, where), *l.v4, *l.sets);
+  if (l.v6) nf::netpol::apply(nf::netpol::compile(ci.cluster, ci.node, Family::V6, where), *l.v6, *l.sets);
+}
+
+std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const std::vector<std::string>& modes,
+                                                 const NodeOptions& node, uint64_t seed, const std::string& policy) {
+  std::vector<std::unique_ptr<Lane>> lanes;
+  for (auto& mode : modes) {
+    auto l = std::make_unique<Lane>();
+    l->name = mode;
+    k8s::ProxyConfig cfg = ci.cfg;
+    cfg.mode = mode;
+    nf::Node base = nf::kube_node(ci.cluster, ci.node, cfg);
+    if (mode == "nftables") {
+      nf::nft::Ruleset rs;
+      nf::nft::load_into(rs, nf::kube::nft_input(ci.cluster, ci.node, cfg, Family::V4), "kube-proxy nftables (ip)");
+      nf::nft::load_into(rs, nf::kube::nft_input(ci.cluster, ci.node, cfg, Family::V6), "kube-proxy nftables (ip6)");
+      l->nft = std::move(rs);
+      // kube-proxy writes no iptables rules in this mode; a policy engine may still.
+      l->v4.emplace();
+      l->v6.emplace();
+      l->v6->family = Family::V6;
+    } else if (mode == "ipvs") {
+      auto m4 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V4);
+      auto m6 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V6);
+      ipvs::kube::add_to_node(base, m4);
+      ipvs::kube::add_to_node(base, m6);
+      for (auto& s : m6.engine->services.all()) m4.engine->services.add(std::make_unique<ipvs::Service>(*s));
+      // One ipset namespace holds both families' sets (KUBE-... and KUBE-6-...).
+      nf::IpSets all;
+      nf::load_ipsets(m4.ipset_restore + m6.ipset_restore, "kube-proxy ipsets", all);
+      l->sets = std::move(all);
+      l->v4 = std::move(m4.rules);
+      l->v6 = std::move(m6.rules);
+      nf::resolve_sets(*l->v4, *l->sets, "ipvs rules");
+      nf::resolve_sets(*l->v6, *l->sets, "ipvs rules");
+      l->engine = std::move(m4.engine);
+    } else {
+      l->v4 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V4);
+      l->v6 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V6);
+    }
+    if (policy != "off" && !ci.cluster.policies.empty()) add_policies(*l, ci, policy_placement(policy, mode));
+    l->node = node.build(std::move(base));
+    lanes.push_back(std::move(l));
+  }
+  attach_datapaths(lanes, seed);
+  return lanes;
+}
+
+int16_t source_interface(const nf::Node& node, const Addr& src) {
+  auto r = node.lookup(src);
+  return r.type == nf::RouteType::Unicast && r.oif >= 0 ? r.oif : node.find("eth0");
+}
+
+std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
+  if (o.cluster.given())
+    return cluster_lanes(load_cluster(o.cluster), o.cluster.modes(), o.node, o.seed, o.cluster.policy);
+  std::vector<std::unique_ptr<Lane>> lanes;
+  auto l = std::make_unique<Lane>();
+  l->name = "rules";
+  l->node = o.node.build();
+  if (!o.ipsets.empty()) l->sets = nf::load_ipsets_file(o.ipsets);
+  if (!o.rules.empty()) {
+    auto rs = load_rules(o.rules, std::nullopt);
+    (rs.family == Family::V4 ? l->v4 : l->v6) = std::move(rs);
+  }
+  if (!o.rules6.empty()) l->v6 = load_rules(o.rules6, Family::V6);
+  if (!o.nft.empty()) l->nft = nf::nft::load_file(o.nft);
+  nf::IpSets empty;
+  if (l->v4) nf::resolve_sets(*l->v4, l->sets ? *l->sets : empty, o.rules);
+  if (l->v6) nf::resolve_sets(*l->v6, l->sets ? *l->sets : empty, o.rules6.empty() ? o.rules : o.rules6);
+  if (!o.ipvs.empty()) {
+    l->engine = std::make_unique<ipvs::Engine>();
+    l->engine->services = ipvs::load_ipvsadm_file(o.ipvs);
+    // IPVS only sees packets delivered locally: a virtual address the node does not own already
+    // goes on kube-ipvs0, as kube-proxy binds them (fwmark services have no address).
+    for (const auto& vs : l->engine->services.all())
+      if (!vs->fwmark && !l->node.is_local(vs->addr))
+        l->node.add_address(l->node.ensure("kube-ipvs0"), {vs->addr, uint8_t(vs->addr.bits())});
+  }
+  lanes.push_back(std::move(l));
+  attach_datapaths(lanes, o.seed);
+  return lanes;
+}
+
+}  // namespace svcpath::sim

@@ -1,0 +1,56 @@
+#pragma once
+// The datapaths a command runs packets through: one per kube-proxy mode of a cluster, or one built
+// from the dumps given with --rules. trace and replay share them.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kube/sim/inputs.hpp"
+#include "ipvs/engine.hpp"
+#include "netfilter/datapath.hpp"
+#include "netfilter/ipset/ipset.hpp"
+#include "kube/netpol/netpol.hpp"
+
+namespace svcpath::sim {
+
+struct Lane {
+  std::string name;
+  nf::Node node;
+  std::optional<nf::Ruleset> v4, v6;
+  std::optional<nf::IpSets> sets;
+  std::unique_ptr<ipvs::Engine> engine;
+  std::optional<nf::nft::Ruleset> nft;
+  std::unique_ptr<nf::Datapath> dp;
+  std::vector<nf::Outcome> sent;  // the sampled outcome of each packet, for "reply"
+};
+
+struct LaneSources {
+  const std::string& rules;
+  const std::string& rules6;
+  const std::string& ipsets;
+  const std::string& ipvs;  // ipvsadm-save -n / ipvsadm -Ln for the rules lane
+  const std::string& nft;   // nft list ruleset / nft -f input for the rules lane
+  const ClusterOptions& cluster;
+  const NodeOptions& node;
+  uint64_t seed;
+};
+
+/// The interface a packet from src arrives on: the one src routes through (the reverse path),
+/// else eth0 (kNoIf when there is none). trace and replay use it for packets that do not name
+/// their interface; no allocation, replay calls it per packet.
+int16_t source_interface(const nf::Node& node, const Addr& src);
+
+/// Throws LoadError naming the file:line of bad input.
+std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o);
+/// One lane per kube-proxy mode ("iptables", "ipvs", "nftables") for a cluster already loaded.
+std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const std::vector<std::string>& modes,
+                                                 const NodeOptions& node, uint64_t seed,
+                                                 const std::string& policy = "auto");
+/// Compiles the cluster's NetworkPolicies for the lane's node and loads them into its filter
+/// tables and ipsets, as a policy engine would (iptables-restore --noflush, ipset restore).
+void add_policies(Lane& l, const ClusterInput& ci, nf::netpol::Placement where);
+/// --policy-placement for one kube-proxy mode.
+nf::netpol::Placement policy_placement(const std::string& policy, const std::string& mode);
+
+}  // namespace svcpath::sim

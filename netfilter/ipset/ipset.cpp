@@ -1,0 +1,697 @@
+#include "netfilter/ipset/ipset.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/diag.hpp"
+#include "core/hash.hpp"
+
+namespace svcpath::nf {
+
+std::string_view set_type_name(SetType t) {
+  switch (t) {
+    case SetType::HashIp: return "hash:ip";
+    case SetType::HashIpPort: return "hash:ip,port";
+    case SetType::HashIpPortIp: return "hash:ip,port,ip";
+    case SetType::HashIpPortNet: return "hash:ip,port,net";
+    case SetType::HashNet: return "hash:net";
+    case SetType::HashNetPort: return "hash:net,port";
+    case SetType::BitmapPort: return "bitmap:port";
+    case SetType::ListSet: return "list:set";
+  }
+  return "?";
+}
+
+size_t SetKeyHash::operator()(const SetKey& k) const noexcept {
+  return size_t(Fnv1a{}
+                    .mix(k.a1.b.data(), 16)
+                    .mix(k.a3.b.data(), 16)
+                    .mix(uint64_t(k.cidr1) | uint64_t(k.proto) << 8 | uint64_t(k.port) << 16 | uint64_t(k.cidr3) << 32, 5)
+                    .h);
+}
+
+unsigned IpSet::dims() const {
+  switch (type) {
+    case SetType::HashIp:
+    case SetType::HashNet:
+    case SetType::BitmapPort: return 1;
+    case SetType::HashIpPort:
+    case SetType::HashNetPort: return 2;
+    case SetType::HashIpPortIp:
+    case SetType::HashIpPortNet: return 3;
+    case SetType::ListSet: return 0;
+  }
+  return 0;
+}
+
+const IpSet* IpSets::find(std::string_view name) const {
+  int i = index_of(name);
+  return i < 0 ? nullptr : &sets_[size_t(i)];
+}
+
+int IpSets::index_of(std::string_view name) const {
+  for (size_t i = 0; i < sets_.size(); ++i)
+    if (sets_[i].name == name) return int(i);
+  return -1;
+}
+
+namespace {
+
+struct Tok {
+  std::string s;
+  int col;
+};
+
+bool split(std::string_view line, std::vector<Tok>& out, std::string& err, int& ecol) {
+  size_t i = 0;
+  while (i < line.size()) {
+    char c = line[i];
+    if (c == '\0') {
+      err = "NUL byte in input";
+      ecol = int(i) + 1;
+      return false;
+    }
+    if (c == ' ' || c == '\t' || c == '\r') {
+      ++i;
+      continue;
+    }
+    int col = int(i) + 1;
+    std::string cur;
+    if (c == '"') {
+      ++i;
+      bool closed = false;
+      while (i < line.size()) {
+        if (line[i] == '\\' && i + 1 < line.size()) {
+          cur += line[i + 1];
+          i += 2;
+          continue;
+        }
+        if (line[i] == '"') {
+          closed = true;
+          ++i;
+          break;
+        }
+        cur += line[i++];
+      }
+      if (!closed) {
+        err = "unterminated quote";
+        ecol = col;
+        return false;
+      }
+    } else {
+      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') cur += line[i++];
+    }
+    out.push_back({cur, col});
+  }
+  return true;
+}
+
+bool port_proto(std::string_view proto) {
+  return proto == "tcp" || proto == "udp" || proto == "sctp" || proto == "udplite";
+}
+
+struct IcmpName {
+  const char* name;
+  uint8_t type, code;
+};
+constexpr IcmpName kIcmpNames[] = {{"echo-reply", 0, 0},           {"network-unreachable", 3, 0},
+                                   {"host-unreachable", 3, 1},     {"protocol-unreachable", 3, 2},
+                                   {"port-unreachable", 3, 3},     {"fragmentation-needed", 3, 4},
+                                   {"source-quench", 4, 0},        {"echo-request", 8, 0},
+                                   {"time-exceeded", 11, 0},       {"parameter-problem", 12, 0}};
+constexpr IcmpName kIcmp6Names[] = {{"no-route", 1, 0},          {"address-unreachable", 1, 3},
+                                    {"port-unreachable", 1, 4},  {"packet-too-big", 2, 0},
+                                    {"ttl-zero-during-transit", 3, 0}, {"echo-request", 128, 0},
+                                    {"echo-reply", 129, 0}};
+
+std::string port_str(uint8_t proto, uint16_t port) {
+  if (proto == proto::ICMP || proto == proto::ICMPV6) {
+    uint8_t t = uint8_t(port >> 8), c = uint8_t(port);
+    const auto* tab = proto == proto::ICMP ? kIcmpNames : kIcmp6Names;
+    size_t n = proto == proto::ICMP ? std::size(kIcmpNames) : std::size(kIcmp6Names);
+    for (size_t i = 0; i < n; ++i)
+      if (tab[i].type == t && tab[i].code == c) return fmt::format("{}:{}", proto == proto::ICMP ? "icmp" : "icmpv6", tab[i].name);
+    return fmt::format("{}:{}/{}", proto == proto::ICMP ? "icmp" : "icmpv6", t, c);
+  }
+  return fmt::format("{}:{}", proto::name(proto), port);
+}
+
+std::string addr_str(const Addr& a, uint8_t cidr) {
+  return cidr == a.bits() ? a.str() : fmt::format("{}/{}", a.str(), cidr);
+}
+
+}  // namespace
+
+class IpsetLoader {
+ public:
+  IpsetLoader(const std::string& file, IpSets& sets) : d_(file), sets_(sets), work_(sets.sets_) {}
+
+  void run(std::string_view text) {
+    int ln = 0;
+    size_t pos = 0;
+    while (pos <= text.size() && !d_.full()) {
+      size_t nl = text.find('\n', pos);
+      auto line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+      ++ln;
+      one(ln, line);
+      if (nl == std::string_view::npos) break;
+      pos = nl + 1;
+    }
+    // Resolve list:set members now that every set is known.
+    for (auto& s : work_) {
+      s.member_index.clear();
+      for (size_t i = 0; i < s.members.size(); ++i) {
+        int k = -1;
+        for (size_t j = 0; j < work_.size(); ++j)
+          if (work_[j].name == s.members[i]) k = int(j);
+        if (k < 0) d_.error(s.line, 0, fmt::format("list:set {} names a set '{}' that does not exist", s.name, s.members[i]));
+        else if (work_[size_t(k)].type == SetType::ListSet)
+          d_.error(s.line, 0, fmt::format("list:set {} may not contain the list:set '{}'", s.name, s.members[i]));
+        s.member_index.push_back(k);
+      }
+    }
+    d_.throw_if_errors();
+    sets_.sets_ = std::move(work_);
+  }
+
+ private:
+  IpSet* find(std::string_view n) {
+    for (auto& s : work_)
+      if (s.name == n) return &s;
+    return nullptr;
+  }
+
+  void one(int ln, std::string_view line) {
+    if (line.size() > 64 * 1024) {
+      d_.error(ln, 0, "line longer than 65536 bytes");
+      return;
+    }
+    std::vector<Tok> t;
+    std::string err;
+    int ecol = 0;
+    if (!split(line, t, err, ecol)) {
+      d_.error(ln, ecol, err);
+      return;
+    }
+    if (t.empty() || t[0].s[0] == '#') return;
+    std::erase_if(t, [](const Tok& x) { return x.s == "-exist" || x.s == "-!"; });
+    if (t.empty()) return;
+    const std::string& cmd = t[0].s;
+    if (cmd == "create" || cmd == "-N" || cmd == "n") return create(ln, t);
+    if (cmd == "add" || cmd == "-A" || cmd == "a") return add(ln, t, false);
+    if (cmd == "del" || cmd == "-D" || cmd == "d") return add(ln, t, true);
+    if (cmd == "flush" || cmd == "-F" || cmd == "destroy" || cmd == "-X") {
+      bool destroy = cmd == "destroy" || cmd == "-X";
+      if (t.size() < 2) {
+        if (destroy) work_.clear();
+        else
+          for (auto& s : work_) clear(s);
+        return;
+      }
+      IpSet* s = find(t[1].s);
+      if (!s) return d_.error(ln, t[1].col, fmt::format("the set '{}' does not exist", t[1].s));
+      if (destroy) std::erase_if(work_, [&](const IpSet& x) { return x.name == t[1].s; });
+      else clear(*s);
+      return;
+    }
+    d_.error(ln, t[0].col, fmt::format("unknown command '{}' (expected create, add, del, flush or destroy)", cmd));
+  }
+
+  static void clear(IpSet& s) {
+    s.entries.clear();
+    s.index.clear();
+    s.cidrs1.clear();
+    s.cidrs3.clear();
+    s.members.clear();
+  }
+
+  void create(int ln, const std::vector<Tok>& t) {
+    if (t.size() < 3) return d_.error(ln, t[0].col, "create needs a set name and a type");
+    const std::string& name = t[1].s;
+    if (name.empty() || name.size() > 31) return d_.error(ln, t[1].col, fmt::format("set name '{}' must be 1..31 characters", name));
+    if (IpSet* old = find(name))
+      return d_.error(ln, t[1].col, fmt::format("set '{}' already exists (created at line {})", name, old->line));
+    IpSet s;
+    s.name = name;
+    s.line = ln;
+    const std::string& ty = t[2].s;
+    bool found = false;
+    for (int i = 0; i <= int(SetType::ListSet); ++i)
+      if (set_type_name(SetType(i)) == ty) s.type = SetType(i), found = true;
+    if (!found)
+      return d_.error(ln, t[2].col,
+                      fmt::format("unsupported set type '{}' (hash:ip, hash:ip,port, hash:ip,port,ip, hash:ip,port,net, "
+                                  "hash:net, hash:net,port, bitmap:port, list:set)",
+                                  ty));
+    bool range_given = false;
+    for (size_t i = 3; i < t.size(); ++i) {
+      const std::string& o = t[i].s;
+      auto need = [&]() -> const std::string* {
+        if (i + 1 >= t.size()) {
+          d_.error(ln, t[i].col, fmt::format("option '{}' needs a value", o));
+          return nullptr;
+        }
+        return &t[++i].s;
+      };
+      auto number = [&](uint32_t& dst, uint64_t max) {
+        auto v = need();
+        if (!v) return false;
+        auto n = parse_uint(*v, max);
+        if (!n) {
+          d_.error(ln, t[i].col, fmt::format("'{}' is not a valid value for {}", *v, o));
+          return false;
+        }
+        dst = uint32_t(*n);
+        return true;
+      };
+      if (o == "family") {
+        auto v = need();
+        if (!v) return;
+        if (*v == "inet") s.family = Family::V4;
+        else if (*v == "inet6") s.family = Family::V6;
+        else return d_.error(ln, t[i].col, fmt::format("family must be inet or inet6, not '{}'", *v));
+      } else if (o == "hashsize") {
+        if (!number(s.hashsize, 1u << 31)) return;
+      } else if (o == "maxelem") {
+        if (!number(s.maxelem, 0xffffffff)) return;
+      } else if (o == "timeout") {
+        if (!number(s.timeout, 2147483)) return;
+        s.timeout_set = true;
+      } else if (o == "size") {
+        if (!number(s.size, 65535)) return;
+      } else if (o == "netmask") {
+        uint32_t nm = 0;
+        if (!number(nm, 128)) return;
+        s.netmask = uint8_t(nm);
+      } else if (o == "bucketsize" || o == "initval") {
+        auto v = need();
+        if (!v) return;
+        (o == "bucketsize" ? s.bucketsize : s.initval) = *v;
+      } else if (o == "range") {
+        auto v = need();
+        if (!v) return;
+        std::string why;
+        auto r = PortRange::parse(*v, '-', &why);
+        if (!r) return d_.error(ln, t[i].col, why);
+        s.range = *r;
+        range_given = true;
+      } else if (o == "counters") s.counters = true;
+      else if (o == "comment") s.comment = true;
+      else if (o == "skbinfo") s.skbinfo = true;
+      else if (o == "forceadd") s.forceadd = true;
+      else return d_.error(ln, t[i].col, fmt::format("unknown create option '{}'", o));
+    }
+    if (s.type == SetType::BitmapPort && !range_given)
+      return d_.error(ln, t[2].col, "bitmap:port needs 'range FROM-TO'");
+    if (s.netmask && s.netmask > (s.family == Family::V4 ? 32 : 128))
+      return d_.error(ln, 0, "netmask is larger than the address");
+    work_.push_back(std::move(s));
+  }
+
+  // Parses "[proto:]port[-port]" into (proto, lo, hi).
+  bool port_part(int ln, int col, std::string_view v, Family fam, uint8_t& pr, uint16_t& lo, uint16_t& hi) {
+    auto colon = v.find(':');
+    std::string_view ps = v;
+    pr = proto::TCP;
+    if (colon != std::string_view::npos) {
+      auto name = v.substr(0, colon);
+      ps = v.substr(colon + 1);
+      if (name == "icmp" || name == "icmpv6") {
+        pr = name == "icmp" ? proto::ICMP : proto::ICMPV6;
+        if ((pr == proto::ICMP) != (fam == Family::V4)) {
+          d_.error(ln, col, fmt::format("'{}' does not fit the set's family", name));
+          return false;
+        }
+        const auto* tab = pr == proto::ICMP ? kIcmpNames : kIcmp6Names;
+        size_t n = pr == proto::ICMP ? std::size(kIcmpNames) : std::size(kIcmp6Names);
+        for (size_t i = 0; i < n; ++i)
+          if (ps == tab[i].name) {
+            lo = hi = uint16_t(tab[i].type << 8 | tab[i].code);
+            return true;
+          }
+        auto slash = ps.find('/');
+        auto ty = parse_uint(ps.substr(0, slash), 255);
+        auto co = slash == std::string_view::npos ? std::optional<uint64_t>(0) : parse_uint(ps.substr(slash + 1), 255);
+        if (!ty || !co) {
+          d_.error(ln, col, fmt::format("'{}' is not an ICMP type name or TYPE/CODE", ps));
+          return false;
+        }
+        lo = hi = uint16_t(*ty << 8 | *co);
+        return true;
+      }
+      auto p = proto::parse(name);
+      if (!p) {
+        d_.error(ln, col, fmt::format("unknown protocol '{}'", name));
+        return false;
+      }
+      pr = *p;
+      if (!port_proto(name)) {
+        if (ps != "0") {
+          d_.error(ln, col, fmt::format("Protocol {} can be used with pseudo port value 0 only.", name));
+          return false;
+        }
+        lo = hi = 0;
+        return true;
+      }
+    }
+    std::string why;
+    auto r = PortRange::parse(ps, '-', &why);
+    if (!r) {
+      d_.error(ln, col, fmt::format("cannot parse '{}' as a {} port", ps, proto::name(pr)));
+      return false;
+    }
+    lo = r->lo;
+    hi = r->hi;
+    return true;
+  }
+
+  // Parses an address part: "a", "a/cidr" or (for ip types) "a-b". Expands into out.
+  bool addr_part(int ln, int col, std::string_view v, Family fam, bool net, uint8_t netmask,
+                 std::vector<std::pair<Addr, uint8_t>>& out) {
+    std::string why;
+    auto dash = v.find('-');
+    if (dash != std::string_view::npos) {
+      if (net) {
+        d_.error(ln, col, fmt::format("'{}': ranges are not supported here; write CIDR prefixes", v));
+        return false;
+      }
+      auto a = Addr::parse(v.substr(0, dash), &why), b = Addr::parse(v.substr(dash + 1), &why);
+      if (!a || !b || a->fam != fam || b->fam != fam || !a->is_v4() || *b < *a) {
+        d_.error(ln, col, why.empty() ? fmt::format("'{}' is not an IPv4 address range of the set's family", v) : why);
+        return false;
+      }
+      if (b->host4() - a->host4() >= 65536) {
+        d_.error(ln, col, fmt::format("'{}' expands to more than 65536 elements", v));
+        return false;
+      }
+      for (uint64_t x = a->host4(); x <= b->host4(); ++x) out.push_back({Addr::v4(uint32_t(x)), 32});
+      return true;
+    }
+    auto p = Prefix::parse(v, &why);
+    if (!p) {
+      d_.error(ln, col, why);
+      return false;
+    }
+    if (p->addr.fam != fam) {
+      d_.error(ln, col, fmt::format("'{}' does not fit the set's family inet{}", v, fam == Family::V4 ? "" : "6"));
+      return false;
+    }
+    if (net) {
+      if (p->len == 0) {
+        d_.error(ln, col, "a /0 prefix is not allowed in a hash:net set");
+        return false;
+      }
+      out.push_back({p->addr, p->len});
+      return true;
+    }
+    unsigned host = p->addr.bits();
+    if (netmask) {
+      out.push_back({p->addr.masked(netmask), uint8_t(host)});
+      return true;
+    }
+    if (p->len == host) {
+      out.push_back({p->addr, uint8_t(host)});
+      return true;
+    }
+    if (!p->addr.is_v4() || host - p->len > 16) {
+      d_.error(ln, col, fmt::format("'{}' expands to more than 65536 elements", v));
+      return false;
+    }
+    uint32_t base = p->addr.host4(), n = 1u << (host - p->len);
+    for (uint32_t k = 0; k < n; ++k) out.push_back({Addr::v4(base + k), 32});
+    return true;
+  }
+
+  void add(int ln, const std::vector<Tok>& t, bool del) {
+    if (t.size() < 3) return d_.error(ln, t[0].col, fmt::format("{} needs a set name and an element", t[0].s));
+    IpSet* s = find(t[1].s);
+    if (!s) return d_.error(ln, t[1].col, fmt::format("the set '{}' does not exist", t[1].s));
+    int col = t[2].col;
+    const std::string& elem = t[2].s;
+    SetEntry opts;
+    for (size_t i = 3; i < t.size(); ++i) {
+      const std::string& o = t[i].s;
+      auto need = [&]() -> const std::string* {
+        if (i + 1 >= t.size()) {
+          d_.error(ln, t[i].col, fmt::format("option '{}' needs a value", o));
+          return nullptr;
+        }
+        return &t[++i].s;
+      };
+      if (o == "nomatch") {
+        if (s->type != SetType::HashNet && s->type != SetType::HashNetPort && s->type != SetType::HashIpPortNet)
+          return d_.error(ln, t[i].col, "nomatch is only valid for hash:net types");
+        opts.nomatch = true;
+      } else if (o == "timeout") {
+        auto v = need();
+        if (!v) return;
+        auto n = parse_uint(*v, 2147483);
+        if (!n) return d_.error(ln, t[i].col, fmt::format("bad timeout '{}'", *v));
+        if (!s->timeout_set) return d_.error(ln, t[i].col, "timeout given for a set created without timeout support");
+        opts.timeout = uint32_t(*n);
+        opts.timeout_set = true;
+      } else if (o == "comment") {
+        auto v = need();
+        if (!v) return;
+        if (!s->comment) return d_.error(ln, t[i].col, "comment given for a set created without comment support");
+        if (v->size() > 255) return d_.error(ln, t[i].col, "comment longer than 255 bytes");
+        opts.comment = *v;
+      } else if (o == "packets" || o == "bytes") {
+        auto v = need();
+        if (!v) return;
+        auto n = parse_uint(*v, UINT64_MAX);
+        if (!n) return d_.error(ln, t[i].col, fmt::format("bad {} count '{}'", o, *v));
+        (o == "packets" ? opts.packets : opts.bytes) = *n;
+        opts.counters_set = true;
+      } else if (o == "skbmark" || o == "skbprio" || o == "skbqueue") {
+        if (!need()) return;
+      } else {
+        return d_.error(ln, t[i].col, fmt::format("unknown element option '{}'", o));
+      }
+    }
+    if (s->type == SetType::ListSet) {
+      if (del) std::erase(s->members, elem);
+      else if (std::find(s->members.begin(), s->members.end(), elem) != s->members.end())
+        d_.error(ln, col, fmt::format("'{}' is already in list:set {}", elem, s->name));
+      else if (s->members.size() >= s->size)
+        d_.error(ln, col, fmt::format("list:set {} is full (size {})", s->name, s->size));
+      else s->members.push_back(elem);
+      return;
+    }
+    if (s->type == SetType::BitmapPort) {
+      uint8_t pr;
+      uint16_t lo, hi;
+      if (elem.find(':') != std::string::npos) return d_.error(ln, col, "bitmap:port elements are bare port numbers");
+      if (!port_part(ln, col, elem, s->family, pr, lo, hi)) return;
+      if (lo < s->range.lo || hi > s->range.hi)
+        return d_.error(ln, col, fmt::format("'{}' is out of range {}-{}", elem, s->range.lo, s->range.hi));
+      for (uint32_t p = lo; p <= hi; ++p) {
+        SetEntry e = opts;
+        e.key.port = uint16_t(p);
+        insert(*s, std::move(e), del, ln, col);
+      }
+      return;
+    }
+    // Split "a,b,c" by dimension.
+    std::vector<std::string_view> parts;
+    std::string_view rest = elem;
+    while (true) {
+      auto comma = rest.find(',');
+      parts.push_back(rest.substr(0, comma));
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    if (parts.size() != s->dims())
+      return d_.error(ln, col, fmt::format("'{}' has {} part(s); {} elements have {}", elem, parts.size(),
+                                           set_type_name(s->type), s->dims()));
+    bool net1 = s->type == SetType::HashNet || s->type == SetType::HashNetPort;
+    std::vector<std::pair<Addr, uint8_t>> a1s, a3s;
+    if (!addr_part(ln, col, parts[0], s->family, net1, s->netmask, a1s)) return;
+    uint8_t pr = 0;
+    uint16_t lo = 0, hi = 0;
+    if (parts.size() >= 2 && !port_part(ln, col, parts[1], s->family, pr, lo, hi)) return;
+    if (parts.size() == 3) {
+      bool net3 = s->type == SetType::HashIpPortNet;
+      if (!addr_part(ln, col, parts[2], s->family, net3, 0, a3s)) return;
+    } else {
+      a3s.push_back({Addr::any(s->family), 0});
+    }
+    if (a1s.size() * (uint64_t(hi) - lo + 1) * a3s.size() > 65536)
+      return d_.error(ln, col, fmt::format("'{}' expands to more than 65536 elements", elem));
+    for (auto& [a1, c1] : a1s)
+      for (uint32_t p = lo; p <= hi; ++p)
+        for (auto& [a3, c3] : a3s) {
+          SetEntry e = opts;
+          e.key.a1 = a1;
+          e.key.cidr1 = c1;
+          e.key.proto = pr;
+          e.key.port = uint16_t(p);
+          e.key.a3 = a3;
+          e.key.cidr3 = c3;
+          insert(*s, std::move(e), del, ln, col);
+        }
+  }
+
+  void insert(IpSet& s, SetEntry e, bool del, int ln, int col) {
+    auto it = s.index.find(e.key);
+    if (del) {
+      if (it == s.index.end()) return d_.error(ln, col, "element is not in the set, cannot delete it");
+      uint32_t at = it->second;
+      s.entries.erase(s.entries.begin() + at);
+      s.index.erase(it);
+      for (auto& kv : s.index)
+        if (kv.second > at) --kv.second;
+      return;
+    }
+    if (it != s.index.end()) return;  // ipset restore -exist semantics: re-adding is harmless
+    if (s.entries.size() >= s.maxelem)
+      return d_.error(ln, col, fmt::format("set {} is full: maxelem {} reached", s.name, s.maxelem));
+    auto note = [](std::vector<uint8_t>& v, uint8_t c) {
+      if (std::find(v.begin(), v.end(), c) == v.end()) {
+        v.push_back(c);
+        std::sort(v.rbegin(), v.rend());
+      }
+    };
+    note(s.cidrs1, e.key.cidr1);
+    note(s.cidrs3, e.key.cidr3);
+    s.index.emplace(e.key, uint32_t(s.entries.size()));
+    s.entries.push_back(std::move(e));
+  }
+
+  Diagnostics d_;
+  IpSets& sets_;
+  std::vector<IpSet> work_;
+};
+
+void load_ipsets(std::string_view text, const std::string& file, IpSets& sets) { IpsetLoader(file, sets).run(text); }
+
+IpSets load_ipsets_file(const std::string& path) {
+  IpSets s;
+  load_ipsets(read_input_file(path), path, s);
+  return s;
+}
+
+std::string save_ipsets(const IpSets& sets) {
+  std::string o;
+  auto one = [&](const IpSet& s) {
+    o += fmt::format("create {} {}", s.name, set_type_name(s.type));
+    if (s.type == SetType::BitmapPort) {
+      o += fmt::format(" range {}-{}", s.range.lo, s.range.hi);
+    } else if (s.type == SetType::ListSet) {
+      o += fmt::format(" size {}", s.size);
+    } else {
+      o += fmt::format(" family {} hashsize {} maxelem {}", s.family == Family::V4 ? "inet" : "inet6", s.hashsize, s.maxelem);
+      if (s.netmask) o += fmt::format(" netmask {}", s.netmask);
+    }
+    if (s.timeout_set) o += fmt::format(" timeout {}", s.timeout);
+    if (s.counters) o += " counters";
+    if (s.comment) o += " comment";
+    if (s.skbinfo) o += " skbinfo";
+    if (s.forceadd) o += " forceadd";
+    if (!s.bucketsize.empty()) o += " bucketsize " + s.bucketsize;
+    if (!s.initval.empty()) o += " initval " + s.initval;
+    o += '\n';
+    if (s.type == SetType::ListSet) {
+      for (auto& m : s.members) o += fmt::format("add {} {}\n", s.name, m);
+      return;
+    }
+    for (auto& e : s.entries) {
+      o += fmt::format("add {} ", s.name);
+      const auto& k = e.key;
+      switch (s.type) {
+        case SetType::BitmapPort: o += std::to_string(k.port); break;
+        case SetType::HashIp:
+        case SetType::HashNet: o += addr_str(k.a1, k.cidr1); break;
+        case SetType::HashIpPort:
+        case SetType::HashNetPort: o += addr_str(k.a1, k.cidr1) + "," + port_str(k.proto, k.port); break;
+        case SetType::HashIpPortIp:
+        case SetType::HashIpPortNet:
+          o += addr_str(k.a1, k.cidr1) + "," + port_str(k.proto, k.port) + "," + addr_str(k.a3, k.cidr3);
+          break;
+        case SetType::ListSet: break;
+      }
+      if (e.timeout_set) o += fmt::format(" timeout {}", e.timeout);
+      if (e.counters_set || s.counters) o += fmt::format(" packets {} bytes {}", e.packets, e.bytes);
+      if (!e.comment.empty()) {
+        o += " comment \"";
+        for (char c : e.comment) {
+          if (c == '"' || c == '\\') o += '\\';
+          o += c;
+        }
+        o += '"';
+      }
+      if (e.nomatch) o += " nomatch";
+      o += '\n';
+    }
+  };
+  for (auto& s : sets.all())
+    if (s.type != SetType::ListSet) one(s);
+  for (auto& s : sets.all())
+    if (s.type == SetType::ListSet) one(s);
+  return o;
+}
+
+namespace {
+
+// The (proto, port) pair a packet offers to a set, as ip_set_get_ip_port extracts it.
+bool packet_port(const Packet& p, bool src, uint8_t& pr, uint16_t& port) {
+  if (p.fragment) return false;
+  pr = p.t.proto;
+  if (proto::has_ports(pr)) port = src ? p.t.sport : p.t.dport;
+  else if (pr == proto::ICMP || pr == proto::ICMPV6) port = p.t.dport;  // type << 8 | code
+  else port = 0;
+  return true;
+}
+
+bool test_one(const IpSet& s, const Packet& p, uint8_t flags, uint8_t dims, bool return_nomatch, uint64_t* lookups) {
+  if (s.type != SetType::BitmapPort && s.family != p.t.src.fam) return false;
+  if (dims < s.dims()) return false;  // not enough direction flags for this set type
+  auto pick = [&](unsigned dim) -> const Addr& { return (flags >> dim) & 1 ? p.t.src : p.t.dst; };
+  SetKey k;
+  if (s.type == SetType::BitmapPort) {
+    uint8_t pr;
+    uint16_t port;
+    if (!packet_port(p, flags & 1, pr, port) || !proto::has_ports(pr)) return false;
+    if (lookups) ++*lookups;
+    k.port = port;
+    return s.index.contains(k);
+  }
+  if (s.dims() >= 2 && !packet_port(p, (flags >> 1) & 1, k.proto, k.port)) return false;
+  const Addr& a1 = pick(0);
+  const Addr& a3 = s.dims() == 3 ? pick(2) : a1;
+  // Most specific prefix first: the first element found decides (nomatch included).
+  for (uint8_t c1 : s.cidrs1) {
+    for (uint8_t c3 : s.cidrs3) {
+      k.a1 = s.netmask && s.type == SetType::HashIp ? a1.masked(s.netmask) : a1.masked(c1);
+      k.cidr1 = c1;
+      if (s.dims() == 3) {
+        k.a3 = a3.masked(c3);
+        k.cidr3 = c3;
+      } else {
+        k.a3 = Addr::any(s.family);
+        k.cidr3 = 0;
+      }
+      if (lookups) ++*lookups;
+      auto it = s.index.find(k);
+      if (it != s.index.end()) return s.entries[it->second].nomatch ? return_nomatch : true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool ipset_test(const IpSets& sets, int set_index, const Packet& p, uint8_t src_flags, uint8_t dims,
+                bool return_nomatch, uint64_t* lookups) {
+  if (set_index < 0 || size_t(set_index) >= sets.size()) return false;
+  const IpSet& s = sets.at(set_index);
+  if (s.type != SetType::ListSet) return test_one(s, p, src_flags, dims, return_nomatch, lookups);
+  for (int m : s.member_index)
+    if (m >= 0 && test_one(sets.at(m), p, src_flags, dims, return_nomatch, lookups)) return true;
+  return false;
+}
+
+}  // namespace svcpath::nf

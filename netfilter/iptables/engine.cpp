@@ -1,0 +1,553 @@
+#include "netfilter/iptables/engine.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/diag.hpp"
+#include "core/hash.hpp"
+#include "netfilter/iptables/iptables.hpp"
+
+namespace svcpath::nf {
+
+uint64_t RuleState::Recent::newest() const {
+  return stamps.empty() ? 0 : stamps[(next + stamps.size() - 1) % stamps.size()];
+}
+
+size_t RuleState::AddrHash::operator()(const Addr& a) const noexcept {
+  return size_t(Fnv1a{}.mix(a.b.data(), 16).mix(uint8_t(a.fam), 1).h);
+}
+
+void RuleState::reset(const Ruleset& rs) {
+  slot.assign(rs.stat_slots, 0);
+  slot_time.assign(rs.stat_slots, 0);
+  rule_pkts.assign(rs.rule_count, 0);
+  rule_bytes.assign(rs.rule_count, 0);
+  recent.clear();
+  nfacct.clear();
+  recent_clock = 0;
+}
+
+void resolve_sets(Ruleset& rs, const IpSets& sets, const std::string& file) {
+  Diagnostics d(file);
+  for (auto& t : rs.tables)
+    for (auto& c : t.chains)
+      for (auto& r : c.rules)
+        for (auto& m : r.matches)
+          if (auto* s = std::get_if<SetMatch>(&m)) {
+            s->set_index = sets.index_of(s->name);
+            if (s->set_index < 0) {
+              d.error(r.line, 0, fmt::format("Set {} doesn't exist (load it with --ipsets)", s->name));
+              continue;
+            }
+            const IpSet& set = sets.at(s->set_index);
+            if (set.type != SetType::ListSet && set.type != SetType::BitmapPort && set.family != rs.family)
+              d.error(r.line, 0, fmt::format("set {} is family inet{}, the ruleset is IPv{}", s->name,
+                                             set.family == Family::V4 ? "" : "6", int(rs.family)));
+          }
+  d.throw_if_errors();
+}
+
+namespace {
+
+constexpr uint64_t kSec = 1'000'000'000ull;
+
+const CtEntry* ct_of(const Packet& p, const EvalEnv& env) {
+  if (!p.ct || p.ctinfo == CtInfo::Untracked || p.ctinfo == CtInfo::Invalid) return nullptr;
+  return env.ct.get(p.ct);
+}
+
+uint16_t state_bit(const Packet& p, const CtEntry* ct) {
+  if (p.ctinfo == CtInfo::Untracked) return ctstate::UNTRACKED;
+  if (!ct) return ctstate::INVALID;
+  switch (p.ctinfo) {
+    case CtInfo::New: return ctstate::NEW;
+    case CtInfo::Established: return ctstate::ESTABLISHED;
+    case CtInfo::Related: return ctstate::RELATED;
+    default: return ctstate::INVALID;
+  }
+}
+
+bool l4_ok(const Packet& p) { return !p.fragment; }
+
+struct Ctx {
+  Packet& p;
+  EvalEnv& env;
+  Hook hook;
+};
+
+bool eval(const TcpMatch& m, Ctx& c) {
+  const Packet& p = c.p;
+  if (!l4_ok(p) || p.t.proto != proto::TCP) return false;
+  if (!m.sport.test(p.t.sport) || !m.dport.test(p.t.dport)) return false;
+  if (m.flags_set && (((p.tcp_flags & m.flg_mask) == m.flg_cmp) == m.flags_inv)) return false;
+  if (m.option_set && !m.option_inv) return false;  // TCP options are not modelled: none present
+  return true;
+}
+bool eval(const UdpMatch& m, Ctx& c) {
+  return l4_ok(c.p) && m.sport.test(c.p.t.sport) && m.dport.test(c.p.t.dport);
+}
+bool eval(const SctpMatch& m, Ctx& c) {
+  return l4_ok(c.p) && m.sport.test(c.p.t.sport) && m.dport.test(c.p.t.dport);
+}
+bool eval(const MultiportMatch& m, Ctx& c) {
+  if (!l4_ok(c.p)) return false;
+  bool hit = false;
+  for (auto& r : m.ports) {
+    if (m.dir != MultiportMatch::Dir::Dst && r.contains(c.p.t.sport)) hit = true;
+    if (m.dir != MultiportMatch::Dir::Src && r.contains(c.p.t.dport)) hit = true;
+  }
+  return hit != m.inv;
+}
+bool eval(const IcmpMatch& m, Ctx& c) {
+  if (!l4_ok(c.p) || !c.p.is_icmp()) return false;
+  bool hit = m.any || (c.p.icmp_type() == m.type && c.p.icmp_code() >= m.code_lo && c.p.icmp_code() <= m.code_hi);
+  return hit != m.inv;
+}
+bool eval(const CommentMatch&, Ctx&) { return true; }
+bool eval(const MarkMatch& m, Ctx& c) { return ((c.p.mark & m.mask) == m.value) != m.inv; }
+bool eval(const ConnmarkMatch& m, Ctx& c) {
+  const CtEntry* ct = ct_of(c.p, c.env);
+  if (!ct) return false;
+  return ((ct->mark & m.mask) == m.value) != m.inv;
+}
+bool eval(const ConntrackMatch& m, Ctx& c) {
+  const CtEntry* ct = ct_of(c.p, c.env);
+  if (m.state_set) {
+    uint16_t bit = state_bit(c.p, ct);
+    if (ct) {
+      if (ct->status & ctstatus::SRC_NAT) bit |= ctstate::SNAT;
+      if (ct->status & ctstatus::DST_NAT) bit |= ctstate::DNAT;
+    }
+    if (((m.state_mask & bit) != 0) == m.state_inv) return false;
+  }
+  if (!ct) return m.state_set;  // xt_conntrack: with no entry only the state test can pass
+  if (m.dir_set && ((c.p.dir == CtDir::Reply) != m.dir_reply)) return false;
+  if (m.proto_set && ((ct->orig.proto == m.l4proto) == m.proto_inv)) return false;
+  auto addr = [](const ConntrackMatch::AddrSpec& a, const Addr& v) { return !a.set || (a.p.contains(v) != a.inv); };
+  if (!addr(m.origsrc, ct->orig.src) || !addr(m.origdst, ct->orig.dst) || !addr(m.replsrc, ct->reply.src) ||
+      !addr(m.repldst, ct->reply.dst))
+    return false;
+  if (!m.origsrcport.test(ct->orig.sport) || !m.origdstport.test(ct->orig.dport) ||
+      !m.replsrcport.test(ct->reply.sport) || !m.repldstport.test(ct->reply.dport))
+    return false;
+  if (m.status_set && (((ct->status & m.status_mask) != 0) == m.status_inv)) return false;
+  if (m.expire_set) {
+    uint64_t left = ct->expires_ns > c.p.ts_ns ? (ct->expires_ns - c.p.ts_ns) / kSec : 0;
+    if ((left >= m.expire_lo && left <= m.expire_hi) == m.expire_inv) return false;
+  }
+  return true;
+}
+bool eval(const StateMatch& m, Ctx& c) { return ((m.state_mask & state_bit(c.p, ct_of(c.p, c.env))) != 0) != m.inv; }
+bool eval(const AddrtypeMatch& m, Ctx& c) {
+  const Node& n = c.env.node;
+  // xt_addrtype uses one device for both tests: the input one, else the output one.
+  int16_t dev = m.limit_in ? c.p.iif : m.limit_out ? c.p.oif : kNoIf;
+  if (m.src && (((n.addr_type(c.p.t.src, dev) & m.src) != 0) == m.src_inv)) return false;
+  if (m.dst && (((n.addr_type(c.p.t.dst, dev) & m.dst) != 0) == m.dst_inv)) return false;
+  return true;
+}
+bool eval(const StatisticMatch& m, Ctx& c) {
+  if (!m.nth) return c.env.choose.bernoulli31(m.p31) != m.inv;
+  // The kernel keeps one counter per rule; the i-th packet (from 0) to reach it matches when
+  // i % every == packet (checked against a real kernel).
+  uint64_t i = c.env.state.slot[m.slot]++;
+  return ((i % (uint64_t(m.every) + 1)) == m.packet) != m.inv;
+}
+bool eval(const RecentMatch& m, Ctx& c) {
+  auto& table = c.env.state.recent[m.name];
+  Addr a = (m.rdest ? c.p.t.dst : c.p.t.src) & m.mask;
+  uint64_t now = c.p.ts_ns;
+  bool ret = m.inv;
+  auto it = table.find(a);
+  if (it != table.end() && m.rttl && it->second.ttl != c.p.ttl) it = table.end();
+  auto update = [&](RuleState::Recent& e) {
+    if (e.stamps.size() < 20) {
+      e.stamps.push_back(now);
+      e.next = uint8_t(e.stamps.size() % 20);
+    } else {
+      e.stamps[e.next] = now;
+      e.next = uint8_t((e.next + 1) % 20);
+    }
+    e.lru = ++c.env.state.recent_clock;
+    e.ttl = c.p.ttl;
+  };
+  if (it == table.end()) {
+    if (!(m.mode & RecentMatch::Set)) return ret;
+    if (table.size() >= 200) {  // ip_list_tot: the least recently updated entry makes room
+      auto oldest = std::min_element(table.begin(), table.end(),
+                                     [](auto& x, auto& y) { return x.second.lru < y.second.lru; });
+      table.erase(oldest);
+    }
+    RuleState::Recent e;
+    update(e);
+    table.emplace(a, std::move(e));
+    return !ret;
+  }
+  RuleState::Recent& e = it->second;
+  if (m.mode & RecentMatch::Set) {
+    ret = !ret;
+  } else if (m.mode & RecentMatch::Remove) {
+    table.erase(it);
+    return !ret;
+  } else {
+    uint64_t window = uint64_t(m.seconds) * kSec;
+    uint64_t since = now > window ? now - window : 0;
+    unsigned hits = 0;
+    for (uint64_t s : e.stamps) {
+      if (m.seconds && s < since) continue;
+      if (!m.hitcount || ++hits >= m.hitcount) {
+        ret = !ret;
+        break;
+      }
+    }
+    if (m.reap) {
+      // recent_entry_reap: only the least recently updated entry, and not the one being updated.
+      auto oldest = std::min_element(table.begin(), table.end(),
+                                     [](auto& x, auto& y) { return x.second.lru < y.second.lru; });
+      bool updating = (m.mode & RecentMatch::Update) && ret;
+      if (oldest != table.end() && !(oldest->first == a && updating) && oldest->second.newest() < since) {
+        bool self = oldest->first == a;
+        table.erase(oldest);
+        if (self) return ret;
+      }
+    }
+  }
+  if ((m.mode & RecentMatch::Set) || ((m.mode & RecentMatch::Update) && ret)) update(table.find(a)->second);
+  return ret;
+}
+bool eval(const SetMatch& m, Ctx& c) {
+  ++c.env.ctr.set_lookups;
+  bool hit = c.env.sets && ipset_test(*c.env.sets, m.set_index, c.p, m.src_flags, m.dims, m.return_nomatch, nullptr);
+  return hit != m.inv;
+}
+bool eval(const IprangeMatch& m, Ctx& c) {
+  auto in = [](const Addr& a, const Addr& lo, const Addr& hi) { return a.fam == lo.fam && !(a < lo) && !(hi < a); };
+  if (m.src_set && in(c.p.t.src, m.src_lo, m.src_hi) == m.src_inv) return false;
+  if (m.dst_set && in(c.p.t.dst, m.dst_lo, m.dst_hi) == m.dst_inv) return false;
+  return true;
+}
+bool eval(const PhysdevMatch& m, Ctx& c) {
+  using P = PhysdevMatch;
+  auto on = [&](uint8_t bit) { return (m.bitmask & bit) != 0; };
+  auto inv = [&](uint8_t bit) { return (m.invert & bit) != 0; };
+  bool bridged_info = c.p.phys_in != kNoIf;
+  if (!bridged_info) {
+    for (uint8_t bit : {P::IsBridged, P::IsIn, P::IsOut, P::In, P::Out})
+      if (on(bit) && !inv(bit)) return false;
+    return true;
+  }
+  std::string_view in = c.env.node.ifname(c.p.phys_in);
+  std::string_view out = c.env.node.ifname(c.p.phys_out);
+  bool has_out = c.p.phys_out != kNoIf;
+  if (on(P::IsBridged) && (has_out == inv(P::IsBridged))) return false;
+  if (on(P::IsIn) && (in.empty() != inv(P::IsIn))) return false;
+  if (on(P::IsOut) && (!has_out != inv(P::IsOut))) return false;
+  if (on(P::In) && !in.empty()) {
+    IfaceMatch im = m.in;
+    im.inv = false;
+    if (im.matches(in) == inv(P::In)) return false;
+  }
+  if (!on(P::Out)) return true;
+  if (!has_out) return false;
+  IfaceMatch om = m.out;
+  om.inv = false;
+  return om.matches(out) != inv(P::Out);
+}
+bool eval(const LimitMatch& m, Ctx& c) {
+  // Token bucket in nanoseconds: a packet costs avg/10000 s; the bucket holds burst packets.
+  uint64_t cost = uint64_t(m.avg) * (kSec / 10000);
+  uint64_t cap = cost * m.burst;
+  uint64_t& credit = c.env.state.slot[m.slot];
+  uint64_t& last = c.env.state.slot_time[m.slot];
+  uint64_t now = c.p.ts_ns + 1;  // +1 keeps 0 meaning "never used"
+  if (last == 0) credit = cap;
+  else if (now > last) credit = std::min(cap, credit + (now - last));
+  last = now;
+  if (credit >= cost) {
+    credit -= cost;
+    return true;
+  }
+  return false;
+}
+bool eval(const NfacctMatch& m, Ctx& c) {
+  auto it = c.env.state.nfacct.find(m.name);
+  if (it == c.env.state.nfacct.end()) it = c.env.state.nfacct.emplace(m.name, 0).first;
+  ++it->second;
+  return true;
+}
+bool eval(const RpfilterMatch& m, Ctx& c) {
+  const Node& n = c.env.node;
+  if (c.p.iif >= 0 && n.iface(c.p.iif).loopback) return !m.invert;
+  const Addr& s = c.p.t.src;
+  if (s.is_limited_broadcast() || (s.is_v4() && (s.host4() >> 24) == 0)) return !m.invert;
+  auto r = n.lookup(s);
+  bool ok;
+  if (r.type == RouteType::Unicast) ok = m.loose || r.oif == c.p.iif;
+  else ok = m.accept_local && r.type == RouteType::Local;
+  return ok != m.invert;
+}
+bool eval(const SocketMatch& m, Ctx& c) {
+  for (auto& s : c.env.node.sockets) {
+    if (s.proto != c.p.t.proto || s.port != c.p.t.dport) continue;
+    bool wild = s.addr.is_unspecified();
+    if (wild && m.nowildcard) continue;
+    if (!wild && s.addr != c.p.t.dst) continue;
+    if (m.transparent && !s.transparent) continue;
+    return true;
+  }
+  return false;
+}
+bool eval(const PolicyMatch& m, Ctx&) { return !m.ipsec; }  // no IPsec state exists on the node
+bool eval(const LengthMatch& m, Ctx& c) { return (c.p.len >= m.lo && c.p.len <= m.hi) != m.inv; }
+bool eval(const TtlMatch& m, Ctx& c) {
+  switch (m.op) {
+    case TtlMatch::Op::Eq: return c.p.ttl == m.value;
+    case TtlMatch::Op::Ne: return c.p.ttl != m.value;
+    case TtlMatch::Op::Lt: return c.p.ttl < m.value;
+    case TtlMatch::Op::Gt: return c.p.ttl > m.value;
+  }
+  return false;
+}
+bool eval(const PkttypeMatch& m, Ctx& c) { return (c.p.pkt_type == m.type) != m.inv; }
+bool eval(const IpvsMatch& m, Ctx& c) {
+  if (m.ipvs_set && (c.p.ipvs_property == m.ipvs_inv)) return false;
+  if (m.vdir_set) {
+    if (!c.p.ipvs_property) return false;
+    if ((c.p.dir == CtDir::Reply) != m.vdir_reply ? !m.vdir_inv : m.vdir_inv) return false;
+  }
+  return true;
+}
+
+bool ip_part(const Rule& r, const Packet& p, const Node& n) {
+  if (r.src_set && (r.src.contains(p.t.src) == r.src_inv)) return false;
+  if (r.dst_set && (r.dst.contains(p.t.dst) == r.dst_inv)) return false;
+  if (r.iif.set && !r.iif.matches(n.ifname(p.iif))) return false;
+  if (r.oif.set && !r.oif.matches(n.ifname(p.oif))) return false;
+  if (r.proto_set && ((p.t.proto == r.proto) == r.proto_inv)) return false;
+  if (r.frag_set && (p.fragment == r.frag_inv)) return false;
+  return true;
+}
+
+void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t num, TraceKind kind,
+                std::string target) {
+  if (!c.env.trace.enabled()) return;
+  TraceEvent e;
+  e.hook = c.hook;
+  e.kind = kind;
+  e.table = table_name(t.id);
+  e.chain = ch.name;
+  e.rulenum = num;
+  e.target = std::move(target);
+  if (r) e.detail = rule_text(ch, *r, c.env.fam);
+  c.env.trace.event(std::move(e));
+}
+
+// Runs a non-standard target. Returns true with *v set when the walk ends here.
+bool run_target(const Rule& r, Ctx& c, Verdict* v) {
+  Packet& p = c.p;
+  EvalEnv& env = c.env;
+  return std::visit(
+      [&](const auto& tg) -> bool {
+        using T = std::decay_t<decltype(tg)>;
+        if constexpr (std::is_same_v<T, RejectTarget>) {
+          *v = Verdict::drop(DropReason::RuleReject);
+          return true;
+        } else if constexpr (std::is_same_v<T, NatTarget>) {
+          CtEntry* e = p.ct ? env.ct.get(p.ct) : nullptr;
+          if (!e) return false;
+          using K = NatTarget::Kind;
+          bool src = tg.kind == K::Snat || tg.kind == K::Masquerade;
+          Manip manip = src ? Manip::Src : Manip::Dst;
+          if (e->nat_done[int(manip)]) {
+            *v = Verdict::accept();
+            return true;
+          }
+          Addr to;
+          const Addr* map_to = nullptr;
+          if (tg.kind == K::Masquerade || tg.kind == K::Redirect) {
+            auto a = nat_local_address(env.node, tg.kind, c.hook, p, env.fam);
+            if (!a) {
+              *v = Verdict::drop(DropReason::NatNoAddress);
+              return true;
+            }
+            to = *a;
+            map_to = &to;
+          }
+          nat_setup(env.ct, *e, manip, &tg, map_to, env.choose);
+          *v = Verdict::accept();
+          return true;
+        } else if constexpr (std::is_same_v<T, MarkTarget>) {
+          p.mark = (p.mark & ~tg.mask) ^ tg.value;
+          return false;
+        } else if constexpr (std::is_same_v<T, ConnmarkTarget>) {
+          CtEntry* e = p.ct ? env.ct.get(p.ct) : nullptr;
+          if (!e) return false;
+          switch (tg.mode) {
+            case ConnmarkTarget::Mode::Set: e->mark = (e->mark & ~tg.mask) ^ tg.value; break;
+            case ConnmarkTarget::Mode::Save: e->mark = (e->mark & ~tg.ctmask) ^ (p.mark & tg.nfmask); break;
+            case ConnmarkTarget::Mode::Restore: p.mark = (p.mark & ~tg.nfmask) ^ (e->mark & tg.ctmask); break;
+          }
+          return false;
+        } else if constexpr (std::is_same_v<T, TraceTarget>) {
+          p.nf_trace = true;
+          return false;
+        } else if constexpr (std::is_same_v<T, NotrackTarget>) {
+          p.notrack = true;
+          return false;
+        } else if constexpr (std::is_same_v<T, CtTarget>) {
+          if (tg.notrack) p.notrack = true;
+          if (tg.zone_set) p.ct_zone = tg.zone;
+          return false;
+        } else if constexpr (std::is_same_v<T, TproxyTarget>) {
+          uint16_t port = tg.port;
+          for (auto& s : env.node.sockets)
+            if (s.transparent && s.proto == p.t.proto && s.port == port &&
+                (s.addr.is_unspecified() || s.addr == (tg.ip_set ? tg.ip : p.t.dst))) {
+              if (tg.mark_set) p.mark = (p.mark & ~tg.mask) ^ tg.mark;
+              p.tproxied = true;
+              *v = Verdict::accept();
+              return true;
+            }
+          *v = Verdict::drop(DropReason::TproxyNoSocket);
+          return true;
+        } else if constexpr (std::is_same_v<T, NfqueueTarget>) {
+          if (tg.bypass) return false;  // no listener exists here; --queue-bypass lets it through
+          *v = {VerdictKind::Queue, DropReason::QueueNoListener, tg.num};
+          return true;
+        } else {
+          return false;  // LOG, NFLOG, TCPMSS, CHECKSUM: observe only
+        }
+      },
+      r.target);
+}
+
+}  // namespace
+
+std::optional<Addr> nat_local_address(const Node& node, NatTarget::Kind kind, Hook h, const Packet& p, Family fam) {
+  if (kind == NatTarget::Kind::Masquerade) {
+    // nf_nat_masquerade: the address inet_select_addr picks for the way out.
+    auto rt = node.lookup(p.t.dst);
+    return node.select_source(p.oif, rt.nexthop);
+  }
+  if (h == Hook::LocalOut) return Addr::parse(fam == Family::V4 ? "127.0.0.1" : "::1");
+  // REDIRECT from PREROUTING: the receiving interface's first address of the family.
+  if (p.iif >= 0)
+    for (auto& a : node.iface(p.iif).addrs)
+      if (a.addr.fam == fam) return a.addr;
+  return std::nullopt;
+}
+
+Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
+  int start = t.builtin[int(h)];
+  if (start < 0) return Verdict::accept();
+  Ctx c{p, env, h};
+  // Jump stack of (chain, rule index of the jump); sized for the deepest chain nesting.
+  constexpr int kMaxStack = 64;
+  struct Frame {
+    int chain;
+    size_t rule;
+  } stack[kMaxStack];
+  int sp = 0;
+  const Chain* ch = &t.chains[size_t(start)];
+  const Chain* base = ch;
+  size_t i = 0;
+  for (;;) {
+    if (i >= ch->rules.size()) {
+      uint32_t num = uint32_t(ch->rules.size() + 1);
+      if (ch->builtin) {
+        trace_rule(c, t, *ch, nullptr, num, TraceKind::Policy, ch->policy == Policy::Drop ? "DROP" : "ACCEPT");
+        env.hit_rule = nullptr;
+        env.hit_chain = ch;
+        env.hit_num = num;
+        return ch->policy == Policy::Drop ? Verdict::drop(DropReason::ChainPolicy) : Verdict::accept();
+      }
+      trace_rule(c, t, *ch, nullptr, num, TraceKind::Return, "RETURN");
+      if (sp == 0) {
+        ch = base;
+        i = ch->rules.size();
+        continue;
+      }
+      --sp;
+      ch = &t.chains[size_t(stack[sp].chain)];
+      i = stack[sp].rule + 1;
+      continue;
+    }
+    if (!ch->run_of.empty() && ch->run_of[i] >= 0 && !linear_walk()) {
+      // Rules naming other destinations fail in ipt_ip: count them, jump to the next candidate.
+      const DstRun& run = ch->runs[size_t(ch->run_of[i])];
+      uint32_t next = run.next(p.t.dst, uint32_t(i));
+      env.ctr.rules_evaluated += next - i;
+      i = next;
+      if (next == run.end) continue;  // the candidate, if any, is counted below as usual
+    }
+    const Rule& r = ch->rules[i];
+    ++env.ctr.rules_evaluated;
+    if (!ip_part(r, p, env.node)) {
+      ++i;
+      continue;
+    }
+    bool ok = true;
+    for (auto& m : r.matches) {
+      ++env.ctr.matches_evaluated;
+      if (!std::visit([&](const auto& mm) { return eval(mm, c); }, m)) {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) {
+      ++i;
+      continue;
+    }
+    env.state.rule_pkts[r.id]++;
+    env.state.rule_bytes[r.id] += p.len;
+    uint32_t num = uint32_t(i + 1);
+    env.hit_rule = &r;
+    env.hit_chain = ch;
+    env.hit_num = num;
+    if (auto* st = std::get_if<StandardTarget>(&r.target)) {
+      // The kernel's TRACE prints an unconditional standard verdict as "return" in a user chain and
+      // "policy" in a built-in one, because it cannot tell it from the chain's tail entry.
+      TraceKind kind = r.unconditional() ? (ch->builtin ? TraceKind::Policy : TraceKind::Return) : TraceKind::Rule;
+      trace_rule(c, t, *ch, &r, num, kind, target_name(r.target));
+      switch (st->v) {
+        case StdVerdict::Accept: return Verdict::accept();
+        case StdVerdict::Drop: return Verdict::drop(DropReason::RuleDrop);
+        case StdVerdict::Queue: return {VerdictKind::Queue, DropReason::QueueNoListener, 0};
+        case StdVerdict::Return:
+          if (sp == 0) {
+            // Underflow: the built-in chain's policy entry decides.
+            ch = base;
+            i = ch->rules.size();
+          } else {
+            --sp;
+            ch = &t.chains[size_t(stack[sp].chain)];
+            i = stack[sp].rule + 1;
+          }
+          continue;
+      }
+    }
+    if (auto* j = std::get_if<JumpTarget>(&r.target)) {
+      trace_rule(c, t, *ch, &r, num, TraceKind::Rule, j->chain);
+      ++env.ctr.chain_jumps;
+      if (!j->go) {
+        if (sp >= kMaxStack) return Verdict::drop(DropReason::RuleDrop);  // loader caps depth below this
+        stack[sp++] = {int(ch - t.chains.data()), i};
+      }
+      ch = &t.chains[size_t(j->index)];
+      i = 0;
+      continue;
+    }
+    if (std::holds_alternative<NoTarget>(r.target)) {
+      trace_rule(c, t, *ch, &r, num, TraceKind::Rule, "");
+      ++i;
+      continue;
+    }
+    trace_rule(c, t, *ch, &r, num, TraceKind::Rule, target_name(r.target));
+    Verdict v;
+    if (run_target(r, c, &v)) return v;
+    ++i;
+  }
+}
+
+}  // namespace svcpath::nf

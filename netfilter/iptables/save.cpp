@@ -1,0 +1,327 @@
+// Ruleset -> iptables-save text, in the canonical form iptables-save 1.8 prints (checked against both
+// iptables-legacy-save and iptables-nft-save: global options in the order -s -d -i -o -p -f, matches in
+// the order they were given, each module's options in its save() order, /32 on addresses).
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "netfilter/iptables/iptables.hpp"
+#include "netfilter/iptables/names.hpp"
+
+namespace svcpath::nf {
+
+std::string save_string(std::string_view s) {
+  static constexpr std::string_view kPlain =
+      "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  bool plain = !s.empty() && s.find_first_not_of(kPlain) == std::string_view::npos;
+  if (plain) return std::string(s);
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\' || c == '\'') out += '\\';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+namespace {
+
+std::string hex(uint32_t v) { return fmt::format("0x{:x}", v); }
+
+std::string value_mask(uint32_t v, uint32_t m) {
+  return m == 0xffffffff ? hex(v) : fmt::format("{}/{}", hex(v), hex(m));
+}
+
+// The conntrack match prints a host address without "/32".
+std::string ct_addr(const Prefix& p) {
+  return p.len == p.addr.bits() ? p.addr.str() : fmt::format("{}/{}", p.addr.str(), p.len);
+}
+
+void ports(std::string& o, const PortSpec& ps, std::string_view opt) {
+  if (!ps.set || (ps.range.lo == 0 && ps.range.hi == 65535 && !ps.inv)) return;
+  o += fmt::format("{} {} {}", ps.inv ? " !" : "", opt, ps.range.str(':'));
+}
+
+void print(std::string& o, const TcpMatch& m, Family) {
+  ports(o, m.sport, "--sport");
+  ports(o, m.dport, "--dport");
+  if (m.option_set) o += fmt::format("{} --tcp-option {}", m.option_inv ? " !" : "", m.option);
+  if (m.flags_set)
+    o += fmt::format("{} --tcp-flags {} {}", m.flags_inv ? " !" : "", names::tcp_flags_str(m.flg_mask),
+                     names::tcp_flags_str(m.flg_cmp));
+}
+void print(std::string& o, const UdpMatch& m, Family) {
+  ports(o, m.sport, "--sport");
+  ports(o, m.dport, "--dport");
+}
+void print(std::string& o, const SctpMatch& m, Family) {
+  ports(o, m.sport, "--sport");
+  ports(o, m.dport, "--dport");
+}
+void print(std::string& o, const MultiportMatch& m, Family) {
+  const char* opt = m.dir == MultiportMatch::Dir::Src ? "--sports" : m.dir == MultiportMatch::Dir::Dst ? "--dports" : "--ports";
+  std::string list;
+  for (auto& r : m.ports) {
+    if (!list.empty()) list += ',';
+    list += r.str(':');
+  }
+  o += fmt::format("{} {} {}", m.inv ? " !" : "", opt, list);
+}
+void print(std::string& o, const IcmpMatch& m, Family) {
+  const char* opt = m.v6 ? "--icmpv6-type" : "--icmp-type";
+  o += m.inv ? " !" : "";
+  if (m.any) o += fmt::format(" {} any", opt);
+  else if (m.code_lo == 0 && m.code_hi == 0xff) o += fmt::format(" {} {}", opt, m.type);
+  else o += fmt::format(" {} {}/{}", opt, m.type, m.code_lo);
+}
+void print(std::string& o, const CommentMatch& m, Family) { o += " --comment " + save_string(m.text); }
+void print(std::string& o, const MarkMatch& m, Family) {
+  o += fmt::format("{} --mark {}", m.inv ? " !" : "", value_mask(m.value, m.mask));
+}
+void print(std::string& o, const ConnmarkMatch& m, Family) {
+  o += fmt::format("{} --mark {}", m.inv ? " !" : "", value_mask(m.value, m.mask));
+}
+void print(std::string& o, const ConntrackMatch& m, Family) {
+  auto inv = [](bool b) { return b ? " !" : ""; };
+  if (m.state_set) o += fmt::format("{} --ctstate {}", inv(m.state_inv), names::ctstates_str(m.state_mask));
+  if (m.proto_set) o += fmt::format("{} --ctproto {}", inv(m.proto_inv), m.l4proto);
+  auto addr = [&](const ConntrackMatch::AddrSpec& a, const char* n) {
+    if (a.set) o += fmt::format("{} {} {}", inv(a.inv), n, ct_addr(a.p));
+  };
+  addr(m.origsrc, "--ctorigsrc");
+  addr(m.origdst, "--ctorigdst");
+  addr(m.replsrc, "--ctreplsrc");
+  addr(m.repldst, "--ctrepldst");
+  ports(o, m.origsrcport, "--ctorigsrcport");
+  ports(o, m.origdstport, "--ctorigdstport");
+  ports(o, m.replsrcport, "--ctreplsrcport");
+  ports(o, m.repldstport, "--ctrepldstport");
+  if (m.status_set) o += fmt::format("{} --ctstatus {}", inv(m.status_inv), names::ctstatus_str(m.status_mask));
+  if (m.expire_set) {
+    o += fmt::format("{} --ctexpire {}", inv(m.expire_inv), m.expire_lo);
+    if (m.expire_hi != m.expire_lo) o += fmt::format(":{}", m.expire_hi);
+  }
+  if (m.dir_set) o += m.dir_reply ? " --ctdir REPLY" : " --ctdir ORIGINAL";
+}
+void print(std::string& o, const StateMatch& m, Family) {
+  o += fmt::format("{} --state {}", m.inv ? " !" : "", names::ctstates_str(m.state_mask));
+}
+void print(std::string& o, const AddrtypeMatch& m, Family) {
+  if (m.src) o += fmt::format("{} --src-type {}", m.src_inv ? " !" : "", names::addrtypes_str(m.src));
+  if (m.dst) o += fmt::format("{} --dst-type {}", m.dst_inv ? " !" : "", names::addrtypes_str(m.dst));
+  if (m.limit_in) o += " --limit-iface-in";
+  if (m.limit_out) o += " --limit-iface-out";
+}
+void print(std::string& o, const StatisticMatch& m, Family) {
+  if (m.nth)
+    o += fmt::format(" --mode nth{} --every {} --packet {}", m.inv ? " !" : "", uint64_t(m.every) + 1, m.packet);
+  else o += fmt::format(" --mode random{} --probability {:.11f}", m.inv ? " !" : "", double(m.p31) / 2147483648.0);
+}
+void print(std::string& o, const RecentMatch& m, Family) {
+  if (m.inv) o += " !";
+  if (m.mode & RecentMatch::Set) o += " --set";
+  if (m.mode & RecentMatch::Check) o += " --rcheck";
+  if (m.mode & RecentMatch::Update) o += " --update";
+  if (m.mode & RecentMatch::Remove) o += " --remove";
+  if (m.seconds) o += fmt::format(" --seconds {}", m.seconds);
+  if (m.reap) o += " --reap";
+  if (m.hitcount) o += fmt::format(" --hitcount {}", m.hitcount);
+  if (m.rttl) o += " --rttl";
+  o += fmt::format(" --name {} --mask {}", m.name, m.mask.str());
+  o += m.rdest ? " --rdest" : " --rsource";
+}
+void print(std::string& o, const SetMatch& m, Family) {
+  std::string flags;
+  for (unsigned i = 0; i < m.dims; ++i) {
+    if (i) flags += ',';
+    flags += (m.src_flags >> i) & 1 ? "src" : "dst";
+  }
+  o += fmt::format("{} --match-set {} {}", m.inv ? " !" : "", m.name, flags);
+  if (m.return_nomatch) o += " --return-nomatch";
+  if (m.no_update_counters) o += " ! --update-counters";
+  if (m.no_update_subcounters) o += " ! --update-subcounters";
+  if (m.pkts_set)
+    o += fmt::format("{} --packets-{} {}", m.pkts_inv ? " !" : "", m.pkts_op == '=' ? "eq" : m.pkts_op == '<' ? "lt" : "gt", m.pkts);
+}
+void print(std::string& o, const IprangeMatch& m, Family) {
+  if (m.src_set) o += fmt::format("{} --src-range {}-{}", m.src_inv ? " !" : "", m.src_lo.str(), m.src_hi.str());
+  if (m.dst_set) o += fmt::format("{} --dst-range {}-{}", m.dst_inv ? " !" : "", m.dst_lo.str(), m.dst_hi.str());
+}
+void print(std::string& o, const PhysdevMatch& m, Family) {
+  auto inv = [&](uint8_t bit) { return (m.invert & bit) ? " !" : ""; };
+  if (m.bitmask & PhysdevMatch::IsIn) o += fmt::format("{} --physdev-is-in", inv(PhysdevMatch::IsIn));
+  if (m.bitmask & PhysdevMatch::In) o += fmt::format("{} --physdev-in {}", inv(PhysdevMatch::In), m.in.str());
+  if (m.bitmask & PhysdevMatch::IsOut) o += fmt::format("{} --physdev-is-out", inv(PhysdevMatch::IsOut));
+  if (m.bitmask & PhysdevMatch::Out) o += fmt::format("{} --physdev-out {}", inv(PhysdevMatch::Out), m.out.str());
+  if (m.bitmask & PhysdevMatch::IsBridged) o += fmt::format("{} --physdev-is-bridged", inv(PhysdevMatch::IsBridged));
+}
+void print(std::string& o, const LimitMatch& m, Family) {
+  o += " --limit " + names::limit_rate_str(m.avg);
+  if (m.burst != 5) o += fmt::format(" --limit-burst {}", m.burst);
+}
+void print(std::string& o, const NfacctMatch& m, Family) { o += " --nfacct-name " + save_string(m.name); }
+void print(std::string& o, const RpfilterMatch& m, Family) {
+  if (m.loose) o += " --loose";
+  if (m.validmark) o += " --validmark";
+  if (m.accept_local) o += " --accept-local";
+  if (m.invert) o += " --invert";
+}
+void print(std::string& o, const SocketMatch& m, Family) {
+  if (m.transparent) o += " --transparent";
+  if (m.nowildcard) o += " --nowildcard";
+  if (m.restore_skmark) o += " --restore-skmark";
+}
+void print(std::string& o, const PolicyMatch& m, Family) {
+  o += fmt::format(" --dir {} --pol {}", m.dir_out ? "out" : "in", m.ipsec ? "ipsec" : "none");
+  if (m.strict) o += " --strict";
+  for (auto& e : m.elements) o += " " + e;
+}
+void print(std::string& o, const LengthMatch& m, Family) {
+  o += fmt::format("{} --length {}", m.inv ? " !" : "", m.lo == m.hi ? fmt::format("{}", m.lo) : fmt::format("{}:{}", m.lo, m.hi));
+}
+void print(std::string& o, const TtlMatch& m, Family) {
+  const char* p = m.hl ? "hl" : "ttl";
+  switch (m.op) {
+    case TtlMatch::Op::Eq: o += fmt::format(" --{}-eq {}", p, m.value); break;
+    case TtlMatch::Op::Ne: o += fmt::format(" ! --{}-eq {}", p, m.value); break;
+    case TtlMatch::Op::Lt: o += fmt::format(" --{}-lt {}", p, m.value); break;
+    case TtlMatch::Op::Gt: o += fmt::format(" --{}-gt {}", p, m.value); break;
+  }
+}
+void print(std::string& o, const PkttypeMatch& m, Family) {
+  o += fmt::format("{} --pkt-type {}", m.inv ? " !" : "", names::pkttype_str(m.type));
+}
+void print(std::string& o, const IpvsMatch& m, Family) {
+  if (m.ipvs_set) o += fmt::format("{} --ipvs", m.ipvs_inv ? " !" : "");
+  if (m.vdir_set) o += fmt::format("{} --vdir {}", m.vdir_inv ? " !" : "", m.vdir_reply ? "REPLY" : "ORIGINAL");
+}
+
+std::string nat_addr(const Addr& a, bool bracket) { return bracket && !a.is_v4() ? "[" + a.str() + "]" : a.str(); }
+
+void tprint(std::string&, const NoTarget&, Family) {}
+void tprint(std::string&, const StandardTarget&, Family) {}
+void tprint(std::string&, const JumpTarget&, Family) {}
+void tprint(std::string& o, const RejectTarget& t, Family) { o += " --reject-with " + t.with; }
+void tprint(std::string& o, const NatTarget& t, Family) {
+  using K = NatTarget::Kind;
+  if (t.kind == K::Dnat || t.kind == K::Snat) {
+    std::string r;
+    bool br = t.port_set;
+    if (t.addr_set) {
+      r = nat_addr(t.min, br);
+      if (t.max != t.min) r += "-" + nat_addr(t.max, br);
+    }
+    if (t.port_set) r += ":" + t.ports.str('-');
+    o += fmt::format(" {} {}", t.kind == K::Dnat ? "--to-destination" : "--to-source", r);
+  } else if (t.port_set) {
+    o += " --to-ports " + t.ports.str('-');
+  }
+  if (t.random) o += " --random";
+  if (t.random_fully) o += " --random-fully";
+  if (t.persistent) o += " --persistent";
+}
+void tprint(std::string& o, const MarkTarget& t, Family) { o += fmt::format(" --set-xmark {}/{}", hex(t.value), hex(t.mask)); }
+void tprint(std::string& o, const ConnmarkTarget& t, Family) {
+  switch (t.mode) {
+    case ConnmarkTarget::Mode::Set: o += fmt::format(" --set-xmark {}/{}", hex(t.value), hex(t.mask)); break;
+    case ConnmarkTarget::Mode::Save:
+      o += fmt::format(" --save-mark --nfmask {} --ctmask {}", hex(t.nfmask), hex(t.ctmask));
+      break;
+    case ConnmarkTarget::Mode::Restore:
+      o += fmt::format(" --restore-mark --nfmask {} --ctmask {}", hex(t.nfmask), hex(t.ctmask));
+      break;
+  }
+}
+void tprint(std::string& o, const LogTarget& t, Family) {
+  if (!t.prefix.empty()) o += " --log-prefix " + save_string(t.prefix);
+  if (t.level != 4) o += fmt::format(" --log-level {}", t.level);
+  if (t.flags & 1) o += " --log-tcp-sequence";
+  if (t.flags & 2) o += " --log-tcp-options";
+  if (t.flags & 4) o += " --log-ip-options";
+  if (t.flags & 8) o += " --log-uid";
+  if (t.flags & 16) o += " --log-macdecode";
+}
+void tprint(std::string& o, const NflogTarget& t, Family) {
+  if (!t.prefix.empty()) o += " --nflog-prefix " + save_string(t.prefix);
+  if (t.group) o += fmt::format(" --nflog-group {}", t.group);
+  if (t.size_set) o += fmt::format(" --nflog-size {}", t.size);
+  else if (t.range) o += fmt::format(" --nflog-range {}", t.range);
+  if (t.threshold != 1) o += fmt::format(" --nflog-threshold {}", t.threshold);
+}
+void tprint(std::string&, const TraceTarget&, Family) {}
+void tprint(std::string&, const NotrackTarget&, Family) {}
+void tprint(std::string& o, const CtTarget& t, Family) {
+  if (t.notrack) o += " --notrack";
+  if (!t.helper.empty()) o += " --helper " + save_string(t.helper);
+  if (t.zone_set) o += fmt::format(" --zone {}", t.zone);
+}
+void tprint(std::string& o, const TcpmssTarget& t, Family) {
+  if (t.clamp) o += " --clamp-mss-to-pmtu";
+  else o += fmt::format(" --set-mss {}", t.mss);
+}
+void tprint(std::string& o, const TproxyTarget& t, Family f) {
+  o += fmt::format(" --on-port {}", t.port);
+  if (t.ip_set) o += " --on-ip " + t.ip.str();
+  else o += f == Family::V4 ? " --on-ip 0.0.0.0" : " --on-ip ::";
+  o += fmt::format(" --tproxy-mark {}/{}", hex(t.mark), hex(t.mark_set ? t.mask : 0));
+}
+void tprint(std::string& o, const NfqueueTarget& t, Family) {
+  if (t.balance) o += fmt::format(" --queue-balance {}:{}", t.num, t.balance_hi);
+  else o += fmt::format(" --queue-num {}", t.num);
+  if (t.bypass) o += " --queue-bypass";
+  if (t.cpu_fanout) o += " --queue-cpu-fanout";
+}
+void tprint(std::string& o, const ChecksumTarget&, Family) { o += " --checksum-fill"; }
+
+}  // namespace
+
+std::string rule_text(const Chain& c, const Rule& r, Family fam) {
+  std::string o = "-A " + c.name;
+  if (r.src_set) o += fmt::format("{} -s {}", r.src_inv ? " !" : "", r.src.str());
+  if (r.dst_set) o += fmt::format("{} -d {}", r.dst_inv ? " !" : "", r.dst.str());
+  if (r.iif.set) o += fmt::format("{} -i {}", r.iif.inv ? " !" : "", r.iif.str());
+  if (r.oif.set) o += fmt::format("{} -o {}", r.oif.inv ? " !" : "", r.oif.str());
+  if (r.proto_set) o += fmt::format("{} -p {}", r.proto_inv ? " !" : "", proto::name(r.proto));
+  if (r.frag_set) o += r.frag_inv ? " ! -f" : " -f";
+  for (auto& m : r.matches) {
+    o += " -m ";
+    o += match_name(m);
+    std::visit([&](auto& x) { print(o, x, fam); }, m);
+  }
+  if (!std::holds_alternative<NoTarget>(r.target)) {
+    auto* j = std::get_if<JumpTarget>(&r.target);
+    o += (j && j->go) ? " -g " : " -j ";
+    o += target_name(r.target);
+    std::visit([&](auto& t) { tprint(o, t, fam); }, r.target);
+  }
+  return o;
+}
+
+std::string save(const Ruleset& rs, bool counters) {
+  std::string o;
+  for (auto& t : rs.tables) {
+    o += fmt::format("*{}\n", table_name(t.id));
+    std::vector<const Chain*> order;
+    for (auto& c : t.chains)
+      if (c.builtin) order.push_back(&c);
+    std::vector<const Chain*> user;
+    for (auto& c : t.chains)
+      if (!c.builtin) user.push_back(&c);
+    std::sort(user.begin(), user.end(), [](const Chain* a, const Chain* b) { return a->name < b->name; });
+    order.insert(order.end(), user.begin(), user.end());
+    for (auto* c : order) {
+      const char* pol = c->policy == Policy::Accept ? "ACCEPT" : c->policy == Policy::Drop ? "DROP" : "-";
+      o += fmt::format(":{} {} [{}:{}]\n", c->name, pol, c->pkts, c->bytes);
+    }
+    for (auto* c : order)
+      for (auto& r : c->rules) {
+        if (counters) o += fmt::format("[{}:{}] ", r.pkts, r.bytes);
+        o += rule_text(*c, r, rs.family);
+        o += '\n';
+      }
+    o += "COMMIT\n";
+  }
+  return o;
+}
+
+}  // namespace svcpath::nf

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The command line as a user meets it: exit statuses, file:line errors on stderr, --help that teaches.
+set -u
+bin=$1
+src=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+# expect NAME STATUS PATTERN -- command...   (PATTERN is grepped in stdout+stderr)
+expect() {
+  local name=$1 want=$2 pattern=$3
+  shift 4
+  "$@" > "$tmp/out" 2>&1
+  local got=$?
+  if [ "$got" -ne "$want" ]; then
+    echo "FAIL: $name: exit $got, expected $want"; sed 's/^/    /' "$tmp/out" | head -20; fail=$((fail + 1)); return
+  fi
+  if ! grep -qE -- "$pattern" "$tmp/out"; then
+    echo "FAIL: $name: output lacks /$pattern/"; sed 's/^/    /' "$tmp/out" | head -20; fail=$((fail + 1)); return
+  fi
+  echo "ok: $name"; pass=$((pass + 1))
+}
+
+R="$src/examples/rulesets/kube-clusterip.rules"
+N="$src/examples/nodes/kube-node.yaml"
+printf '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 99999 -j ACCEPT\nCOMMIT\n' > "$tmp/bad.rules"
+printf 'interfaces:\n  - name: eth0\n    addresses: [10.0.0.1/99]\n' > "$tmp/bad-node.yaml"
+printf 'tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web\nthis is not a packet\n' > "$tmp/bad-packets.txt"
+printf 'routes: [x]\n' > "$tmp/shape-node.yaml"
+printf 'create S hash:ip\nadd S 1.2.3\n' > "$tmp/bad.ipsets"
+
+expect "the NetworkPolicy walk-through tells both modes" 0 "policy allowed at OUTPUT by shop/db-from-web ingress\[0\]; the policy chain saw tcp 10.244.1.10:40000 -> 10.244.1.20:5432 \(DNAT by ipvs at INPUT" -- \
+  "$src/examples/networkpolicy/story.sh" "$bin"
+expect "rules --policy prints the engine's input" 0 "^-I FORWARD 1 .* -j NP-FORWARD" -- \
+  "$bin" rules --cluster "$src/examples/networkpolicy/cluster.yaml" --node node-a --policy
+NP="$src/examples/networkpolicy/cluster.yaml"
+"$bin" trace --cluster "$NP" --node node-a --mode iptables,ipvs -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432' \
+  --format svg > "$tmp/p.svg" 2>/dev/null
+expect "trace --format svg is well-formed and draws the hooks in the order visited" 0 "^ok$" -- python3 -c '
+import sys, xml.etree.ElementTree as ET
+ns = {"s": "http://www.w3.org/2000/svg"}
+root = ET.parse(sys.argv[1]).getroot()
+panels = {p.get("data-mode"): p for p in root.iter("{http://www.w3.org/2000/svg}g") if p.get("class") == "panel"}
+def order(p):
+    steps = [t for t in p.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "step" and t.findtext("s:tspan", namespaces=ns, default="").strip()[:1].isdigit()]
+    return [t.get("data-hook") for t in steps]
+def chains(p):
+    return "".join("".join(t.itertext()) for t in p.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "step")
+assert order(panels["iptables"]) == ["PREROUTING", "FORWARD", "POSTROUTING"], order(panels["iptables"])
+assert order(panels["ipvs"]) == ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"], order(panels["ipvs"])
+c = chains(panels["iptables"])
+assert c.index("KUBE-SERVICES") < c.index("DNAT") < c.index("NP-IN-"), c
+print("ok")' "$tmp/p.svg"
+expect "trace --format dot writes one digraph per mode" 0 "^digraph svcpath_2" -- \
+  "$bin" trace --cluster "$NP" --node node-a --mode iptables,ipvs -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432' --format dot
+expect "trace --format html is one self-contained page" 0 "^<!DOCTYPE html>" -- \
+  "$bin" trace --cluster "$NP" --node node-a -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432' --format html
+echo '{"modes": 1}' > "$tmp/notreplay.json"
+expect "report refuses JSON that is not replay output" 1 "notreplay.json: error: not the output of .svcpath replay --format json" -- \
+  "$bin" report --replay "$tmp/notreplay.json" -o "$tmp/r.html"
+expect "report refuses a file that is not JSON" 1 "nodes.yaml: error: not JSON" -- \
+  "$bin" report --replay "$src/examples/clusters/nodes.yaml" -o "$tmp/r.html"
+# A synthetic measurement that is exactly 2000 ns + 3 ns per rule: the fit must find that.
+python3 -c '
+import json
+rules = {100: 110, 1000: 1009, 2000: 2009}
+print(json.dumps({"points": [{"backend": "legacy", "services": n, "cost_ns": 2000 + 3 * r} for n, r in rules.items()]}))' > "$tmp/measured.json"
+expect "bench-model fits the kernel measurement and predicts the unfitted point" 0 "1000 +1009 +1[0-9]+ +5027 +5027 +[+-]0.0%  check" -- \
+  "$bin" bench-model --measured "$tmp/measured.json" --calibrate 100,2000
+expect "help lists the subcommands" 0 "rules +Load rule dumps" -- "$bin" --help
+# nftables: the third mode, and nft dumps of one's own.
+expect "rules --mode nftables prints the node's nft list ruleset" 0 "^		ip daddr \. meta l4proto \. th dport vmap @service-ips$" -- \
+  "$bin" rules --cluster "$NP" --node node-a --mode nftables
+expect "rules --mode nftables --restore-input prints kube-proxy's transaction" 0 "^add rule ip kube-proxy services ip daddr \. meta l4proto \. th dport vmap @service-ips$" -- \
+  "$bin" rules --cluster "$NP" --node node-a --mode nftables --restore-input
+expect "trace --mode iptables,ipvs,nftables shows all three" 0 "^== mode nftables ==" -- \
+  "$bin" trace --cluster "$NP" --node node-a --mode iptables,ipvs,nftables -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432'
+expect "trace --nft walks an nft list ruleset dump" 0 "=> forwarded out lan0: tcp 198.51.100.9:55555 -> 192.168.1.20:80 dnat" -- \
+  "$bin" trace --nft "$src/examples/rulesets/nat-gateway.nft" --node-config "$src/examples/nodes/nat-gateway.yaml" \
+  -p 'tcp 198.51.100.9:55555 -> 203.0.113.7:8080 in=wan0'
+expect "replay compares nftables mode with the others" 0 "iptables vs nftables: [0-9]+ connections" -- \
+  "$bin" replay --cluster "$NP" --node node-a --modes iptables,nftables --pcap "$src/examples/pcaps/demo-node-a.pcap" --answer
+expect "an unknown mode names the three" 1 "mode 'ebpf' is not available \(iptables, ipvs, nftables\)" -- \
+  "$bin" trace --cluster "$NP" --node node-a --mode ebpf -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432'
+
+expect "trace --help shows an example and the packet grammar" 0 "Packet spec: PROTO" -- "$bin" trace --help
+expect "no subcommand is a usage error" 2 "subcommand" -- "$bin"
+expect "a traced packet" 0 "=> forwarded out eth0: tcp 10.244.1.5:1 -> 10.244.2.7:8080 dnat" -- \
+  "$bin" trace --rules "$R" --node-config "$N" --packet "tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web"
+expect "same seed, same answer" 0 "10.244.2.7:8080" -- \
+  "$bin" trace --rules "$R" --node-config "$N" --seed 1 --packet "tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web"
+expect "json output" 0 '"verdict":"forwarded"' -- \
+  "$bin" trace --rules "$R" --node-config "$N" --format json --packet "tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web"
+expect "enumerate lists three outcomes" 0 "outcome 3/3" -- \
+  "$bin" trace --rules "$R" --node-config "$N" --enumerate --packet "tcp 10.244.1.5:1 -> 172.30.0.41:80 in=veth-web"
+expect "bad rules: file:line:col and exit 1" 1 "bad.rules:3:[0-9]+: error: .*not a port" -- \
+  "$bin" trace --rules "$tmp/bad.rules" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "bad node config: file:line" 1 "bad-node.yaml:3:[0-9]+: error: interfaces\[0\].addresses\[0\]" -- \
+  "$bin" trace --rules "$R" --node-config "$tmp/bad-node.yaml" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "node config of the wrong shape: file:line" 1 "shape-node.yaml:1:10: error: unexpected YAML shape" -- \
+  "$bin" trace --rules "$R" --node-config "$tmp/shape-node.yaml" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "bad packet line: file:line" 1 "bad-packets.txt:2: error: .*expected 'PROTO SRC -> DST'" -- \
+  "$bin" trace --rules "$R" --node-config "$N" --packets "$tmp/bad-packets.txt"
+expect "bad ipsets: file:line" 1 "bad.ipsets:2:[0-9]+: error: .*not an IP address" -- \
+  "$bin" trace --rules "$R" --ipsets "$tmp/bad.ipsets" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "unknown interface is named" 1 "unknown interface 'eth9'" -- \
+  "$bin" trace --rules "$R" --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2 in=eth9"
+expect "bad sysctl" 1 "unknown sysctl 'kernel.frob'" -- \
+  "$bin" trace --rules "$R" --sysctl kernel.frob=1 --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "missing file is a usage error" 2 "File does not exist" -- "$bin" trace --rules /nonexistent --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
+expect "reply with nothing to answer" 1 "no earlier packet" -- "$bin" trace --rules "$R" --packet "tcp/SA reply"
+expect "rules prints canonical form" 0 "^-A KUBE-SVC-XRY76EGRC3BSCIIJ ! -s 10.244.0.0/16" -- "$bin" rules --rules "$R"
+C="--cluster $src/examples/clusters/nodes.yaml --cluster $src/examples/clusters/basic.yaml --node node-a --proxy-config $src/examples/clusters/proxy-config.yaml"
+P="$src/examples/pcaps/basic-node-a.pcap"
+# shellcheck disable=SC2086
+expect "replay compares modes" 0 "^== mode ipvs ==" -- "$bin" replay $C --modes iptables,ipvs --pcap "$P"
+# shellcheck disable=SC2086
+expect "replay counts what it skips" 0 "skipped +1  not IP" -- "$bin" replay $C --pcap "$P"
+# shellcheck disable=SC2086
+expect "replay writes post-NAT pcaps" 0 "wrote 42 post-NAT packets to .*/nat/iptables.pcap" -- \
+  "$bin" replay $C --pcap "$P" --out-dir "$tmp/nat"
+if command -v tcpdump >/dev/null; then
+  expect "tcpdump reads the post-NAT pcap" 0 "10.244.1.7.20000 > 10.244.(1.3|2.4).53" -- tcpdump -nn -r "$tmp/nat/iptables.pcap"
+fi
+# shellcheck disable=SC2086
+"$bin" gen-traffic $C --out "$tmp/g.pcap" --connections 50 --seed 3 > "$tmp/truth.txt" 2>/dev/null
+# shellcheck disable=SC2086
+"$bin" gen-traffic $C --out "$tmp/g2.pcap" --connections 50 --seed 3 > /dev/null 2>&1
+expect "gen-traffic is byte-identical per seed" 0 "^identical$" -- sh -c 'cmp "$1" "$2" && echo identical' _ "$tmp/g.pcap" "$tmp/g2.pcap"
+expect "gen-traffic ground truth" 0 "^wrote .*g.pcap: [0-9]+ packets, 50 connections" -- cat "$tmp/truth.txt"
+# shellcheck disable=SC2086
+expect "replay --answer of a generated capture, both modes agree" 0 "iptables vs ipvs: 50 connections, 50 equivalent, 0 different" -- \
+  "$bin" replay $C --modes iptables,ipvs --pcap "$tmp/g.pcap" --answer -j 2
+# shellcheck disable=SC2086
+expect "replay prints per-mode rates on stderr" 0 "mode ipvs: [0-9]+ packets in" -- \
+  "$bin" replay $C --modes iptables,ipvs --pcap "$tmp/g.pcap" --answer
+# shellcheck disable=SC2086
+expect "gen-traffic names a bad client kind" 1 "unknown client kind 'robots'" -- \
+  "$bin" gen-traffic $C --out "$tmp/x.pcap" --clients robots=1
+if command -v script >/dev/null; then
+  # A terminal gets a progress line on stderr; a pipe does not.
+  expect "replay shows progress on a terminal" 0 "[0-9]+ packets in [0-9.]+ s \([0-9]+ packets/s\)" -- \
+    script -qec "$bin replay $C --pcap $tmp/g.pcap --answer" /dev/null
+  expect "replay is quiet in a pipe" 0 "^no progress$" -- \
+    sh -c '"$@" 2>&1 | grep -qE "packets in [0-9.]+ s \(" && echo progress || echo no progress' _ "$bin" replay $C --pcap "$tmp/g.pcap"
+fi
+# shellcheck disable=SC2086
+expect "replay --in names an unknown interface" 1 "unknown interface 'eth9' \(mode iptables has: lo, eth0" -- \
+  "$bin" replay $C --pcap "$P" --in eth9
+printf 'not a pcap' > "$tmp/junk.pcap"
+expect "replay of a non-capture names the file" 1 "junk.pcap: error: not a pcap or pcapng capture" -- "$bin" replay --rules "$R" --pcap "$tmp/junk.pcap"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
