@@ -67,7 +67,11 @@ Fixture& fixture(uint32_t services, uint32_t endpoints, int mode) {
   f->ci.node = f->ci.cluster.nodes[0];
   f->ci.cfg.cluster_cidrs.push_back(*Prefix::parse("10.64.0.0/10"));
   if (is_ipvs(mode)) f->ci.cfg.ipvs_scheduler = kSched[mode];
-  f->lanes = sim::cluster_lanes(f->ci, {is_ipvs(mode) ? "ipvs" : mode == 6 ? "nftables" : "iptables"}, sim::NodeOptions{}, 1, "off");
+  f->lanes = sim::cluster_lanes(f->ci,
+                                {is_ipvs(mode) ? "ipvs"
+                                 : mode == 6   ? "nftables"
+                                               : "iptables"},
+                                sim::NodeOptions{}, 1, "off");
   f->order = k8s::synthetic_service_order(services);
   return *f;
 }
@@ -197,8 +201,8 @@ size_t partial_rules(const std::string& a, const std::string& b) {
     return m;
   };
   auto ca = chains(a), cb = chains(b);
-  static const std::set<std::string> always{"KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES", "KUBE-POSTROUTING",
-                                            "KUBE-FORWARD", "KUBE-PROXY-FIREWALL"};
+  static const std::set<std::string> always{"KUBE-SERVICES",    "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES",
+                                            "KUBE-POSTROUTING", "KUBE-FORWARD",   "KUBE-PROXY-FIREWALL"};
   size_t n = 0;
   for (auto& [name, text] : cb)
     if (always.count(name) || ca[name] != text) n += size_t(std::count(text.begin(), text.end(), '\n'));
@@ -278,8 +282,14 @@ void lookup_args(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(BM_FirstPacket)->Apply(lookup_args)->ArgNames({"services", "endpoints", "mode", "position"})->Unit(benchmark::kNanosecond);
-BENCHMARK(BM_EstablishedPacket)->Apply(lookup_args)->ArgNames({"services", "endpoints", "mode", "position"})->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_FirstPacket)
+    ->Apply(lookup_args)
+    ->ArgNames({"services", "endpoints", "mode", "position"})
+    ->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_EstablishedPacket)
+    ->Apply(lookup_args)
+    ->ArgNames({"services", "endpoints", "mode", "position"})
+    ->Unit(benchmark::kNanosecond);
 BENCHMARK(BM_LoadDump)->ArgNames({"services"})->Arg(1000)->Arg(5000)->Arg(16667)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_EndpointChange)
     ->ArgNames({"services", "ipvs"})

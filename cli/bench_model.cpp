@@ -126,9 +126,10 @@ int run_bench_model(const BenchModelOptions& o, std::ostream& out) {
   }
   std::map<std::string, std::vector<Point*>> by_backend;
   for (auto& p : pts) by_backend[p.backend].push_back(&p);
-  out << fmt::format("kernel cost model: ns per NEW packet over the no-rules baseline = base + per_rule * rules + per_match * matches\n"
-                     "fitted per back end on the services marked 'fit' ({}); the rest are predictions.\n",
-                     fmt::join(o.calibrate, ", "));
+  out << fmt::format(
+      "kernel cost model: ns per NEW packet over the no-rules baseline = base + per_rule * rules + per_match * matches\n"
+      "fitted per back end on the services marked 'fit' ({}); the rest are predictions.\n",
+      fmt::join(o.calibrate, ", "));
   nlohmann::json outj = nlohmann::json::array();
   for (auto& [backend, list] : by_backend) {
     std::vector<const Point*> fitset;
@@ -137,7 +138,8 @@ int run_bench_model(const BenchModelOptions& o, std::ostream& out) {
     if (fitset.size() < 2)
       throw LoadError({{o.measured, 0, 0, fmt::format("{}: fewer than two measured points to fit on (--calibrate)", backend)}});
     auto k = fit(fitset);
-    out << fmt::format("\n{}: base {:.0f} ns, {:.2f} ns per rule evaluated, {:.2f} ns per match module\n", backend, k[0], k[1], k[2]);
+    out << fmt::format("\n{}: base {:.0f} ns, {:.2f} ns per rule evaluated, {:.2f} ns per match module\n", backend, k[0], k[1],
+                       k[2]);
     out << fmt::format("  {:>8} {:>10} {:>10} {:>13} {:>13} {:>8}  {}\n", "services", "rules", "matches", "measured ns",
                        "predicted ns", "error", "");
     for (auto* p : list) {
@@ -145,9 +147,14 @@ int run_bench_model(const BenchModelOptions& o, std::ostream& out) {
       double err = p->measured != 0 ? 100.0 * (pred - p->measured) / p->measured : 0;
       out << fmt::format("  {:>8} {:>10} {:>10} {:>13.0f} {:>13.0f} {:>+7.1f}%  {}\n", p->services, p->cost.rules_evaluated,
                          p->cost.matches_evaluated, p->measured, pred, err, p->fit ? "fit" : "check");
-      outj.push_back({{"backend", backend}, {"services", p->services}, {"rules", p->cost.rules_evaluated},
-                      {"matches", p->cost.matches_evaluated}, {"measured_ns", p->measured}, {"predicted_ns", pred},
-                      {"error_pct", err}, {"fit", p->fit}});
+      outj.push_back({{"backend", backend},
+                      {"services", p->services},
+                      {"rules", p->cost.rules_evaluated},
+                      {"matches", p->cost.matches_evaluated},
+                      {"measured_ns", p->measured},
+                      {"predicted_ns", pred},
+                      {"error_pct", err},
+                      {"fit", p->fit}});
     }
   }
   if (!o.json_out.empty()) {

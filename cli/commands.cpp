@@ -25,7 +25,6 @@
 
 namespace svcpath::cli {
 
-
 bool color_wanted(const std::string& mode) {
   if (mode == "always") return true;
   if (mode == "never") return false;
@@ -86,9 +85,9 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
     const Lane& l0 = *lanes[0];
     bool have = ps->pkt.t.src.is_v4() ? bool(l0.v4) : bool(l0.v6);
     if (ps->reply_of < 0 && !have && (l0.v4 || l0.v6))
-      errs.push_back({origin, 0, 0, fmt::format("an IPv{} packet, but no IPv{} ruleset was given ({})",
-                                                ps->pkt.t.src.is_v4() ? 4 : 6, ps->pkt.t.src.is_v4() ? 4 : 6,
-                                                ps->pkt.t.src.is_v4() ? "--rules" : "--rules6")});
+      errs.push_back({origin, 0, 0,
+                      fmt::format("an IPv{} packet, but no IPv{} ruleset was given ({})", ps->pkt.t.src.is_v4() ? 4 : 6,
+                                  ps->pkt.t.src.is_v4() ? 4 : 6, ps->pkt.t.src.is_v4() ? "--rules" : "--rules6")});
     parsed.push_back(std::move(*ps));
   }
   if (!errs.empty()) throw LoadError(errs);
@@ -120,7 +119,8 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
         uint8_t keep_proto = ps.pkt.t.proto;
         uint16_t icmp_word = ps.pkt.t.dport;
         if (keep_proto != prev.after.t.proto)
-          throw LoadError({{specs[size_t(idx - 1)].first, 0, 0, fmt::format("'{}': packet {} was {}", ps.text, of, proto::name(prev.after.t.proto))}});
+          throw LoadError({{specs[size_t(idx - 1)].first, 0, 0,
+                            fmt::format("'{}': packet {} was {}", ps.text, of, proto::name(prev.after.t.proto))}});
         ps.pkt.t = prev.after.t.reversed();
         ps.pkt.t.proto = keep_proto;
         if (ps.pkt.is_icmp()) {
@@ -147,8 +147,8 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
       }
       if (picture) {
         size_t shown = std::min(o.outcome > 0 ? size_t(o.outcome - 1) : 0, outs.size() - 1);
-        pictures.back().panels.push_back({l.name, l.engine != nullptr, std::move(outs), shown, ps.local ? "" : ps.in,
-                                          nft_rows(l.nft ? &*l.nft : nullptr)});
+        pictures.back().panels.push_back(
+            {l.name, l.engine != nullptr, std::move(outs), shown, ps.local ? "" : ps.in, nft_rows(l.nft ? &*l.nft : nullptr)});
       } else if (o.format == "json") {
         if (jpacket.is_null()) jpacket = packet_json(ps, ps.pkt, ps.in);
         auto arr = nlohmann::json::array();
@@ -178,7 +178,6 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
   return 0;
 }
 
-
 }  // namespace svcpath::cli
 
 namespace svcpath::cli {
@@ -195,8 +194,8 @@ int run_rules(const RulesOptions& o, std::ostream& out) {
     auto where = policy_placement(o.cluster.policy, modes[0]);
     if (o.policy) {
       auto np = nf::netpol::compile(ci.cluster, ci.node, fam, where);
-      out << "# NetworkPolicy: " << ci.cluster.policies.size() << " policies, " << np.pods << " isolated pods on "
-          << ci.node.name << "\n# ipset restore input\n"
+      out << "# NetworkPolicy: " << ci.cluster.policies.size() << " policies, " << np.pods << " isolated pods on " << ci.node.name
+          << "\n# ipset restore input\n"
           << np.ipsets << "# iptables-restore --noflush input\n"
           << np.rules;
       return 0;
@@ -221,7 +220,8 @@ int run_rules(const RulesOptions& o, std::ostream& out) {
     }
     if (modes[0] == "ipvs") {
       auto m = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, fam);
-      if (with_policy && !o.restore_input) nf::netpol::apply(nf::netpol::compile(ci.cluster, ci.node, fam, where), m.rules, m.sets);
+      if (with_policy && !o.restore_input)
+        nf::netpol::apply(nf::netpol::compile(ci.cluster, ci.node, fam, where), m.rules, m.sets);
       if (o.restore_input) {
         out << "# ipvsadm-restore input\n" << ipvs::save_ipvsadm(m.engine->services);
         out << "# ipset restore input\n" << m.ipset_restore;

@@ -11,18 +11,18 @@
 
 namespace svcpath::cli {
 
+using sim::add_policies;
+using sim::build_lanes;
+using sim::cluster_lanes;
 using sim::ClusterInput;
 using sim::ClusterOptions;
+using sim::Lane;
+using sim::LaneSources;
 using sim::load_cluster;
 using sim::load_rules;
 using sim::NodeOptions;
-using sim::Lane;
-using sim::build_lanes;
-using sim::cluster_lanes;
-using sim::LaneSources;
-using sim::source_interface;
-using sim::add_policies;
 using sim::policy_placement;
+using sim::source_interface;
 
 struct TraceOptions {
   std::string rules, rules6, ipsets;
@@ -59,17 +59,17 @@ struct ReplayOptions {
   std::string rules, rules6, ipsets, ipvs, nft;
   ClusterOptions cluster;
   NodeOptions node;
-  std::string pcap;              // pcap or pcapng
-  std::string out_dir;           // post-NAT captures, one per mode, when given
+  std::string pcap;     // pcap or pcapng
+  std::string out_dir;  // post-NAT captures, one per mode, when given
   std::string in_default = "auto";
   uint64_t seed = 1;
-  std::string format = "text";   // text | json
-  bool progress = false;         // a progress line on stderr
-  bool answer = false;           // synthesize the peer's replies (captures of one side, gen-traffic)
-  size_t examples = 5;           // disagreeing connections shown in full
-  size_t threads = 1;            // lanes run in parallel, up to one thread per mode
-  bool timing = false;           // per-mode wall-clock packets/s on stderr
-  std::string report;            // also write the HTML report here
+  std::string format = "text";  // text | json
+  bool progress = false;        // a progress line on stderr
+  bool answer = false;          // synthesize the peer's replies (captures of one side, gen-traffic)
+  size_t examples = 5;          // disagreeing connections shown in full
+  size_t threads = 1;           // lanes run in parallel, up to one thread per mode
+  bool timing = false;          // per-mode wall-clock packets/s on stderr
+  std::string report;           // also write the HTML report here
 };
 /// svcpath replay: every packet of a capture through each datapath, with per-mode tallies.
 /// Exit status of a replay that reported everything up to a damaged record of its capture.
@@ -121,7 +121,7 @@ struct DemoOptions {
 int run_demo(const DemoOptions& o, std::ostream& out);
 
 struct BenchModelOptions {
-  std::string measured;                           // bench/kernel/measure.py output
+  std::string measured;                               // bench/kernel/measure.py output
   std::vector<uint32_t> calibrate{100, 2000, 20000};  // services whose points fit the constants
   std::string json_out;
 };

@@ -163,8 +163,9 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   if (replay.contains("agreement"))
     for (auto& [mode, a] : replay["agreement"].items())
       if (mode != "examples")
-        out << fmt::format("  agreement {} vs {}: {} connections, {} equivalent, {} different\n", mode, a["against"].get<std::string>(),
-                           a["connections"].get<uint64_t>(), a["equivalent"].get<uint64_t>(), a["different"].get<uint64_t>());
+        out << fmt::format("  agreement {} vs {}: {} connections, {} equivalent, {} different\n", mode,
+                           a["against"].get<std::string>(), a["connections"].get<uint64_t>(), a["equivalent"].get<uint64_t>(),
+                           a["different"].get<uint64_t>());
 
   // 4. A small scaling sweep: the first packet of a connection to the last Service.
   nlohmann::json sweep = {{"sweep", nlohmann::json::array()}};
@@ -196,7 +197,8 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
         p.t.sport = uint16_t(10000 + i);
         (void)l->dp->process(p, {false, iif}, quiet);
       }
-      double ns = double(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count()) / kPackets;
+      double ns = double(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count()) /
+                  kPackets;
       double rules = double((l->dp->counters() - before).rules_evaluated) / kPackets;
       sweep["sweep"].push_back({{"services", n}, {"mode", l->name}, {"ns_per_packet", ns}, {"rules_per_packet", rules}});
       line += fmt::format(" {:>8.0f}ns {:>14.1f}", ns, rules);

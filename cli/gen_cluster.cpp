@@ -25,8 +25,8 @@ void write_cluster_yaml(const k8s::Cluster& c, std::ostream& out) {
   auto proto_name = [](uint8_t p) { return p == proto::UDP ? "UDP" : p == proto::SCTP ? "SCTP" : "TCP"; };
   for (size_t k = 0; k < c.services.size(); ++k) {
     auto& s = c.services[k];
-    out << fmt::format("---\napiVersion: v1\nkind: Service\nmetadata: {{name: {}, namespace: {}}}\nspec:\n  type: {}\n",
-                       s.name, s.ns, s.type);
+    out << fmt::format("---\napiVersion: v1\nkind: Service\nmetadata: {{name: {}, namespace: {}}}\nspec:\n  type: {}\n", s.name,
+                       s.ns, s.type);
     if (!s.cluster_ips.empty()) out << fmt::format("  clusterIP: \"{}\"\n", s.cluster_ips[0].str());
     out << "  ports:\n";
     for (auto& p : s.ports) {
@@ -47,8 +47,7 @@ void write_cluster_yaml(const k8s::Cluster& c, std::ostream& out) {
     for (auto& e : sl.endpoints) {
       out << "- addresses: [";
       for (size_t i = 0; i < e.addresses.size(); ++i) out << (i ? ", " : "") << '"' << e.addresses[i].str() << '"';
-      out << fmt::format("]\n  conditions: {{ready: true, serving: true, terminating: false}}\n  nodeName: {}\n",
-                         e.node_name);
+      out << fmt::format("]\n  conditions: {{ready: true, serving: true, terminating: false}}\n  nodeName: {}\n", e.node_name);
     }
   }
 }

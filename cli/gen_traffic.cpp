@@ -37,8 +37,8 @@ void parse_clients(const std::string& spec, pcap::TrafficModel& m) {
     else if (k == "external") m.external = w;
     else if (k == "host") m.host = w;
     else
-      throw LoadError({{"--clients", 0, 0,
-                        fmt::format("unknown client kind '{}' (kinds: local-pods, remote-pods, external, host)", k)}});
+      throw LoadError(
+          {{"--clients", 0, 0, fmt::format("unknown client kind '{}' (kinds: local-pods, remote-pods, external, host)", k)}});
   }
 }
 
@@ -88,8 +88,8 @@ int run_gen_traffic(const GenTrafficOptions& o, std::ostream& out) {
     out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // rule comments are bytes
     return 0;
   }
-  out << fmt::format("wrote {}: {} packets, {} connections ({} to non-Service addresses)\n", o.out, st.packets,
-                     st.connections, st.non_service);
+  out << fmt::format("wrote {}: {} packets, {} connections ({} to non-Service addresses)\n", o.out, st.packets, st.connections,
+                     st.non_service);
   out << "connections per Service address:\n";
   for (auto& [k, n] : st.per_target) out << fmt::format("  {:<40} {:>8}\n", k, n);
   return 0;

@@ -28,19 +28,19 @@ using namespace svcpath;
 #endif
 #endif
 
-
 namespace {
 
 void add_cluster_options(CLI::App* app, sim::ClusterOptions& c) {
   app->add_option("--cluster", c.files,
-                   "Kubernetes objects as kubectl prints them (YAML or JSON, List or multi-document), repeatable: "
-                   "Services, EndpointSlices (or Endpoints), Nodes, Pods, Namespaces, NetworkPolicies")
+                  "Kubernetes objects as kubectl prints them (YAML or JSON, List or multi-document), repeatable: "
+                  "Services, EndpointSlices (or Endpoints), Nodes, Pods, Namespaces, NetworkPolicies")
       ->check(CLI::ExistingFile);
   app->add_option("--node", c.node, "with --cluster: the Node object to simulate");
   app->add_option("--proxy-config", c.proxy_config,
                   "KubeProxyConfiguration (clusterCIDR, masqueradeAll, detectLocalMode, nodePortAddresses, ...)")
       ->check(CLI::ExistingFile);
-  app->add_option("--mode", c.mode, "kube-proxy mode for --cluster: iptables, ipvs or nftables (trace: several, comma-separated)");
+  app->add_option("--mode", c.mode,
+                  "kube-proxy mode for --cluster: iptables, ipvs or nftables (trace: several, comma-separated)");
   app->add_option("--policy-placement", c.policy,
                   "NetworkPolicies in --cluster become filter rules: auto (IPVS-aware in ipvs mode), plain (FORWARD, "
                   "INPUT for egress, OUTPUT for ingress), ipvs (also egress in OUTPUT, Service addresses skipped in "
@@ -112,19 +112,21 @@ int main(int argc, char** argv) {
       "Exit status: 0 traced, 1 bad input (file:line: message on stderr), 2 bad usage.");
   cli::TraceOptions to;
   to.color = "auto";
-  auto& [rules, rules6, ipsets, copt, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color,
-         verbose, ipvs_dump, outcome, nft_dump] = to;
+  auto& [rules, rules6, ipsets, copt, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color, verbose,
+         ipvs_dump, outcome, nft_dump] = to;
   add_cluster_options(trace, copt);
   trace->add_option("--rules", rules, "iptables-save dump (legacy or nft; ip6tables-save is detected)")->check(CLI::ExistingFile);
   trace->add_option("--rules6", rules6, "ip6tables-save dump for IPv6 packets")->check(CLI::ExistingFile);
   trace->add_option("--ipsets", ipsets, "ipset save output the rules refer to")->check(CLI::ExistingFile);
-  trace->add_option("--ipvs", ipvs_dump,
-                    "ipvsadm-save -n (or ipvsadm -Ln) output: IPVS virtual services on the node, with --rules and "
-                    "--ipsets from the same node (virtual addresses go on kube-ipvs0)")
+  trace
+      ->add_option("--ipvs", ipvs_dump,
+                   "ipvsadm-save -n (or ipvsadm -Ln) output: IPVS virtual services on the node, with --rules and "
+                   "--ipsets from the same node (virtual addresses go on kube-ipvs0)")
       ->check(CLI::ExistingFile);
-  trace->add_option("--nft", nft_dump,
-                    "nft list ruleset output (or nft -f input): nftables tables on the node, alone or with --rules "
-                    "(base chains interleave with iptables tables by priority)")
+  trace
+      ->add_option("--nft", nft_dump,
+                   "nft list ruleset output (or nft -f input): nftables tables on the node, alone or with --rules "
+                   "(base chains interleave with iptables tables by priority)")
       ->check(CLI::ExistingFile);
   add_node_options(trace, nopt);
   trace->add_option("--packet,-p", packets, "packet spec, repeatable; packets run in order through one node");
@@ -133,11 +135,13 @@ int main(int argc, char** argv) {
                     "receiving interface for packets without in= (default auto: the interface the source is routed "
                     "through; a source address of this node means the packet is sent by a local process)");
   trace->add_flag("--local", local, "packets are sent by a local process (OUTPUT path)");
-  trace->add_flag("--enumerate", enumerate, "follow every random branch (-m statistic) and list each outcome with its probability");
+  trace->add_flag("--enumerate", enumerate,
+                  "follow every random branch (-m statistic) and list each outcome with its probability");
   trace->add_option("--seed", seed, "seed for sampled choices and ephemeral ports (default 1)");
-  trace->add_option("--format", format,
-                    "text (kernel TRACE style, coloured on a terminal), json, svg (the hook diagram with the path "
-                    "drawn over it, one panel per mode), html (the same, self-contained, with every step), dot (Graphviz)")
+  trace
+      ->add_option("--format", format,
+                   "text (kernel TRACE style, coloured on a terminal), json, svg (the hook diagram with the path "
+                   "drawn over it, one panel per mode), html (the same, self-contained, with every step), dot (Graphviz)")
       ->check(CLI::IsMember({"text", "json", "svg", "html", "dot"}));
   trace->add_option("--outcome", outcome, "with --enumerate and a picture format: which outcome's path to draw (default 1)")
       ->check(CLI::PositiveNumber);
@@ -169,7 +173,8 @@ int main(int argc, char** argv) {
   rcmd->add_flag("--counters,-c", ro.counters, "keep and print [packets:bytes] counters (iptables-restore -c, iptables-save -c)");
   rcmd->add_flag("-6", ro.v6, "the dump is ip6tables-save output");
   add_cluster_options(rcmd, ro.cluster);
-  rcmd->add_option("--family", ro.family, "with --cluster: 4 (iptables-save) or 6 (ip6tables-save)")->check(CLI::IsMember({4, 6}));
+  rcmd->add_option("--family", ro.family, "with --cluster: 4 (iptables-save) or 6 (ip6tables-save)")
+      ->check(CLI::IsMember({4, 6}));
   rcmd->add_flag("--policy", ro.policy,
                  "with --cluster: print only the NetworkPolicy engine's input for the node (ipsets, filter chains)");
   rcmd->add_flag("--restore-input", ro.restore_input,
@@ -210,7 +215,8 @@ int main(int argc, char** argv) {
                "the capture holds one side only (gen-traffic writes such captures): answer every packet that "
                "leaves the node as its peer would (SYN-ACK, ACK, FIN-ACK, UDP response, echo reply), through the "
                "same datapath");
-  rp->add_option("--report", rpo.report, "also write the HTML report (comparison, backend shares, cost plots, disagreements drawn side by side) here");
+  rp->add_option("--report", rpo.report,
+                 "also write the HTML report (comparison, backend shares, cost plots, disagreements drawn side by side) here");
   rp->add_option("--examples", rpo.examples, "disagreeing connections to show in full (default 5)");
   rp->add_option("--threads,-j", rpo.threads,
                  "worker threads: modes run in parallel, one thread each at most; results are identical to "
@@ -238,7 +244,8 @@ int main(int argc, char** argv) {
   gt->add_option("--cps", go.cps, "new connections per second (default 1000)");
   gt->add_option("--zipf", go.zipf, "Service popularity exponent; 0 = uniform (default)")->check(CLI::NonNegativeNumber);
   gt->add_option("--data-packets", go.data_packets, "data segments per TCP connection, requests per UDP flow (default 2)");
-  gt->add_option("--rtt-us", go.rtt_us, "microseconds between one connection's packets (default 200)")->check(CLI::PositiveNumber);
+  gt->add_option("--rtt-us", go.rtt_us, "microseconds between one connection's packets (default 200)")
+      ->check(CLI::PositiveNumber);
   gt->add_option("--non-service", go.non_service, "share of connections to non-Service addresses, 0..1 (default 0)");
   gt->add_option("--rst", go.rst, "share of TCP connections closed with RST instead of FIN, 0..1 (default 0)");
   gt->add_option("--clients", go.clients,
@@ -248,7 +255,8 @@ int main(int argc, char** argv) {
   gt->add_option("--format", go.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
   // ---- demo
-  auto* demo = app.add_subcommand("demo", "The guided tour: both kube-proxy modes on the bundled example, ending in an HTML report");
+  auto* demo =
+      app.add_subcommand("demo", "The guided tour: both kube-proxy modes on the bundled example, ending in an HTML report");
   demo->footer(
       "On examples/networkpolicy/cluster.yaml (node-a): a summary of what each kube-proxy mode builds, three\n"
       "telling packets traced through both modes, the bundled capture (examples/pcaps/demo-node-a.pcap)\n"
@@ -257,7 +265,8 @@ int main(int argc, char** argv) {
       "  svcpath demo\n"
       "  svcpath demo --out /tmp/tour --sweep 100,1000,10000");
   cli::DemoOptions dmo;
-  demo->add_option("--out", dmo.out_dir, "directory to write report.html, traces.svg, replay.json, sweep.json (default svcpath-demo)");
+  demo->add_option("--out", dmo.out_dir,
+                   "directory to write report.html, traces.svg, replay.json, sweep.json (default svcpath-demo)");
   demo->add_option("--examples", dmo.examples, "the examples directory (default: found from the checkout)");
   demo->add_option("--sweep", dmo.sweep, "service counts of the scaling sweep (default 100,1000,5000)")
       ->delimiter(',')
@@ -275,7 +284,8 @@ int main(int argc, char** argv) {
       "  svcpath bench-model --measured kernel.json --calibrate 100,2000,20000");
   cli::BenchModelOptions bmo;
   bm->add_option("--measured", bmo.measured, "bench/kernel/measure.py output")->required()->check(CLI::ExistingFile);
-  bm->add_option("--calibrate", bmo.calibrate, "service counts whose points fit the constants (default 100,2000,20000)")->delimiter(',');
+  bm->add_option("--calibrate", bmo.calibrate, "service counts whose points fit the constants (default 100,2000,20000)")
+      ->delimiter(',');
   bm->add_option("--json", bmo.json_out, "also write predicted and measured per point as JSON");
 
   // ---- report
@@ -291,7 +301,8 @@ int main(int argc, char** argv) {
       "  svcpath replay $C --modes iptables,ipvs --pcap cap.pcap --report report.html   in one go");
   cli::ReportOptions repo;
   rep->add_option("--replay", repo.replay, "output of svcpath replay --format json")->check(CLI::ExistingFile);
-  rep->add_option("--sweep", repo.sweep, "a scaling sweep (svcpath demo writes svcpath-demo/sweep.json)")->check(CLI::ExistingFile);
+  rep->add_option("--sweep", repo.sweep, "a scaling sweep (svcpath demo writes svcpath-demo/sweep.json)")
+      ->check(CLI::ExistingFile);
   rep->add_option("--bench", repo.bench, "Google Benchmark JSON (--benchmark_format=json), repeatable")->check(CLI::ExistingFile);
   rep->add_option("--out,-o", repo.out, "HTML file to write (default report.html)");
   rep->add_option("--title", repo.title, "heading of the report");
@@ -339,9 +350,10 @@ int main(int argc, char** argv) {
     for (auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
     return 1;
   } catch (const std::bad_alloc&) {
-    std::cerr << fmt::format("svcpath: error: out of memory: the input needs more than the {} MiB cap "
-                             "(--max-memory; 0 lifts it)\n",
-                             max_memory_mib);
+    std::cerr << fmt::format(
+        "svcpath: error: out of memory: the input needs more than the {} MiB cap "
+        "(--max-memory; 0 lifts it)\n",
+        max_memory_mib);
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "svcpath: error: " << e.what() << "\n";

@@ -36,7 +36,7 @@ struct Place {
 // The classic netfilter diagram: in on the left, out on the right, the local process on top
 // (INPUT into it) and below (OUTPUT out of it).
 constexpr Place kPlaces[] = {
-    {Hook::PreRouting, 10, 150}, {Hook::LocalIn, 250, 10}, {Hook::Forward, 250, 150},
+    {Hook::PreRouting, 10, 150}, {Hook::LocalIn, 250, 10},      {Hook::Forward, 250, 150},
     {Hook::LocalOut, 250, 300},  {Hook::PostRouting, 490, 150},
 };
 
@@ -55,7 +55,8 @@ struct TableRow {
 // Each hook's iptables tables in the kernel's priority order (and IPVS where ip_vs hooks itself).
 std::vector<TableRow> fixed_rows(Hook h, bool ipvs) {
   switch (h) {
-    case Hook::PreRouting: return {{"raw", "raw -300"}, {"conntrack", "conntrack -200"}, {"mangle", "mangle -150"}, {"nat", "nat (DNAT) -100"}};
+    case Hook::PreRouting:
+      return {{"raw", "raw -300"}, {"conntrack", "conntrack -200"}, {"mangle", "mangle -150"}, {"nat", "nat (DNAT) -100"}};
     case Hook::LocalIn: {
       std::vector<TableRow> r{{"mangle", "mangle -150"}, {"filter", "filter 0"}};
       if (ipvs) r.push_back({"ipvs", "IPVS 98/99"});
@@ -194,19 +195,22 @@ std::vector<std::pair<std::string, std::string>> step_pieces(const Visit& v) {
       case TraceKind::Return:
       case TraceKind::Policy: {
         bool cont = walk_table == e->table && !out.empty();
-        std::string shown = fmt::format("{}{}{}:{}{}", cont ? " → " : (out.empty() ? "" : "; "), cont ? "" : std::string(e->table) + " ",
-                                        e->chain, e->kind == TraceKind::Rule ? std::to_string(e->rulenum) : std::string(trace_kind_name(e->kind)),
-                                        e->target.empty() || e->target.starts_with("KUBE-") || e->target.starts_with("NP-") ? "" : " " + e->target);
-        out.push_back({shown, e->detail.empty() ? fmt::format("{}:{}:{}:{}", e->table, e->chain, trace_kind_name(e->kind), e->rulenum) : e->detail});
+        std::string shown = fmt::format(
+            "{}{}{}:{}{}", cont ? " → " : (out.empty() ? "" : "; "), cont ? "" : std::string(e->table) + " ", e->chain,
+            e->kind == TraceKind::Rule ? std::to_string(e->rulenum) : std::string(trace_kind_name(e->kind)),
+            e->target.empty() || e->target.starts_with("KUBE-") || e->target.starts_with("NP-") ? "" : " " + e->target);
+        out.push_back({shown, e->detail.empty()
+                                  ? fmt::format("{}:{}:{}:{}", e->table, e->chain, trace_kind_name(e->kind), e->rulenum)
+                                  : e->detail});
         walk_table = e->table;
         break;
       }
       case TraceKind::Nat:
         walk_table = {};
         if (e->rewritten)
-          out.push_back({fmt::format("{}{} {} → {}", out.empty() ? "" : "; ", e->target, e->before.str(), e->after.str()), e->detail});
-        else
-          out.push_back({std::string(out.empty() ? "" : "; ") + "nat skipped: conntrack binding", e->detail});
+          out.push_back(
+              {fmt::format("{}{} {} → {}", out.empty() ? "" : "; ", e->target, e->before.str(), e->after.str()), e->detail});
+        else out.push_back({std::string(out.empty() ? "" : "; ") + "nat skipped: conntrack binding", e->detail});
         break;
       case TraceKind::Conntrack:
         walk_table = {};
@@ -216,15 +220,13 @@ std::vector<std::pair<std::string, std::string>> step_pieces(const Visit& v) {
         walk_table = {};
         if (e->rewritten)
           out.push_back({fmt::format("{}IPVS {} → {}", out.empty() ? "" : "; ", e->before.str(), e->after.str()), e->detail});
-        else if (!e->target.empty())
-          out.push_back({fmt::format("{}IPVS {}", out.empty() ? "" : "; ", e->target), e->detail});
+        else if (!e->target.empty()) out.push_back({fmt::format("{}IPVS {}", out.empty() ? "" : "; ", e->target), e->detail});
         break;
       case TraceKind::Verdict:
         walk_table = {};
         out.push_back({fmt::format("{}{}", out.empty() ? "" : "; ", e->target.empty() ? e->detail : e->target), e->detail});
         break;
-      default:
-        break;  // routing notes show on the arrows' ends, not in the step list
+      default: break;  // routing notes show on the arrows' ends, not in the step list
     }
   }
   return out;
@@ -277,8 +279,10 @@ PanelSvg panel_svg(const Panel& pn) {
   s += fmt::format("<text class=\"end\" x=\"10\" y=\"140\">in{}</text><text class=\"end\" x=\"560\" y=\"140\">out{}</text>\n",
                    xml_escape(pn.in.empty() ? "" : " " + pn.in), xml_escape(out_if));
   // Routing decisions.
-  s += "<g class=\"route\"><circle cx=\"205\" cy=\"195\" r=\"18\"/><text x=\"205\" y=\"199\" text-anchor=\"middle\">route</text></g>\n";
-  s += "<g class=\"route\"><circle cx=\"445\" cy=\"345\" r=\"18\"/><text x=\"445\" y=\"349\" text-anchor=\"middle\">route</text></g>\n";
+  s += "<g class=\"route\"><circle cx=\"205\" cy=\"195\" r=\"18\"/><text x=\"205\" y=\"199\" "
+       "text-anchor=\"middle\">route</text></g>\n";
+  s += "<g class=\"route\"><circle cx=\"445\" cy=\"345\" r=\"18\"/><text x=\"445\" y=\"349\" "
+       "text-anchor=\"middle\">route</text></g>\n";
 
   // Only the base chains of tables that see this packet's family; without the ruleset (a report
   // read from JSON), the ones the trace shows.
@@ -301,20 +305,22 @@ PanelSvg panel_svg(const Panel& pn) {
     s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"6\"/>\n", pl.x, pl.y, kBoxW, h);
     s += fmt::format("<text class=\"hookname\" x=\"{}\" y=\"{}\">{}</text>\n", pl.x + 8, pl.y + 15, hook_name(pl.hook));
     if (seen) {
-      s += fmt::format("<circle class=\"badge\" cx=\"{}\" cy=\"{}\" r=\"9\"/><text class=\"badgenum\" x=\"{}\" y=\"{}\" "
-                       "text-anchor=\"middle\">{}</text>\n",
-                       pl.x + kBoxW - 12, pl.y + 11, pl.x + kBoxW - 12, pl.y + 15, nums);
+      s += fmt::format(
+          "<circle class=\"badge\" cx=\"{}\" cy=\"{}\" r=\"9\"/><text class=\"badgenum\" x=\"{}\" y=\"{}\" "
+          "text-anchor=\"middle\">{}</text>\n",
+          pl.x + kBoxW - 12, pl.y + 11, pl.x + kBoxW - 12, pl.y + 15, nums);
     }
     for (size_t r = 0; r < rows.size(); ++r) {
       bool hit = false;
       if (seen)
         for (size_t n : it->second) hit |= visited_table(visits[n - 1], rows[r]);
       int ry = pl.y + 20 + int(r) * kRowH;
-      s += fmt::format("<g class=\"table{}\" data-table=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>"
-                       "<text x=\"{}\" y=\"{}\">{}</text>{}</g>\n",
-                       hit ? " hit" : "", xml_escape(rows[r].table), pl.x + 4, ry, kBoxW - 8, kRowH - 2, pl.x + 10, ry + 10,
-                       xml_escape(rows[r].label),
-                       rows[r].chain.empty() ? "" : "<title>" + xml_escape(rows[r].table + " " + rows[r].chain) + "</title>");
+      s += fmt::format(
+          "<g class=\"table{}\" data-table=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>"
+          "<text x=\"{}\" y=\"{}\">{}</text>{}</g>\n",
+          hit ? " hit" : "", xml_escape(rows[r].table), pl.x + 4, ry, kBoxW - 8, kRowH - 2, pl.x + 10, ry + 10,
+          xml_escape(rows[r].label),
+          rows[r].chain.empty() ? "" : "<title>" + xml_escape(rows[r].table + " " + rows[r].chain) + "</title>");
     }
     s += "</g>\n";
   }
@@ -344,7 +350,8 @@ PanelSvg panel_svg(const Panel& pn) {
   for (size_t i = 0; i < visits.size(); ++i) {
     auto lines = wrap(step_pieces(visits[i]), 78);
     for (size_t l = 0; l < lines.size(); ++l) {
-      s += fmt::format("<text class=\"step\" data-hook=\"{}\" data-order=\"{}\" x=\"10\" y=\"{}\">", hook_name(visits[i].hook), i + 1, y);
+      s += fmt::format("<text class=\"step\" data-hook=\"{}\" data-order=\"{}\" x=\"10\" y=\"{}\">", hook_name(visits[i].hook),
+                       i + 1, y);
       if (l == 0) s += fmt::format("<tspan class=\"stepnum\">{} {}</tspan> ", i + 1, hook_name(visits[i].hook));
       else s += "<tspan class=\"stepnum\">   </tspan> ";
       for (auto& [shown, hover] : lines[l])
@@ -354,13 +361,15 @@ PanelSvg panel_svg(const Panel& pn) {
     }
   }
   y += 6;
-  s += fmt::format("<text class=\"outcome {}\" x=\"10\" y=\"{}\">{}</text>\n", nf::outcome_name(o.kind), y, xml_escape(outcome_line(o)));
+  s += fmt::format("<text class=\"outcome {}\" x=\"10\" y=\"{}\">{}</text>\n", nf::outcome_name(o.kind), y,
+                   xml_escape(outcome_line(o)));
   y += 16;
   if (pn.outcomes.size() > 1) {
     for (size_t k = 0; k < pn.outcomes.size(); ++k) {
       auto& oc = pn.outcomes[k];
-      s += fmt::format("<text class=\"alt{}\" x=\"10\" y=\"{}\">{} outcome {}/{} p={:.4f} {}</text>\n", k == pn.shown ? " shown" : "", y,
-                       k == pn.shown ? "▶" : " ", k + 1, pn.outcomes.size(), oc.probability, xml_escape(outcome_line(oc)));
+      s += fmt::format("<text class=\"alt{}\" x=\"10\" y=\"{}\">{} outcome {}/{} p={:.4f} {}</text>\n",
+                       k == pn.shown ? " shown" : "", y, k == pn.shown ? "▶" : " ", k + 1, pn.outcomes.size(), oc.probability,
+                       xml_escape(outcome_line(oc)));
       y += 14;
     }
   }
@@ -391,8 +400,8 @@ std::string render_svg(const std::vector<Picture>& pics) {
     int h = 0;
     for (size_t k = 0; k < pic.panels.size(); ++k) {
       auto ps = panel_svg(pic.panels[k]);
-      body += fmt::format("<g class=\"panel\" data-mode=\"{}\" transform=\"translate({},{})\">\n{}</g>\n", xml_escape(pic.panels[k].mode),
-                          int(k) * (kPanelW + 20), 44, ps.body);
+      body += fmt::format("<g class=\"panel\" data-mode=\"{}\" transform=\"translate({},{})\">\n{}</g>\n",
+                          xml_escape(pic.panels[k].mode), int(k) * (kPanelW + 20), 44, ps.body);
       h = std::max(h, ps.height);
       width = std::max(width, int(k + 1) * (kPanelW + 20));
     }
@@ -411,7 +420,8 @@ std::string render_html(const std::vector<Picture>& pics, const std::string& hea
   std::string traces;
   for (auto& pic : pics)
     for (auto& pn : pic.panels) {
-      traces += fmt::format("<details><summary>{} — {} mode: every step</summary><pre>", xml_escape(pic.title), xml_escape(pn.mode));
+      traces +=
+          fmt::format("<details><summary>{} — {} mode: every step</summary><pre>", xml_escape(pic.title), xml_escape(pn.mode));
       for (auto& e : pn.outcomes.at(pn.shown).trace) {
         traces += xml_escape(fmt::format("{:<11} {}:{}{} {} {}\n", hook_name(e.hook), e.table, e.chain,
                                          e.chain.empty() ? "" : fmt::format(":{}", e.rulenum), e.target, e.detail));
@@ -435,8 +445,9 @@ std::string render_dot(const std::vector<Picture>& pics) {
     for (auto& pn : pic.panels) {
       ++g;
       const nf::Outcome& oc = pn.outcomes.at(pn.shown);
-      o += fmt::format("digraph svcpath_{} {{\n  label=\"{} ({} mode)\";\n  rankdir=LR;\n  node [shape=record, fontname=\"sans-serif\"];\n", g,
-                       xml_escape(pic.title), pn.mode);
+      o += fmt::format(
+          "digraph svcpath_{} {{\n  label=\"{} ({} mode)\";\n  rankdir=LR;\n  node [shape=record, fontname=\"sans-serif\"];\n", g,
+          xml_escape(pic.title), pn.mode);
       for (auto& pl : kPlaces) {
         std::string label = std::string(hook_name(pl.hook));
         for (auto& r : rows_of(pl.hook, pn.ipvs, pn.nft)) label += "|" + r.label;
@@ -458,8 +469,9 @@ std::string render_dot(const std::vector<Picture>& pics) {
       }
       std::string end = oc.kind == nf::OutcomeKind::Forwarded ? "out" : oc.kind == nf::OutcomeKind::Delivered ? "local" : "";
       if (!end.empty()) o += fmt::format("  {} -> {} [color=\"#d9480f\", penwidth=3];\n", prev, end);
-      else o += fmt::format("  end [shape=octagon, label=\"{}\"];\n  {} -> end [color=\"#c92a2a\", penwidth=3];\n",
-                            xml_escape(outcome_line(oc)), prev);
+      else
+        o += fmt::format("  end [shape=octagon, label=\"{}\"];\n  {} -> end [color=\"#c92a2a\", penwidth=3];\n",
+                         xml_escape(outcome_line(oc)), prev);
       o += "}\n";
     }
   return o;

@@ -15,8 +15,8 @@ namespace svcpath::cli {
 struct NftRow {
   Hook hook;
   int priority;
-  bool nat;            // inside the nat core (drawn next to the iptables nat table)
-  std::string table;   // "ip kube-proxy": as trace events name it
+  bool nat;           // inside the nat core (drawn next to the iptables nat table)
+  std::string table;  // "ip kube-proxy": as trace events name it
   std::string chain;
   std::string after = {};  // placed after this fixed row ("mangle", "nat", "" = first) when the priority is unknown
   bool placed = false;     // true: use `after`, not `priority`
@@ -25,17 +25,17 @@ struct NftRow {
 std::vector<NftRow> nft_rows(const nf::nft::Ruleset* rs);
 
 struct Panel {
-  std::string mode;                         // "iptables", "ipvs", "nftables", "rules"
-  bool ipvs = false;                        // draw IPVS's hook entries
-  std::vector<nf::Outcome> outcomes;        // one, or every outcome with --enumerate
-  size_t shown = 0;                         // which outcome the path is drawn for
-  std::string in;                           // receiving interface ("" when sent by a local process)
-  std::vector<NftRow> nft = {};             // nftables base chains on the node
+  std::string mode;                   // "iptables", "ipvs", "nftables", "rules"
+  bool ipvs = false;                  // draw IPVS's hook entries
+  std::vector<nf::Outcome> outcomes;  // one, or every outcome with --enumerate
+  size_t shown = 0;                   // which outcome the path is drawn for
+  std::string in;                     // receiving interface ("" when sent by a local process)
+  std::vector<NftRow> nft = {};       // nftables base chains on the node
 };
 
 struct Picture {
-  std::string title;                        // the packet
-  std::vector<Panel> panels;                // side by side, aligned by hook
+  std::string title;          // the packet
+  std::vector<Panel> panels;  // side by side, aligned by hook
 };
 
 /// One SVG document holding every picture, one row each.

@@ -14,8 +14,8 @@ struct Colors {
     if (!on) return std::string(s);
     return fmt::format("\x1b[{}m{}\x1b[0m", code, s);
   }
-  std::string table(std::string_view s) const { return c("36", s); }     // cyan
-  std::string chain(std::string_view s) const { return c("1;34", s); }   // bold blue
+  std::string table(std::string_view s) const { return c("36", s); }    // cyan
+  std::string chain(std::string_view s) const { return c("1;34", s); }  // bold blue
   std::string dim(std::string_view s) const { return c("2", s); }
   std::string verdict(std::string_view s) const {
     if (s == "ACCEPT" || s == "delivered" || s == "forwarded" || s == "bridged") return c("32", s);
@@ -58,8 +58,8 @@ std::string render_text(int index, const PacketSpec& spec, const Packet& pkt, co
         }
         case TraceKind::Nat:
           if (e.rewritten)
-            o += fmt::format("{}{} {} {}: {} => {}\n", ind, k.dim(hook), k.table("nat"), k.verdict(e.target),
-                             tuple_str(e.before), tuple_str(e.after));
+            o += fmt::format("{}{} {} {}: {} => {}\n", ind, k.dim(hook), k.table("nat"), k.verdict(e.target), tuple_str(e.before),
+                             tuple_str(e.after));
           else o += fmt::format("{}{} {}: {}\n", ind, k.dim(hook), k.table("nat"), k.dim(e.detail));
           break;
         default:
@@ -75,8 +75,7 @@ std::string render_text(int index, const PacketSpec& spec, const Packet& pkt, co
     if (oc.kind == nf::OutcomeKind::Forwarded || oc.kind == nf::OutcomeKind::Bridged) {
       where = " out " + oc.out;
       if (oc.after.phys_out >= 0 && oc.out != oc.port) where += " (port " + oc.port + ")";
-    }
-    else if (oc.kind == nf::OutcomeKind::Delivered) where = " to a local socket";
+    } else if (oc.kind == nf::OutcomeKind::Delivered) where = " to a local socket";
     std::string extra;
     if (oc.dnat) extra += " dnat";
     if (oc.snat) extra += " snat";

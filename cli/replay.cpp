@@ -78,9 +78,9 @@ uint32_t outcome_code(bool answer, const nf::Outcome& oc) {
 
 struct Tally {
   uint64_t packets = 0, answers = 0, new_flows = 0, dnat = 0, snat = 0;
-  std::map<Endpoint, uint64_t> connections_to;                 // service endpoint -> new connections DNATed
-  std::map<uint32_t, uint64_t> outcomes;                      // outcome_code -> packets
-  std::map<Endpoint, std::map<Endpoint, uint64_t>> dnat_to;   // service endpoint -> backend -> packets
+  std::map<Endpoint, uint64_t> connections_to;               // service endpoint -> new connections DNATed
+  std::map<uint32_t, uint64_t> outcomes;                     // outcome_code -> packets
+  std::map<Endpoint, std::map<Endpoint, uint64_t>> dnat_to;  // service endpoint -> backend -> packets
   Counters cost_new, cost_est;
   // Rules evaluated per packet, in power-of-two buckets: [0], [1], [2,3], [4,7], ...
   std::array<uint64_t, 24> rules_hist_new{}, rules_hist_est{};
@@ -119,9 +119,7 @@ bool answer_for(const nf::Outcome& oc, Packet& r) {
       else return false;
       return true;
     case proto::UDP:
-    case proto::SCTP:
-      r.len = a.len;
-      return true;
+    case proto::SCTP: r.len = a.len; return true;
     case proto::ICMP:
     case proto::ICMPV6:
       if (a.icmp_type() != (a.t.proto == proto::ICMP ? 8 : 128)) return false;
@@ -142,11 +140,13 @@ class Progress {
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
     double frac = r_.fraction_read();
     std::string eta = frac > 0 && frac < 1 ? fmt::format(", ETA {:.0f} s", s / frac - s) : "";
-    fmt::print(stderr, "\r{:5.1f}%  {} packets  {:.0f} packets/s{}   ", frac * 100, frames, s > 0 ? double(frames) / s : 0.0, eta);
+    fmt::print(stderr, "\r{:5.1f}%  {} packets  {:.0f} packets/s{}   ", frac * 100, frames, s > 0 ? double(frames) / s : 0.0,
+               eta);
   }
   void done(uint64_t frames, double secs) {
-    if (on_) fmt::print(stderr, "\r{} packets in {:.2f} s ({:.0f} packets/s)                    \n", frames, secs,
-                        secs > 0 ? double(frames) / secs : 0.0);
+    if (on_)
+      fmt::print(stderr, "\r{} packets in {:.2f} s ({:.0f} packets/s)                    \n", frames, secs,
+                 secs > 0 ? double(frames) / secs : 0.0);
   }
 
  private:
@@ -208,7 +208,8 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       if (forced_iif[i] >= 0) continue;
       std::string known;
       for (auto& f : lanes[i]->node.interfaces()) known += (known.empty() ? "" : ", ") + f.name;
-      throw LoadError({{"--in", 0, 0, fmt::format("unknown interface '{}' (mode {} has: {})", o.in_default, lanes[i]->name, known)}});
+      throw LoadError(
+          {{"--in", 0, 0, fmt::format("unknown interface '{}' (mode {} has: {})", o.in_default, lanes[i]->name, known)}});
     }
   std::optional<pcap::Reader> opened;
   try {
@@ -307,8 +308,8 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
   std::vector<std::vector<std::pair<size_t, nf::Outcome>>> traced(lanes.size());  // per lane: (item, outcome)
 
   // One packet through one lane: tallies, the post-NAT copy, and (with --answer) the peer's reply.
-  auto run = [&](size_t i, const Packet& p, const nf::Injection& inj, bool answer, FlowResult* first,
-                 const Item* item, const uint8_t* frame) {
+  auto run = [&](size_t i, const Packet& p, const nf::Injection& inj, bool answer, FlowResult* first, const Item* item,
+                 const uint8_t* frame) {
     Lane& l = *lanes[i];
     NullSink quiet;
     VectorSink events;
@@ -340,8 +341,8 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
     }
     t.snat += oc.snat && !answer;
     if (first) *first = {oc.kind, oc.reason, oc.dnat, oc.snat, oc.dnat ? svc.str() : "", oc.dnat ? backend.str() : "", oc.where};
-    bool left = oc.kind == nf::OutcomeKind::Forwarded || oc.kind == nf::OutcomeKind::Delivered ||
-                oc.kind == nf::OutcomeKind::Bridged;
+    bool left =
+        oc.kind == nf::OutcomeKind::Forwarded || oc.kind == nf::OutcomeKind::Delivered || oc.kind == nf::OutcomeKind::Bridged;
     if (!left) return std::optional<nf::Outcome>();
     if (writers[i]) {
       if (!item) {
@@ -577,16 +578,20 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
     if (lanes.size() > 1) {
       nlohmann::json ag = nlohmann::json::object();
       for (size_t i = 1; i < lanes.size(); ++i)
-        ag[lanes[i]->name] = {{"against", lanes[0]->name}, {"connections", flows.size()}, {"equivalent", agree[i]},
-                              {"different", differ[i]}, {"why", why[i]}};
+        ag[lanes[i]->name] = {{"against", lanes[0]->name},
+                              {"connections", flows.size()},
+                              {"equivalent", agree[i]},
+                              {"different", differ[i]},
+                              {"why", why[i]}};
       auto ex = nlohmann::json::array();
       for (auto& ex_d : examples) {
         auto& r = flows.at(ex_d.t);
-        ex.push_back({{"connection", ex_d.t.str()},
-                      {"differs_in", ex_d.what},
-                      {lanes[0]->name, describe(r[0])},
-                      {lanes[ex_d.lane]->name, describe(r[ex_d.lane])},
-                      {"traces", {{lanes[0]->name, outcome_json(ex_d.first)}, {lanes[ex_d.lane]->name, outcome_json(ex_d.other)}}}});
+        ex.push_back(
+            {{"connection", ex_d.t.str()},
+             {"differs_in", ex_d.what},
+             {lanes[0]->name, describe(r[0])},
+             {lanes[ex_d.lane]->name, describe(r[ex_d.lane])},
+             {"traces", {{lanes[0]->name, outcome_json(ex_d.first)}, {lanes[ex_d.lane]->name, outcome_json(ex_d.other)}}}});
       }
       ag["examples"] = std::move(ex);
       j["agreement"] = std::move(ag);
@@ -603,10 +608,11 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       return file_error.empty() ? 0 : kExitDamagedCapture;
     }
   }
-  out << fmt::format("capture {}: {} frames (link type {}), {} replayed, {} skipped\n", o.pcap, frames,
-                     reader.linktype(), frames - skipped, skipped);
+  out << fmt::format("capture {}: {} frames (link type {}), {} replayed, {} skipped\n", o.pcap, frames, reader.linktype(),
+                     frames - skipped, skipped);
   for (size_t k = 1; k < size_t(pcap::DecodeError::Count_); ++k)
-    if (decode_errors[k]) out << fmt::format("  skipped {:>8}  {}\n", decode_errors[k], pcap::decode_error_name(pcap::DecodeError(k)));
+    if (decode_errors[k])
+      out << fmt::format("  skipped {:>8}  {}\n", decode_errors[k], pcap::decode_error_name(pcap::DecodeError(k)));
   if (fragments) out << fmt::format("  skipped {:>8}  later fragment (no L4 header; reassembly not modelled)\n", fragments);
   if (!file_error.empty()) out << fmt::format("  the capture ends early: {}\n", file_error);
   for (size_t i = 0; i < lanes.size(); ++i) {
@@ -641,8 +647,8 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
   if (lanes.size() > 1) {
     out << "\n== agreement ==\n";
     for (size_t i = 1; i < lanes.size(); ++i) {
-      out << fmt::format("{} vs {}: {} connections, {} equivalent, {} different", lanes[0]->name, lanes[i]->name,
-                         flows.size(), agree[i], differ[i]);
+      out << fmt::format("{} vs {}: {} connections, {} equivalent, {} different", lanes[0]->name, lanes[i]->name, flows.size(),
+                         agree[i], differ[i]);
       std::string reasons;
       for (auto& [w, n] : why[i]) reasons += fmt::format("{}{} {}", reasons.empty() ? "" : ", ", n, w);
       out << (reasons.empty() ? "\n" : " (" + reasons + ")\n");
@@ -655,7 +661,8 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
       TextStyle style;
       for (size_t side : {size_t(0), ex_d.lane}) {
         out << fmt::format("\n  -- {} --\n", lanes[side]->name);
-        std::string txt = render_text(1, ex_d.spec, ex_d.spec.pkt, ex_d.spec.in, {side == 0 ? ex_d.first : ex_d.other}, false, style);
+        std::string txt =
+            render_text(1, ex_d.spec, ex_d.spec.pkt, ex_d.spec.in, {side == 0 ? ex_d.first : ex_d.other}, false, style);
         std::istringstream lines(txt);
         for (std::string line; std::getline(lines, line);) out << "  " << line << "\n";
       }

@@ -146,9 +146,10 @@ std::string shares(nlohmann::json& r) {  // non-const: a missing key reads as nu
       h += fmt::format("<div class=\"svc\"><div class=\"svcname\">{}</div>\n", esc(svc));
       for (auto& [b, n] : backends.items()) {
         double pct = total ? 100.0 * double(n.get<uint64_t>()) / double(total) : 0;
-        h += fmt::format("<div class=\"bar\"><span class=\"be\">{}</span><span class=\"fill\" style=\"width:{:.1f}%\"></span>"
-                         "<span class=\"pct\">{:.1f}% ({})</span></div>\n",
-                         esc(b), pct * 0.6, pct, n.get<uint64_t>());
+        h += fmt::format(
+            "<div class=\"bar\"><span class=\"be\">{}</span><span class=\"fill\" style=\"width:{:.1f}%\"></span>"
+            "<span class=\"pct\">{:.1f}% ({})</span></div>\n",
+            esc(b), pct * 0.6, pct, n.get<uint64_t>());
       }
       h += "</div>\n";
     }
@@ -202,15 +203,16 @@ std::string cost_plots(nlohmann::json& r) {  // non-const: a missing key reads a
 
 std::string disagreements(nlohmann::json& r) {  // non-const: a missing key reads as null, never UB
   if (!r.contains("agreement")) return "";
-  std::string h = "<table class=\"summary\"><tr><th>mode</th><th>against</th><th>connections</th><th>equivalent</th>"
-                  "<th>different</th><th>why</th></tr>\n";
+  std::string h =
+      "<table class=\"summary\"><tr><th>mode</th><th>against</th><th>connections</th><th>equivalent</th>"
+      "<th>different</th><th>why</th></tr>\n";
   for (auto& [mode, a] : r["agreement"].items()) {
     if (mode == "examples") continue;
     std::string why;
     for (auto& [k, v] : a["why"].items()) why += fmt::format("{}{}: {}", why.empty() ? "" : ", ", k, num(v));
-    h += fmt::format("<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>\n",
-                     esc(mode), esc(a.value("against", "")), num(a["connections"]), num(a["equivalent"]), num(a["different"]),
-                     esc(why));
+    h += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>\n",
+        esc(mode), esc(a.value("against", "")), num(a["connections"]), num(a["equivalent"]), num(a["different"]), esc(why));
   }
   h += "</table>\n";
   auto& ex = r["agreement"]["examples"];
@@ -219,8 +221,7 @@ std::string disagreements(nlohmann::json& r) {  // non-const: a missing key read
     std::vector<Picture> pics;
     for (auto& e : ex) {
       Picture p{fmt::format("{} — differs in {}", e.value("connection", ""), e.value("differs_in", "")), {}};
-      for (auto& [mode, tr] : e["traces"].items())
-        p.panels.push_back({mode, mode == "ipvs", {outcome_from_json(tr, store)}, 0});
+      for (auto& [mode, tr] : e["traces"].items()) p.panels.push_back({mode, mode == "ipvs", {outcome_from_json(tr, store)}, 0});
       pics.push_back(std::move(p));
     }
     h += "<h3>The first disagreements, side by side</h3>\n" + render_svg(pics);
@@ -238,10 +239,12 @@ std::string scaling(ReportInput in) {  // a copy: a missing key reads as null, n
     }
     for (auto* series : {&ns, &rules}) {
       bool is_ns = series == &ns;
-      std::string data, script = fmt::format(
-          "set title '{}'\nset logscale xy\nset xlabel 'services'\nset ylabel '{}'\nset key top left\nset grid\nplot ",
-          is_ns ? "first packet to the last service: svcpath time per packet" : "first packet to the last service: rules evaluated",
-          is_ns ? "ns per packet" : "rules per packet");
+      std::string data,
+          script = fmt::format(
+              "set title '{}'\nset logscale xy\nset xlabel 'services'\nset ylabel '{}'\nset key top left\nset grid\nplot ",
+              is_ns ? "first packet to the last service: svcpath time per packet"
+                    : "first packet to the last service: rules evaluated",
+              is_ns ? "ns per packet" : "rules per packet");
       int idx = 0;
       std::string table = "<table class=\"hist\"><tr><th>mode</th><th>services</th><th>value</th></tr>";
       for (auto& [mode, pts] : *series) {
@@ -278,8 +281,10 @@ std::string scaling(ReportInput in) {  // a copy: a missing key reads as null, n
       }
     }
     if (series.empty()) continue;
-    std::string data, script = "set title 'benchmarks'\nset logscale xy\nset xlabel 'first argument'\nset ylabel 'time per iteration'\n"
-                               "set key outside right\nset grid\nplot ";
+    std::string data,
+        script =
+            "set title 'benchmarks'\nset logscale xy\nset xlabel 'first argument'\nset ylabel 'time per iteration'\n"
+            "set key outside right\nset grid\nplot ";
     int idx = 0;
     for (auto& [k, pts] : series) {
       for (auto& [x, y] : pts) data += fmt::format("{} {}\n", x, y);
@@ -295,9 +300,12 @@ std::string scaling(ReportInput in) {  // a copy: a missing key reads as null, n
 
 constexpr const char* kCss =
     "body{font:14px sans-serif;margin:24px auto;max-width:1400px;color:#222} h1{font-size:24px} h2{border-bottom:1px solid #ddd;"
-    "padding-bottom:4px;margin-top:32px} table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #ddd;padding:3px 8px}"
-    " th{background:#f1f3f5} td.n{text-align:right;font-variant-numeric:tabular-nums} .shares{display:flex;flex-wrap:wrap;gap:16px}"
-    " .svc{min-width:420px} .svcname{font-weight:bold;margin:6px 0 2px} .bar{display:flex;align-items:center;gap:6px;font:12px monospace}"
+    "padding-bottom:4px;margin-top:32px} table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #ddd;padding:3px "
+    "8px}"
+    " th{background:#f1f3f5} td.n{text-align:right;font-variant-numeric:tabular-nums} "
+    ".shares{display:flex;flex-wrap:wrap;gap:16px}"
+    " .svc{min-width:420px} .svcname{font-weight:bold;margin:6px 0 2px} .bar{display:flex;align-items:center;gap:6px;font:12px "
+    "monospace}"
     " .be{width:190px;overflow:hidden} .fill{display:inline-block;height:12px;background:#fd7e14} .pct{color:#555}"
     " .plot svg{max-width:100%;height:auto} details{margin:4px 0 12px} summary{cursor:pointer;color:#1c7ed6}";
 
@@ -312,23 +320,27 @@ std::string render_report(const ReportInput& in) {
     body += fmt::format("<section id=\"{}\"><h2>{}</h2>\n{}</section>\n", id, esc(title), html);
   };
   if (!in.pictures.empty())
-    section("traces", "Packets through the hooks, per mode", "<p>Each box is a netfilter hook with its tables in priority order; the "
-            "orange line is the packet's path and the numbers its visits. Hover a chain for its rule.</p>\n" + render_svg(in.pictures));
+    section("traces", "Packets through the hooks, per mode",
+            "<p>Each box is a netfilter hook with its tables in priority order; the "
+            "orange line is the packet's path and the numbers its visits. Hover a chain for its rule.</p>\n" +
+                render_svg(in.pictures));
   nlohmann::json replay = in.replay;  // read with non-const operator[]: missing keys are null, not UB
   if (replay.is_object()) {
     auto& c = replay["capture"];
-    std::string cap = fmt::format("<p>Capture <code>{}</code>: {} frames, link type {}{}.</p>\n", esc(c.value("file", "")),
-                                  num(c["frames"]), num(c["linktype"]), c.contains("error") ? ", damaged: " + esc(num(c["error"])) : "");
+    std::string cap =
+        fmt::format("<p>Capture <code>{}</code>: {} frames, link type {}{}.</p>\n", esc(c.value("file", "")), num(c["frames"]),
+                    num(c["linktype"]), c.contains("error") ? ", damaged: " + esc(num(c["error"])) : "");
     section("summary", "Replay: the modes compared", cap + summary_table(replay));
     section("agreement", "Agreement and disagreements", disagreements(replay));
     section("shares", "Backend shares per Service (DNATed packets)", shares(replay));
     section("cost", "Cost per packet", cost_plots(replay));
   }
   section("scaling", "Scaling with the number of Services", scaling(in));
-  return fmt::format("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head>\n"
-                     "<body>\n{}<nav><ul>{}</ul></nav>\n{}<footer><p>Written by svcpath. Self-contained: nothing here is "
-                     "fetched from the network.</p></footer>\n</body></html>\n",
-                     esc(in.title), kCss, head, toc, body);
+  return fmt::format(
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head>\n"
+      "<body>\n{}<nav><ul>{}</ul></nav>\n{}<footer><p>Written by svcpath. Self-contained: nothing here is "
+      "fetched from the network.</p></footer>\n</body></html>\n",
+      esc(in.title), kCss, head, toc, body);
 }
 
 void write_report_file(const std::string& path, const ReportInput& in) {

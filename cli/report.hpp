@@ -15,11 +15,11 @@ namespace svcpath::cli {
 
 struct ReportInput {
   std::string title = "svcpath report";
-  nlohmann::json replay;                 // `svcpath replay --format json`, or null
-  nlohmann::json sweep;                  // {"sweep": [{"services", "mode", "ns_per_packet", "rules_per_packet"}...]}, or null
+  nlohmann::json replay;                   // `svcpath replay --format json`, or null
+  nlohmann::json sweep;                    // {"sweep": [{"services", "mode", "ns_per_packet", "rules_per_packet"}...]}, or null
   std::vector<nlohmann::json> benchmarks;  // Google Benchmark JSON files
-  std::vector<Picture> pictures;         // traced packets to show
-  std::string intro;                     // HTML paragraph under the title
+  std::vector<Picture> pictures;           // traced packets to show
+  std::string intro;                       // HTML paragraph under the title
 };
 
 std::string render_report(const ReportInput& in);

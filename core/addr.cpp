@@ -153,9 +153,7 @@ std::optional<PortRange> PortRange::parse(std::string_view s, char sep, std::str
   return PortRange{uint16_t(*lo), uint16_t(*hi)};
 }
 
-std::string PortRange::str(char sep) const {
-  return single() ? fmt::format("{}", lo) : fmt::format("{}{}{}", lo, sep, hi);
-}
+std::string PortRange::str(char sep) const { return single() ? fmt::format("{}", lo) : fmt::format("{}{}{}", lo, sep, hi); }
 
 namespace proto {
 namespace {
@@ -163,11 +161,10 @@ struct Named {
   const char* name;
   uint8_t num;
 };
-constexpr Named kNames[] = {{"icmp", ICMP},     {"tcp", TCP},      {"udp", UDP},     {"ipv6-icmp", ICMPV6},
-                            {"sctp", SCTP},     {"gre", GRE},      {"esp", ESP},     {"ah", AH},
-                            {"udplite", UDPLITE}, {"dccp", DCCP},  {"igmp", 2},      {"ipencap", 4},
-                            {"ipv6", 41},       {"ospf", 89},      {"vrrp", 112},    {"l2tp", 115},
-                            {"ipip", 94},       {"pim", 103}};
+constexpr Named kNames[] = {{"icmp", ICMP}, {"tcp", TCP},   {"udp", UDP}, {"ipv6-icmp", ICMPV6}, {"sctp", SCTP},
+                            {"gre", GRE},   {"esp", ESP},   {"ah", AH},   {"udplite", UDPLITE},  {"dccp", DCCP},
+                            {"igmp", 2},    {"ipencap", 4}, {"ipv6", 41}, {"ospf", 89},          {"vrrp", 112},
+                            {"l2tp", 115},  {"ipip", 94},   {"pim", 103}};
 }  // namespace
 
 std::optional<uint8_t> parse(std::string_view s) {

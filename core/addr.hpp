@@ -44,9 +44,7 @@ struct Addr {
 
   bool is_v4() const { return fam == Family::V4; }
   unsigned bits() const { return is_v4() ? 32 : 128; }
-  uint32_t host4() const {
-    return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | b[3];
-  }
+  uint32_t host4() const { return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | b[3]; }
   bool is_unspecified() const;
   bool is_loopback() const;   // 127.0.0.0/8, ::1
   bool is_multicast() const;  // 224.0.0.0/4, ff00::/8
@@ -101,8 +99,8 @@ struct PortRange {
 
 /// IP protocol numbers with the names /etc/protocols gives them.
 namespace proto {
-inline constexpr uint8_t ICMP = 1, TCP = 6, UDP = 17, ICMPV6 = 58, SCTP = 132, GRE = 47, ESP = 50,
-                         AH = 51, UDPLITE = 136, DCCP = 33;
+inline constexpr uint8_t ICMP = 1, TCP = 6, UDP = 17, ICMPV6 = 58, SCTP = 132, GRE = 47, ESP = 50, AH = 51, UDPLITE = 136,
+                         DCCP = 33;
 std::optional<uint8_t> parse(std::string_view s);
 /// Name as iptables-save prints it ("tcp", "ipv6-icmp", or the number).
 std::string name(uint8_t p);

@@ -8,19 +8,19 @@ namespace svcpath {
 /// benchmarks report: they describe the work the *kernel* would do, not svcpath's own work.
 struct Counters {
   uint64_t packets = 0;
-  uint64_t rules_evaluated = 0;   // ipt entries whose matches were tested
-  uint64_t matches_evaluated = 0; // individual match modules called
-  uint64_t chain_jumps = 0;       // jumps/gotos into user chains
-  uint64_t set_lookups = 0;       // ipset tests
-  uint64_t ct_lookups = 0;        // conntrack hash lookups
-  uint64_t ct_created = 0;        // new conntrack entries
-  uint64_t nat_table_runs = 0;    // times the nat table was consulted (first packet only)
-  uint64_t nat_rewrites = 0;      // packets rewritten from a NAT binding
+  uint64_t rules_evaluated = 0;    // ipt entries whose matches were tested
+  uint64_t matches_evaluated = 0;  // individual match modules called
+  uint64_t chain_jumps = 0;        // jumps/gotos into user chains
+  uint64_t set_lookups = 0;        // ipset tests
+  uint64_t ct_lookups = 0;         // conntrack hash lookups
+  uint64_t ct_created = 0;         // new conntrack entries
+  uint64_t nat_table_runs = 0;     // times the nat table was consulted (first packet only)
+  uint64_t nat_rewrites = 0;       // packets rewritten from a NAT binding
   uint64_t route_lookups = 0;
   uint64_t ipvs_svc_lookups = 0;
   uint64_t ipvs_svc_buckets_walked = 0;  // service-table chain entries compared
   uint64_t ipvs_conn_lookups = 0;
-  uint64_t ipvs_conn_entries_walked = 0; // connection-table chain entries compared
+  uint64_t ipvs_conn_entries_walked = 0;  // connection-table chain entries compared
   uint64_t ipvs_sched_dests_scanned = 0;
 
   Counters& operator+=(const Counters& o);

@@ -8,13 +8,20 @@ namespace svcpath {
 namespace jhash_detail {
 inline uint32_t rol(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
 inline void final_mix(uint32_t& a, uint32_t& b, uint32_t& c) {
-  c ^= b; c -= rol(b, 14);
-  a ^= c; a -= rol(c, 11);
-  b ^= a; b -= rol(a, 25);
-  c ^= b; c -= rol(b, 16);
-  a ^= c; a -= rol(c, 4);
-  b ^= a; b -= rol(a, 14);
-  c ^= b; c -= rol(b, 24);
+  c ^= b;
+  c -= rol(b, 14);
+  a ^= c;
+  a -= rol(c, 11);
+  b ^= a;
+  b -= rol(a, 25);
+  c ^= b;
+  c -= rol(b, 16);
+  a ^= c;
+  a -= rol(c, 4);
+  b ^= a;
+  b -= rol(a, 14);
+  c ^= b;
+  c -= rol(b, 24);
 }
 }  // namespace jhash_detail
 
@@ -26,12 +33,24 @@ inline uint32_t jhash2(const uint32_t* k, uint32_t length, uint32_t initval) {
     a += k[0];
     b += k[1];
     c += k[2];
-    a -= c; a ^= rol(c, 4);  c += b;
-    b -= a; b ^= rol(a, 6);  a += c;
-    c -= b; c ^= rol(b, 8);  b += a;
-    a -= c; a ^= rol(c, 16); c += b;
-    b -= a; b ^= rol(a, 19); a += c;
-    c -= b; c ^= rol(b, 4);  b += a;
+    a -= c;
+    a ^= rol(c, 4);
+    c += b;
+    b -= a;
+    b ^= rol(a, 6);
+    a += c;
+    c -= b;
+    c ^= rol(b, 8);
+    b += a;
+    a -= c;
+    a ^= rol(c, 16);
+    c += b;
+    b -= a;
+    b ^= rol(a, 19);
+    a += c;
+    c -= b;
+    c ^= rol(b, 4);
+    b += a;
     length -= 3;
     k += 3;
   }

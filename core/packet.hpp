@@ -8,8 +8,7 @@
 namespace svcpath {
 
 namespace tcpflag {
-inline constexpr uint8_t FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10, URG = 0x20, ECE = 0x40,
-                         CWR = 0x80;
+inline constexpr uint8_t FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10, URG = 0x20, ECE = 0x40, CWR = 0x80;
 }
 
 /// Conntrack direction of the packet relative to its entry (IP_CT_DIR_*).
@@ -25,20 +24,20 @@ enum class PktType : uint8_t { Host, Broadcast, Multicast, OtherHost, Outgoing }
 inline constexpr int16_t kNoIf = -1;
 
 struct Packet {
-  FiveTuple t;             // addresses, ports (ICMP: id / type<<8|code), protocol
-  uint16_t len = 60;       // IP total length
-  uint8_t ttl = 64;        // TTL / hop limit
+  FiveTuple t;        // addresses, ports (ICMP: id / type<<8|code), protocol
+  uint16_t len = 60;  // IP total length
+  uint8_t ttl = 64;   // TTL / hop limit
   uint8_t tos = 0;
-  uint8_t tcp_flags = 0;   // tcpflag::*
-  bool fragment = false;   // a non-first fragment: no L4 header (the -f match)
+  uint8_t tcp_flags = 0;  // tcpflag::*
+  bool fragment = false;  // a non-first fragment: no L4 header (the -f match)
   bool more_fragments = false;
   PktType pkt_type = PktType::Host;
 
   // Kernel metadata.
-  int16_t iif = kNoIf, oif = kNoIf;            // interface indexes into the Node
-  int16_t phys_in = kNoIf, phys_out = kNoIf;   // bridge ports (physdev), when bridged
-  uint32_t mark = 0;                           // skb->mark
-  uint32_t ct = 0;                             // conntrack entry id, 0 = none
+  int16_t iif = kNoIf, oif = kNoIf;           // interface indexes into the Node
+  int16_t phys_in = kNoIf, phys_out = kNoIf;  // bridge ports (physdev), when bridged
+  uint32_t mark = 0;                          // skb->mark
+  uint32_t ct = 0;                            // conntrack entry id, 0 = none
   CtDir dir = CtDir::Original;
   CtInfo ctinfo = CtInfo::None;
   uint16_t ct_zone = 0;

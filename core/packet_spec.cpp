@@ -61,10 +61,11 @@ struct IcmpName {
   const char* name;
   uint8_t type;
 };
-constexpr IcmpName kIcmp[] = {{"echo-request", 8}, {"echo-reply", 0}, {"timestamp-request", 13},
-                              {"timestamp-reply", 14}, {"destination-unreachable", 3}, {"time-exceeded", 11}};
-constexpr IcmpName kIcmp6[] = {{"echo-request", 128}, {"echo-reply", 129}, {"destination-unreachable", 1},
-                               {"packet-too-big", 2}, {"time-exceeded", 3}};
+constexpr IcmpName kIcmp[] = {
+    {"echo-request", 8},  {"echo-reply", 0}, {"timestamp-request", 13}, {"timestamp-reply", 14}, {"destination-unreachable", 3},
+    {"time-exceeded", 11}};
+constexpr IcmpName kIcmp6[] = {
+    {"echo-request", 128}, {"echo-reply", 129}, {"destination-unreachable", 1}, {"packet-too-big", 2}, {"time-exceeded", 3}};
 
 }  // namespace
 

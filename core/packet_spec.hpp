@@ -15,11 +15,11 @@ namespace svcpath {
 
 struct PacketSpec {
   Packet pkt;
-  bool local = false;         // host-originated (OUTPUT path)
-  std::string in;             // receiving interface, "" = default
-  bool sport_given = true;    // false: the caller picks an ephemeral port
-  std::string text;           // the spec as written
-  int reply_of = -1;          // -1: addresses given; 0: reply to the previous packet; N: to packet N
+  bool local = false;       // host-originated (OUTPUT path)
+  std::string in;           // receiving interface, "" = default
+  bool sport_given = true;  // false: the caller picks an ephemeral port
+  std::string text;         // the spec as written
+  int reply_of = -1;        // -1: addresses given; 0: reply to the previous packet; N: to packet N
 };
 
 /// Strict parse; on failure returns nullopt and sets *why (with the offending word).

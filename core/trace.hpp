@@ -28,11 +28,11 @@ std::string_view trace_kind_name(TraceKind k);
 struct TraceEvent {
   Hook hook = Hook::PreRouting;
   TraceKind kind = TraceKind::Note;
-  std::string_view table;   // "nat", "filter", "conntrack", "routing", "ipvs"
-  std::string_view chain;   // chain name (views into the immutable ruleset)
-  uint32_t rulenum = 0;     // kernel numbering: rules from 1, the tail entry is n+1
-  std::string target;       // target / verdict / short label
-  std::string detail;       // human text (rule text for rules, reason for notes)
+  std::string_view table;  // "nat", "filter", "conntrack", "routing", "ipvs"
+  std::string_view chain;  // chain name (views into the immutable ruleset)
+  uint32_t rulenum = 0;    // kernel numbering: rules from 1, the tail entry is n+1
+  std::string target;      // target / verdict / short label
+  std::string detail;      // human text (rule text for rules, reason for notes)
   bool rewritten = false;
   FiveTuple before, after;  // set when rewritten
 };

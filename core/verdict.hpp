@@ -9,23 +9,23 @@ enum class VerdictKind : uint8_t { Accept, Drop, Stolen, Queue, Repeat };
 
 enum class DropReason : uint8_t {
   None,
-  RuleDrop,          // -j DROP
-  RuleReject,        // -j REJECT (an error went back)
-  ChainPolicy,       // built-in chain policy DROP
-  ForwardingOff,     // ip_forward = 0
-  RpFilter,          // reverse-path filter
-  MartianSource,     // e.g. 127/8 source from the wire without route_localnet
-  MartianDest,       // 127/8 destination from the wire without route_localnet
-  LocalnetOut,       // a 127/8 source leaving a non-loopback interface (route_localnet off)
-  NoRoute,           // unreachable destination
-  Blackhole,         // blackhole / prohibit route
-  CtInsertClash,     // conntrack confirm found the tuple taken
+  RuleDrop,       // -j DROP
+  RuleReject,     // -j REJECT (an error went back)
+  ChainPolicy,    // built-in chain policy DROP
+  ForwardingOff,  // ip_forward = 0
+  RpFilter,       // reverse-path filter
+  MartianSource,  // e.g. 127/8 source from the wire without route_localnet
+  MartianDest,    // 127/8 destination from the wire without route_localnet
+  LocalnetOut,    // a 127/8 source leaving a non-loopback interface (route_localnet off)
+  NoRoute,        // unreachable destination
+  Blackhole,      // blackhole / prohibit route
+  CtInsertClash,  // conntrack confirm found the tuple taken
   CtTableFull,
-  NatNoAddress,      // MASQUERADE/REDIRECT with no address to use
+  NatNoAddress,  // MASQUERADE/REDIRECT with no address to use
   TproxyNoSocket,
   QueueNoListener,
-  Ipvs,              // IPVS refused the packet
-  IpvsNoDest,        // IPVS found the service but the scheduler gave no destination (ICMP unreachable)
+  Ipvs,        // IPVS refused the packet
+  IpvsNoDest,  // IPVS found the service but the scheduler gave no destination (ICMP unreachable)
 };
 
 std::string_view drop_reason_name(DropReason r);

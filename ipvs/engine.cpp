@@ -38,9 +38,7 @@ class Engine::InStage final : public nf::Stage {
   explicit InStage(Engine& e) : e_(e) {}
   std::string name() const override { return "ipvs in"; }
   Verdict run(Hook h, Packet& p, nf::Datapath& dp) noexcept override { return e_.in(h, p, dp); }
-  std::shared_ptr<void> snapshot() const override {
-    return std::make_shared<Snapshot>(Snapshot{e_.services.clone(), e_.conns});
-  }
+  std::shared_ptr<void> snapshot() const override { return std::make_shared<Snapshot>(Snapshot{e_.services.clone(), e_.conns}); }
   void restore(const std::shared_ptr<void>& v) override {
     auto* s = static_cast<Snapshot*>(v.get());
     e_.services = s->services.clone();
@@ -132,9 +130,11 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
   Service* svc = nullptr;
   if (c) {
     svc = services.at(c->svc);
-    if (dp.sink().enabled()) note(dp, h, "conn", fmt::format("connection {} found ({} entries compared in bucket {} of {}): {} -> {}", c->id, walked,
-                                    conns.bucket(p.t.proto, p.t.src, p.t.sport), 1u << conns.bits(),
-                                    conn_state_name(c->state), FiveTuple::endpoint(c->daddr, c->dport, c->proto)));
+    if (dp.sink().enabled())
+      note(dp, h, "conn",
+           fmt::format("connection {} found ({} entries compared in bucket {} of {}): {} -> {}", c->id, walked,
+                       conns.bucket(p.t.proto, p.t.src, p.t.sport), 1u << conns.bits(), conn_state_name(c->state),
+                       FiveTuple::endpoint(c->daddr, c->dport, c->proto)));
   } else {
     ++ctr.ipvs_svc_lookups;
     uint64_t sw = 0;
@@ -145,11 +145,15 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
     unsigned bucket = ServiceTable::hash(p.t.proto, p.t.dst, p.t.dport);
     if (!svc) {
       if (dp.sink().enabled() && services.size())
-        if (dp.sink().enabled()) note(dp, h, "no service", fmt::format("service lookup: bucket {} of 256, {} entries compared, no virtual service", bucket, sw));
+        if (dp.sink().enabled())
+          note(dp, h, "no service",
+               fmt::format("service lookup: bucket {} of 256, {} entries compared, no virtual service", bucket, sw));
       return Verdict::accept();
     }
-    if (dp.sink().enabled()) note(dp, h, "service", fmt::format("service lookup: bucket {} of 256, {} entries compared: {} ({})", bucket, sw, svc->key(),
-                                       svc->sched_name()));
+    if (dp.sink().enabled())
+      note(dp, h, "service",
+           fmt::format("service lookup: bucket {} of 256, {} entries compared: {} ({})", bucket, sw, svc->key(),
+                       svc->sched_name()));
     if (p.t.proto == proto::TCP && (!(p.tcp_flags & tcpflag::SYN) || (p.tcp_flags & tcpflag::RST))) {
       note(dp, h, "pass", "not a SYN and no connection: IPVS does not schedule it; it continues to the local stack");
       return Verdict::accept();
@@ -218,8 +222,10 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
     ++dest.conns;
     ++svc->conns;
     if (dest.u_threshold && dest.activeconns + dest.inactconns >= dest.u_threshold) dest.overloaded = true;
-    if (dp.sink().enabled()) note(dp, h, "conn", fmt::format("new connection {}: {} -> {} -> {}", c->id, FiveTuple::endpoint(n.caddr, n.cport, n.proto),
-                                    FiveTuple::endpoint(n.vaddr, n.vport, n.proto), FiveTuple::endpoint(n.daddr, n.dport, n.proto)));
+    if (dp.sink().enabled())
+      note(dp, h, "conn",
+           fmt::format("new connection {}: {} -> {} -> {}", c->id, FiveTuple::endpoint(n.caddr, n.cport, n.proto),
+                       FiveTuple::endpoint(n.vaddr, n.vport, n.proto), FiveTuple::endpoint(n.daddr, n.dport, n.proto)));
   }
   // State and timeout.
   if (c->proto == proto::TCP) set_state(*c, *svc, tcp_next(c->state, true, p.tcp_flags));
@@ -240,9 +246,11 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
   auto r = dp.node().lookup(p.t.dst);
   ++ctr.route_lookups;
   p.oif = r.oif;
-  if (dp.sink().enabled()) note(dp, h, "DNAT", fmt::format("masq to the real server, {} ({})", h == Hook::LocalIn ? "re-injected at LOCAL_OUT" : "continues in OUTPUT",
-                                  conn_state_name(c->state)),
-       &before, &p.t);
+  if (dp.sink().enabled())
+    note(dp, h, "DNAT",
+         fmt::format("masq to the real server, {} ({})", h == Hook::LocalIn ? "re-injected at LOCAL_OUT" : "continues in OUTPUT",
+                     conn_state_name(c->state)),
+         &before, &p.t);
   if (h == Hook::LocalIn) {
     dp.request_reinject();
     return {VerdictKind::Stolen, DropReason::None, 0};
@@ -266,7 +274,8 @@ Verdict Engine::out(Hook h, Packet& p, nf::Datapath& dp) noexcept {
   p.t.src = c->vaddr;
   p.t.sport = c->vport;
   p.ipvs_property = true;
-  if (dp.sink().enabled()) note(dp, h, "un-DNAT", fmt::format("reply of connection {} ({})", c->id, conn_state_name(c->state)), &before, &p.t);
+  if (dp.sink().enabled())
+    note(dp, h, "un-DNAT", fmt::format("reply of connection {} ({})", c->id, conn_state_name(c->state)), &before, &p.t);
   return Verdict::accept();
 }
 

@@ -147,10 +147,10 @@ class Lc final : public Scheduler {
       }
     }
     if (why)
-      *why = least < 0 ? "least connection: no available destination"
-                       : fmt::format("least connection: {} has the lowest overhead 256*{}+{} = {}",
-                                     dest_str(s.dests[size_t(least)]), s.dests[size_t(least)].activeconns,
-                                     s.dests[size_t(least)].inactconns, loh);
+      *why = least < 0
+                 ? "least connection: no available destination"
+                 : fmt::format("least connection: {} has the lowest overhead 256*{}+{} = {}", dest_str(s.dests[size_t(least)]),
+                               s.dests[size_t(least)].activeconns, s.dests[size_t(least)].inactconns, loh);
     return least;
   }
 };
@@ -222,8 +222,9 @@ class Nq final : public Scheduler {
       }
     }
     if (why)
-      *why = least < 0 ? "never queue: no available destination"
-                       : fmt::format("never queue: none idle; {} has the lowest (active+1)/weight", dest_str(s.dests[size_t(least)]));
+      *why = least < 0
+                 ? "never queue: no available destination"
+                 : fmt::format("never queue: none idle; {} has the lowest (active+1)/weight", dest_str(s.dests[size_t(least)]));
     return least;
   }
 };
@@ -268,7 +269,8 @@ class Sh final : public Scheduler {
       int x = table_[b];
       if (x < 0) break;
       if (!s.dests[size_t(x)].unavailable()) {
-        if (why) *why = fmt::format("source hash: bucket {} unavailable, fallback bucket {} -> {}", ih, b, dest_str(s.dests[size_t(x)]));
+        if (why)
+          *why = fmt::format("source hash: bucket {} unavailable, fallback bucket {} -> {}", ih, b, dest_str(s.dests[size_t(x)]));
         return x;
       }
     }
@@ -315,10 +317,20 @@ uint32_t hsiphash_u32(uint32_t v, uint64_t k0, uint64_t k1) {
   uint64_t v0 = 0x736f6d6570736575ull ^ k0, v1 = 0x646f72616e646f6dull ^ k1, v2 = 0x6c7967656e657261ull ^ k0,
            v3 = 0x7465646279746573ull ^ k1;
   auto round = [&]() {
-    v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);
-    v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;
-    v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;
-    v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);
+    v0 += v1;
+    v1 = rotl(v1, 13);
+    v1 ^= v0;
+    v0 = rotl(v0, 32);
+    v2 += v3;
+    v3 = rotl(v3, 16);
+    v3 ^= v2;
+    v0 += v3;
+    v3 = rotl(v3, 21);
+    v3 ^= v0;
+    v2 += v1;
+    v1 = rotl(v1, 17);
+    v1 ^= v2;
+    v2 = rotl(v2, 32);
   };
   uint64_t b = (uint64_t(4) << 56) | v;
   v3 ^= b;
@@ -447,9 +459,20 @@ std::unique_ptr<Scheduler> make_scheduler(std::string_view n) {
 bool known_scheduler(std::string_view n) { return make_scheduler(n) != nullptr; }
 
 Service::Service(const Service& o)
-    : proto(o.proto), addr(o.addr), port(o.port), fwmark(o.fwmark), persistent(o.persistent), timeout(o.timeout),
-      netmask(o.netmask), sched_flags(o.sched_flags), dests(o.dests), conns(o.conns), inpkts(o.inpkts),
-      outpkts(o.outpkts), sched_name_(o.sched_name_), sched_(o.sched_->clone()) {}
+    : proto(o.proto),
+      addr(o.addr),
+      port(o.port),
+      fwmark(o.fwmark),
+      persistent(o.persistent),
+      timeout(o.timeout),
+      netmask(o.netmask),
+      sched_flags(o.sched_flags),
+      dests(o.dests),
+      conns(o.conns),
+      inpkts(o.inpkts),
+      outpkts(o.outpkts),
+      sched_name_(o.sched_name_),
+      sched_(o.sched_->clone()) {}
 
 ServiceTable ServiceTable::clone() const {
   ServiceTable t;
@@ -495,7 +518,10 @@ int Service::find_dest(const Addr& a, uint16_t p) const {
 
 std::string Service::key() const {
   if (fwmark) return fmt::format("FWM {}", fwmark);
-  return fmt::format("{} {}", proto == proto::TCP ? "TCP" : proto == proto::UDP ? "UDP" : "SCTP",
+  return fmt::format("{} {}",
+                     proto == proto::TCP   ? "TCP"
+                     : proto == proto::UDP ? "UDP"
+                                           : "SCTP",
                      FiveTuple::endpoint(addr, port, proto::TCP));
 }
 
@@ -546,8 +572,8 @@ bool ServiceTable::remove(const Service* s) {
 }
 
 std::string_view conn_state_name(ConnState s) {
-  constexpr std::string_view n[] = {"NONE",      "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT",
-                                    "CLOSE",     "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "SYNACK",   "UDP"};
+  constexpr std::string_view n[] = {"NONE",  "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT",
+                                    "CLOSE", "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "SYNACK",   "UDP"};
   return n[int(s)];
 }
 
@@ -611,7 +637,8 @@ unsigned ConnTable::bucket(uint8_t proto, const Addr& a, uint16_t port) const {
   } else {
     uint32_t w[4];
     for (int i = 0; i < 4; ++i)
-      w[i] = uint32_t(a.b[4 * i]) | uint32_t(a.b[4 * i + 1]) << 8 | uint32_t(a.b[4 * i + 2]) << 16 | uint32_t(a.b[4 * i + 3]) << 24;
+      w[i] =
+          uint32_t(a.b[4 * i]) | uint32_t(a.b[4 * i + 1]) << 8 | uint32_t(a.b[4 * i + 2]) << 16 | uint32_t(a.b[4 * i + 3]) << 24;
     addr = jhash2(w, 4, rnd_);
   }
   uint32_t port_be = uint32_t(uint16_t(port << 8 | port >> 8));
@@ -641,9 +668,7 @@ Conn* ConnTable::create(const Conn& c) {
   return &x;
 }
 
-void ConnTable::unlink(Conn& c) {
-  std::erase(buckets_[bucket(c.proto, c.caddr, c.cport)], c.id);
-}
+void ConnTable::unlink(Conn& c) { std::erase(buckets_[bucket(c.proto, c.caddr, c.cport)], c.id); }
 
 void ConnTable::expire(uint32_t id) {
   Conn* c = get(id);

@@ -122,7 +122,20 @@ class ServiceTable {
   boost::unordered_flat_map<const Service*, int> index_;      // position in services_
 };
 
-enum class ConnState : uint8_t { None, Established, SynSent, SynRecv, FinWait, TimeWait, Close, CloseWait, LastAck, Listen, SynAck, Udp };
+enum class ConnState : uint8_t {
+  None,
+  Established,
+  SynSent,
+  SynRecv,
+  FinWait,
+  TimeWait,
+  Close,
+  CloseWait,
+  LastAck,
+  Listen,
+  SynAck,
+  Udp
+};
 std::string_view conn_state_name(ConnState s);
 
 struct Conn {
@@ -130,14 +143,14 @@ struct Conn {
   uint8_t proto = 0;
   Addr caddr, vaddr, daddr;
   uint16_t cport = 0, vport = 0, dport = 0;
-  int svc = -1;   // index into ServiceTable::all() (stable while a datapath runs; survives clone())
+  int svc = -1;  // index into ServiceTable::all() (stable while a datapath runs; survives clone())
   Addr dest_addr;
   uint16_t dest_port = 0;
   ConnState state = ConnState::None;
-  bool inactive = true;   // counted in inactconns (IP_VS_CONN_F_INACTIVE)
+  bool inactive = true;  // counted in inactconns (IP_VS_CONN_F_INACTIVE)
   bool is_template = false;
   uint64_t expires_ns = 0;
-  uint32_t control = 0;   // the persistence template this connection belongs to
+  uint32_t control = 0;  // the persistence template this connection belongs to
 };
 
 /// Timeouts (ipvsadm --set tcp tcpfin udp), 0 = kernel default.

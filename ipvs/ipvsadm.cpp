@@ -62,7 +62,9 @@ bool endpoint(std::string_view s, Addr& a, uint16_t& port, std::string& why) {
   return true;
 }
 
-std::string ep(const Addr& a, uint16_t port) { return a.is_v4() ? fmt::format("{}:{}", a.str(), port) : fmt::format("[{}]:{}", a.str(), port); }
+std::string ep(const Addr& a, uint16_t port) {
+  return a.is_v4() ? fmt::format("{}:{}", a.str(), port) : fmt::format("[{}]:{}", a.str(), port);
+}
 
 const char* proto_flag(uint8_t p) { return p == proto::TCP ? "-t" : p == proto::UDP ? "-u" : "--sctp-service"; }
 const char* proto_word(uint8_t p) { return p == proto::TCP ? "TCP" : p == proto::UDP ? "UDP" : "SCTP"; }
@@ -71,7 +73,8 @@ std::string flags_str(const Service& s) {
   std::string f;
   auto add = [&](const char* n) { f += (f.empty() ? "" : ","), f += n; };
   bool sh = s.sched_name() == "sh", mh = s.sched_name() == "mh";
-  if ((sh && (s.sched_flags & flag::SH_FALLBACK)) || (mh && (s.sched_flags & flag::MH_FALLBACK))) add(sh ? "sh-fallback" : "mh-fallback");
+  if ((sh && (s.sched_flags & flag::SH_FALLBACK)) || (mh && (s.sched_flags & flag::MH_FALLBACK)))
+    add(sh ? "sh-fallback" : "mh-fallback");
   if ((sh && (s.sched_flags & flag::SH_PORT)) || (mh && (s.sched_flags & flag::MH_PORT))) add(sh ? "sh-port" : "mh-port");
   return f;
 }

@@ -117,8 +117,8 @@ bool Conntrack::reply_taken(const FiveTuple& reply, uint16_t zone, uint32_t exce
 namespace {
 // nf_conntrack_proto_tcp.c's state table: [dir][flag index][state].
 constexpr TcpState sNO = TcpState::None, sSS = TcpState::SynSent, sSR = TcpState::SynRecv, sES = TcpState::Established,
-                   sFW = TcpState::FinWait, sCW = TcpState::CloseWait, sLA = TcpState::LastAck,
-                   sTW = TcpState::TimeWait, sCL = TcpState::Close, sS2 = TcpState::SynSent2;
+                   sFW = TcpState::FinWait, sCW = TcpState::CloseWait, sLA = TcpState::LastAck, sTW = TcpState::TimeWait,
+                   sCL = TcpState::Close, sS2 = TcpState::SynSent2;
 constexpr uint8_t sIV = 100, sIG = 101;
 constexpr uint8_t T(TcpState s) { return uint8_t(s); }
 // Flag index: 0 syn, 1 synack, 2 fin, 3 ack, 4 rst, 5 none.
@@ -160,8 +160,7 @@ bool Conntrack::tcp_packet(CtEntry& e, CtDir dir, uint8_t flags, bool loose, boo
   }
   if (next == sIV) return false;
   if (next == sIG) return true;
-  if (dir == CtDir::Original && fi == 0 && (e.tcp == TcpState::TimeWait || e.tcp == TcpState::Close) &&
-      e.confirmed) {
+  if (dir == CtDir::Original && fi == 0 && (e.tcp == TcpState::TimeWait || e.tcp == TcpState::Close) && e.confirmed) {
     *reopen = true;  // a new SYN on a closed 4-tuple: the kernel kills the old entry and starts over
     return true;
   }
@@ -188,8 +187,7 @@ uint64_t Conntrack::timeout_ns(const CtEntry& e) {
       case TcpState::None: return 120 * s;
     }
   }
-  if (e.orig.proto == proto::UDP || e.orig.proto == proto::UDPLITE)
-    return (e.status & ctstatus::SEEN_REPLY) ? 120 * s : 30 * s;
+  if (e.orig.proto == proto::UDP || e.orig.proto == proto::UDPLITE) return (e.status & ctstatus::SEEN_REPLY) ? 120 * s : 30 * s;
   if (e.orig.proto == proto::ICMP || e.orig.proto == proto::ICMPV6) return 30 * s;
   return 600 * s;
 }
@@ -200,8 +198,7 @@ namespace {
 // little-endian u32 (x86), so hashes match the kernel's on the machines it runs on.
 void words(const Addr& a, uint32_t w[4]) {
   for (int i = 0; i < 4; ++i)
-    w[i] = uint32_t(a.b[4 * i]) | uint32_t(a.b[4 * i + 1]) << 8 | uint32_t(a.b[4 * i + 2]) << 16 |
-           uint32_t(a.b[4 * i + 3]) << 24;
+    w[i] = uint32_t(a.b[4 * i]) | uint32_t(a.b[4 * i + 1]) << 8 | uint32_t(a.b[4 * i + 2]) << 16 | uint32_t(a.b[4 * i + 3]) << 24;
 }
 uint32_t ntohl_word(uint32_t w) { return __builtin_bswap32(w); }
 

@@ -22,8 +22,8 @@ enum class Manip : uint8_t { Src, Dst };
 struct CtEntry {
   uint32_t id = 0;
   FiveTuple orig, reply;
-  uint32_t status = 0;        // ctstatus::* bits
-  uint32_t mark = 0;          // connmark
+  uint32_t status = 0;  // ctstatus::* bits
+  uint32_t mark = 0;    // connmark
   uint16_t zone = 0;
   TcpState tcp = TcpState::None;
   bool confirmed = false;
@@ -80,19 +80,17 @@ class Conntrack {
     size_t operator()(const Key& k) const noexcept { return FiveTupleHash{}(k.t) ^ (size_t(k.zone) << 1); }
   };
   boost::unordered_flat_map<Key, uint64_t, KeyHash> index_;  // value: id << 1 | dir
-  std::vector<CtEntry> entries_;   // id - 1 -> entry; destroyed entries get id 0
+  std::vector<CtEntry> entries_;                             // id - 1 -> entry; destroyed entries get id 0
   std::vector<uint32_t> free_;
   size_t live_ = 0, max_;
   uint64_t created_ = 0;
 };
 
-
 /// Sets up a NAT binding for one manip type, as nf_nat_setup_info/get_unique_tuple do: picks the
 /// address from the range (hash of the tuple), keeps the port if the result is unique, otherwise (or
 /// with --random/--random-fully) searches the port range from a random offset. range==nullptr gives
 /// the null binding. Returns false if no unique tuple exists (the packet is dropped).
-bool nat_setup(Conntrack& ct, CtEntry& e, Manip manip, const NatTarget* range, const Addr* map_to,
-               Chooser& choose);
+bool nat_setup(Conntrack& ct, CtEntry& e, Manip manip, const NatTarget* range, const Addr* map_to, Chooser& choose);
 
 /// Rewrites a packet from its entry's NAT bindings for the given manip (nf_nat_packet).
 /// Returns true if the packet changed.

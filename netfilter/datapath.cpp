@@ -59,8 +59,9 @@ class ConntrackIn final : public Stage {
     if (e && p.t.proto == proto::TCP && !ct.tcp_packet(*e, l.dir, p.tcp_flags, dp.node().sys.tcp_loose, &reopen)) {
       p.ct = 0;
       p.ctinfo = CtInfo::Invalid;
-      if (s.enabled()) note(s, h, TraceKind::Conntrack, "conntrack", "INVALID",
-           fmt::format("TCP flags invalid in state {}", tcp_state_name(e->tcp)));
+      if (s.enabled())
+        note(s, h, TraceKind::Conntrack, "conntrack", "INVALID",
+             fmt::format("TCP flags invalid in state {}", tcp_state_name(e->tcp)));
       return Verdict::accept();
     }
     if (e && reopen) {
@@ -81,9 +82,10 @@ class ConntrackIn final : public Stage {
       }
       e->packets[int(l.dir)]++;
       e->expires_ns = p.ts_ns + Conntrack::timeout_ns(*e);
-      if (s.enabled()) note(s, h, TraceKind::Conntrack, "conntrack", p.ctinfo == CtInfo::New ? "NEW" : "ESTABLISHED",
-           fmt::format("entry {} found, {} direction: orig {} reply {}", e->id,
-                       l.dir == CtDir::Reply ? "reply" : "original", e->orig.str(), e->reply.str()));
+      if (s.enabled())
+        note(s, h, TraceKind::Conntrack, "conntrack", p.ctinfo == CtInfo::New ? "NEW" : "ESTABLISHED",
+             fmt::format("entry {} found, {} direction: orig {} reply {}", e->id, l.dir == CtDir::Reply ? "reply" : "original",
+                         e->orig.str(), e->reply.str()));
       return Verdict::accept();
     }
     CtEntry* n = ct.create(p.t, p.ct_zone);
@@ -109,7 +111,9 @@ class ConntrackIn final : public Stage {
     p.ct = n->id;
     p.dir = CtDir::Original;
     p.ctinfo = CtInfo::New;
-    if (s.enabled()) note(s, h, TraceKind::Conntrack, "conntrack", "NEW", fmt::format("new entry {}: orig {} reply {}", n->id, n->orig.str(), n->reply.str()));
+    if (s.enabled())
+      note(s, h, TraceKind::Conntrack, "conntrack", "NEW",
+           fmt::format("new entry {}: orig {} reply {}", n->id, n->orig.str(), n->reply.str()));
     return Verdict::accept();
   }
 };
@@ -218,11 +222,10 @@ class NatCore final : public Stage {
       if (!e->nat_done[int(manip)]) nat_setup(dp.conntrack(), *e, manip, nullptr, nullptr, dp.chooser());
     } else if (s.enabled()) {
       note(s, h, TraceKind::Nat, "nat", "skipped",
-           p.ctinfo == CtInfo::New
-               ? fmt::format("table not consulted ({} binding already set up for this connection)",
-                             manip == Manip::Dst ? "destination" : "source")
-               : fmt::format("table not consulted (conntrack: {} packet follows the stored binding)",
-                             p.dir == CtDir::Reply ? "reply" : "established"));
+           p.ctinfo == CtInfo::New ? fmt::format("table not consulted ({} binding already set up for this connection)",
+                                                 manip == Manip::Dst ? "destination" : "source")
+                                   : fmt::format("table not consulted (conntrack: {} packet follows the stored binding)",
+                                                 p.dir == CtDir::Reply ? "reply" : "established"));
     }
     FiveTuple before = p.t;
     if (nat_apply(*e, p.dir, manip, p)) {
@@ -306,9 +309,8 @@ void Datapath::add_stage(Hook h, int priority, Stage* s) {
   auto& v = hooks_[int(h)];
   Registration r{h, priority, s};
   // Stable: equal priorities keep registration order, as nf_register_net_hook does.
-  auto it = std::upper_bound(v.begin(), v.end(), r, [](const Registration& a, const Registration& b) {
-    return a.priority < b.priority;
-  });
+  auto it = std::upper_bound(v.begin(), v.end(), r,
+                             [](const Registration& a, const Registration& b) { return a.priority < b.priority; });
   v.insert(it, r);
 }
 
@@ -359,8 +361,8 @@ void Datapath::finish(Outcome& o, const Packet& p, OutcomeKind k, Verdict v) {
   if (p.phys_out >= 0) o.port = std::string(node_.ifname(p.phys_out));
   o.reason = v.reason;
   if (v.kind == VerdictKind::Drop) {
-    o.kind = v.reason == DropReason::RuleReject || v.reason == DropReason::IpvsNoDest ? OutcomeKind::Rejected
-                                                                                      : OutcomeKind::Dropped;
+    o.kind =
+        v.reason == DropReason::RuleReject || v.reason == DropReason::IpvsNoDest ? OutcomeKind::Rejected : OutcomeKind::Dropped;
     if (v.reason == DropReason::IpvsNoDest) o.reject_with = "icmp-port-unreachable";
     if (last_hit.rule)
       if (auto* rj = std::get_if<RejectTarget>(&last_hit.rule->target)) o.reject_with = rj->with;
@@ -415,12 +417,14 @@ Outcome Datapath::run(const Packet& in_pkt, const Injection& in, TraceSink& sink
     if (r.type == RouteType::Blackhole || r.type == RouteType::Prohibit) return drop(DropReason::Blackhole, Hook::LocalOut);
     p.oif = r.oif;
     if (p.t.src.is_unspecified()) {
-      if (r.type == RouteType::Local) p.t.src = p.t.dst.is_loopback() ? *Addr::parse(p.t.dst.is_v4() ? "127.0.0.1" : "::1") : p.t.dst;
+      if (r.type == RouteType::Local)
+        p.t.src = p.t.dst.is_loopback() ? *Addr::parse(p.t.dst.is_v4() ? "127.0.0.1" : "::1") : p.t.dst;
       else if (auto a = r.src ? r.src : node_.select_source(r.oif, r.nexthop)) p.t.src = *a;
       o.before = p.t;
     }
-    if (sink_->enabled()) route_note(Hook::LocalOut, fmt::format("output route: {} via {}", r.type == RouteType::Local ? "local" : "unicast",
-                                           node_.ifname(p.oif)));
+    if (sink_->enabled())
+      route_note(Hook::LocalOut,
+                 fmt::format("output route: {} via {}", r.type == RouteType::Local ? "local" : "unicast", node_.ifname(p.oif)));
     if (!localnet_ok(p.oif)) return drop(DropReason::LocalnetOut, Hook::LocalOut);
     Addr dst0 = p.t.dst;
     uint32_t mark0 = p.mark;
@@ -432,8 +436,9 @@ Outcome Datapath::run(const Packet& in_pkt, const Injection& in, TraceSink& sink
       r = node_.lookup(p.t.dst);
       if (r.type == RouteType::Unreachable || r.oif < 0) return drop(DropReason::NoRoute, Hook::LocalOut);
       p.oif = r.oif;
-      if (sink_->enabled()) route_note(Hook::LocalOut, fmt::format("re-route after OUTPUT: {} via {}",
-                                             r.type == RouteType::Local ? "local" : "unicast", node_.ifname(p.oif)));
+      if (sink_->enabled())
+        route_note(Hook::LocalOut, fmt::format("re-route after OUTPUT: {} via {}",
+                                               r.type == RouteType::Local ? "local" : "unicast", node_.ifname(p.oif)));
       if (!localnet_ok(p.oif)) return drop(DropReason::LocalnetOut, Hook::LocalOut);
     }
     v = run_hook(Hook::PostRouting, p, o);
@@ -494,8 +499,9 @@ Outcome Datapath::run(const Packet& in_pkt, const Injection& in, TraceSink& sink
     if (p.t.dst == dst0) {
       p.oif = bridge;
       p.phys_out = port;
-      if (sink_->enabled()) route_note(Hook::PreRouting, fmt::format("bridged frame on {} (br_netfilter): FORWARD and POSTROUTING with physdev",
-                                               node_.iface(bridge).name));
+      if (sink_->enabled())
+        route_note(Hook::PreRouting, fmt::format("bridged frame on {} (br_netfilter): FORWARD and POSTROUTING with physdev",
+                                                 node_.iface(bridge).name));
       v = run_hook(Hook::Forward, p, o);
       if (v.kind != VerdictKind::Accept) return verdict_out(v);
       v = run_hook(Hook::PostRouting, p, o);
@@ -532,7 +538,8 @@ routed : {
     if (v.kind == VerdictKind::Stolen && reinject_) {
       // IPVS rewrote the packet at LOCAL_IN and sends it again: LOCAL_OUT, then POSTROUTING.
       reinject_ = false;
-      if (sink_->enabled()) route_note(Hook::LocalIn, fmt::format("re-injected at LOCAL_OUT towards {} via {}", p.t.dst.str(), node_.ifname(p.oif)));
+      if (sink_->enabled())
+        route_note(Hook::LocalIn, fmt::format("re-injected at LOCAL_OUT towards {} via {}", p.t.dst.str(), node_.ifname(p.oif)));
       bool to_local = node_.is_local(p.t.dst);
       v = run_hook(Hook::LocalOut, p, o);
       if (v.kind != VerdictKind::Accept) return verdict_out(v);
@@ -560,7 +567,8 @@ routed : {
   if (r.type == RouteType::Blackhole || r.type == RouteType::Prohibit) return drop(DropReason::Blackhole, Hook::PreRouting);
   bool fwd = p.t.src.is_v4() ? sys.ip_forward : sys.ip6_forward;
   if (!fwd) {
-    if (sink_->enabled()) route_note(Hook::PreRouting, fmt::format("input route: forward via {}, but forwarding is off", node_.ifname(r.oif)));
+    if (sink_->enabled())
+      route_note(Hook::PreRouting, fmt::format("input route: forward via {}, but forwarding is off", node_.ifname(r.oif)));
     return drop(DropReason::ForwardingOff, Hook::PreRouting);
   }
   if (p.ttl <= 1) return drop(DropReason::NoRoute, Hook::Forward);
@@ -582,9 +590,7 @@ routed : {
 }
 }
 
-Outcome Datapath::process(const Packet& p, const Injection& in, TraceSink& sink) {
-  return run(p, in, sink);
-}
+Outcome Datapath::process(const Packet& p, const Injection& in, TraceSink& sink) { return run(p, in, sink); }
 
 std::vector<Outcome> Datapath::enumerate(const Packet& p, const Injection& in, size_t max_outcomes) {
   State saved = st_;

@@ -21,9 +21,7 @@ std::string Sysctls::set(std::string_view key_in, std::string_view value) {
   for (auto& c : key)
     if (c == '/') c = '.';
   auto v = int_value(value);
-  auto need_int = [&]() -> std::string {
-    return v ? "" : fmt::format("sysctl {} needs a number, not '{}'", key, value);
-  };
+  auto need_int = [&]() -> std::string { return v ? "" : fmt::format("sysctl {} needs a number, not '{}'", key, value); };
   auto conf = [&](std::string_view prefix, std::string_view leaf, std::string& iface) {
     if (!key.starts_with(prefix) || !key.ends_with(leaf) || key.size() <= prefix.size() + leaf.size()) return false;
     iface = key.substr(prefix.size(), key.size() - prefix.size() - leaf.size());

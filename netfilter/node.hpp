@@ -25,9 +25,9 @@ struct Interface {
   int16_t index = 0;
   std::vector<IfAddr> addrs;
   bool loopback = false;
-  bool bridge = false;         // a bridge device (cni0, docker0)
-  int16_t master = kNoIf;      // the bridge this port belongs to
-  std::string kind;            // free text: "dummy", "veth", ...
+  bool bridge = false;     // a bridge device (cni0, docker0)
+  int16_t master = kNoIf;  // the bridge this port belongs to
+  std::string kind;        // free text: "dummy", "veth", ...
 };
 
 enum class RouteType : uint8_t { Unicast, Local, Broadcast, Blackhole, Unreachable, Prohibit };
@@ -57,18 +57,18 @@ struct Socket {
 
 /// Sysctls the model reads; everything starts at the kernel's default.
 struct Sysctls {
-  bool ip_forward = false;    // net.ipv4.ip_forward
-  bool ip6_forward = false;   // net.ipv6.conf.all.forwarding
-  int rp_filter_all = 0;      // net.ipv4.conf.all.rp_filter
-  std::map<std::string, int> rp_filter;       // per interface
-  bool route_localnet_all = false;            // net.ipv4.conf.all.route_localnet
-  std::map<std::string, bool> route_localnet; // per interface
-  bool bridge_nf_call_iptables = true;        // net.bridge.bridge-nf-call-iptables (br_netfilter default)
+  bool ip_forward = false;                     // net.ipv4.ip_forward
+  bool ip6_forward = false;                    // net.ipv6.conf.all.forwarding
+  int rp_filter_all = 0;                       // net.ipv4.conf.all.rp_filter
+  std::map<std::string, int> rp_filter;        // per interface
+  bool route_localnet_all = false;             // net.ipv4.conf.all.route_localnet
+  std::map<std::string, bool> route_localnet;  // per interface
+  bool bridge_nf_call_iptables = true;         // net.bridge.bridge-nf-call-iptables (br_netfilter default)
   bool bridge_nf_call_ip6tables = true;
-  bool tcp_loose = true;                      // net.netfilter.nf_conntrack_tcp_loose
-  bool tcp_be_liberal = false;                // net.netfilter.nf_conntrack_tcp_be_liberal
-  bool vs_conntrack = false;                  // net.ipv4.vs.conntrack
-  std::map<std::string, std::string> other;   // accepted, recorded, not modelled
+  bool tcp_loose = true;                     // net.netfilter.nf_conntrack_tcp_loose
+  bool tcp_be_liberal = false;               // net.netfilter.nf_conntrack_tcp_be_liberal
+  bool vs_conntrack = false;                 // net.ipv4.vs.conntrack
+  std::map<std::string, std::string> other;  // accepted, recorded, not modelled
 
   /// Sets "net.ipv4.ip_forward" (or the net/ipv4/ip_forward form). Returns an error text or "".
   std::string set(std::string_view key, std::string_view value);
@@ -89,7 +89,9 @@ class Node {
   const Interface& iface(int16_t i) const { return ifs_[size_t(i)]; }
   Interface& iface(int16_t i) { return ifs_[size_t(i)]; }
   const std::vector<Interface>& interfaces() const { return ifs_; }
-  std::string_view ifname(int16_t i) const { return i >= 0 && size_t(i) < ifs_.size() ? std::string_view(ifs_[size_t(i)].name) : std::string_view(); }
+  std::string_view ifname(int16_t i) const {
+    return i >= 0 && size_t(i) < ifs_.size() ? std::string_view(ifs_[size_t(i)].name) : std::string_view();
+  }
 
   /// The only way addresses are added: it keeps the local-address index in step.
   void add_address(int16_t ifindex, IfAddr a);

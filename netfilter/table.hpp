@@ -13,8 +13,8 @@ enum class TableId : uint8_t { Raw, Mangle, Nat, Filter, Security };
 inline constexpr int kNumTables = 5;
 
 namespace prio {
-inline constexpr int RAW = -300, CONNTRACK = -200, MANGLE = -150, NAT_DST = -100, FILTER = 0, SECURITY = 50,
-                     NAT_SRC = 100, CONNTRACK_CONFIRM = INT_MAX;
+inline constexpr int RAW = -300, CONNTRACK = -200, MANGLE = -150, NAT_DST = -100, FILTER = 0, SECURITY = 50, NAT_SRC = 100,
+                     CONNTRACK_CONFIRM = INT_MAX;
 }
 
 constexpr std::string_view table_name(TableId t) {
@@ -43,8 +43,7 @@ constexpr int table_priority(TableId t, Hook h) {
   switch (t) {
     case TableId::Raw: return prio::RAW;
     case TableId::Mangle: return prio::MANGLE;
-    case TableId::Nat:
-      return (h == Hook::PreRouting || h == Hook::LocalOut) ? prio::NAT_DST : prio::NAT_SRC;
+    case TableId::Nat: return (h == Hook::PreRouting || h == Hook::LocalOut) ? prio::NAT_DST : prio::NAT_SRC;
     case TableId::Filter: return prio::FILTER;
     case TableId::Security: return prio::SECURITY;
   }

@@ -28,7 +28,8 @@ void put16(uint8_t* p, uint16_t v) {
 }
 
 bool echo_like(uint8_t proto, uint8_t type) {
-  if (proto == proto::ICMP) return type == 0 || type == 8 || type == 13 || type == 14 || type == 15 || type == 16 || type == 17 || type == 18;
+  if (proto == proto::ICMP)
+    return type == 0 || type == 8 || type == 13 || type == 14 || type == 15 || type == 16 || type == 17 || type == 18;
   return type == 128 || type == 129;
 }
 
@@ -218,9 +219,9 @@ DecodeError decode_frame(int linktype, const uint8_t* data, uint32_t caplen, Dec
     case link::Null:
     case link::Loop: {
       if (caplen < 4) return DecodeError::Truncated;
-      uint32_t fam = linktype == link::Loop ? be32(data)
-                                            : uint32_t(data[0]) | uint32_t(data[1]) << 8 | uint32_t(data[2]) << 16 |
-                                                  uint32_t(data[3]) << 24;
+      uint32_t fam = linktype == link::Loop
+                         ? be32(data)
+                         : uint32_t(data[0]) | uint32_t(data[1]) << 8 | uint32_t(data[2]) << 16 | uint32_t(data[3]) << 24;
       if (fam > 0xffff) fam = __builtin_bswap32(fam);  // written on a machine of the other byte order
       if (fam == 2) return ipv4(data + 4, caplen - 4, d, 4);
       if (fam == 10 || fam == 24 || fam == 28 || fam == 30) return ipv6(data + 4, caplen - 4, d, 4);
@@ -304,8 +305,7 @@ std::vector<uint8_t> rewrite(const uint8_t* frame, uint32_t caplen, const Decode
       csum_replace16(l4csum, os, after.t.sport);
       csum_replace16(l4csum, od, after.t.dport);
     }
-  } else if (d.has_l4 && (pr == proto::ICMP || pr == proto::ICMPV6) && out.size() >= l4 + 6 &&
-             echo_like(pr, ip[l4])) {
+  } else if (d.has_l4 && (pr == proto::ICMP || pr == proto::ICMPV6) && out.size() >= l4 + 6 && echo_like(pr, ip[l4])) {
     uint16_t oid = be16(ip + l4 + 4);
     put16(ip + l4 + 4, after.t.sport);
     if (l4csum) csum_replace16(l4csum, oid, after.t.sport);

@@ -14,8 +14,8 @@ namespace svcpath::pcap {
 // Link types. libpcap reports DLT_ values: a LINKTYPE_RAW (101) file reads back as DLT_RAW (12 on
 // Linux, 14 on OpenBSD), so all three decode as raw IP.
 namespace link {
-inline constexpr int Null = 0, Ethernet = 1, Raw = 101, RawAlt12 = 12, RawAlt14 = 14, Loop = 108, Sll = 113,
-                     Ipv4 = 228, Ipv6 = 229, Sll2 = 276;
+inline constexpr int Null = 0, Ethernet = 1, Raw = 101, RawAlt12 = 12, RawAlt14 = 14, Loop = 108, Sll = 113, Ipv4 = 228,
+                     Ipv6 = 229, Sll2 = 276;
 }
 
 enum class DecodeError : uint8_t {
@@ -30,11 +30,11 @@ std::string_view decode_error_name(DecodeError e);
 
 struct Decoded {
   Packet pkt;
-  uint32_t l3 = 0;         // offset of the IP header in the frame
-  uint32_t l4 = 0;         // offset of the transport header (when has_l4)
-  bool has_l4 = false;     // false for non-first fragments
-  uint16_t vlan = 0;       // outermost 802.1Q tag, 0 if none
-  uint32_t ip_id = 0;      // IPv4 identification / IPv6 fragment id, for fragment tracking
+  uint32_t l3 = 0;      // offset of the IP header in the frame
+  uint32_t l4 = 0;      // offset of the transport header (when has_l4)
+  bool has_l4 = false;  // false for non-first fragments
+  uint16_t vlan = 0;    // outermost 802.1Q tag, 0 if none
+  uint32_t ip_id = 0;   // IPv4 identification / IPv6 fragment id, for fragment tracking
   uint16_t frag_offset = 0;
 };
 

@@ -33,8 +33,7 @@ size_t pick(const std::vector<double>& cdf, double u) {
 Generator::Generator(std::vector<Target> targets, Clients clients, const TrafficModel& m)
     : m_(m), clients_(std::move(clients)), rng_(m.seed) {
   for (auto& t : targets) (t.external ? external_ : internal_).push_back(std::move(t));
-  if (internal_.empty() && external_.empty())
-    throw std::invalid_argument("the cluster has no Service ports to send traffic to");
+  if (internal_.empty() && external_.empty()) throw std::invalid_argument("the cluster has no Service ports to send traffic to");
   cdf_internal_ = zipf_cdf(internal_.size(), m.zipf);
   cdf_external_ = zipf_cdf(external_.size(), m.zipf);
   if (clients_.local_pods.empty()) m_.local_pods = 0;

@@ -19,12 +19,12 @@ namespace svcpath::pcap {
 struct TrafficModel {
   uint64_t seed = 1;
   uint64_t connections = 1000;
-  double cps = 1000;             // new connections per second
-  double zipf = 0;               // popularity exponent s; 0 = uniform
-  uint32_t data_packets = 2;     // client data segments per TCP connection; requests per UDP flow
-  double rtt_us = 200;           // spacing of one connection's packets
-  double non_service = 0;        // share of connections to addresses that are no Service
-  double rst = 0;                // share of TCP connections that end with RST instead of FIN
+  double cps = 1000;          // new connections per second
+  double zipf = 0;            // popularity exponent s; 0 = uniform
+  uint32_t data_packets = 2;  // client data segments per TCP connection; requests per UDP flow
+  double rtt_us = 200;        // spacing of one connection's packets
+  double non_service = 0;     // share of connections to addresses that are no Service
+  double rst = 0;             // share of TCP connections that end with RST instead of FIN
   // Client mix, as weights: pods on this node, pods on other nodes, external clients (to NodePorts,
   // LoadBalancer and external IPs), and the host itself.
   double local_pods = 1, remote_pods = 1, external = 1, host = 0;
@@ -36,8 +36,8 @@ struct Target {
   Addr ip;
   uint16_t port = 0;
   uint8_t proto = proto::TCP;
-  bool external = false;  // reached from outside (NodePort, LB ingress, external IP)
-  std::string service;    // "ns/name:port-name"
+  bool external = false;    // reached from outside (NodePort, LB ingress, external IP)
+  std::string service;      // "ns/name:port-name"
   std::string key() const;  // "172.30.0.10:53", as replay names it
 };
 

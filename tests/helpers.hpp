@@ -62,18 +62,18 @@ inline std::vector<std::string> trace_ids(const nf::Outcome& o) {
 }
 
 /// Expects a LoadError whose first diagnostic is at line and contains text.
-#define CHECK_LOAD_ERROR(expr, line_, text_)                                                         \
-  do {                                                                                               \
-    bool thrown_ = false;                                                                            \
-    try {                                                                                            \
-      (void)(expr);                                                                                  \
-    } catch (const ::svcpath::LoadError& e_) {                                                       \
-      thrown_ = true;                                                                                \
-      REQUIRE(!e_.diagnostics().empty());                                                            \
-      CHECK_MESSAGE(e_.diagnostics()[0].line == (line_), e_.what());                                 \
-      CHECK_MESSAGE(e_.diagnostics()[0].message.find(text_) != std::string::npos, e_.what());        \
-    }                                                                                                \
-    CHECK_MESSAGE(thrown_, "expected a LoadError containing: " << (text_));                          \
+#define CHECK_LOAD_ERROR(expr, line_, text_)                                                  \
+  do {                                                                                        \
+    bool thrown_ = false;                                                                     \
+    try {                                                                                     \
+      (void)(expr);                                                                           \
+    } catch (const ::svcpath::LoadError& e_) {                                                \
+      thrown_ = true;                                                                         \
+      REQUIRE(!e_.diagnostics().empty());                                                     \
+      CHECK_MESSAGE(e_.diagnostics()[0].line == (line_), e_.what());                          \
+      CHECK_MESSAGE(e_.diagnostics()[0].message.find(text_) != std::string::npos, e_.what()); \
+    }                                                                                         \
+    CHECK_MESSAGE(thrown_, "expected a LoadError containing: " << (text_));                   \
   } while (0)
 
 }  // namespace svcpath::test

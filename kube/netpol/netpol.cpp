@@ -151,8 +151,7 @@ std::string host(const Addr& a) { return fmt::format("{}/{}", a.str(), a.bits())
 
 class Compiler {
  public:
-  Compiler(const Cluster& c, const k8s::Node& self, Family fam, Placement where)
-      : c_(c), self_(self), fam_(fam), where_(where) {}
+  Compiler(const Cluster& c, const k8s::Node& self, Family fam, Placement where) : c_(c), self_(self), fam_(fam), where_(where) {}
 
   Compiled run() {
     // Local pods some policy isolates, in a stable order.
@@ -189,13 +188,15 @@ class Compiler {
     r += "-I FORWARD 1 -m comment --comment \"NetworkPolicy: routed pod traffic\" -j NP-FORWARD\n";
     r += "-I INPUT 1 -m comment --comment \"NetworkPolicy: pod to this node\" -j NP-INPUT\n";
     r += "-I OUTPUT 1 -m comment --comment \"NetworkPolicy: this node to pods\" -j NP-OUTPUT\n";
-    const char* established = " -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"replies and "
-                              "established connections were allowed when they began\" -j RETURN\n";
+    const char* established =
+        " -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"replies and "
+        "established connections were allowed when they began\" -j RETURN\n";
     for (auto* ch : {"NP-FORWARD", "NP-INPUT", "NP-OUTPUT"}) r += fmt::format("-A {}{}", ch, established);
     if (where_ == Placement::IpvsAware)
-      r += fmt::format("-A NP-INPUT -m set --match-set {} dst,dst -m comment --comment \"to a Service address: IPVS "
-                       "rewrites it after INPUT; checked in OUTPUT\" -j RETURN\n",
-                       fam_ == Family::V4 ? "KUBE-CLUSTER-IP" : "KUBE-6-CLUSTER-IP");
+      r += fmt::format(
+          "-A NP-INPUT -m set --match-set {} dst,dst -m comment --comment \"to a Service address: IPVS "
+          "rewrites it after INPUT; checked in OUTPUT\" -j RETURN\n",
+          fam_ == Family::V4 ? "KUBE-CLUSTER-IP" : "KUBE-6-CLUSTER-IP");
     for (auto& j : fwd) r += "-A NP-FORWARD " + j + "\n";
     for (auto& j : in) r += "-A NP-INPUT " + j + "\n";
     for (auto& j : out) r += "-A NP-OUTPUT " + j + "\n";
@@ -264,8 +265,7 @@ class Compiler {
       if (!lo) continue;
       if (pp.end_port && !pp.port->is_name && *pp.end_port > *lo)
         out.push_back(fmt::format(" -p {} -m {} --dport {}:{}", pn, pn, *lo, *pp.end_port));
-      else
-        out.push_back(fmt::format(" -p {} -m {} --dport {}", pn, pn, *lo));
+      else out.push_back(fmt::format(" -p {} -m {} --dport {}", pn, pn, *lo));
     }
     if (out.empty()) return std::nullopt;
     return out;
@@ -290,8 +290,8 @@ class Compiler {
           std::vector<std::string> peers;
           if (pr.peers.empty()) peers.push_back("");
           for (size_t j = 0; j < pr.peers.size(); ++j)
-            peers.push_back(fmt::format(" -m set --match-set {} {}",
-                                        peer_set(p, pr.peers[j], fmt::format("{}/{}/{}", dir, i, j)), sd));
+            peers.push_back(
+                fmt::format(" -m set --match-set {} {}", peer_set(p, pr.peers[j], fmt::format("{}/{}/{}", dir, i, j)), sd));
           for (auto& peer : peers)
             for (auto& port : *ports) rules.push_back(fmt::format("{}{} {}", port, peer, comment).substr(1));
         } else {
@@ -303,8 +303,7 @@ class Compiler {
             if (!peer_matches(c_, p, pr.peers, Peer{*dip, &dst})) continue;
             auto ports = port_conds(pr.ports, &dst);
             if (!ports) continue;
-            for (auto& port : *ports)
-              rules.push_back(fmt::format("{} {}{} {}", addr_opt, host(*dip), port, comment));
+            for (auto& port : *ports) rules.push_back(fmt::format("{} {}{} {}", addr_opt, host(*dip), port, comment));
           }
         }
       }
@@ -420,8 +419,8 @@ std::string story_line(const Story& s) {
   if (!s.checked) return "";
   std::string dnat = "no DNAT";
   if (s.dnat_hook)
-    dnat = fmt::format("DNAT by {} at {}, {} the decision", s.dnat_by, hook_name(*s.dnat_hook),
-                       s.dnat_before ? "before" : "after");
+    dnat =
+        fmt::format("DNAT by {} at {}, {} the decision", s.dnat_by, hook_name(*s.dnat_hook), s.dnat_before ? "before" : "after");
   std::string path;
   for (auto& p : s.path) path += (path.empty() ? "" : ", ") + p;
   return fmt::format("{} at {} {} {}; the policy chain saw {} ({}; chains {})", s.allowed ? "allowed" : "denied",

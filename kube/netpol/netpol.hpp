@@ -73,17 +73,17 @@ inline constexpr std::string_view kChainPrefix = "NP-";
 /// What a packet's trace says about policy: where DNAT happened, what tuple the policy chains saw,
 /// and the rule that decided.
 struct Story {
-  bool checked = false;          // a per-pod policy chain was entered
+  bool checked = false;  // a per-pod policy chain was entered
   bool allowed = true;
-  Hook hook = Hook::Forward;     // where the deciding rule ran
-  std::string chain;             // NP-IN-... / NP-EG-...
+  Hook hook = Hook::Forward;  // where the deciding rule ran
+  std::string chain;          // NP-IN-... / NP-EG-...
   uint32_t rulenum = 0;
-  std::string by;                // the rule's comment: "ns/policy ingress[0]" or the deny reason
-  FiveTuple seen;                // the packet as the policy chain saw it
-  std::optional<Hook> dnat_hook; // where the destination was rewritten, if it was
-  std::string dnat_by;           // "nat" or "ipvs"
-  bool dnat_before = false;      // the rewrite happened before the deciding rule saw the packet
-  std::vector<std::string> path; // each policy chain entered, "HOOK:chain"
+  std::string by;                 // the rule's comment: "ns/policy ingress[0]" or the deny reason
+  FiveTuple seen;                 // the packet as the policy chain saw it
+  std::optional<Hook> dnat_hook;  // where the destination was rewritten, if it was
+  std::string dnat_by;            // "nat" or "ipvs"
+  bool dnat_before = false;       // the rewrite happened before the deciding rule saw the packet
+  std::vector<std::string> path;  // each policy chain entered, "HOOK:chain"
 };
 Story story(const std::vector<TraceEvent>& events, const FiveTuple& original);
 /// One line: "allowed by shop/db-from-web ingress[0] at FORWARD, which saw ... (DNAT by nat at

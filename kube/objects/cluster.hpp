@@ -54,9 +54,7 @@ struct Service {
   std::map<std::string, std::string> labels;
   Loc loc;
 
-  bool externally_accessible() const {
-    return type == "NodePort" || type == "LoadBalancer" || !external_ips.empty();
-  }
+  bool externally_accessible() const { return type == "NodePort" || type == "LoadBalancer" || !external_ips.empty(); }
 };
 
 struct Endpoint {
@@ -80,7 +78,7 @@ struct EndpointPort {
 
 struct EndpointSlice {
   std::string ns, name;
-  std::string service_name;  // label kubernetes.io/service-name
+  std::string service_name;           // label kubernetes.io/service-name
   std::string address_type = "IPv4";  // IPv4, IPv6, FQDN
   std::vector<Endpoint> endpoints;
   std::vector<EndpointPort> ports;
@@ -181,9 +179,9 @@ struct ProxyConfig {
   std::string bridge_interface, interface_name_prefix;
   std::vector<std::string> node_port_addresses;  // CIDRs, or "primary"
   bool localhost_nodeports = true;
-  bool random_fully = true;        // MASQUERADE --random-fully (iptables >= 1.6.2)
-  bool nfacct = false;             // kernel has nfacct: kube-proxy adds its counters
-  bool tcp_be_liberal = false;     // nf_conntrack_tcp_be_liberal=1: no INVALID drop rule
+  bool random_fully = true;     // MASQUERADE --random-fully (iptables >= 1.6.2)
+  bool nfacct = false;          // kernel has nfacct: kube-proxy adds its counters
+  bool tcp_be_liberal = false;  // nf_conntrack_tcp_be_liberal=1: no INVALID drop rule
   std::string ipvs_scheduler = "rr";
   bool strict_arp = false;
   Loc loc;

@@ -82,8 +82,8 @@ class Reader {
     }
     return v;
   }
-  std::optional<int64_t> integer(const YAML::Node& parent, const char* key, const std::string& path, int64_t lo,
-                                 int64_t hi, bool required) {
+  std::optional<int64_t> integer(const YAML::Node& parent, const char* key, const std::string& path, int64_t lo, int64_t hi,
+                                 bool required) {
     YAML::Node n = parent[key];
     if (!n || n.IsNull()) {
       if (required) err(parent, join(path, key), "required field is missing");
@@ -208,8 +208,7 @@ class Reader {
         if (v.IsScalar()) r.values.push_back(v.Scalar());
         else err(v, vp, "expected a string");
       });
-      if ((r.op == "In" || r.op == "NotIn") && r.values.empty())
-        err(e, ep + ".values", "must be non-empty for In and NotIn");
+      if ((r.op == "In" || r.op == "NotIn") && r.values.empty()) err(e, ep + ".values", "must be non-empty for In and NotIn");
       if ((r.op == "Exists" || r.op == "DoesNotExist") && !r.values.empty())
         err(e, ep + ".values", "must be empty for Exists and DoesNotExist");
       s.match_expressions.push_back(std::move(r));
@@ -217,9 +216,7 @@ class Reader {
     return s;
   }
 
-  static std::string join(const std::string& path, const char* key) {
-    return path.empty() ? std::string(key) : path + "." + key;
-  }
+  static std::string join(const std::string& path, const char* key) { return path.empty() ? std::string(key) : path + "." + key; }
 
  private:
   Diagnostics& d_;
@@ -267,8 +264,9 @@ Meta meta(Reader& r, const YAML::Node& obj, bool namespaced) {
   if (namespaced) m.ns = r.str(md, "namespace", "metadata", false).value_or("default");
   // The API server's own name rules; anything else (a NUL, a space, stray bytes) is not from a cluster.
   if (!m.name.empty() && !dns1123(m.name, 253, true))
-    r.err(md["name"], "metadata.name",
-          fmt::format("'{}' is not a valid object name (lowercase letters, digits, '-' and '.', at most 253)", printable(m.name)));
+    r.err(
+        md["name"], "metadata.name",
+        fmt::format("'{}' is not a valid object name (lowercase letters, digits, '-' and '.', at most 253)", printable(m.name)));
   if (namespaced && !dns1123(m.ns, 63, false))
     r.err(md["namespace"], "metadata.namespace",
           fmt::format("'{}' is not a valid namespace name (lowercase letters, digits and '-', at most 63)", printable(m.ns)));
@@ -395,8 +393,8 @@ void load_slice(Reader& r, const YAML::Node& o, Cluster& c) {
   s.loc = r.loc(o);
   auto it = m.labels.find("kubernetes.io/service-name");
   if (it == m.labels.end()) {
-    c.notes.push_back(fmt::format("{}:{}: EndpointSlice {}/{} has no kubernetes.io/service-name label; ignored",
-                                  r.file(), s.loc.line, s.ns, s.name));
+    c.notes.push_back(fmt::format("{}:{}: EndpointSlice {}/{} has no kubernetes.io/service-name label; ignored", r.file(),
+                                  s.loc.line, s.ns, s.name));
     return;
   }
   s.service_name = it->second;
@@ -407,7 +405,8 @@ void load_slice(Reader& r, const YAML::Node& o, Cluster& c) {
     if (s.address_type == "FQDN") return;
     Endpoint e = load_endpoint(r, n, p, s.ns);
     for (auto& a : e.addresses)
-      if ((a.is_v4()) != (s.address_type == "IPv4")) r.err(n, p + ".addresses", fmt::format("{} is not an {} address", a.str(), s.address_type));
+      if ((a.is_v4()) != (s.address_type == "IPv4"))
+        r.err(n, p + ".addresses", fmt::format("{} is not an {} address", a.str(), s.address_type));
     s.endpoints.push_back(std::move(e));
   });
   r.each(o, "ports", "", [&](const YAML::Node& n, const std::string& p) {
@@ -643,7 +642,9 @@ void load_cluster_file(const std::string& path, Cluster& out) {
     }
   }
   d.throw_if_errors();
-  auto move_into = [](auto& dst, auto& src) { dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end())); };
+  auto move_into = [](auto& dst, auto& src) {
+    dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end()));
+  };
   move_into(out.services, c.services);
   move_into(out.slices, c.slices);
   move_into(out.nodes, c.nodes);

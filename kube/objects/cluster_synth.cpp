@@ -34,7 +34,7 @@ Cluster synthetic_cluster(const SynthSpec& spec) {
   for (uint32_t n = 0; n < nodes; ++n) {
     Node node;
     node.name = fmt::format("node-{}", n);
-    node.internal_ips.push_back(Addr::v4(0x0a000000u + 10 + n));            // 10.0.0.10 + n
+    node.internal_ips.push_back(Addr::v4(0x0a000000u + 10 + n));             // 10.0.0.10 + n
     node.pod_cidrs.push_back(Prefix{Addr::v4(0x0a400000u + (n << 8)), 24});  // 10.64.n.0/24
     c.nodes.push_back(std::move(node));
   }

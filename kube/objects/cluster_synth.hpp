@@ -10,9 +10,9 @@ namespace svcpath::k8s {
 
 struct SynthSpec {
   uint32_t services = 100;
-  uint32_t endpoints = 10;       // per service
-  uint32_t nodes = 10;           // node-0 .. node-(n-1); pods spread round-robin
-  bool node_ports = false;       // every service also gets a NodePort (from 30000)
+  uint32_t endpoints = 10;  // per service
+  uint32_t nodes = 10;      // node-0 .. node-(n-1); pods spread round-robin
+  bool node_ports = false;  // every service also gets a NodePort (from 30000)
   uint64_t seed = 1;
 };
 

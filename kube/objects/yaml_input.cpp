@@ -49,9 +49,7 @@ class Guard final : public YAML::EventHandler {
     open(m, a);
   }
   void OnSequenceEnd() override { close(); }
-  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t a, YAML::EmitterStyle::value) override {
-    open(m, a);
-  }
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t a, YAML::EmitterStyle::value) override { open(m, a); }
   void OnMapEnd() override { close(); }
 
  private:

@@ -35,9 +35,7 @@ std::string Endpoint::str() const {
   return ip.is_v4() ? fmt::format("{}:{}", ip.str(), port) : fmt::format("[{}]:{}", ip.str(), port);
 }
 
-std::string ServicePort::sep_chain(const Endpoint& e) const {
-  return "KUBE-SEP-" + chain_hash(spn + proto + e.str());
-}
+std::string ServicePort::sep_chain(const Endpoint& e) const { return "KUBE-SEP-" + chain_hash(spn + proto + e.str()); }
 
 namespace {
 
@@ -106,9 +104,8 @@ std::vector<ServicePort> service_ports(const k8s::Cluster& c, const k8s::Node& n
       out.push_back(std::move(sp));
     }
   }
-  std::stable_sort(out.begin(), out.end(), [](const ServicePort& a, const ServicePort& b) {
-    return a.spn != b.spn ? a.spn < b.spn : a.proto < b.proto;
-  });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ServicePort& a, const ServicePort& b) { return a.spn != b.spn ? a.spn < b.spn : a.proto < b.proto; });
   return out;
 }
 
@@ -236,25 +233,23 @@ std::string restore_input(const k8s::Cluster& c, const k8s::Node& node, const k8
   nat_rules.write("-A", kPostrouting, "-m", "mark", "!", "--mark", mark + "/" + mark, "-j", "RETURN");
   nat_rules.write("-A", kPostrouting, "-j", "MARK", "--xor-mark", mark);
   if (cfg.random_fully)
-    nat_rules.write("-A", kPostrouting, "-m", "comment", "--comment", q("kubernetes service traffic requiring SNAT"),
-                    "-j", "MASQUERADE", "--random-fully");
+    nat_rules.write("-A", kPostrouting, "-m", "comment", "--comment", q("kubernetes service traffic requiring SNAT"), "-j",
+                    "MASQUERADE", "--random-fully");
   else
-    nat_rules.write("-A", kPostrouting, "-m", "comment", "--comment", q("kubernetes service traffic requiring SNAT"),
-                    "-j", "MASQUERADE");
+    nat_rules.write("-A", kPostrouting, "-m", "comment", "--comment", q("kubernetes service traffic requiring SNAT"), "-j",
+                    "MASQUERADE");
   nat_rules.write("-A", kMarkMasq, "-j", "MARK", "--or-mark", mark);
   if (kube_firewall)
     filter_rules.write("-A", kFirewall, "-m", "comment", "--comment", q("block incoming localnet connections"), "-d",
-                       "127.0.0.0/8", "!", "-s", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate",
-                       "RELATED,ESTABLISHED,DNAT", "-j", "DROP");
+                       "127.0.0.0/8", "!", "-s", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT",
+                       "-j", "DROP");
 
   Detector det = detector(cfg, node, fam);
   auto sps = service_ports(c, node, fam);
   size_t total_endpoints = 0;
   for (auto& sp : sps) total_endpoints += sp.endpoints.size();
   bool large = total_endpoints > 1000;  // largeClusterEndpointsThreshold
-  auto comment = [&](std::string text) -> std::string {
-    return large ? std::string() : "-m comment --comment " + text;
-  };
+  auto comment = [&](std::string text) -> std::string { return large ? std::string() : "-m comment --comment " + text; };
   const Addr* node_ip = nullptr;
   for (auto& a : node.internal_ips)
     if (a.fam == fam) {
@@ -295,33 +290,33 @@ std::string restore_input(const k8s::Cluster& c, const k8s::Node& node, const k8
     }
 
     if (has_internal)
-      nat_rules.write("-A", kServices, "-m", "comment", "--comment", q(sp.spn + " cluster IP"), "-m", pr, "-p", pr, "-d",
-                      cip, "--dport", port, "-j", internal_chain);
+      nat_rules.write("-A", kServices, "-m", "comment", "--comment", q(sp.spn + " cluster IP"), "-m", pr, "-p", pr, "-d", cip,
+                      "--dport", port, "-j", internal_chain);
     else
-      filter_rules.write("-A", kServices, "-m", "comment", "--comment", int_comment, "-m", pr, "-p", pr, "-d", cip,
-                         "--dport", port, "-j", int_target);
+      filter_rules.write("-A", kServices, "-m", "comment", "--comment", int_comment, "-m", pr, "-p", pr, "-d", cip, "--dport",
+                         port, "-j", int_target);
 
     for (auto& eip : sp.external_ips) {
       if (cat.has_any)
-        nat_rules.write("-A", kServices, "-m", "comment", "--comment", q(sp.spn + " external IP"), "-m", pr, "-p", pr,
-                        "-d", eip.str(), "--dport", port, "-j", sp.ext_chain);
+        nat_rules.write("-A", kServices, "-m", "comment", "--comment", q(sp.spn + " external IP"), "-m", pr, "-p", pr, "-d",
+                        eip.str(), "--dport", port, "-j", sp.ext_chain);
       if (!has_external)
         filter_rules.write("-A", kExternalServices, "-m", "comment", "--comment", ext_comment, "-m", pr, "-p", pr, "-d",
                            eip.str(), "--dport", port, "-j", ext_target);
     }
     for (auto& lb : sp.lb_ips) {
       if (cat.has_any)
-        nat_rules.write("-A", kServices, "-m", "comment", "--comment", q(sp.spn + " loadbalancer IP"), "-m", pr, "-p", pr,
-                        "-d", lb.str(), "--dport", port, "-j", lb_chain);
+        nat_rules.write("-A", kServices, "-m", "comment", "--comment", q(sp.spn + " loadbalancer IP"), "-m", pr, "-p", pr, "-d",
+                        lb.str(), "--dport", port, "-j", lb_chain);
       if (uses_fw)
         filter_rules.write("-A", kProxyFirewall, "-m", "comment", "--comment",
-                           q(sp.spn + " traffic not accepted by " + sp.fw_chain), "-m", pr, "-p", pr, "-d", lb.str(),
-                           "--dport", port, "-j", "DROP");
+                           q(sp.spn + " traffic not accepted by " + sp.fw_chain), "-m", pr, "-p", pr, "-d", lb.str(), "--dport",
+                           port, "-j", "DROP");
     }
     if (!has_external)
       for (auto& lb : sp.lb_ips)
-        filter_rules.write("-A", kExternalServices, "-m", "comment", "--comment", ext_comment, "-m", pr, "-p", pr, "-d",
-                           lb.str(), "--dport", port, "-j", ext_target);
+        filter_rules.write("-A", kExternalServices, "-m", "comment", "--comment", ext_comment, "-m", pr, "-p", pr, "-d", lb.str(),
+                           "--dport", port, "-j", ext_target);
     if (sp.port->node_port) {
       std::string np = std::to_string(sp.port->node_port);
       if (cat.has_any) {
@@ -332,17 +327,17 @@ std::string restore_input(const k8s::Cluster& c, const k8s::Node& node, const k8
                         sp.ext_chain);
       }
       if (!has_external)
-        filter_rules.write("-A", kExternalServices, "-m", "comment", "--comment", ext_comment, "-m", "addrtype",
-                           "--dst-type", "LOCAL", "-m", pr, "-p", pr, "--dport", np, "-j", ext_target);
+        filter_rules.write("-A", kExternalServices, "-m", "comment", "--comment", ext_comment, "-m", "addrtype", "--dst-type",
+                           "LOCAL", "-m", pr, "-p", pr, "--dport", np, "-j", ext_target);
     }
     if (svc.health_check_node_port)
-      filter_rules.write("-A", kNodePorts, "-m", "comment", "--comment", q(sp.spn + " health check node port"), "-m",
-                         "tcp", "-p", "tcp", "--dport", std::to_string(svc.health_check_node_port), "-j", "ACCEPT");
+      filter_rules.write("-A", kNodePorts, "-m", "comment", "--comment", q(sp.spn + " health check node port"), "-m", "tcp", "-p",
+                         "tcp", "--dport", std::to_string(svc.health_check_node_port), "-j", "ACCEPT");
 
     // Internal traffic: masquerade off-cluster sources (or everything with masqueradeAll).
     if (has_internal) {
-      std::string args = fmt::format("-m comment --comment {} -m {} -p {} -d {} --dport {}", q(sp.spn + " cluster IP"),
-                                     pr, pr, cip, port);
+      std::string args =
+          fmt::format("-m comment --comment {} -m {} -p {} -d {} --dport {}", q(sp.spn + " cluster IP"), pr, pr, cip, port);
       if (cfg.masquerade_all) nat_rules.write("-A", internal_chain, args, "-j", kMarkMasq);
       else if (!det.if_not_local.empty()) nat_rules.write("-A", internal_chain, args, det.if_not_local, "-j", kMarkMasq);
     }
@@ -356,11 +351,11 @@ std::string restore_input(const k8s::Cluster& c, const k8s::Node& node, const k8
           nat_rules.write("-A", sp.ext_chain, "-m", "comment", "--comment",
                           q("pod traffic for " + sp.spn + " external destinations"), det.if_local, "-j", sp.svc_chain);
         nat_rules.write("-A", sp.ext_chain, "-m", "comment", "--comment",
-                        q("masquerade LOCAL traffic for " + sp.spn + " external destinations"), "-m", "addrtype",
-                        "--src-type", "LOCAL", "-j", kMarkMasq);
+                        q("masquerade LOCAL traffic for " + sp.spn + " external destinations"), "-m", "addrtype", "--src-type",
+                        "LOCAL", "-j", kMarkMasq);
         nat_rules.write("-A", sp.ext_chain, "-m", "comment", "--comment",
-                        q("route LOCAL traffic for " + sp.spn + " external destinations"), "-m", "addrtype",
-                        "--src-type", "LOCAL", "-j", sp.svc_chain);
+                        q("route LOCAL traffic for " + sp.spn + " external destinations"), "-m", "addrtype", "--src-type",
+                        "LOCAL", "-j", sp.svc_chain);
       }
       if (has_external) nat_rules.write("-A", sp.ext_chain, "-j", external_policy_chain);
     }
@@ -452,11 +447,10 @@ std::string restore_input(const k8s::Cluster& c, const k8s::Node& node, const k8
   }
   filter_rules.write("-A", kForward, "-m", "comment", "--comment", q("kubernetes forwarding rules"), "-m", "mark", "--mark",
                      mark + "/" + mark, "-j", "ACCEPT");
-  filter_rules.write("-A", kForward, "-m", "comment", "--comment", q("kubernetes forwarding conntrack rule"), "-m",
-                     "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT");
+  filter_rules.write("-A", kForward, "-m", "comment", "--comment", q("kubernetes forwarding conntrack rule"), "-m", "conntrack",
+                     "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT");
 
-  return "*filter\n" + filter_chains.text + filter_rules.text + "COMMIT\n*nat\n" + nat_chains.text + nat_rules.text +
-         "COMMIT\n";
+  return "*filter\n" + filter_chains.text + filter_rules.text + "COMMIT\n*nat\n" + nat_chains.text + nat_rules.text + "COMMIT\n";
 }
 
 Ruleset node_ruleset(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyConfig& cfg, Family fam) {
@@ -464,8 +458,9 @@ Ruleset node_ruleset(const k8s::Cluster& c, const k8s::Node& node, const k8s::Pr
   const std::string nw = "-m conntrack --ctstate NEW ";
   // kube-proxy's EnsureChain/EnsureRule(Prepend) results, top to bottom, then its restore input.
   std::string base = "*mangle\n:KUBE-PROXY-CANARY - [0:0]\nCOMMIT\n*filter\n";
-  base += ":KUBE-SERVICES - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n:KUBE-FORWARD - [0:0]\n:KUBE-NODEPORTS - [0:0]\n"
-          ":KUBE-PROXY-FIREWALL - [0:0]\n";
+  base +=
+      ":KUBE-SERVICES - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n:KUBE-FORWARD - [0:0]\n:KUBE-NODEPORTS - [0:0]\n"
+      ":KUBE-PROXY-FIREWALL - [0:0]\n";
   if (kube_firewall) base += ":KUBE-FIREWALL - [0:0]\n-A INPUT -j KUBE-FIREWALL\n";
   base += "-A INPUT " + nw + "-m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n";
   base += "-A INPUT -m comment --comment \"kubernetes health check service ports\" -j KUBE-NODEPORTS\n";
@@ -473,7 +468,8 @@ Ruleset node_ruleset(const k8s::Cluster& c, const k8s::Node& node, const k8s::Pr
   base += "-A FORWARD " + nw + "-m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n";
   base += "-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n";
   base += "-A FORWARD " + nw + "-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n";
-  base += "-A FORWARD " + nw + "-m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n";
+  base +=
+      "-A FORWARD " + nw + "-m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n";
   if (kube_firewall) base += "-A OUTPUT -j KUBE-FIREWALL\n";
   base += "-A OUTPUT " + nw + "-m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n";
   base += "-A OUTPUT " + nw + "-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n";

@@ -25,7 +25,7 @@ struct Endpoint {
 struct ServicePort {
   const k8s::Service* svc = nullptr;
   const k8s::ServicePort* port = nullptr;
-  std::string spn;  // "ns/name:port" (":port" only for named ports)
+  std::string spn;    // "ns/name:port" (":port" only for named ports)
   std::string proto;  // "tcp", "udp", "sctp"
   Addr cluster_ip;
   std::vector<Addr> external_ips, lb_ips;

@@ -27,14 +27,17 @@ constexpr SetInfo kSets[] = {
     {"KUBE-LOAD-BALANCER", "hash:ip,port", "Kubernetes service lb portal"},
     {"KUBE-LOAD-BALANCER-FW", "hash:ip,port", "Kubernetes service load balancer ip + port for load balancer with sourceRange"},
     {"KUBE-LOAD-BALANCER-LOCAL", "hash:ip,port", "Kubernetes service load balancer ip + port with externalTrafficPolicy=local"},
-    {"KUBE-LOAD-BALANCER-SOURCE-IP", "hash:ip,port,ip", "Kubernetes service load balancer ip + port + source IP for packet filter purpose"},
-    {"KUBE-LOAD-BALANCER-SOURCE-CIDR", "hash:ip,port,net", "Kubernetes service load balancer ip + port + source cidr for packet filter purpose"},
+    {"KUBE-LOAD-BALANCER-SOURCE-IP", "hash:ip,port,ip",
+     "Kubernetes service load balancer ip + port + source IP for packet filter purpose"},
+    {"KUBE-LOAD-BALANCER-SOURCE-CIDR", "hash:ip,port,net",
+     "Kubernetes service load balancer ip + port + source cidr for packet filter purpose"},
     {"KUBE-NODE-PORT-TCP", "bitmap:port", "Kubernetes nodeport TCP port for masquerade purpose"},
     {"KUBE-NODE-PORT-LOCAL-TCP", "bitmap:port", "Kubernetes nodeport TCP port with externalTrafficPolicy=local"},
     {"KUBE-NODE-PORT-UDP", "bitmap:port", "Kubernetes nodeport UDP port for masquerade purpose"},
     {"KUBE-NODE-PORT-LOCAL-UDP", "bitmap:port", "Kubernetes nodeport UDP port with externalTrafficPolicy=local"},
     {"KUBE-NODE-PORT-SCTP-HASH", "hash:ip,port", "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'"},
-    {"KUBE-NODE-PORT-LOCAL-SCTP-HASH", "hash:ip,port", "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'"},
+    {"KUBE-NODE-PORT-LOCAL-SCTP-HASH", "hash:ip,port",
+     "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'"},
     {"KUBE-HEALTH-CHECK-NODE-PORT", "bitmap:port", "Kubernetes health check node port"},
     {"KUBE-IPVS-IPS", "hash:ip", "Addresses on the ipvs interface"},
 };
@@ -182,8 +185,9 @@ IpvsMode build(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyCon
   for (auto& s : kSets) {
     std::string n = set_name(s.name, fam);
     if (std::string_view(s.type) == "bitmap:port") m.ipset_restore += fmt::format("create {} bitmap:port range 0-65535\n", n);
-    else m.ipset_restore += fmt::format("create {} {} family {} hashsize 1024 maxelem 65536\n", n, s.type,
-                                        fam == Family::V4 ? "inet" : "inet6");
+    else
+      m.ipset_restore +=
+          fmt::format("create {} {} family {} hashsize 1024 maxelem 65536\n", n, s.type, fam == Family::V4 ? "inet" : "inet6");
   }
   for (auto& s : kSets)
     for (auto& e : entries[s.name]) m.ipset_restore += fmt::format("add {} {}\n", set_name(s.name, fam), e);
@@ -208,8 +212,8 @@ IpvsMode build(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyCon
     if (empty(w.set)) continue;
     std::string line = fmt::format("-A {}", w.from);
     if (*w.proto) line += fmt::format(" -p {}", w.proto);
-    line += fmt::format(" -m comment --comment {} -m set --match-set {} {} -j {}\n", comment_of(w.set),
-                        set_name(w.set, fam), w.match, w.to);
+    line += fmt::format(" -m comment --comment {} -m set --match-set {} {} -j {}\n", comment_of(w.set), set_name(w.set, fam),
+                        w.match, w.to);
     (w.filter ? filter : nat) += line;
   }
   auto det = nf::kube::detector(cfg, node, fam);
@@ -238,13 +242,17 @@ IpvsMode build(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyCon
   filter += "-A KUBE-SOURCE-RANGES-FIREWALL -j DROP\n";
   for (const char* s : {"KUBE-CLUSTER-IP", "KUBE-LOAD-BALANCER"})
     if (!empty(s)) nat += fmt::format("-A KUBE-SERVICES -m set --match-set {} dst,dst -j ACCEPT\n", set_name(s, fam));
-  filter += fmt::format("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark {}/{} -j ACCEPT\n", mark, mark);
-  filter += "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n";
+  filter += fmt::format("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark {}/{} -j ACCEPT\n",
+                        mark, mark);
+  filter +=
+      "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED "
+      "-j ACCEPT\n";
   filter += fmt::format("-A KUBE-NODE-PORT -m comment --comment {} -m set --match-set {} dst -j ACCEPT\n",
                         comment_of("KUBE-HEALTH-CHECK-NODE-PORT"), set_name("KUBE-HEALTH-CHECK-NODE-PORT", fam));
   for (const char* s : {"KUBE-LOAD-BALANCER", "KUBE-CLUSTER-IP", "KUBE-EXTERNAL-IP", "KUBE-EXTERNAL-IP-LOCAL"})
     filter += fmt::format("-A KUBE-IPVS-FILTER -m set --match-set {} dst,dst -j RETURN\n", set_name(s, fam));
-  filter += fmt::format("-A KUBE-IPVS-FILTER -m set --match-set {} dst -j RETURN\n", set_name("KUBE-HEALTH-CHECK-NODE-PORT", fam));
+  filter +=
+      fmt::format("-A KUBE-IPVS-FILTER -m set --match-set {} dst -j RETURN\n", set_name("KUBE-HEALTH-CHECK-NODE-PORT", fam));
   filter += fmt::format("-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set {} dst -j REJECT\n",
                         set_name("KUBE-IPVS-IPS", fam));
   nat += fmt::format("-A KUBE-POSTROUTING -m mark ! --mark {}/{} -j RETURN\n", mark, mark);

@@ -15,12 +15,12 @@
 namespace svcpath::ipvs::kube {
 
 struct IpvsMode {
-  nf::Ruleset rules;                // the node's iptables tables
-  nf::IpSets sets;                  // kube-proxy's ipsets
-  std::unique_ptr<Engine> engine;   // virtual servers and real servers
-  std::vector<Addr> vips;           // addresses bound to kube-ipvs0
-  std::string restore_input;        // kube-proxy's iptables-restore input
-  std::string ipset_restore;        // kube-proxy's ipset restore input
+  nf::Ruleset rules;               // the node's iptables tables
+  nf::IpSets sets;                 // kube-proxy's ipsets
+  std::unique_ptr<Engine> engine;  // virtual servers and real servers
+  std::vector<Addr> vips;          // addresses bound to kube-ipvs0
+  std::string restore_input;       // kube-proxy's iptables-restore input
+  std::string ipset_restore;       // kube-proxy's ipset restore input
 };
 
 /// Builds IPVS mode for one family.

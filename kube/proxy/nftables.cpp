@@ -38,8 +38,7 @@ struct Tx {
     if (comment.empty()) line("add rule {} {} {} {}", family, table, chain, r);
     else line("add rule {} {} {} {} comment \"{}\"", family, table, chain, r, comment);
   }
-  void element(const std::string& set, const std::string& key, const std::string& value = {},
-               const std::string& comment = {}) {
+  void element(const std::string& set, const std::string& key, const std::string& value = {}, const std::string& comment = {}) {
     std::string c = comment.empty() ? "" : fmt::format(" comment \"{}\"", comment);
     if (value.empty()) line("add element {} {} {} {{ {}{} }}", family, table, set, key, c);
     else line("add element {} {} {} {{ {}{} : {} }}", family, table, set, key, c, value);
@@ -147,23 +146,32 @@ std::string nft_input(const k8s::Cluster& c, const k8s::Node& node, const k8s::P
     tx.line("flush set {} {} nodeport-ips", F, T);
     for (auto& a : nodeport_ips) tx.element("nodeport-ips", a.str());
   }
-  tx.line("add map {} {} no-endpoint-services {{ type {} . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }}",
-          F, T, addr_type);
-  tx.line("add map {} {} no-endpoint-nodeports {{ type inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to service nodeports with no endpoints\" ; }}",
-          F, T);
+  tx.line(
+      "add map {} {} no-endpoint-services {{ type {} . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject "
+      "packets to services with no endpoints\" ; }}",
+      F, T, addr_type);
+  tx.line(
+      "add map {} {} no-endpoint-nodeports {{ type inet_proto . inet_service : verdict ; comment \"vmap to drop or reject "
+      "packets to service nodeports with no endpoints\" ; }}",
+      F, T);
   tx.line("add chain {} {} reject-chain {{ comment \"helper for @no-endpoint-services / @no-endpoint-nodeports\" ; }}", F, T);
   tx.line("flush chain {} {} reject-chain", F, T);
   tx.rule("reject-chain", "reject");
   tx.rule("service-endpoints-check", ipx + " daddr . meta l4proto . th dport vmap @no-endpoint-services");
   if (match_all) tx.rule("nodeport-endpoints-check", no_localhost + " meta l4proto . th dport vmap @no-endpoint-nodeports");
   else tx.rule("nodeport-endpoints-check", ipx + " daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports");
-  tx.line("add map {} {} firewall-ips {{ type {} . inet_proto . inet_service : verdict ; comment \"destinations that are subject to LoadBalancerSourceRanges\" ; }}",
-          F, T, addr_type);
+  tx.line(
+      "add map {} {} firewall-ips {{ type {} . inet_proto . inet_service : verdict ; comment \"destinations that are subject to "
+      "LoadBalancerSourceRanges\" ; }}",
+      F, T, addr_type);
   tx.chain("firewall-check");
   tx.rule("firewall-check", ipx + " daddr . meta l4proto . th dport vmap @firewall-ips");
-  tx.line("add map {} {} service-ips {{ type {} . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }}",
-          F, T, addr_type);
-  tx.line("add map {} {} service-nodeports {{ type inet_proto . inet_service : verdict ; comment \"NodePort traffic\" ; }}", F, T);
+  tx.line(
+      "add map {} {} service-ips {{ type {} . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and "
+      "LoadBalancer IP traffic\" ; }}",
+      F, T, addr_type);
+  tx.line("add map {} {} service-nodeports {{ type inet_proto . inet_service : verdict ; comment \"NodePort traffic\" ; }}", F,
+          T);
   tx.rule("services", ipx + " daddr . meta l4proto . th dport vmap @service-ips");
   if (match_all) tx.rule("services", "fib daddr type local " + no_localhost + " meta l4proto . th dport vmap @service-nodeports");
   else tx.rule("services", ipx + " daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports");
@@ -221,7 +229,8 @@ std::string nft_input(const k8s::Cluster& c, const k8s::Node& node, const k8s::P
     else tx.element("no-endpoint-services", fmt::format("{} . {} . {}", cip, pr, port), int_verdict, sp.spn);
     for (auto& eip : sp.external_ips) {
       if (cat.has_any) tx.element("service-ips", fmt::format("{} . {} . {}", eip.str(), pr, port), "goto " + ext_chain);
-      if (!has_external) tx.element("no-endpoint-services", fmt::format("{} . {} . {}", eip.str(), pr, port), ext_verdict, sp.spn);
+      if (!has_external)
+        tx.element("no-endpoint-services", fmt::format("{} . {} . {}", eip.str(), pr, port), ext_verdict, sp.spn);
     }
     bool uses_fw = !sp.lb_ips.empty() && !sp.source_ranges.empty();
     if (uses_fw) tx.chain(fw_chain);
@@ -242,13 +251,15 @@ std::string nft_input(const k8s::Cluster& c, const k8s::Node& node, const k8s::P
       if (cfg.masquerade_all)
         tx.rule(internal_chain, fmt::format("{} daddr {} {} dport {} jump mark-for-masquerade", ipx, cip, pr, port));
       else if (!if_not_local.empty())
-        tx.rule(internal_chain, fmt::format("{} daddr {} {} dport {} {} jump mark-for-masquerade", ipx, cip, pr, port, if_not_local));
+        tx.rule(internal_chain,
+                fmt::format("{} daddr {} {} dport {} {} jump mark-for-masquerade", ipx, cip, pr, port, if_not_local));
     }
     if (uses_ext) {
       if (!svc.etp_local) {
         tx.rule(ext_chain, "jump mark-for-masquerade");
       } else {
-        if (!if_local.empty()) tx.rule(ext_chain, fmt::format("{} goto {}", if_local, cluster_chain), "short-circuit pod traffic");
+        if (!if_local.empty())
+          tx.rule(ext_chain, fmt::format("{} goto {}", if_local, cluster_chain), "short-circuit pod traffic");
         tx.rule(ext_chain, "fib saddr type local jump mark-for-masquerade", "masquerade local traffic");
         tx.rule(ext_chain, "fib saddr type local goto " + cluster_chain, "short-circuit local traffic");
       }

@@ -36,14 +36,16 @@ ClusterInput load_cluster(const ClusterOptions& o) {
   if (o.node.empty()) {
     std::string names;
     for (auto& n : in.cluster.nodes) names += (names.empty() ? "" : ", ") + n.name;
-    throw LoadError({{"--node", 0, 0, fmt::format("name the node to simulate with --node (nodes in the input: {})",
-                                                  names.empty() ? "none" : names)}});
+    throw LoadError(
+        {{"--node", 0, 0,
+          fmt::format("name the node to simulate with --node (nodes in the input: {})", names.empty() ? "none" : names)}});
   }
   const k8s::Node* n = in.cluster.node(o.node);
   if (!n) {
     std::string names;
     for (auto& x : in.cluster.nodes) names += (names.empty() ? "" : ", ") + x.name;
-    throw LoadError({{"--node", 0, 0, fmt::format("no Node '{}' in the input (nodes: {})", o.node, names.empty() ? "none" : names)}});
+    throw LoadError(
+        {{"--node", 0, 0, fmt::format("no Node '{}' in the input (nodes: {})", o.node, names.empty() ? "none" : names)}});
   }
   in.node = *n;
   return in;

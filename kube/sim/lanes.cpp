@@ -85,8 +85,7 @@ int16_t source_interface(const nf::Node& node, const Addr& src) {
 }
 
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
-  if (o.cluster.given())
-    return cluster_lanes(load_cluster(o.cluster), o.cluster.modes(), o.node, o.seed, o.cluster.policy);
+  if (o.cluster.given()) return cluster_lanes(load_cluster(o.cluster), o.cluster.modes(), o.node, o.seed, o.cluster.policy);
   std::vector<std::unique_ptr<Lane>> lanes;
   auto l = std::make_unique<Lane>();
   l->name = "rules";

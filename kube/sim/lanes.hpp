@@ -45,8 +45,7 @@ int16_t source_interface(const nf::Node& node, const Addr& src);
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o);
 /// One lane per kube-proxy mode ("iptables", "ipvs", "nftables") for a cluster already loaded.
 std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const std::vector<std::string>& modes,
-                                                 const NodeOptions& node, uint64_t seed,
-                                                 const std::string& policy = "auto");
+                                                 const NodeOptions& node, uint64_t seed, const std::string& policy = "auto");
 /// Compiles the cluster's NetworkPolicies for the lane's node and loads them into its filter
 /// tables and ipsets, as a policy engine would (iptables-restore --noflush, ipset restore).
 void add_policies(Lane& l, const ClusterInput& ci, nf::netpol::Placement where);

@@ -87,9 +87,7 @@ void load_node_config_doc(const std::string& path, Node& node) {
   Diagnostics d(path);
   auto docs = load_yaml_documents(path);
   YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
-  auto err = [&](const YAML::Node& n, std::string msg) {
-    d.error(n.Mark().line + 1, n.Mark().column + 1, std::move(msg));
-  };
+  auto err = [&](const YAML::Node& n, std::string msg) { d.error(n.Mark().line + 1, n.Mark().column + 1, std::move(msg)); };
   if (!root.IsMap()) {
     if (!root.IsNull()) err(root, "expected a mapping with interfaces, routes, sysctls, neighbors, sockets");
     d.throw_if_errors();
@@ -191,7 +189,8 @@ void load_node_config_doc(const std::string& path, Node& node) {
             else if (*s == "blackhole") r.type = RouteType::Blackhole;
             else if (*s == "unreachable") r.type = RouteType::Unreachable;
             else if (*s == "prohibit") r.type = RouteType::Prohibit;
-            else err(f.second, fmt::format("routes[{}].type: '{}' (unicast, blackhole, unreachable, prohibit)", i, *s)), ok = false;
+            else
+              err(f.second, fmt::format("routes[{}].type: '{}' (unicast, blackhole, unreachable, prohibit)", i, *s)), ok = false;
           } else if (k == "metric") {
             auto m = parse_uint(*s, 0xffffffff);
             if (!m) err(f.second, fmt::format("routes[{}].metric: expected a number", i)), ok = false;

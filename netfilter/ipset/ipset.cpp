@@ -109,22 +109,18 @@ bool split(std::string_view line, std::vector<Tok>& out, std::string& err, int& 
   return true;
 }
 
-bool port_proto(std::string_view proto) {
-  return proto == "tcp" || proto == "udp" || proto == "sctp" || proto == "udplite";
-}
+bool port_proto(std::string_view proto) { return proto == "tcp" || proto == "udp" || proto == "sctp" || proto == "udplite"; }
 
 struct IcmpName {
   const char* name;
   uint8_t type, code;
 };
-constexpr IcmpName kIcmpNames[] = {{"echo-reply", 0, 0},           {"network-unreachable", 3, 0},
-                                   {"host-unreachable", 3, 1},     {"protocol-unreachable", 3, 2},
-                                   {"port-unreachable", 3, 3},     {"fragmentation-needed", 3, 4},
-                                   {"source-quench", 4, 0},        {"echo-request", 8, 0},
-                                   {"time-exceeded", 11, 0},       {"parameter-problem", 12, 0}};
-constexpr IcmpName kIcmp6Names[] = {{"no-route", 1, 0},          {"address-unreachable", 1, 3},
-                                    {"port-unreachable", 1, 4},  {"packet-too-big", 2, 0},
-                                    {"ttl-zero-during-transit", 3, 0}, {"echo-request", 128, 0},
+constexpr IcmpName kIcmpNames[] = {{"echo-reply", 0, 0},           {"network-unreachable", 3, 0}, {"host-unreachable", 3, 1},
+                                   {"protocol-unreachable", 3, 2}, {"port-unreachable", 3, 3},    {"fragmentation-needed", 3, 4},
+                                   {"source-quench", 4, 0},        {"echo-request", 8, 0},        {"time-exceeded", 11, 0},
+                                   {"parameter-problem", 12, 0}};
+constexpr IcmpName kIcmp6Names[] = {{"no-route", 1, 0},       {"address-unreachable", 1, 3},     {"port-unreachable", 1, 4},
+                                    {"packet-too-big", 2, 0}, {"ttl-zero-during-transit", 3, 0}, {"echo-request", 128, 0},
                                     {"echo-reply", 129, 0}};
 
 std::string port_str(uint8_t proto, uint16_t port) {
@@ -133,15 +129,14 @@ std::string port_str(uint8_t proto, uint16_t port) {
     const auto* tab = proto == proto::ICMP ? kIcmpNames : kIcmp6Names;
     size_t n = proto == proto::ICMP ? std::size(kIcmpNames) : std::size(kIcmp6Names);
     for (size_t i = 0; i < n; ++i)
-      if (tab[i].type == t && tab[i].code == c) return fmt::format("{}:{}", proto == proto::ICMP ? "icmp" : "icmpv6", tab[i].name);
+      if (tab[i].type == t && tab[i].code == c)
+        return fmt::format("{}:{}", proto == proto::ICMP ? "icmp" : "icmpv6", tab[i].name);
     return fmt::format("{}:{}/{}", proto == proto::ICMP ? "icmp" : "icmpv6", t, c);
   }
   return fmt::format("{}:{}", proto::name(proto), port);
 }
 
-std::string addr_str(const Addr& a, uint8_t cidr) {
-  return cidr == a.bits() ? a.str() : fmt::format("{}/{}", a.str(), cidr);
-}
+std::string addr_str(const Addr& a, uint8_t cidr) { return cidr == a.bits() ? a.str() : fmt::format("{}/{}", a.str(), cidr); }
 
 }  // namespace
 
@@ -231,7 +226,8 @@ class IpsetLoader {
   void create(int ln, const std::vector<Tok>& t) {
     if (t.size() < 3) return d_.error(ln, t[0].col, "create needs a set name and a type");
     const std::string& name = t[1].s;
-    if (name.empty() || name.size() > 31) return d_.error(ln, t[1].col, fmt::format("set name '{}' must be 1..31 characters", name));
+    if (name.empty() || name.size() > 31)
+      return d_.error(ln, t[1].col, fmt::format("set name '{}' must be 1..31 characters", name));
     if (IpSet* old = find(name))
       return d_.error(ln, t[1].col, fmt::format("set '{}' already exists (created at line {})", name, old->line));
     IpSet s;
@@ -304,8 +300,7 @@ class IpsetLoader {
       else if (o == "forceadd") s.forceadd = true;
       else return d_.error(ln, t[i].col, fmt::format("unknown create option '{}'", o));
     }
-    if (s.type == SetType::BitmapPort && !range_given)
-      return d_.error(ln, t[2].col, "bitmap:port needs 'range FROM-TO'");
+    if (s.type == SetType::BitmapPort && !range_given) return d_.error(ln, t[2].col, "bitmap:port needs 'range FROM-TO'");
     if (s.netmask && s.netmask > (s.family == Family::V4 ? 32 : 128))
       return d_.error(ln, 0, "netmask is larger than the address");
     work_.push_back(std::move(s));
@@ -476,8 +471,7 @@ class IpsetLoader {
       if (del) std::erase(s->members, elem);
       else if (std::find(s->members.begin(), s->members.end(), elem) != s->members.end())
         d_.error(ln, col, fmt::format("'{}' is already in list:set {}", elem, s->name));
-      else if (s->members.size() >= s->size)
-        d_.error(ln, col, fmt::format("list:set {} is full (size {})", s->name, s->size));
+      else if (s->members.size() >= s->size) d_.error(ln, col, fmt::format("list:set {} is full (size {})", s->name, s->size));
       else s->members.push_back(elem);
       return;
     }
@@ -505,8 +499,9 @@ class IpsetLoader {
       rest.remove_prefix(comma + 1);
     }
     if (parts.size() != s->dims())
-      return d_.error(ln, col, fmt::format("'{}' has {} part(s); {} elements have {}", elem, parts.size(),
-                                           set_type_name(s->type), s->dims()));
+      return d_.error(
+          ln, col,
+          fmt::format("'{}' has {} part(s); {} elements have {}", elem, parts.size(), set_type_name(s->type), s->dims()));
     bool net1 = s->type == SetType::HashNet || s->type == SetType::HashNetPort;
     std::vector<std::pair<Addr, uint8_t>> a1s, a3s;
     if (!addr_part(ln, col, parts[0], s->family, net1, s->netmask, a1s)) return;
@@ -684,8 +679,8 @@ bool test_one(const IpSet& s, const Packet& p, uint8_t flags, uint8_t dims, bool
 
 }  // namespace
 
-bool ipset_test(const IpSets& sets, int set_index, const Packet& p, uint8_t src_flags, uint8_t dims,
-                bool return_nomatch, uint64_t* lookups) {
+bool ipset_test(const IpSets& sets, int set_index, const Packet& p, uint8_t src_flags, uint8_t dims, bool return_nomatch,
+                uint64_t* lookups) {
   if (set_index < 0 || size_t(set_index) >= sets.size()) return false;
   const IpSet& s = sets.at(set_index);
   if (s.type != SetType::ListSet) return test_one(s, p, src_flags, dims, return_nomatch, lookups);

@@ -85,7 +85,7 @@ std::string save_ipsets(const IpSets& sets);
 
 /// The -m set test: flags bit i set means dimension i comes from the source. Returns whether the
 /// packet matches; *nomatch_hit is set when the deciding element was flagged nomatch.
-bool ipset_test(const IpSets& sets, int set_index, const Packet& p, uint8_t src_flags, uint8_t dims,
-                bool return_nomatch, uint64_t* lookups);
+bool ipset_test(const IpSets& sets, int set_index, const Packet& p, uint8_t src_flags, uint8_t dims, bool return_nomatch,
+                uint64_t* lookups);
 
 }  // namespace svcpath::nf

@@ -10,9 +10,7 @@
 
 namespace svcpath::nf {
 
-uint64_t RuleState::Recent::newest() const {
-  return stamps.empty() ? 0 : stamps[(next + stamps.size() - 1) % stamps.size()];
-}
+uint64_t RuleState::Recent::newest() const { return stamps.empty() ? 0 : stamps[(next + stamps.size() - 1) % stamps.size()]; }
 
 size_t RuleState::AddrHash::operator()(const Addr& a) const noexcept {
   return size_t(Fnv1a{}.mix(a.b.data(), 16).mix(uint8_t(a.fam), 1).h);
@@ -42,8 +40,9 @@ void resolve_sets(Ruleset& rs, const IpSets& sets, const std::string& file) {
             }
             const IpSet& set = sets.at(s->set_index);
             if (set.type != SetType::ListSet && set.type != SetType::BitmapPort && set.family != rs.family)
-              d.error(r.line, 0, fmt::format("set {} is family inet{}, the ruleset is IPv{}", s->name,
-                                             set.family == Family::V4 ? "" : "6", int(rs.family)));
+              d.error(r.line, 0,
+                      fmt::format("set {} is family inet{}, the ruleset is IPv{}", s->name, set.family == Family::V4 ? "" : "6",
+                                  int(rs.family)));
           }
   d.throw_if_errors();
 }
@@ -84,12 +83,8 @@ bool eval(const TcpMatch& m, Ctx& c) {
   if (m.option_set && !m.option_inv) return false;  // TCP options are not modelled: none present
   return true;
 }
-bool eval(const UdpMatch& m, Ctx& c) {
-  return l4_ok(c.p) && m.sport.test(c.p.t.sport) && m.dport.test(c.p.t.dport);
-}
-bool eval(const SctpMatch& m, Ctx& c) {
-  return l4_ok(c.p) && m.sport.test(c.p.t.sport) && m.dport.test(c.p.t.dport);
-}
+bool eval(const UdpMatch& m, Ctx& c) { return l4_ok(c.p) && m.sport.test(c.p.t.sport) && m.dport.test(c.p.t.dport); }
+bool eval(const SctpMatch& m, Ctx& c) { return l4_ok(c.p) && m.sport.test(c.p.t.sport) && m.dport.test(c.p.t.dport); }
 bool eval(const MultiportMatch& m, Ctx& c) {
   if (!l4_ok(c.p)) return false;
   bool hit = false;
@@ -128,8 +123,8 @@ bool eval(const ConntrackMatch& m, Ctx& c) {
   if (!addr(m.origsrc, ct->orig.src) || !addr(m.origdst, ct->orig.dst) || !addr(m.replsrc, ct->reply.src) ||
       !addr(m.repldst, ct->reply.dst))
     return false;
-  if (!m.origsrcport.test(ct->orig.sport) || !m.origdstport.test(ct->orig.dport) ||
-      !m.replsrcport.test(ct->reply.sport) || !m.repldstport.test(ct->reply.dport))
+  if (!m.origsrcport.test(ct->orig.sport) || !m.origdstport.test(ct->orig.dport) || !m.replsrcport.test(ct->reply.sport) ||
+      !m.repldstport.test(ct->reply.dport))
     return false;
   if (m.status_set && (((ct->status & m.status_mask) != 0) == m.status_inv)) return false;
   if (m.expire_set) {
@@ -175,8 +170,7 @@ bool eval(const RecentMatch& m, Ctx& c) {
   if (it == table.end()) {
     if (!(m.mode & RecentMatch::Set)) return ret;
     if (table.size() >= 200) {  // ip_list_tot: the least recently updated entry makes room
-      auto oldest = std::min_element(table.begin(), table.end(),
-                                     [](auto& x, auto& y) { return x.second.lru < y.second.lru; });
+      auto oldest = std::min_element(table.begin(), table.end(), [](auto& x, auto& y) { return x.second.lru < y.second.lru; });
       table.erase(oldest);
     }
     RuleState::Recent e;
@@ -203,8 +197,7 @@ bool eval(const RecentMatch& m, Ctx& c) {
     }
     if (m.reap) {
       // recent_entry_reap: only the least recently updated entry, and not the one being updated.
-      auto oldest = std::min_element(table.begin(), table.end(),
-                                     [](auto& x, auto& y) { return x.second.lru < y.second.lru; });
+      auto oldest = std::min_element(table.begin(), table.end(), [](auto& x, auto& y) { return x.second.lru < y.second.lru; });
       bool updating = (m.mode & RecentMatch::Update) && ret;
       if (oldest != table.end() && !(oldest->first == a && updating) && oldest->second.newest() < since) {
         bool self = oldest->first == a;
@@ -329,8 +322,7 @@ bool ip_part(const Rule& r, const Packet& p, const Node& n) {
   return true;
 }
 
-void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t num, TraceKind kind,
-                std::string target) {
+void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t num, TraceKind kind, std::string target) {
   if (!c.env.trace.enabled()) return;
   TraceEvent e;
   e.hook = c.hook;

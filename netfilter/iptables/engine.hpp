@@ -27,7 +27,7 @@ struct RuleState {
     std::vector<uint64_t> stamps;  // ring of at most 20 (ip_pkt_list_tot)
     uint8_t next = 0;
     uint8_t ttl = 0;
-    uint64_t lru = 0;              // last update order
+    uint64_t lru = 0;  // last update order
     uint64_t newest() const;
   };
   struct AddrHash {
@@ -35,8 +35,8 @@ struct RuleState {
   };
   using RecentTable = boost::unordered_flat_map<Addr, Recent, AddrHash>;
 
-  std::vector<uint64_t> slot;      // nth counters / limit credit (ns)
-  std::vector<uint64_t> slot_time; // limit: last refill time; 0 = not initialised
+  std::vector<uint64_t> slot;       // nth counters / limit credit (ns)
+  std::vector<uint64_t> slot_time;  // limit: last refill time; 0 = not initialised
   std::vector<uint64_t> rule_pkts, rule_bytes;
   std::map<std::string, RecentTable, std::less<>> recent;
   std::map<std::string, uint64_t, std::less<>> nfacct;

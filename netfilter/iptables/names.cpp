@@ -121,20 +121,29 @@ std::optional<IcmpType> icmp_any(std::string_view s, const IcmpName* tab, size_t
   return r;
 }
 
-constexpr Flag kStates[] = {{"INVALID", ctstate::INVALID},         {"NEW", ctstate::NEW},
-                            {"RELATED", ctstate::RELATED},         {"ESTABLISHED", ctstate::ESTABLISHED},
-                            {"UNTRACKED", ctstate::UNTRACKED},     {"SNAT", ctstate::SNAT},
+constexpr Flag kStates[] = {{"INVALID", ctstate::INVALID},
+                            {"NEW", ctstate::NEW},
+                            {"RELATED", ctstate::RELATED},
+                            {"ESTABLISHED", ctstate::ESTABLISHED},
+                            {"UNTRACKED", ctstate::UNTRACKED},
+                            {"SNAT", ctstate::SNAT},
                             {"DNAT", ctstate::DNAT}};
 constexpr Flag kStatus[] = {{"EXPECTED", ctstatus::EXPECTED},
                             {"SEEN_REPLY", ctstatus::SEEN_REPLY},
                             {"ASSURED", ctstatus::ASSURED},
                             {"CONFIRMED", ctstatus::CONFIRMED}};
-constexpr Flag kAddrtypes[] = {{"UNSPEC", addrtype::UNSPEC},       {"UNICAST", addrtype::UNICAST},
-                               {"LOCAL", addrtype::LOCAL},         {"BROADCAST", addrtype::BROADCAST},
-                               {"ANYCAST", addrtype::ANYCAST},     {"MULTICAST", addrtype::MULTICAST},
-                               {"BLACKHOLE", addrtype::BLACKHOLE}, {"UNREACHABLE", addrtype::UNREACHABLE},
-                               {"PROHIBIT", addrtype::PROHIBIT},   {"THROW", addrtype::THROW},
-                               {"NAT", addrtype::NAT},             {"XRESOLVE", addrtype::XRESOLVE}};
+constexpr Flag kAddrtypes[] = {{"UNSPEC", addrtype::UNSPEC},
+                               {"UNICAST", addrtype::UNICAST},
+                               {"LOCAL", addrtype::LOCAL},
+                               {"BROADCAST", addrtype::BROADCAST},
+                               {"ANYCAST", addrtype::ANYCAST},
+                               {"MULTICAST", addrtype::MULTICAST},
+                               {"BLACKHOLE", addrtype::BLACKHOLE},
+                               {"UNREACHABLE", addrtype::UNREACHABLE},
+                               {"PROHIBIT", addrtype::PROHIBIT},
+                               {"THROW", addrtype::THROW},
+                               {"NAT", addrtype::NAT},
+                               {"XRESOLVE", addrtype::XRESOLVE}};
 
 template <size_t N>
 std::optional<uint32_t> flags_of(std::string_view list, const Flag (&tab)[N]) {

@@ -12,13 +12,13 @@
 namespace svcpath::nf::names {
 
 std::optional<uint8_t> tcp_flags(std::string_view list);  // "SYN,ACK", "ALL", "NONE"
-std::string tcp_flags_str(uint8_t f);                      // "FIN,SYN,RST,ACK", "NONE"
+std::string tcp_flags_str(uint8_t f);                     // "FIN,SYN,RST,ACK", "NONE"
 
 struct IcmpType {
   bool any = false;
   uint8_t type = 0, code_lo = 0, code_hi = 0xff;
 };
-std::optional<IcmpType> icmp_type(std::string_view s);   // "echo-request", "3/4", "8", "any"
+std::optional<IcmpType> icmp_type(std::string_view s);  // "echo-request", "3/4", "8", "any"
 std::optional<IcmpType> icmp6_type(std::string_view s);
 
 std::optional<uint16_t> ctstates(std::string_view list);

@@ -750,8 +750,7 @@ Res opt(PolicyMatch& m, std::string_view o, bool inv, P& p) {
     m.strict = true;
     return Ok;
   }
-  if (o == "--reqid" || o == "--spi" || o == "--proto" || o == "--mode" || o == "--tunnel-src" ||
-      o == "--tunnel-dst") {
+  if (o == "--reqid" || o == "--spi" || o == "--proto" || o == "--mode" || o == "--tunnel-src" || o == "--tunnel-dst") {
     auto s = p.arg();
     if (!s) return Fail;
     m.elements.push_back(fmt::format("{}{} {}", inv ? "! " : "", o, *s));
@@ -1433,8 +1432,7 @@ bool parse_rule_spec(P& p, Rule& r) {
       bool iv = take_inv();
       size_t at = p.i;
       Res res = Unknown;
-      if (have_target)
-        res = std::visit([&](auto& tg) { return topt(tg, o, iv, p); }, r.target);
+      if (have_target) res = std::visit([&](auto& tg) { return topt(tg, o, iv, p); }, r.target);
       for (size_t k = r.matches.size(); res == Unknown && k-- > 0;)
         res = std::visit([&](auto& m) { return opt(m, o, iv, p); }, r.matches[k]);
       if (res == Unknown && !implicit_loaded && r.proto_set && !r.proto_inv) {
@@ -1478,7 +1476,8 @@ bool parse_rule_spec(P& p, Rule& r) {
     if (std::holds_alternative<TcpMatch>(m)) need = "tcp", want = proto::TCP;
     else if (std::holds_alternative<UdpMatch>(m)) need = "udp", want = proto::UDP;
     else if (std::holds_alternative<SctpMatch>(m)) need = "sctp", want = proto::SCTP;
-    else if (auto* ic = std::get_if<IcmpMatch>(&m)) need = ic->v6 ? "ipv6-icmp" : "icmp", want = ic->v6 ? proto::ICMPV6 : proto::ICMP;
+    else if (auto* ic = std::get_if<IcmpMatch>(&m))
+      need = ic->v6 ? "ipv6-icmp" : "icmp", want = ic->v6 ? proto::ICMPV6 : proto::ICMP;
     if (want && (r.proto_inv || (r.proto != want && !(want == proto::UDP && r.proto == proto::UDPLITE)))) {
       p.err(fmt::format("match '{}' is only valid with -p {} (the kernel rejects it otherwise)", match_name(m), need));
       return false;
@@ -1537,8 +1536,7 @@ struct WorkTable {
 
 class Loader {
  public:
-  Loader(const std::string& file, Ruleset& rs, const RestoreOptions& opt)
-      : d_(file), rs_(rs), opt_(opt), fam_(rs.family) {}
+  Loader(const std::string& file, Ruleset& rs, const RestoreOptions& opt) : d_(file), rs_(rs), opt_(opt), fam_(rs.family) {}
 
   void run(std::string_view text) {
     int lineno = 0;
@@ -1595,8 +1593,9 @@ class Loader {
     const std::string& first = toks[0].s;
     if (first[0] == '*') {
       if (cur_) {
-        d_.error(ln, 1, fmt::format("'{}' starts a table before table '{}' (line {}) was COMMITted", first,
-                                    table_name(cur_->t.id), cur_->opened_at));
+        d_.error(ln, 1,
+                 fmt::format("'{}' starts a table before table '{}' (line {}) was COMMITted", first, table_name(cur_->t.id),
+                             cur_->opened_at));
         return;
       }
       auto id = parse_table(std::string_view(first).substr(1));
@@ -1770,8 +1769,7 @@ class Loader {
       }
       Chain* c = chain_or_builtin(toks[at].s);
       if (!c)
-        d_.error(ln, toks[at].col,
-                 fmt::format("chain '{}' does not exist in table '{}'", toks[at].s, table_name(cur_->t.id)));
+        d_.error(ln, toks[at].col, fmt::format("chain '{}' does not exist in table '{}'", toks[at].s, table_name(cur_->t.id)));
       return c;
     };
     auto parse_rule = [&](size_t from, Rule& r) {
@@ -1937,7 +1935,8 @@ class Loader {
       return;
     }
     if (cmd == "-Z" || cmd == "--zero") return;
-    d_.error(ln, toks[k].col, fmt::format("unknown command '{}' (expected -A, -I, -D, -R, -N, -X, -F, -P, -E, :CHAIN or COMMIT)", cmd));
+    d_.error(ln, toks[k].col,
+             fmt::format("unknown command '{}' (expected -A, -I, -D, -R, -N, -X, -F, -P, -E, :CHAIN or COMMIT)", cmd));
   }
 
   // Resolves jumps, walks the chains from each hook (rejecting loops as mark_source_chains does) and
@@ -1955,11 +1954,12 @@ class Loader {
           j->index = find(j->chain);
           if (j->index < 0) {
             if (looks_like_target(j->chain) && !j->go)
-              d_.error(r.line, 0, fmt::format("unsupported target '{}' (and no chain of that name in table '{}')",
-                                              j->chain, table_name(t.id)));
+              d_.error(
+                  r.line, 0,
+                  fmt::format("unsupported target '{}' (and no chain of that name in table '{}')", j->chain, table_name(t.id)));
             else
-              d_.error(r.line, 0, fmt::format("jump to chain '{}', which does not exist in table '{}'", j->chain,
-                                              table_name(t.id)));
+              d_.error(r.line, 0,
+                       fmt::format("jump to chain '{}', which does not exist in table '{}'", j->chain, table_name(t.id)));
             ok = false;
           } else if (t.chains[size_t(j->index)].builtin) {
             d_.error(r.line, 0, fmt::format("cannot jump to built-in chain '{}'", j->chain));
@@ -1976,8 +1976,9 @@ class Loader {
         if (t.builtin[h] >= 0) ok = walk(t, t.builtin[h], hook_bit(Hook(h)), 0, depth);
       rs_.max_depth = std::max(rs_.max_depth, depth);
       if (ok && depth > kMaxJumpDepth) {
-        d_.error(t.line, 0, fmt::format("table '{}' nests user-chain jumps {} deep; svcpath supports at most {}",
-                                        table_name(t.id), depth, kMaxJumpDepth));
+        d_.error(t.line, 0,
+                 fmt::format("table '{}' nests user-chain jumps {} deep; svcpath supports at most {}", table_name(t.id), depth,
+                             kMaxJumpDepth));
         ok = false;
       }
     }
@@ -1999,8 +2000,7 @@ class Loader {
         if (on) path += t.chains[size_t(s)].name + " -> ";
       }
       path += c.name;
-      d_.error(from_line ? from_line : c.line, 0,
-               fmt::format("jump loop: {} (the kernel rejects this table with ELOOP)", path));
+      d_.error(from_line ? from_line : c.line, 0, fmt::format("jump loop: {} (the kernel rejects this table with ELOOP)", path));
       return false;
     }
     if (seen_depth_.size() < t.chains.size()) seen_depth_.resize(t.chains.size(), 0);
@@ -2038,8 +2038,7 @@ class Loader {
             }
         };
         auto bad_table = [&](std::string_view what, TableId want) {
-          if (t.id != want)
-            d_.error(r.line, 0, fmt::format("{} is only valid in the {} table", what, table_name(want)));
+          if (t.id != want) d_.error(r.line, 0, fmt::format("{} is only valid in the {} table", what, table_name(want)));
         };
         if (auto* st = std::get_if<StandardTarget>(&r.target); st && st->v == StdVerdict::Drop && t.id == TableId::Nat)
           d_.error(r.line, 0, "The \"nat\" table is not intended for filtering, the use of DROP is therefore inhibited.");
@@ -2064,14 +2063,16 @@ class Loader {
               } else if constexpr (std::is_same_v<T, ChecksumTarget>) {
                 bad_table("CHECKSUM", TableId::Mangle);
               } else if constexpr (std::is_same_v<T, TcpmssTarget>) {
-                if (tg.clamp) bad_hook("TCPMSS --clamp-mss-to-pmtu", hook_bit(Forward) | hook_bit(LocalOut) | hook_bit(PostRouting));
+                if (tg.clamp)
+                  bad_hook("TCPMSS --clamp-mss-to-pmtu", hook_bit(Forward) | hook_bit(LocalOut) | hook_bit(PostRouting));
               }
             },
             r.target);
         for (auto& m : r.matches) {
           if (auto* a = std::get_if<AddrtypeMatch>(&m)) {
             if (a->limit_in) bad_hook("addrtype --limit-iface-in", hook_bit(PreRouting) | hook_bit(LocalIn) | hook_bit(Forward));
-            if (a->limit_out) bad_hook("addrtype --limit-iface-out", hook_bit(PostRouting) | hook_bit(LocalOut) | hook_bit(Forward));
+            if (a->limit_out)
+              bad_hook("addrtype --limit-iface-out", hook_bit(PostRouting) | hook_bit(LocalOut) | hook_bit(Forward));
           } else if (std::holds_alternative<RpfilterMatch>(m)) {
             if (t.id != TableId::Raw && t.id != TableId::Mangle)
               d_.error(r.line, 0, "rpfilter is only valid in the raw and mangle tables");

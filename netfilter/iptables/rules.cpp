@@ -20,74 +20,72 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 }  // namespace
 
 std::string_view match_name(const Match& m) {
-  return std::visit(
-      Overloaded{
-          [](const TcpMatch&) { return std::string_view("tcp"); },
-          [](const UdpMatch&) { return std::string_view("udp"); },
-          [](const SctpMatch&) { return std::string_view("sctp"); },
-          [](const MultiportMatch&) { return std::string_view("multiport"); },
-          [](const IcmpMatch& x) { return std::string_view(x.v6 ? "icmp6" : "icmp"); },
-          [](const CommentMatch&) { return std::string_view("comment"); },
-          [](const MarkMatch&) { return std::string_view("mark"); },
-          [](const ConnmarkMatch&) { return std::string_view("connmark"); },
-          [](const ConntrackMatch&) { return std::string_view("conntrack"); },
-          [](const StateMatch&) { return std::string_view("state"); },
-          [](const AddrtypeMatch&) { return std::string_view("addrtype"); },
-          [](const StatisticMatch&) { return std::string_view("statistic"); },
-          [](const RecentMatch&) { return std::string_view("recent"); },
-          [](const SetMatch&) { return std::string_view("set"); },
-          [](const IprangeMatch&) { return std::string_view("iprange"); },
-          [](const PhysdevMatch&) { return std::string_view("physdev"); },
-          [](const LimitMatch&) { return std::string_view("limit"); },
-          [](const NfacctMatch&) { return std::string_view("nfacct"); },
-          [](const RpfilterMatch&) { return std::string_view("rpfilter"); },
-          [](const SocketMatch&) { return std::string_view("socket"); },
-          [](const PolicyMatch&) { return std::string_view("policy"); },
-          [](const LengthMatch&) { return std::string_view("length"); },
-          [](const TtlMatch& x) { return std::string_view(x.hl ? "hl" : "ttl"); },
-          [](const PkttypeMatch&) { return std::string_view("pkttype"); },
-          [](const IpvsMatch&) { return std::string_view("ipvs"); },
-      },
-      m);
+  return std::visit(Overloaded{
+                        [](const TcpMatch&) { return std::string_view("tcp"); },
+                        [](const UdpMatch&) { return std::string_view("udp"); },
+                        [](const SctpMatch&) { return std::string_view("sctp"); },
+                        [](const MultiportMatch&) { return std::string_view("multiport"); },
+                        [](const IcmpMatch& x) { return std::string_view(x.v6 ? "icmp6" : "icmp"); },
+                        [](const CommentMatch&) { return std::string_view("comment"); },
+                        [](const MarkMatch&) { return std::string_view("mark"); },
+                        [](const ConnmarkMatch&) { return std::string_view("connmark"); },
+                        [](const ConntrackMatch&) { return std::string_view("conntrack"); },
+                        [](const StateMatch&) { return std::string_view("state"); },
+                        [](const AddrtypeMatch&) { return std::string_view("addrtype"); },
+                        [](const StatisticMatch&) { return std::string_view("statistic"); },
+                        [](const RecentMatch&) { return std::string_view("recent"); },
+                        [](const SetMatch&) { return std::string_view("set"); },
+                        [](const IprangeMatch&) { return std::string_view("iprange"); },
+                        [](const PhysdevMatch&) { return std::string_view("physdev"); },
+                        [](const LimitMatch&) { return std::string_view("limit"); },
+                        [](const NfacctMatch&) { return std::string_view("nfacct"); },
+                        [](const RpfilterMatch&) { return std::string_view("rpfilter"); },
+                        [](const SocketMatch&) { return std::string_view("socket"); },
+                        [](const PolicyMatch&) { return std::string_view("policy"); },
+                        [](const LengthMatch&) { return std::string_view("length"); },
+                        [](const TtlMatch& x) { return std::string_view(x.hl ? "hl" : "ttl"); },
+                        [](const PkttypeMatch&) { return std::string_view("pkttype"); },
+                        [](const IpvsMatch&) { return std::string_view("ipvs"); },
+                    },
+                    m);
 }
 
 std::string target_name(const Target& t) {
-  return std::visit(
-      Overloaded{
-          [](const NoTarget&) { return std::string(); },
-          [](const StandardTarget& s) {
-            switch (s.v) {
-              case StdVerdict::Accept: return std::string("ACCEPT");
-              case StdVerdict::Drop: return std::string("DROP");
-              case StdVerdict::Return: return std::string("RETURN");
-              case StdVerdict::Queue: return std::string("QUEUE");
-            }
-            return std::string();
-          },
-          [](const JumpTarget& j) { return j.chain; },
-          [](const RejectTarget&) { return std::string("REJECT"); },
-          [](const NatTarget& n) {
-            switch (n.kind) {
-              case NatTarget::Kind::Dnat: return std::string("DNAT");
-              case NatTarget::Kind::Snat: return std::string("SNAT");
-              case NatTarget::Kind::Masquerade: return std::string("MASQUERADE");
-              case NatTarget::Kind::Redirect: return std::string("REDIRECT");
-            }
-            return std::string();
-          },
-          [](const MarkTarget&) { return std::string("MARK"); },
-          [](const ConnmarkTarget&) { return std::string("CONNMARK"); },
-          [](const LogTarget&) { return std::string("LOG"); },
-          [](const NflogTarget&) { return std::string("NFLOG"); },
-          [](const TraceTarget&) { return std::string("TRACE"); },
-          [](const NotrackTarget&) { return std::string("NOTRACK"); },
-          [](const CtTarget&) { return std::string("CT"); },
-          [](const TcpmssTarget&) { return std::string("TCPMSS"); },
-          [](const TproxyTarget&) { return std::string("TPROXY"); },
-          [](const NfqueueTarget&) { return std::string("NFQUEUE"); },
-          [](const ChecksumTarget&) { return std::string("CHECKSUM"); },
-      },
-      t);
+  return std::visit(Overloaded{
+                        [](const NoTarget&) { return std::string(); },
+                        [](const StandardTarget& s) {
+                          switch (s.v) {
+                            case StdVerdict::Accept: return std::string("ACCEPT");
+                            case StdVerdict::Drop: return std::string("DROP");
+                            case StdVerdict::Return: return std::string("RETURN");
+                            case StdVerdict::Queue: return std::string("QUEUE");
+                          }
+                          return std::string();
+                        },
+                        [](const JumpTarget& j) { return j.chain; },
+                        [](const RejectTarget&) { return std::string("REJECT"); },
+                        [](const NatTarget& n) {
+                          switch (n.kind) {
+                            case NatTarget::Kind::Dnat: return std::string("DNAT");
+                            case NatTarget::Kind::Snat: return std::string("SNAT");
+                            case NatTarget::Kind::Masquerade: return std::string("MASQUERADE");
+                            case NatTarget::Kind::Redirect: return std::string("REDIRECT");
+                          }
+                          return std::string();
+                        },
+                        [](const MarkTarget&) { return std::string("MARK"); },
+                        [](const ConnmarkTarget&) { return std::string("CONNMARK"); },
+                        [](const LogTarget&) { return std::string("LOG"); },
+                        [](const NflogTarget&) { return std::string("NFLOG"); },
+                        [](const TraceTarget&) { return std::string("TRACE"); },
+                        [](const NotrackTarget&) { return std::string("NOTRACK"); },
+                        [](const CtTarget&) { return std::string("CT"); },
+                        [](const TcpmssTarget&) { return std::string("TCPMSS"); },
+                        [](const TproxyTarget&) { return std::string("TPROXY"); },
+                        [](const NfqueueTarget&) { return std::string("NFQUEUE"); },
+                        [](const ChecksumTarget&) { return std::string("CHECKSUM"); },
+                    },
+                    t);
 }
 
 bool Rule::unconditional() const {
@@ -120,9 +118,7 @@ namespace {
 bool g_linear = false;
 constexpr uint32_t kMinRun = 8;
 
-bool dst_only(const Rule& r) {
-  return r.dst_set && !r.dst_inv && r.dst.len == r.dst.addr.bits();
-}
+bool dst_only(const Rule& r) { return r.dst_set && !r.dst_inv && r.dst.len == r.dst.addr.bits(); }
 }  // namespace
 
 void set_linear_walk(bool linear) { g_linear = linear; }

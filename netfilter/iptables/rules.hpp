@@ -39,8 +39,12 @@ struct TcpMatch {
   bool option_set = false, option_inv = false;
   uint8_t option = 0;
 };
-struct UdpMatch { PortSpec sport, dport; };
-struct SctpMatch { PortSpec sport, dport; };
+struct UdpMatch {
+  PortSpec sport, dport;
+};
+struct SctpMatch {
+  PortSpec sport, dport;
+};
 
 struct MultiportMatch {
   enum class Dir : uint8_t { Src, Dst, Any } dir = Dir::Dst;
@@ -49,13 +53,15 @@ struct MultiportMatch {
 };
 
 struct IcmpMatch {
-  bool any = true;   // "any" type: also the default when --icmp-type is not given
+  bool any = true;  // "any" type: also the default when --icmp-type is not given
   uint8_t type = 0, code_lo = 0, code_hi = 0xff;
   bool inv = false;
   bool v6 = false;
 };
 
-struct CommentMatch { std::string text; };
+struct CommentMatch {
+  std::string text;
+};
 
 struct MarkMatch {
   uint32_t value = 0, mask = 0xffffffff;
@@ -67,12 +73,12 @@ struct ConnmarkMatch {
 };
 
 namespace ctstate {  // XT_CONNTRACK_STATE_* / XT_STATE_* bits
-inline constexpr uint16_t INVALID = 1 << 0, ESTABLISHED = 1 << 1, RELATED = 1 << 2, NEW = 1 << 3,
-                          SNAT = 1 << 8, DNAT = 1 << 9, UNTRACKED = 1 << 12;
+inline constexpr uint16_t INVALID = 1 << 0, ESTABLISHED = 1 << 1, RELATED = 1 << 2, NEW = 1 << 3, SNAT = 1 << 8, DNAT = 1 << 9,
+                          UNTRACKED = 1 << 12;
 }
 namespace ctstatus {  // IPS_* bits
-inline constexpr uint32_t EXPECTED = 1 << 0, SEEN_REPLY = 1 << 1, ASSURED = 1 << 2, CONFIRMED = 1 << 3,
-                          SRC_NAT = 1 << 4, DST_NAT = 1 << 5;
+inline constexpr uint32_t EXPECTED = 1 << 0, SEEN_REPLY = 1 << 1, ASSURED = 1 << 2, CONFIRMED = 1 << 3, SRC_NAT = 1 << 4,
+                          DST_NAT = 1 << 5;
 }
 
 struct ConntrackMatch {
@@ -98,9 +104,9 @@ struct StateMatch {
 };
 
 namespace addrtype {  // XT_ADDRTYPE_* = 1 << RTN_*
-inline constexpr uint16_t UNSPEC = 1 << 0, UNICAST = 1 << 1, LOCAL = 1 << 2, BROADCAST = 1 << 3,
-                          ANYCAST = 1 << 4, MULTICAST = 1 << 5, BLACKHOLE = 1 << 6, UNREACHABLE = 1 << 7,
-                          PROHIBIT = 1 << 8, THROW = 1 << 9, NAT = 1 << 10, XRESOLVE = 1 << 11;
+inline constexpr uint16_t UNSPEC = 1 << 0, UNICAST = 1 << 1, LOCAL = 1 << 2, BROADCAST = 1 << 3, ANYCAST = 1 << 4,
+                          MULTICAST = 1 << 5, BLACKHOLE = 1 << 6, UNREACHABLE = 1 << 7, PROHIBIT = 1 << 8, THROW = 1 << 9,
+                          NAT = 1 << 10, XRESOLVE = 1 << 11;
 }
 struct AddrtypeMatch {
   uint16_t src = 0, dst = 0;
@@ -110,11 +116,11 @@ struct AddrtypeMatch {
 
 struct StatisticMatch {
   bool nth = false;
-  uint32_t p31 = 0;            // random: probability * 2^31, rounded as libxt_statistic does
+  uint32_t p31 = 0;                // random: probability * 2^31, rounded as libxt_statistic does
   uint32_t every = 0, packet = 0;  // nth: every is n-1 as in the kernel struct
   bool inv = false;
-  uint32_t slot = 0;           // datapath counter slot (nth)
-  uint8_t seen = 0;            // parse bookkeeping: which options were given
+  uint32_t slot = 0;  // datapath counter slot (nth)
+  uint8_t seen = 0;   // parse bookkeeping: which options were given
 };
 
 struct RecentMatch {
@@ -133,9 +139,9 @@ struct RecentMatch {
 
 struct SetMatch {
   std::string name;
-  int set_index = -1;       // resolved against the IpSets at datapath build
+  int set_index = -1;  // resolved against the IpSets at datapath build
   uint8_t dims = 0;
-  uint8_t src_flags = 0;    // bit i set: dimension i is taken from the source
+  uint8_t src_flags = 0;  // bit i set: dimension i is taken from the source
   bool inv = false;
   bool return_nomatch = false;
   bool no_update_counters = false, no_update_subcounters = false;
@@ -156,14 +162,18 @@ struct PhysdevMatch {
 };
 
 struct LimitMatch {
-  uint32_t avg = 0;   // XT_LIMIT_SCALE (10000) units per packet
+  uint32_t avg = 0;  // XT_LIMIT_SCALE (10000) units per packet
   uint32_t burst = 5;
   uint32_t slot = 0;
 };
 
-struct NfacctMatch { std::string name; };
+struct NfacctMatch {
+  std::string name;
+};
 
-struct RpfilterMatch { bool loose = false, validmark = false, accept_local = false, invert = false; };
+struct RpfilterMatch {
+  bool loose = false, validmark = false, accept_local = false, invert = false;
+};
 
 struct SocketMatch {
   bool transparent = false, nowildcard = false, restore_skmark = false;
@@ -197,10 +207,10 @@ struct IpvsMatch {
   bool vdir_set = false, vdir_reply = false, vdir_inv = false;
 };
 
-using Match = std::variant<TcpMatch, UdpMatch, SctpMatch, MultiportMatch, IcmpMatch, CommentMatch, MarkMatch,
-                           ConnmarkMatch, ConntrackMatch, StateMatch, AddrtypeMatch, StatisticMatch, RecentMatch,
-                           SetMatch, IprangeMatch, PhysdevMatch, LimitMatch, NfacctMatch, RpfilterMatch,
-                           SocketMatch, PolicyMatch, LengthMatch, TtlMatch, PkttypeMatch, IpvsMatch>;
+using Match =
+    std::variant<TcpMatch, UdpMatch, SctpMatch, MultiportMatch, IcmpMatch, CommentMatch, MarkMatch, ConnmarkMatch, ConntrackMatch,
+                 StateMatch, AddrtypeMatch, StatisticMatch, RecentMatch, SetMatch, IprangeMatch, PhysdevMatch, LimitMatch,
+                 NfacctMatch, RpfilterMatch, SocketMatch, PolicyMatch, LengthMatch, TtlMatch, PkttypeMatch, IpvsMatch>;
 
 /// The -m name a match is written with ("tcp", "icmp6", "hl", ...).
 std::string_view match_name(const Match& m);
@@ -209,11 +219,13 @@ std::string_view match_name(const Match& m);
 struct NoTarget {};  // a rule without -j: counts and continues
 
 enum class StdVerdict : uint8_t { Accept, Drop, Return, Queue };
-struct StandardTarget { StdVerdict v = StdVerdict::Accept; };
+struct StandardTarget {
+  StdVerdict v = StdVerdict::Accept;
+};
 
 struct JumpTarget {
   std::string chain;
-  int index = -1;  // resolved chain index
+  int index = -1;   // resolved chain index
   bool go = false;  // -g
 };
 
@@ -237,9 +249,9 @@ struct MarkTarget {
 
 struct ConnmarkTarget {
   enum class Mode : uint8_t { Set, Save, Restore } mode = Mode::Set;
-  uint32_t value = 0, mask = 0;                        // Set: ctmark = (ctmark & ~mask) ^ value
-  uint32_t nfmask = 0xffffffff, ctmask = 0xffffffff;   // Save/Restore
-  bool given = false;                                  // parse bookkeeping
+  uint32_t value = 0, mask = 0;                       // Set: ctmark = (ctmark & ~mask) ^ value
+  uint32_t nfmask = 0xffffffff, ctmask = 0xffffffff;  // Save/Restore
+  bool given = false;                                 // parse bookkeeping
 };
 
 struct LogTarget {
@@ -281,9 +293,9 @@ struct NfqueueTarget {
 };
 struct ChecksumTarget {};
 
-using Target = std::variant<NoTarget, StandardTarget, JumpTarget, RejectTarget, NatTarget, MarkTarget,
-                            ConnmarkTarget, LogTarget, NflogTarget, TraceTarget, NotrackTarget, CtTarget,
-                            TcpmssTarget, TproxyTarget, NfqueueTarget, ChecksumTarget>;
+using Target =
+    std::variant<NoTarget, StandardTarget, JumpTarget, RejectTarget, NatTarget, MarkTarget, ConnmarkTarget, LogTarget,
+                 NflogTarget, TraceTarget, NotrackTarget, CtTarget, TcpmssTarget, TproxyTarget, NfqueueTarget, ChecksumTarget>;
 
 /// Name of the target as written after -j ("ACCEPT", "DNAT", a chain name...).
 std::string target_name(const Target& t);
@@ -317,7 +329,7 @@ enum class Policy : uint8_t { None, Accept, Drop };
 // kernel's linear walk does (their ipt_ip part fails on the destination before any match runs),
 // so counters and traces stay exact.
 struct DstRun {
-  uint32_t begin = 0, end = 0;  // rule indices [begin, end)
+  uint32_t begin = 0, end = 0;                    // rule indices [begin, end)
   std::vector<std::pair<Addr, uint32_t>> by_dst;  // (destination, rule index), sorted
   /// The first rule at or after i whose destination is dst, or end.
   uint32_t next(const Addr& dst, uint32_t i) const;
@@ -331,7 +343,7 @@ struct Chain {
   uint64_t pkts = 0, bytes = 0;
   std::vector<Rule> rules;
   int line = 0;
-  uint8_t reach = 0;  // hooks this chain is reachable from (computed at load)
+  uint8_t reach = 0;            // hooks this chain is reachable from (computed at load)
   std::vector<DstRun> runs;     // built at load (index_chain)
   std::vector<int32_t> run_of;  // per rule: its run, or -1
 };

@@ -11,8 +11,7 @@
 namespace svcpath::nf {
 
 std::string save_string(std::string_view s) {
-  static constexpr std::string_view kPlain =
-      "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  static constexpr std::string_view kPlain = "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
   bool plain = !s.empty() && s.find_first_not_of(kPlain) == std::string_view::npos;
   if (plain) return std::string(s);
   std::string out = "\"";
@@ -28,14 +27,10 @@ namespace {
 
 std::string hex(uint32_t v) { return fmt::format("0x{:x}", v); }
 
-std::string value_mask(uint32_t v, uint32_t m) {
-  return m == 0xffffffff ? hex(v) : fmt::format("{}/{}", hex(v), hex(m));
-}
+std::string value_mask(uint32_t v, uint32_t m) { return m == 0xffffffff ? hex(v) : fmt::format("{}/{}", hex(v), hex(m)); }
 
 // The conntrack match prints a host address without "/32".
-std::string ct_addr(const Prefix& p) {
-  return p.len == p.addr.bits() ? p.addr.str() : fmt::format("{}/{}", p.addr.str(), p.len);
-}
+std::string ct_addr(const Prefix& p) { return p.len == p.addr.bits() ? p.addr.str() : fmt::format("{}/{}", p.addr.str(), p.len); }
 
 void ports(std::string& o, const PortSpec& ps, std::string_view opt) {
   if (!ps.set || (ps.range.lo == 0 && ps.range.hi == 65535 && !ps.inv)) return;
@@ -113,8 +108,7 @@ void print(std::string& o, const AddrtypeMatch& m, Family) {
   if (m.limit_out) o += " --limit-iface-out";
 }
 void print(std::string& o, const StatisticMatch& m, Family) {
-  if (m.nth)
-    o += fmt::format(" --mode nth{} --every {} --packet {}", m.inv ? " !" : "", uint64_t(m.every) + 1, m.packet);
+  if (m.nth) o += fmt::format(" --mode nth{} --every {} --packet {}", m.inv ? " !" : "", uint64_t(m.every) + 1, m.packet);
   else o += fmt::format(" --mode random{} --probability {:.11f}", m.inv ? " !" : "", double(m.p31) / 2147483648.0);
 }
 void print(std::string& o, const RecentMatch& m, Family) {
@@ -141,7 +135,11 @@ void print(std::string& o, const SetMatch& m, Family) {
   if (m.no_update_counters) o += " ! --update-counters";
   if (m.no_update_subcounters) o += " ! --update-subcounters";
   if (m.pkts_set)
-    o += fmt::format("{} --packets-{} {}", m.pkts_inv ? " !" : "", m.pkts_op == '=' ? "eq" : m.pkts_op == '<' ? "lt" : "gt", m.pkts);
+    o += fmt::format("{} --packets-{} {}", m.pkts_inv ? " !" : "",
+                     m.pkts_op == '='   ? "eq"
+                     : m.pkts_op == '<' ? "lt"
+                                        : "gt",
+                     m.pkts);
 }
 void print(std::string& o, const IprangeMatch& m, Family) {
   if (m.src_set) o += fmt::format("{} --src-range {}-{}", m.src_inv ? " !" : "", m.src_lo.str(), m.src_hi.str());
@@ -177,7 +175,8 @@ void print(std::string& o, const PolicyMatch& m, Family) {
   for (auto& e : m.elements) o += " " + e;
 }
 void print(std::string& o, const LengthMatch& m, Family) {
-  o += fmt::format("{} --length {}", m.inv ? " !" : "", m.lo == m.hi ? fmt::format("{}", m.lo) : fmt::format("{}:{}", m.lo, m.hi));
+  o +=
+      fmt::format("{} --length {}", m.inv ? " !" : "", m.lo == m.hi ? fmt::format("{}", m.lo) : fmt::format("{}:{}", m.lo, m.hi));
 }
 void print(std::string& o, const TtlMatch& m, Family) {
   const char* p = m.hl ? "hl" : "ttl";

@@ -211,7 +211,11 @@ RuleOut eval_rule(const Table& t, const Rule& r, Hook h, Packet& p, Env& env) {
       CtEntry* e = p.ct ? env.ct.get(p.ct) : nullptr;
       using K = NatTarget::Kind;
       const NatTarget& tg = ns->t;
-      if (tracing) o.label = tg.kind == K::Dnat ? "dnat" : tg.kind == K::Snat ? "snat" : tg.kind == K::Masquerade ? "masquerade" : "redirect";
+      if (tracing)
+        o.label = tg.kind == K::Dnat         ? "dnat"
+                  : tg.kind == K::Snat       ? "snat"
+                  : tg.kind == K::Masquerade ? "masquerade"
+                                             : "redirect";
       if (!e) return o;
       Manip manip = (tg.kind == K::Snat || tg.kind == K::Masquerade) ? Manip::Src : Manip::Dst;
       if (e->nat_done[int(manip)]) return o;
@@ -290,7 +294,8 @@ Verdict run_chain(const Table& t, const Chain& base, Hook h, Packet& p, Env& env
         }
         return Verdict::accept();
       }
-      if (tracing) event(env, h, TraceKind::Return, t, *c, uint32_t(c->rules.size() + 1), "return", "end of chain: back to the caller");
+      if (tracing)
+        event(env, h, TraceKind::Return, t, *c, uint32_t(c->rules.size() + 1), "return", "end of chain: back to the caller");
       --sp;
       c = stack[sp].c;
       i = stack[sp].next;
@@ -308,9 +313,7 @@ Verdict run_chain(const Table& t, const Chain& base, Hook h, Packet& p, Env& env
     }
     switch (o.v.code) {
       case VerdictCode::Accept: return Verdict::accept();
-      case VerdictCode::Drop:
-        env.hit = {&t, c, uint32_t(i), false, {}};
-        return Verdict::drop(DropReason::RuleDrop);
+      case VerdictCode::Drop: env.hit = {&t, c, uint32_t(i), false, {}}; return Verdict::drop(DropReason::RuleDrop);
       case VerdictCode::Continue:
       case VerdictCode::None:
       case VerdictCode::Queue: break;

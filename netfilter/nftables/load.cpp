@@ -133,8 +133,8 @@ constexpr struct {
   uint8_t bit;
 } kCtStates[] = {{"invalid", 1}, {"established", 2}, {"related", 4}, {"new", 8}, {"untracked", 64}};
 
-constexpr std::string_view kAddrTypes[] = {"unspec",    "unicast",     "local",    "broadcast", "anycast",
-                                           "multicast", "blackhole",   "unreachable", "prohibit"};
+constexpr std::string_view kAddrTypes[] = {"unspec",    "unicast",   "local",       "broadcast", "anycast",
+                                           "multicast", "blackhole", "unreachable", "prohibit"};
 
 void put_be(uint8_t* p, uint64_t v, size_t n) {
   for (size_t i = 0; i < n; ++i) p[n - 1 - i] = uint8_t(v >> (8 * i));
@@ -270,8 +270,8 @@ std::string parse_component(Type t, std::string_view w, uint8_t* lo, uint8_t* hi
         return {};
       }
       case Type::Service: {
-        static const std::pair<std::string_view, uint16_t> names[] = {
-            {"http", 80}, {"https", 443}, {"ssh", 22}, {"domain", 53}, {"ntp", 123}, {"bgp", 179}};
+        static const std::pair<std::string_view, uint16_t> names[] = {{"http", 80},   {"https", 443}, {"ssh", 22},
+                                                                      {"domain", 53}, {"ntp", 123},   {"bgp", 179}};
         for (auto& [nm, port] : names)
           if (v == nm) {
             put_be(out, port, 2);
@@ -332,7 +332,8 @@ std::string parse_component(Type t, std::string_view w, uint8_t* lo, uint8_t* hi
   if ((t == Type::Ipv4 || t == Type::Ipv6) && w.find('/') != std::string_view::npos) {
     std::string why;
     auto pf = Prefix::parse(w, &why);
-    if (!pf || pf->addr.is_v4() != (t == Type::Ipv4)) return fmt::format("'{}' is not an {} prefix", w, t == Type::Ipv4 ? "IPv4" : "IPv6");
+    if (!pf || pf->addr.is_v4() != (t == Type::Ipv4))
+      return fmt::format("'{}' is not an {} prefix", w, t == Type::Ipv4 ? "IPv4" : "IPv6");
     std::memcpy(lo, pf->addr.b.data(), n);
     std::memcpy(hi, pf->addr.b.data(), n);
     for (unsigned i = pf->len; i < n * 8; ++i) hi[i / 8] |= uint8_t(0x80 >> (i % 8));
@@ -651,8 +652,7 @@ class Parser {
         const Tok& tk = cur();
         TableFamily f = family_opt();
         std::string name(take_word("a table name"));
-        auto it = std::find_if(rs_.tables.begin(), rs_.tables.end(),
-                               [&](auto& t) { return t->family == f && t->name == name; });
+        auto it = std::find_if(rs_.tables.begin(), rs_.tables.end(), [&](auto& t) { return t->family == f && t->name == name; });
         if (it == rs_.tables.end()) {
           if (!destroy) fail_at(tk, fmt::format("no table {} {}", family_name(f), name));
         } else {
@@ -690,16 +690,14 @@ class Parser {
         del.key = s.key;
         del.map = false;
         elements(t, del, &s);
-        for (auto& e : del.elems)
-          std::erase_if(s.elems, [&](const Element& x) { return x.lo == e.lo && x.hi == e.hi; });
+        for (auto& e : del.elems) std::erase_if(s.elems, [&](const Element& x) { return x.lo == e.lo && x.hi == e.hi; });
         s.index();
       } else {
         fail_at(first, fmt::format("'delete {}' is not supported", what));
       }
       return;
     }
-    if (w == "list")
-      fail_at(first, "'list' is a query, not ruleset input: give the output of `nft list ruleset` instead");
+    if (w == "list") fail_at(first, "'list' is a query, not ruleset input: give the output of `nft list ruleset` instead");
     fail_at(first, fmt::format("unknown command '{}' (add, insert, flush, delete, table)", w));
   }
 
@@ -742,8 +740,7 @@ class Parser {
     std::string text;
     const Tok& tk = cur();
     while (at(Tk::Word)) {
-      if (!text.empty() && text.back() != '-' && text.back() != '+' && cur().text[0] != '-' && cur().text[0] != '+')
-        break;
+      if (!text.empty() && text.back() != '-' && text.back() != '+' && cur().text[0] != '-' && cur().text[0] != '+') break;
       text += cur().text;
       ++i_;
     }
@@ -757,8 +754,9 @@ class Parser {
       if (!np) {
         std::string_view nm = s.substr(0, k);
         if (nm == "dstnat" || nm == "srcnat")
-          fail_at(tk, fmt::format("priority '{}' is valid on the {} hook only (nft: invalid priority expression value in this context)",
-                                  nm, nm == "dstnat" ? "prerouting" : "postrouting"));
+          fail_at(tk, fmt::format(
+                          "priority '{}' is valid on the {} hook only (nft: invalid priority expression value in this context)",
+                          nm, nm == "dstnat" ? "prerouting" : "postrouting"));
         fail_at(tk, fmt::format("unknown priority name '{}'", nm));
       }
       base = *np;
@@ -836,9 +834,9 @@ class Parser {
 
   std::optional<Type> type_word(std::string_view w) {
     static const std::pair<std::string_view, Type> names[] = {
-        {"ipv4_addr", Type::Ipv4}, {"ipv6_addr", Type::Ipv6}, {"inet_proto", Type::Proto},
-        {"inet_service", Type::Service}, {"mark", Type::Mark}, {"ifname", Type::Ifname},
-        {"ct_state", Type::CtState}, {"fib_addrtype", Type::AddrType}, {"nf_proto", Type::NfProto}};
+        {"ipv4_addr", Type::Ipv4},  {"ipv6_addr", Type::Ipv6}, {"inet_proto", Type::Proto}, {"inet_service", Type::Service},
+        {"mark", Type::Mark},       {"ifname", Type::Ifname},  {"ct_state", Type::CtState}, {"fib_addrtype", Type::AddrType},
+        {"nf_proto", Type::NfProto}};
     for (auto& [n, t] : names)
       if (w == n) return t;
     return std::nullopt;
@@ -1123,7 +1121,7 @@ class Parser {
 
   std::vector<Selector> concat(Selector first) {
     std::vector<Selector> v{first};
-    while (word(".") ) {
+    while (word(".")) {
       ++i_;
       auto s = selector();
       if (!s) fail("expected an expression after ' . '");
@@ -1272,12 +1270,12 @@ class Parser {
           if (rule_end()) fail_at(tk, "expected a value to compare with");
           key_value(types, m.lo, m.hi, &m.rhs_text);
           if ((m.op == MatchStmt::Op::Lt || m.op == MatchStmt::Op::Gt || m.op == MatchStmt::Op::Le ||
-               m.op == MatchStmt::Op::Ge) && !(m.lo == m.hi))
+               m.op == MatchStmt::Op::Ge) &&
+              !(m.lo == m.hi))
             fail_at(tk, "an ordering comparison takes a single value");
           if (lhs.size() == 1 && lhs[0].sel == Sel::L4Proto && m.op == MatchStmt::Op::Eq && m.lo == m.hi) pin(m.lo.b[0], tk);
           if (types.size() == 1 && types[0] == Type::CtState && !explicit_op) m.op = MatchStmt::Op::FlagsAny;
-          else if (types.size() == 1 && types[0] == Type::CtState && m.op == MatchStmt::Op::Ne)
-            m.op = MatchStmt::Op::FlagsNone;
+          else if (types.size() == 1 && types[0] == Type::CtState && m.op == MatchStmt::Op::Ne) m.op = MatchStmt::Op::FlagsNone;
         }
         r.stmts.push_back(std::move(m));
         continue;
@@ -1506,7 +1504,8 @@ void finalize(Ruleset& rs, Diagnostics& d) {
                   }
                   const Set& s = t.sets[size_t(idx)];
                   if (s.map != map)
-                    d.error(r.line, 0, fmt::format("'{}' is a {}, used as a {}", name, s.map ? "map" : "set", map ? "map" : "set"));
+                    d.error(r.line, 0,
+                            fmt::format("'{}' is a {}, used as a {}", name, s.map ? "map" : "set", map ? "map" : "set"));
                   else if (s.key != want) {
                     std::string a, b;
                     for (Type ty : s.key) a += (a.empty() ? "" : " . ") + std::string(type_name(ty));
@@ -1519,7 +1518,8 @@ void finalize(Ruleset& rs, Diagnostics& d) {
                 else if constexpr (std::is_same_v<T, SetUpdateStmt>) {
                   find_set(x.set, x.set_name, key_types(x.key), false);
                   if (x.set >= 0 && !t.sets[size_t(x.set)].dynamic && !t.sets[size_t(x.set)].timeout_flag)
-                    d.error(r.line, 0, fmt::format("set '{}' needs 'flags dynamic' to be updated from the packet path", x.set_name));
+                    d.error(r.line, 0,
+                            fmt::format("set '{}' needs 'flags dynamic' to be updated from the packet path", x.set_name));
                 } else if constexpr (std::is_same_v<T, MatchStmt>) {
                   if (x.op == MatchStmt::Op::InSet || x.op == MatchStmt::Op::NotInSet)
                     find_set(x.set, x.set_name, key_types(x.lhs), false);
@@ -1552,7 +1552,8 @@ void finalize(Ruleset& rs, Diagnostics& d) {
       color[c] = 1;
       for (int32_t x : edges[c]) {
         if (color[size_t(x)] == 1) {
-          d.error(t.chains[c].line, 0, fmt::format("chain '{}' can reach itself through '{}' (a loop)", t.chains[c].name, t.chains[size_t(x)].name));
+          d.error(t.chains[c].line, 0,
+                  fmt::format("chain '{}' can reach itself through '{}' (a loop)", t.chains[c].name, t.chains[size_t(x)].name));
           return true;
         }
         if (color[size_t(x)] == 0 && dfs(size_t(x))) return true;
@@ -1575,8 +1576,9 @@ void finalize(Ruleset& rs, Diagnostics& d) {
     if (d.ok())
       for (size_t c = 0; c < n; ++c)
         if (t.chains[c].base && height(c) > 15)
-          d.error(t.chains[c].line, 0, fmt::format("chains below base chain '{}' nest {} deep; the kernel allows 15 (NFT_JUMP_STACK_SIZE)",
-                                                   t.chains[c].name, height(c)));
+          d.error(t.chains[c].line, 0,
+                  fmt::format("chains below base chain '{}' nest {} deep; the kernel allows 15 (NFT_JUMP_STACK_SIZE)",
+                              t.chains[c].name, height(c)));
     // Each chain once per base chain: walking every path instead is exponential in the jumps.
     std::vector<uint8_t> seen;
     std::function<void(size_t, const Chain&)> check = [&](size_t c, const Chain& base) {
@@ -1585,18 +1587,22 @@ void finalize(Ruleset& rs, Diagnostics& d) {
       for (auto& r : t.chains[c].rules)
         for (auto& st : r.stmts) {
           if (std::holds_alternative<RejectStmt>(st) && base.hook == Hook::PostRouting)
-            d.error(r.line, 0, fmt::format("reject in chain '{}', reached from the postrouting hook (base chain '{}'): the kernel "
-                                           "allows reject in prerouting, input, forward and output only",
-                                           t.chains[c].name, base.name));
+            d.error(r.line, 0,
+                    fmt::format("reject in chain '{}', reached from the postrouting hook (base chain '{}'): the kernel "
+                                "allows reject in prerouting, input, forward and output only",
+                                t.chains[c].name, base.name));
           if (auto* nt = std::get_if<NatStmt>(&st)) {
             if (base.type != ChainType::Nat)
-              d.error(r.line, 0, fmt::format("NAT in chain '{}', reached from base chain '{}' of type filter: nat statements need a nat chain",
-                                             t.chains[c].name, base.name));
+              d.error(
+                  r.line, 0,
+                  fmt::format("NAT in chain '{}', reached from base chain '{}' of type filter: nat statements need a nat chain",
+                              t.chains[c].name, base.name));
             bool dst = nt->t.kind == NatTarget::Kind::Dnat || nt->t.kind == NatTarget::Kind::Redirect;
             bool pre = base.hook == Hook::PreRouting || base.hook == Hook::LocalOut;
             if (base.type == ChainType::Nat && dst != pre)
-              d.error(r.line, 0, fmt::format("{} in chain '{}' reached from the {} hook", dst ? "dnat/redirect" : "snat/masquerade",
-                                             t.chains[c].name, hook_word(base.hook)));
+              d.error(r.line, 0,
+                      fmt::format("{} in chain '{}' reached from the {} hook", dst ? "dnat/redirect" : "snat/masquerade",
+                                  t.chains[c].name, hook_word(base.hook)));
           }
         }
       for (int32_t x : edges[c]) check(size_t(x), base);
@@ -1676,8 +1682,9 @@ std::string selector_text(const Selector& s) {
     case Sel::CtMark: return "ct mark";
     case Sel::FibSaddrType: return s.fib_dev ? "fib saddr . iif type" : "fib saddr type";
     case Sel::FibDaddrType: return s.fib_dev ? "fib daddr . iif type" : "fib daddr type";
-    case Sel::Numgen: return s.offset ? fmt::format("numgen random mod {} offset {}", s.mod, s.offset)
-                                      : fmt::format("numgen random mod {}", s.mod);
+    case Sel::Numgen:
+      return s.offset ? fmt::format("numgen random mod {} offset {}", s.mod, s.offset)
+                      : fmt::format("numgen random mod {}", s.mod);
   }
   return "?";
 }
@@ -1722,7 +1729,8 @@ std::string elements_text(const Set& s, std::string_view indent) {
 std::string duration_text(uint64_t ns) {
   uint64_t ms = ns / 1000000ull;
   std::string s;
-  for (auto [unit, name] : {std::pair<uint64_t, const char*>{86400000ull, "d"}, {3600000ull, "h"}, {60000ull, "m"}, {1000ull, "s"}, {1ull, "ms"}})
+  for (auto [unit, name] :
+       {std::pair<uint64_t, const char*>{86400000ull, "d"}, {3600000ull, "h"}, {60000ull, "m"}, {1000ull, "s"}, {1ull, "ms"}})
     if (ms >= unit) {
       s += std::to_string(ms / unit) + name;
       ms %= unit;
@@ -1778,9 +1786,7 @@ std::string rule_text(const Table& t, const Rule& r) {
             }
             std::string_view op;
             switch (x.op) {
-              case Op::Eq:
-                op = x.bitwise ? "==" : "";
-                break;
+              case Op::Eq: op = x.bitwise ? "==" : ""; break;
               case Op::Ne:
               case Op::NotInSet:
               case Op::FlagsNone: op = "!="; break;
@@ -1805,7 +1811,10 @@ std::string rule_text(const Table& t, const Rule& r) {
           } else if constexpr (std::is_same_v<T, NatStmt>) {
             using K = NatTarget::Kind;
             const NatTarget& n = x.t;
-            std::string w = n.kind == K::Dnat ? "dnat" : n.kind == K::Snat ? "snat" : n.kind == K::Masquerade ? "masquerade" : "redirect";
+            std::string w = n.kind == K::Dnat         ? "dnat"
+                            : n.kind == K::Snat       ? "snat"
+                            : n.kind == K::Masquerade ? "masquerade"
+                                                      : "redirect";
             if (n.addr_set || n.port_set) {
               bool v6 = n.addr_set && !n.min.is_v4();
               if (t.family == TableFamily::Inet && n.addr_set) w += v6 ? " ip6" : " ip";
@@ -1876,7 +1885,9 @@ std::string print(const Ruleset& rs, bool handles) {
       if (!c.comment.empty()) out += fmt::format("\t\tcomment \"{}\"\n", c.comment);
       if (c.base)
         out += fmt::format("\t\ttype {} hook {} priority {}; policy {};\n",
-                           c.type == ChainType::Nat ? "nat" : c.type == ChainType::Route ? "route" : "filter",
+                           c.type == ChainType::Nat     ? "nat"
+                           : c.type == ChainType::Route ? "route"
+                                                        : "filter",
                            hook_word(c.hook), prio_text(c.hook, c.priority), c.policy_drop ? "drop" : "accept");
       for (auto& r : c.rules) {
         out += "\t\t" + rule_text(t, r);

@@ -55,18 +55,30 @@ bool within(const Key& lo, const Key& hi, const Key& k, const Type* types, size_
 
 /// What an expression loads from the packet or its metadata.
 enum class Sel : uint8_t {
-  IpSaddr, IpDaddr, IpProtocol, Ip6Saddr, Ip6Daddr, Ip6Nexthdr,
-  Sport, Dport,              // th/tcp/udp/sctp; proto != 0 adds the protocol dependency
-  L4Proto, NfProto, Mark, Iifname, Oifname,
-  CtState, CtMark,
-  FibSaddrType, FibDaddrType,
-  Numgen,                    // numgen random mod N offset M
+  IpSaddr,
+  IpDaddr,
+  IpProtocol,
+  Ip6Saddr,
+  Ip6Daddr,
+  Ip6Nexthdr,
+  Sport,
+  Dport,  // th/tcp/udp/sctp; proto != 0 adds the protocol dependency
+  L4Proto,
+  NfProto,
+  Mark,
+  Iifname,
+  Oifname,
+  CtState,
+  CtMark,
+  FibSaddrType,
+  FibDaddrType,
+  Numgen,  // numgen random mod N offset M
 };
 
 struct Selector {
   Sel sel = Sel::IpDaddr;
-  uint8_t proto = 0;          // Sport/Dport: tcp/udp/sctp dependency (0: th)
-  bool fib_dev = false;       // fib ... . iif / . oif: addresses of that device only
+  uint8_t proto = 0;             // Sport/Dport: tcp/udp/sctp dependency (0: th)
+  bool fib_dev = false;          // fib ... . iif / . oif: addresses of that device only
   uint32_t mod = 0, offset = 0;  // numgen
   Type type() const;
 };
@@ -75,8 +87,8 @@ enum class VerdictCode : uint8_t { None, Accept, Drop, Return, Jump, Goto, Conti
 
 struct VerdictSpec {
   VerdictCode code = VerdictCode::None;
-  std::string chain_name;     // jump/goto target as written
-  int32_t chain = -1;         // resolved index in the table
+  std::string chain_name;  // jump/goto target as written
+  int32_t chain = -1;      // resolved index in the table
 };
 
 /// `lhs [& mask] [^ xor] op rhs`: rhs is a value/range (lo..hi), or a set (named or anonymous).
@@ -86,10 +98,10 @@ struct MatchStmt {
   bool bitwise = false;
   uint32_t and_mask = 0xffffffff, xor_val = 0;
   enum class Op : uint8_t { Eq, Ne, Lt, Gt, Le, Ge, InSet, NotInSet, FlagsAny, FlagsNone } op = Op::Eq;
-  Key lo, hi;                 // Eq/Ne: lo <= v <= hi (a prefix or range); Lt..Ge: against lo
-  std::string rhs_text;       // as printed
-  int32_t set = -1;           // InSet/NotInSet
-  std::string set_name;       // "@name" reference before resolution ("" for anonymous)
+  Key lo, hi;            // Eq/Ne: lo <= v <= hi (a prefix or range); Lt..Ge: against lo
+  std::string rhs_text;  // as printed
+  int32_t set = -1;      // InSet/NotInSet
+  std::string set_name;  // "@name" reference before resolution ("" for anonymous)
 };
 
 struct VmapStmt {
@@ -107,34 +119,34 @@ struct CounterStmt {
 /// meta mark set: mark = (mark & and_mask) ^ xor_val.
 struct MarkSetStmt {
   uint32_t and_mask = 0, xor_val = 0;
-  std::string text;           // rhs as printed
+  std::string text;  // rhs as printed
 };
 struct NatStmt {
-  NatTarget t;                // kind Dnat/Snat/Masquerade/Redirect, address/port range, flags
+  NatTarget t;  // kind Dnat/Snat/Masquerade/Redirect, address/port range, flags
 };
 struct RejectStmt {
-  std::string with;           // iptables' canonical names: icmp-port-unreachable, tcp-reset, ...
-  std::string text;           // nft's words after "reject"
+  std::string with;  // iptables' canonical names: icmp-port-unreachable, tcp-reset, ...
+  std::string text;  // nft's words after "reject"
 };
 struct LogStmt {
   std::string prefix;
 };
 struct NotrackStmt {};
 struct SetUpdateStmt {
-  bool add = false;           // add @s { } (no refresh) or update @s { }
+  bool add = false;  // add @s { } (no refresh) or update @s { }
   int32_t set = -1;
   std::string set_name;
   std::vector<Selector> key;
 };
 
-using Stmt = std::variant<MatchStmt, VmapStmt, VerdictStmt, CounterStmt, MarkSetStmt, NatStmt, RejectStmt, LogStmt,
-                          NotrackStmt, SetUpdateStmt>;
+using Stmt = std::variant<MatchStmt, VmapStmt, VerdictStmt, CounterStmt, MarkSetStmt, NatStmt, RejectStmt, LogStmt, NotrackStmt,
+                          SetUpdateStmt>;
 
 struct Rule {
   std::vector<Stmt> stmts;
   std::string comment;
   uint32_t handle = 0;
-  uint32_t id = 0;            // index into per-rule state (counters)
+  uint32_t id = 0;  // index into per-rule state (counters)
   int line = 0;
 };
 
@@ -155,15 +167,15 @@ struct Chain {
 };
 
 struct Element {
-  Key lo, hi;                 // lo == hi for a single key
-  std::string text;           // key as written (canonical)
-  VerdictSpec verdict;        // maps
+  Key lo, hi;           // lo == hi for a single key
+  std::string text;     // key as written (canonical)
+  VerdictSpec verdict;  // maps
   std::string comment;
 };
 
 struct Set {
   std::string name;
-  bool map = false;           // a verdict map
+  bool map = false;  // a verdict map
   bool anonymous = false;
   std::vector<Type> key;
   bool interval = false, dynamic = false, timeout_flag = false, constant = false;
@@ -184,17 +196,15 @@ struct Set {
 struct Table {
   TableFamily family = TableFamily::Ip;
   std::string name;
-  std::string label;          // "ip kube-proxy": what traces name the table by
+  std::string label;  // "ip kube-proxy": what traces name the table by
   std::string comment;
   std::vector<Chain> chains;
   boost::unordered_flat_map<std::string, int32_t> chain_by_name;  // kube-proxy writes 100k's of chains
-  std::vector<Set> sets;      // named and anonymous
+  std::vector<Set> sets;                                          // named and anonymous
   int line = 0;
   int32_t chain_index(std::string_view n) const;
   int32_t set_index(std::string_view n) const;
-  bool matches(Family f) const {
-    return family == TableFamily::Inet || (family == TableFamily::Ip) == (f == Family::V4);
-  }
+  bool matches(Family f) const { return family == TableFamily::Inet || (family == TableFamily::Ip) == (f == Family::V4); }
 };
 
 struct Ruleset {
@@ -232,7 +242,7 @@ struct State {
 struct Hit {
   const Table* table = nullptr;
   const Chain* chain = nullptr;
-  uint32_t num = 0;           // rule position in the chain (1-based); rules+1 for the policy
+  uint32_t num = 0;  // rule position in the chain (1-based); rules+1 for the policy
   bool policy = false;
   std::string_view reject_with;
 };

@@ -13,11 +13,11 @@ TEST_CASE("addresses parse strictly and print canonically") {
     bool ok;
     const char* out;
   } cases[] = {
-      {"10.0.0.1", true, "10.0.0.1"},     {"255.255.255.255", true, "255.255.255.255"},
-      {"010.0.0.1", false, ""},           {"10.0.0", false, ""},
-      {"10.0.0.256", false, ""},          {"", false, ""},
-      {"fd00::1", true, "fd00::1"},       {"FD00:0:0::0001", true, "fd00::1"},
-      {"fd00:::1", false, ""},            {"1.2.3.4 ", false, ""},
+      {"10.0.0.1", true, "10.0.0.1"}, {"255.255.255.255", true, "255.255.255.255"},
+      {"010.0.0.1", false, ""},       {"10.0.0", false, ""},
+      {"10.0.0.256", false, ""},      {"", false, ""},
+      {"fd00::1", true, "fd00::1"},   {"FD00:0:0::0001", true, "fd00::1"},
+      {"fd00:::1", false, ""},        {"1.2.3.4 ", false, ""},
   };
   for (auto& c : cases) {
     INFO(std::string(c.in));
@@ -125,8 +125,8 @@ TEST_CASE("rng is deterministic per seed; chooser enumerates exact probabilities
   std::vector<int> picks;
   do {
     int pick = 2;
-    if (ch.bernoulli31(715827883)) pick = 0;          // lround(2^31 / 3)
-    else if (ch.bernoulli31(1073741824)) pick = 1;    // 2^31 / 2
+    if (ch.bernoulli31(715827883)) pick = 0;        // lround(2^31 / 3)
+    else if (ch.bernoulli31(1073741824)) pick = 1;  // 2^31 / 2
     picks.push_back(pick);
     probs.push_back(ch.path_probability());
   } while (ch.next_path());
@@ -151,7 +151,8 @@ TEST_CASE("Prefix::contains agrees with masking at every length, both families")
     // Half the time, make a share the prefix so both outcomes are exercised.
     if (n % 4 < 2) {
       Addr m = Addr::netmask(net.fam, len);
-      for (int i = 0; i < 16; ++i) a.b[size_t(i)] = uint8_t((net.b[size_t(i)] & m.b[size_t(i)]) | (a.b[size_t(i)] & ~m.b[size_t(i)]));
+      for (int i = 0; i < 16; ++i)
+        a.b[size_t(i)] = uint8_t((net.b[size_t(i)] & m.b[size_t(i)]) | (a.b[size_t(i)] & ~m.b[size_t(i)]));
     }
     Prefix p{net.masked(len), uint8_t(len)};
     bool want = a.masked(len) == p.addr;

@@ -9,7 +9,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace svcpath;
   using namespace svcpath::pcap;
   if (size < 1) return 0;
-  static const int links[] = {link::Ethernet, link::Sll, link::Sll2, link::Null, link::Loop,
+  static const int links[] = {link::Ethernet, link::Sll,  link::Sll2, link::Null,     link::Loop,
                               link::Raw,      link::Ipv4, link::Ipv6, link::RawAlt12, 147};
   int lt = links[data[0] % (sizeof links / sizeof links[0])];
   const uint8_t* frame = data + 1;

@@ -59,15 +59,15 @@ TEST_CASE("rr: starts after the head, skips quiesced servers, cursor moves back 
   s.set_scheduler("rr");
   abc(s);
   CHECK(picks(s, 6) == "CBACBA");  // cursor ends on A
-  s.edit_dest(1, 0, 0, 0);          // B quiesced (weight 0)
-  CHECK(picks(s, 4) == "CACA");     // cursor on A again
+  s.edit_dest(1, 0, 0, 0);         // B quiesced (weight 0)
+  CHECK(picks(s, 4) == "CACA");    // cursor on A again
   s.edit_dest(1, 1, 0, 0);
-  CHECK(picks(s, 3) == "CBA");      // after A the scan wraps to C
-  s.remove_dest(2);                 // remove A, the cursor: it moves to its predecessor B
+  CHECK(picks(s, 3) == "CBA");  // after A the scan wraps to C
+  s.remove_dest(2);             // remove A, the cursor: it moves to its predecessor B
   CHECK(list(s) == "CB");
   CHECK(picks(s, 2) == "CB");
-  s.remove_dest(0);                 // remove C; cursor (B) stays
-  CHECK(picks(s, 2) == "BB");       // the cursor's own node is checked last
+  s.remove_dest(0);            // remove C; cursor (B) stays
+  CHECK(picks(s, 2) == "BB");  // the cursor's own node is checked last
   s.edit_dest(0, 0, 0, 0);
   CHECK(picks(s, 1) == "-");
 }

@@ -113,8 +113,7 @@ TEST_CASE("IPVS: the reply is un-DNATed at FORWARD 100; the next packet reuses t
   auto first = send(*n->dp, n->node, "tcp 10.244.1.9:40000 -> 172.30.0.41:80 t=1");
   std::string backend = FiveTuple::endpoint(first.after.t.dst, first.after.t.dport, proto::TCP);
   CHECK(n->m.engine->conns.size() == 1);
-  auto reply = send(*n->dp, n->node,
-                    "tcp/SA " + backend + " -> 10.244.1.9:40000 t=1.1");
+  auto reply = send(*n->dp, n->node, "tcp/SA " + backend + " -> 10.244.1.9:40000 t=1.1");
   CHECK(reply.after.t.str() == "tcp 172.30.0.41:80 -> 10.244.1.9:40000");
   bool ipvs_out = false;
   for (auto& e : reply.trace)
@@ -311,5 +310,6 @@ TEST_CASE("rules --mode ipvs prints ipvsadm-save, ipset save and iptables-save")
   CHECK(s.find("-A -t 172.30.0.41:80 -s rr\n-a -t 172.30.0.41:80 -r 10.244.3.9:8080 -m -w 1\n") != std::string::npos);
   CHECK(s.find("-A -t 172.30.0.42:80 -s rr -p 600\n") != std::string::npos);
   CHECK(s.find("add KUBE-CLUSTER-IP 172.30.0.41,tcp:80\n") != std::string::npos);
-  CHECK(s.find("-A KUBE-SERVICES ! -s 10.244.0.0/16 -m comment --comment \"Kubernetes service cluster ip + port for masquerade purpose\" -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ") != std::string::npos);
+  CHECK(s.find("-A KUBE-SERVICES ! -s 10.244.0.0/16 -m comment --comment \"Kubernetes service cluster ip + port for masquerade "
+               "purpose\" -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ") != std::string::npos);
 }

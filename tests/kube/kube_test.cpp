@@ -107,8 +107,10 @@ TEST_CASE("loader: malformed objects name the file, line and field path") {
   } bad[] = {
       {"kind: Service\nmetadata: {name: a}\nspec:\n  ports:\n  - {port: 80}\n  - {port: eighty}\n", 6,
        "spec.ports[1].port: expected integer"},
-      {"kind: Service\nmetadata: {name: a}\nspec:\n  ports:\n  - {port: 70000}\n", 5, "spec.ports[0].port: 70000 is out of range"},
-      {"kind: Service\nmetadata: {name: a}\nspec:\n  clusterIP: 10.0.0.300\n", 4, "spec.clusterIP: '10.0.0.300' is not an IP address"},
+      {"kind: Service\nmetadata: {name: a}\nspec:\n  ports:\n  - {port: 70000}\n", 5,
+       "spec.ports[0].port: 70000 is out of range"},
+      {"kind: Service\nmetadata: {name: a}\nspec:\n  clusterIP: 10.0.0.300\n", 4,
+       "spec.clusterIP: '10.0.0.300' is not an IP address"},
       {"kind: Service\nmetadata: {name: a}\nspec:\n  type: Weird\n", 4, "spec.type: 'Weird' is not ClusterIP"},
       {"kind: Service\nmetadata: {name: a}\nspec:\n  ports:\n  - {port: 80, protocol: ICMP}\n", 5, "is not TCP, UDP or SCTP"},
       {"kind: Service\nspec: {}\n", 1, "metadata: required field is missing"},
@@ -121,7 +123,8 @@ TEST_CASE("loader: malformed objects name the file, line and field path") {
       {"kind: Node\nmetadata: {name: n}\nspec: {podCIDR: 10.0.0.0}\n", 3, "is not a CIDR"},
       {"kind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  podSelector:\n    matchExpressions:\n    - {key: a, operator: Near}\n",
        6, "is not In, NotIn, Exists or DoesNotExist"},
-      {"kind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock: {cidr: 10.0.0.0/8}\n"
+      {"kind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock: {cidr: "
+       "10.0.0.0/8}\n"
        "      podSelector: {}\n",
        7, "ipBlock cannot be combined"},
       {"kind: Service\nmetadata: {name: a}\nspec: [\n", 4, "end of sequence"},  // found at end of input
@@ -158,8 +161,7 @@ TEST_CASE("golden: the dumps kube-proxy would leave on node-a (reviewed by hand)
     INFO(std::string(f));
     auto in = load(std::string(f) + ".yaml");
     golden_text(std::string(f) + ".v4.rules", nf::save(nf::kube::node_ruleset(in.cluster, in.node, in.cfg, Family::V4)));
-    golden_text(std::string(f) + ".v4.input",
-                nf::kube::restore_input(in.cluster, in.node, in.cfg, Family::V4));
+    golden_text(std::string(f) + ".v4.input", nf::kube::restore_input(in.cluster, in.node, in.cfg, Family::V4));
   }
   auto ds = load("dual-stack.yaml");
   golden_text("dual-stack.v6.rules", nf::save(nf::kube::node_ruleset(ds.cluster, ds.node, ds.cfg, Family::V6)));
@@ -241,7 +243,7 @@ TEST_CASE("large-cluster mode (over 1000 endpoints) drops the per-endpoint comme
   CHECK(t.find("\"x/big:p -> ") == std::string::npos);
   CHECK(t.find("-m comment --comment x/big:p -s") == std::string::npos);
   CHECK(t.find("--probability 0.0009990010 -j KUBE-SEP-") != std::string::npos);  // 1/1001
-  CHECK(t.find("\"x/big:p cluster IP\"") != std::string::npos);                     // service rules keep theirs
+  CHECK(t.find("\"x/big:p cluster IP\"") != std::string::npos);                   // service rules keep theirs
 }
 
 namespace {
@@ -258,110 +260,114 @@ struct Flow {
 void check_flows(const std::string& file, const std::vector<Flow>& flows) {
   auto in = load(file);
   for (const char* mode : {"iptables", "nftables"}) {
-  INFO(mode);
-  bool nft_mode = std::string(mode) == "nftables";
-  k8s::ProxyConfig cfg = in.cfg;
-  cfg.mode = mode;
-  nf::Node node = nf::kube_node(in.cluster, in.node, cfg);
-  auto v4 = nf::kube::node_ruleset(in.cluster, in.node, cfg, Family::V4);
-  auto v6 = nf::kube::node_ruleset(in.cluster, in.node, cfg, Family::V6);
-  nf::nft::Ruleset nft;
-  if (nft_mode) {
-    nf::nft::load_into(nft, nf::kube::nft_input(in.cluster, in.node, cfg, Family::V4), "v4");
-    nf::nft::load_into(nft, nf::kube::nft_input(in.cluster, in.node, cfg, Family::V6), "v6");
-  }
-  for (auto& f : flows) {
-    INFO(std::string(f.packet));
-    nf::Datapath dp(node, nft_mode ? nullptr : &v4, nft_mode ? nullptr : &v6, nullptr);
-    if (nft_mode) dp.add_nft(nft);
-    std::string why;
-    auto ps = parse_packet_spec(f.packet, &why);
-    REQUIRE_MESSAGE(ps.has_value(), why);
-    nf::Injection inj;
-    if (node.is_local(ps->pkt.t.src)) inj.local = true;
-    else inj.iif = node.lookup(ps->pkt.t.src).oif;
-    auto outs = dp.enumerate(ps->pkt, inj);
-    std::set<std::string> got;
-    double total = 0;
-    for (auto& o : outs) {
-      total += o.probability;
-      if (o.kind == nf::OutcomeKind::Dropped) got.insert("drop");
-      else if (o.kind == nf::OutcomeKind::Rejected) got.insert("reject");
-      else if (o.kind == nf::OutcomeKind::Delivered && !o.dnat) got.insert("local");
-      else got.insert(FiveTuple::endpoint(o.after.t.dst, o.after.t.dport, o.after.t.proto));
-      if (o.kind == nf::OutcomeKind::Forwarded || o.kind == nf::OutcomeKind::Delivered) CHECK(o.snat == f.masquerade);
+    INFO(mode);
+    bool nft_mode = std::string(mode) == "nftables";
+    k8s::ProxyConfig cfg = in.cfg;
+    cfg.mode = mode;
+    nf::Node node = nf::kube_node(in.cluster, in.node, cfg);
+    auto v4 = nf::kube::node_ruleset(in.cluster, in.node, cfg, Family::V4);
+    auto v6 = nf::kube::node_ruleset(in.cluster, in.node, cfg, Family::V6);
+    nf::nft::Ruleset nft;
+    if (nft_mode) {
+      nf::nft::load_into(nft, nf::kube::nft_input(in.cluster, in.node, cfg, Family::V4), "v4");
+      nf::nft::load_into(nft, nf::kube::nft_input(in.cluster, in.node, cfg, Family::V6), "v6");
     }
-    CHECK(got == (nft_mode && !f.nft.empty() ? f.nft : f.dnat_to));
-    CHECK(total == doctest::Approx(1.0));
-    // Uniform: every endpoint equally likely.
-    if (f.dnat_to.size() > 1 && !f.dnat_to.count("drop"))
-      for (auto& o : outs) CHECK(o.probability == doctest::Approx(1.0 / double(outs.size())).epsilon(1e-6));
-  }
+    for (auto& f : flows) {
+      INFO(std::string(f.packet));
+      nf::Datapath dp(node, nft_mode ? nullptr : &v4, nft_mode ? nullptr : &v6, nullptr);
+      if (nft_mode) dp.add_nft(nft);
+      std::string why;
+      auto ps = parse_packet_spec(f.packet, &why);
+      REQUIRE_MESSAGE(ps.has_value(), why);
+      nf::Injection inj;
+      if (node.is_local(ps->pkt.t.src)) inj.local = true;
+      else inj.iif = node.lookup(ps->pkt.t.src).oif;
+      auto outs = dp.enumerate(ps->pkt, inj);
+      std::set<std::string> got;
+      double total = 0;
+      for (auto& o : outs) {
+        total += o.probability;
+        if (o.kind == nf::OutcomeKind::Dropped) got.insert("drop");
+        else if (o.kind == nf::OutcomeKind::Rejected) got.insert("reject");
+        else if (o.kind == nf::OutcomeKind::Delivered && !o.dnat) got.insert("local");
+        else got.insert(FiveTuple::endpoint(o.after.t.dst, o.after.t.dport, o.after.t.proto));
+        if (o.kind == nf::OutcomeKind::Forwarded || o.kind == nf::OutcomeKind::Delivered) CHECK(o.snat == f.masquerade);
+      }
+      CHECK(got == (nft_mode && !f.nft.empty() ? f.nft : f.dnat_to));
+      CHECK(total == doctest::Approx(1.0));
+      // Uniform: every endpoint equally likely.
+      if (f.dnat_to.size() > 1 && !f.dnat_to.count("drop"))
+        for (auto& o : outs) CHECK(o.probability == doctest::Approx(1.0 / double(outs.size())).epsilon(1e-6));
+    }
   }
 }
 
 }  // namespace
 
 TEST_CASE("packet flows: basic cluster (node-a)") {
-  check_flows("basic.yaml", {
-      // pod -> ClusterIP: any of three backends; no masquerade for pod sources (except hairpin).
-      {"tcp 10.244.2.9:40000 -> 172.30.0.41:80", {"10.244.1.5:8080", "10.244.2.7:8080", "10.244.3.9:8080"}, false},
-      // off-cluster source -> ClusterIP: masqueraded ("! -s 10.244.0.0/16").
-      {"tcp 192.168.5.5:40000 -> 172.30.0.41:80", {"10.244.1.5:8080", "10.244.2.7:8080", "10.244.3.9:8080"}, true},
-      // NodePort from outside: KUBE-EXT marks for masquerade.
-      {"tcp 192.168.5.5:40000 -> 10.0.0.10:30080", {"10.244.1.5:8080", "10.244.2.7:8080", "10.244.3.9:8080"}, true},
-      // the host itself -> ClusterIP: masqueraded (its source is not in the cluster CIDR).
-      {"tcp 10.0.0.10:40000 -> 172.30.0.41:80", {"10.244.1.5:8080", "10.244.2.7:8080", "10.244.3.9:8080"}, true},
-      // UDP and TCP of the same Service IP are separate service ports.
-      {"udp 10.244.2.9:5353 -> 172.30.0.10:53", {"10.244.1.3:53", "10.244.2.4:53"}, false},
-      {"tcp 10.244.2.9:5353 -> 172.30.0.10:9153", {"10.244.1.3:9153", "10.244.2.4:9153"}, false},
-      {"sctp 10.244.2.9:5000 -> 172.30.0.44:9999", {"10.244.1.40:9999"}, false},
-      {"tcp 10.244.2.9:40000 -> 172.30.0.43:8000", {"10.244.3.30:8000"}, false},
-      {"tcp 10.244.2.9:40000 -> 172.30.0.45:80", {"10.244.2.50:80"}, false},  // legacy Endpoints, ready only
-      // no endpoints: REJECT, for the ClusterIP and the NodePort.
-      {"tcp 10.244.2.9:40000 -> 172.30.0.99:80", {"reject"}, false},
-      {"tcp 192.168.5.5:40000 -> 10.0.0.10:30099", {"reject"}, false},
-      // a port the Service does not have: not DNATed (it would be routed on, untouched); nftables
-      // mode's cluster-ips-check rejects it.
-      {"tcp 10.244.2.9:40000 -> 172.30.0.41:81", {"172.30.0.41:81"}, false, {"reject"}},
-  });
+  check_flows("basic.yaml",
+              {
+                  // pod -> ClusterIP: any of three backends; no masquerade for pod sources (except hairpin).
+                  {"tcp 10.244.2.9:40000 -> 172.30.0.41:80", {"10.244.1.5:8080", "10.244.2.7:8080", "10.244.3.9:8080"}, false},
+                  // off-cluster source -> ClusterIP: masqueraded ("! -s 10.244.0.0/16").
+                  {"tcp 192.168.5.5:40000 -> 172.30.0.41:80", {"10.244.1.5:8080", "10.244.2.7:8080", "10.244.3.9:8080"}, true},
+                  // NodePort from outside: KUBE-EXT marks for masquerade.
+                  {"tcp 192.168.5.5:40000 -> 10.0.0.10:30080", {"10.244.1.5:8080", "10.244.2.7:8080", "10.244.3.9:8080"}, true},
+                  // the host itself -> ClusterIP: masqueraded (its source is not in the cluster CIDR).
+                  {"tcp 10.0.0.10:40000 -> 172.30.0.41:80", {"10.244.1.5:8080", "10.244.2.7:8080", "10.244.3.9:8080"}, true},
+                  // UDP and TCP of the same Service IP are separate service ports.
+                  {"udp 10.244.2.9:5353 -> 172.30.0.10:53", {"10.244.1.3:53", "10.244.2.4:53"}, false},
+                  {"tcp 10.244.2.9:5353 -> 172.30.0.10:9153", {"10.244.1.3:9153", "10.244.2.4:9153"}, false},
+                  {"sctp 10.244.2.9:5000 -> 172.30.0.44:9999", {"10.244.1.40:9999"}, false},
+                  {"tcp 10.244.2.9:40000 -> 172.30.0.43:8000", {"10.244.3.30:8000"}, false},
+                  {"tcp 10.244.2.9:40000 -> 172.30.0.45:80", {"10.244.2.50:80"}, false},  // legacy Endpoints, ready only
+                  // no endpoints: REJECT, for the ClusterIP and the NodePort.
+                  {"tcp 10.244.2.9:40000 -> 172.30.0.99:80", {"reject"}, false},
+                  {"tcp 192.168.5.5:40000 -> 10.0.0.10:30099", {"reject"}, false},
+                  // a port the Service does not have: not DNATed (it would be routed on, untouched); nftables
+                  // mode's cluster-ips-check rejects it.
+                  {"tcp 10.244.2.9:40000 -> 172.30.0.41:81", {"172.30.0.41:81"}, false, {"reject"}},
+              });
 }
 
 TEST_CASE("packet flows: traffic policies and terminating endpoints (node-a)") {
-  check_flows("traffic-policy.yaml", {
-      // eTP=Local LoadBalancer from an allowed range: only the local endpoint, source kept.
-      {"tcp 203.0.113.7:40000 -> 203.0.113.50:443", {"10.244.1.60:8443"}, false},
-      // ... from outside the source ranges: not DNATed, KUBE-PROXY-FIREWALL drops it.
-      {"tcp 198.51.100.7:40000 -> 203.0.113.50:443", {"drop"}, false},
-      // the NodePort of an eTP=Local service: local endpoint only, no masquerade.
-      {"tcp 198.51.100.7:40000 -> 10.0.0.10:31443", {"10.244.1.60:8443"}, false},
-      // A pod going to that LB IP is not in loadBalancerSourceRanges either: dropped (a real gotcha).
-      {"tcp 10.244.1.99:40000 -> 203.0.113.50:443", {"drop"}, false},
-      // Without source ranges, pod traffic to an eTP=Local LB IP is short-circuited to the
-      // cluster-wide chain (KUBE-EXT "pod traffic" rule), so it reaches the remote endpoint.
-      {"tcp 10.244.1.99:40000 -> 203.0.113.51:443", {"10.244.2.61:443"}, false},
-      // the ClusterIP of an eTP=Local service still uses every endpoint.
-      {"tcp 10.244.2.9:40000 -> 172.30.1.10:443", {"10.244.1.60:8443", "10.244.2.60:8443"}, false},
-      // eTP=Local with no local endpoint: external traffic is dropped in KUBE-EXTERNAL-SERVICES.
-      {"tcp 198.51.100.7:40000 -> 10.0.0.10:31444", {"drop"}, false},
-      {"tcp 198.51.100.7:40000 -> 203.0.113.51:443", {"drop"}, false},
-      // iTP=Local: only the local endpoint; without one, DROP.
-      {"tcp 10.244.2.9:40000 -> 172.30.1.12:80", {"10.244.1.62:80"}, false},
-      {"tcp 10.244.2.9:40000 -> 172.30.1.13:80", {"drop"}, false},
-      // externalIPs (eTP=Cluster): masqueraded.
-      {"tcp 198.51.100.7:40000 -> 192.0.2.10:80", {"10.244.3.64:80"}, true},
-      // all endpoints terminating: the serving one still takes traffic; ready beats terminating.
-      {"tcp 10.244.2.9:40000 -> 172.30.1.15:80", {"10.244.2.65:80"}, false},
-      {"tcp 10.244.2.9:40000 -> 172.30.1.16:80", {"10.244.2.66:80"}, false},
-  });
+  check_flows("traffic-policy.yaml",
+              {
+                  // eTP=Local LoadBalancer from an allowed range: only the local endpoint, source kept.
+                  {"tcp 203.0.113.7:40000 -> 203.0.113.50:443", {"10.244.1.60:8443"}, false},
+                  // ... from outside the source ranges: not DNATed, KUBE-PROXY-FIREWALL drops it.
+                  {"tcp 198.51.100.7:40000 -> 203.0.113.50:443", {"drop"}, false},
+                  // the NodePort of an eTP=Local service: local endpoint only, no masquerade.
+                  {"tcp 198.51.100.7:40000 -> 10.0.0.10:31443", {"10.244.1.60:8443"}, false},
+                  // A pod going to that LB IP is not in loadBalancerSourceRanges either: dropped (a real gotcha).
+                  {"tcp 10.244.1.99:40000 -> 203.0.113.50:443", {"drop"}, false},
+                  // Without source ranges, pod traffic to an eTP=Local LB IP is short-circuited to the
+                  // cluster-wide chain (KUBE-EXT "pod traffic" rule), so it reaches the remote endpoint.
+                  {"tcp 10.244.1.99:40000 -> 203.0.113.51:443", {"10.244.2.61:443"}, false},
+                  // the ClusterIP of an eTP=Local service still uses every endpoint.
+                  {"tcp 10.244.2.9:40000 -> 172.30.1.10:443", {"10.244.1.60:8443", "10.244.2.60:8443"}, false},
+                  // eTP=Local with no local endpoint: external traffic is dropped in KUBE-EXTERNAL-SERVICES.
+                  {"tcp 198.51.100.7:40000 -> 10.0.0.10:31444", {"drop"}, false},
+                  {"tcp 198.51.100.7:40000 -> 203.0.113.51:443", {"drop"}, false},
+                  // iTP=Local: only the local endpoint; without one, DROP.
+                  {"tcp 10.244.2.9:40000 -> 172.30.1.12:80", {"10.244.1.62:80"}, false},
+                  {"tcp 10.244.2.9:40000 -> 172.30.1.13:80", {"drop"}, false},
+                  // externalIPs (eTP=Cluster): masqueraded.
+                  {"tcp 198.51.100.7:40000 -> 192.0.2.10:80", {"10.244.3.64:80"}, true},
+                  // all endpoints terminating: the serving one still takes traffic; ready beats terminating.
+                  {"tcp 10.244.2.9:40000 -> 172.30.1.15:80", {"10.244.2.65:80"}, false},
+                  {"tcp 10.244.2.9:40000 -> 172.30.1.16:80", {"10.244.2.66:80"}, false},
+              });
 }
 
 TEST_CASE("packet flows: dual-stack, each family through its own table") {
-  check_flows("dual-stack.yaml", {
-      {"tcp 10.244.2.9:40000 -> 172.30.2.10:80", {"10.244.1.70:8080", "10.244.2.70:8080"}, false},
-      {"tcp [fd00:244:0:2::9]:40000 -> [fd00:30::a]:80", {"[fd00:244:0:1::70]:8080", "[fd00:244:0:2::70]:8080"}, false},
-      {"tcp [fd00:99::1]:40000 -> [fd00::10]:30600", {"[fd00:244:0:1::70]:8080", "[fd00:244:0:2::70]:8080"}, true},
-  });
+  check_flows(
+      "dual-stack.yaml",
+      {
+          {"tcp 10.244.2.9:40000 -> 172.30.2.10:80", {"10.244.1.70:8080", "10.244.2.70:8080"}, false},
+          {"tcp [fd00:244:0:2::9]:40000 -> [fd00:30::a]:80", {"[fd00:244:0:1::70]:8080", "[fd00:244:0:2::70]:8080"}, false},
+          {"tcp [fd00:99::1]:40000 -> [fd00::10]:30600", {"[fd00:244:0:1::70]:8080", "[fd00:244:0:2::70]:8080"}, true},
+      });
 }
 
 TEST_CASE("session affinity: the second connection from a client sticks to the first backend") {

@@ -49,7 +49,8 @@ struct Capture {
     pcap::Writer w(file.string(), pcap::link::Ethernet);
     uint64_t ts = 1'700'000'000'000'000'000ull;
     // 100 DNS queries from a pod on this node to the kube-dns ClusterIP, each its own flow.
-    for (uint16_t i = 0; i < 100; ++i) w.write(ts += 1'000'000, eth(pcap::build(udp("10.244.1.7", uint16_t(20000 + i), "172.30.0.10", 53))));
+    for (uint16_t i = 0; i < 100; ++i)
+      w.write(ts += 1'000'000, eth(pcap::build(udp("10.244.1.7", uint16_t(20000 + i), "172.30.0.10", 53))));
     // Not a Service: forwarded untouched.
     w.write(ts += 1'000'000, eth(pcap::build(udp("10.244.1.7", 30000, "8.8.8.8", 53))));
     // ARP, a frame cut inside the IP header, a later fragment.
@@ -186,7 +187,6 @@ struct TmpDir {
   TmpDir() { std::filesystem::create_directories(dir); }
   ~TmpDir() { std::filesystem::remove_all(dir); }
 };
-
 
 }  // namespace
 

@@ -16,14 +16,14 @@ namespace {
 
 // One rule in filter INPUT (policy DROP): ACCEPT when the match list matches.
 struct MatchCase {
-  const char* match;      // rule options before -j ACCEPT
-  const char* packet;     // packet spec (arrives on eth0 to a local address unless it says otherwise)
+  const char* match;   // rule options before -j ACCEPT
+  const char* packet;  // packet spec (arrives on eth0 to a local address unless it says otherwise)
   bool accepted;
 };
 
 nf::Outcome input_outcome(const std::string& rule, const std::string& spec, const nf::IpSets* sets = nullptr) {
-  auto rs = rules("*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT " + rule +
-                  " -j ACCEPT\nCOMMIT\n");
+  auto rs =
+      rules("*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT " + rule + " -j ACCEPT\nCOMMIT\n");
   if (sets) nf::resolve_sets(rs, *sets, "test");
   nf::Node n = node();
   nf::Datapath dp(n, &rs, nullptr, sets, 7);
@@ -170,8 +170,7 @@ TEST_CASE("set match: src/dst flags per dimension, nets with nomatch, list:set")
 
 TEST_CASE("statistic nth: the i-th packet (from 0) matches when i % every == packet, as the kernel does") {
   // Checked against a real kernel: --every 3 --packet 1 drops packets 1, 4, 7 of 0..7.
-  auto rs = rules(
-      "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -m statistic --mode nth --every 3 --packet 1 -j DROP\nCOMMIT\n");
+  auto rs = rules("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -m statistic --mode nth --every 3 --packet 1 -j DROP\nCOMMIT\n");
   nf::Node n = node();
   nf::Datapath dp(n, &rs, nullptr, nullptr);
   std::string got;
@@ -219,7 +218,8 @@ TEST_CASE("limit: a token bucket of burst packets, refilled at the rate") {
 
 TEST_CASE("targets: MARK, CONNMARK, REJECT, LOG/NFLOG continue, NFQUEUE, TRACE") {
   auto rs = rules(
-      "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT "
+      "[0:0]\n"
       "-A PREROUTING -j MARK --set-xmark 0x10/0xff\n-A PREROUTING -j MARK --or-mark 0x4000\n"
       "-A PREROUTING -j CONNMARK --save-mark\n-A PREROUTING -j LOG --log-prefix x\n-A PREROUTING -j NFLOG\n"
       "-A INPUT -m mark --mark 0x4010 -m connmark --mark 0x4010 -j MARK --xor-mark 0x1\nCOMMIT\n"
@@ -268,8 +268,7 @@ TEST_CASE("walk and TRACE numbering follow ipt_do_table") {
   // Falling off B is "return:2"; an unconditional jump is a "rule".
   CHECK(trace_ids(run(dp, "udp 1.1.1.1:6 -> 10.0.0.10:2")) ==
         V{"filter:INPUT:rule:1", "filter:A:rule:2", "filter:B:return:2", "filter:A:rule:3"});
-  CHECK(trace_ids(run(dp, "udp 1.1.1.1:7 -> 10.0.0.10:3")) ==
-        V{"filter:INPUT:rule:1", "filter:A:rule:2", "filter:B:rule:1"});
+  CHECK(trace_ids(run(dp, "udp 1.1.1.1:7 -> 10.0.0.10:3")) == V{"filter:INPUT:rule:1", "filter:A:rule:2", "filter:B:rule:1"});
   // Falling off A returns to INPUT; rule 3 then drops port 7.
   CHECK(trace_ids(run(dp, "udp 1.1.1.1:8 -> 10.0.0.10:7")) ==
         V{"filter:INPUT:rule:1", "filter:A:rule:2", "filter:B:return:2", "filter:A:return:4", "filter:INPUT:rule:3"});
@@ -349,7 +348,7 @@ TEST_CASE("conntrack TCP states: invalid first packets, reopen after close") {
   CHECK(run(dp, "tcp/R 1.1.1.1:5 -> 10.0.0.10:80").kind == nf::OutcomeKind::Dropped);   // RST cannot open
   CHECK(run(dp, "tcp/SA 1.1.1.1:5 -> 10.0.0.10:80").kind == nf::OutcomeKind::Dropped);  // SYN/ACK cannot open
   CHECK(run(dp, "tcp 1.1.1.1:6 -> 10.0.0.10:80").kind == nf::OutcomeKind::Delivered);
-  CHECK(run(dp, "tcp/A 1.1.1.1:6 -> 10.0.0.10:80").kind == nf::OutcomeKind::Dropped);   // ACK before SYN/ACK
+  CHECK(run(dp, "tcp/A 1.1.1.1:6 -> 10.0.0.10:80").kind == nf::OutcomeKind::Dropped);  // ACK before SYN/ACK
   // Without loose pickup, a mid-stream ACK is invalid.
   nf::Node strict = node();
   CHECK(strict.sys.set("net.netfilter.nf_conntrack_tcp_loose", "0").empty());
@@ -412,8 +411,9 @@ TEST_CASE("routing and sysctls: forwarding, route_localnet, rp_filter, loopback,
 }
 
 TEST_CASE("bridged frames meet iptables only with bridge-nf-call-iptables") {
-  auto rs = rules("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-                  "-A FORWARD -m physdev --physdev-in veth1 --physdev-out veth2 --physdev-is-bridged -j ACCEPT\nCOMMIT\n");
+  auto rs = rules(
+      "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A FORWARD -m physdev --physdev-in veth1 --physdev-out veth2 --physdev-is-bridged -j ACCEPT\nCOMMIT\n");
   nf::Node n;
   n.add_interface("br0");
   n.iface(n.find("br0")).bridge = true;
@@ -458,8 +458,9 @@ TEST_CASE("NAT address ranges use the kernel's hash; SNAT keeps a unique source 
 }
 
 TEST_CASE("MASQUERADE out of lo picks a universe-scope address, not 127.0.0.1 (inet_select_addr; kernel-differential finding)") {
-  auto rs = test::rules("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
-                        "-A POSTROUTING -j MASQUERADE\nCOMMIT\n");
+  auto rs = test::rules(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A POSTROUTING -j MASQUERADE\nCOMMIT\n");
   nf::Node n = test::node();
   nf::Datapath dp(n, &rs, nullptr, nullptr);
   auto o = test::run(dp, "tcp 10.0.0.10:20006 -> 10.0.0.10:1500 local");

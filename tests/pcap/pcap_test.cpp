@@ -54,8 +54,8 @@ TEST_CASE("built packets carry correct checksums and decode back to the same tup
       pkt("10.0.0.1", 40000, "10.96.0.1", 443, proto::TCP, 1400),
       pkt("fd00::1", 1234, "fd00:10:96::a", 80, proto::TCP),
       pkt("fd00::1", 1234, "fd00:10:96::a", 53, proto::UDP, 99),  // odd length: the pad byte counts
-      pkt("10.0.0.1", 77, "10.0.0.2", 8 << 8, proto::ICMP),        // echo request, id 77
-      pkt("fd00::1", 77, "fd00::2", 128 << 8, proto::ICMPV6),      // echo request, id 77
+      pkt("10.0.0.1", 77, "10.0.0.2", 8 << 8, proto::ICMP),       // echo request, id 77
+      pkt("fd00::1", 77, "fd00::2", 128 << 8, proto::ICMPV6),     // echo request, id 77
   };
   for (const Packet& p : cases) {
     CAPTURE(p.t.str());
@@ -177,8 +177,8 @@ TEST_CASE("fragments: the first carries ports, the rest match -f") {
   Packet p6 = pkt("fd00::1", 5555, "fd00::a", 53, proto::UDP, 100);
   auto base = build(p6);
   std::vector<uint8_t> v6(base.begin(), base.begin() + 40);
-  v6[6] = 0;                                                 // next: hop-by-hop
-  const uint8_t hbh[8] = {44, 0, 1, 4, 0, 0, 0, 0};          // next: fragment; PadN
+  v6[6] = 0;                                                      // next: hop-by-hop
+  const uint8_t hbh[8] = {44, 0, 1, 4, 0, 0, 0, 0};               // next: fragment; PadN
   const uint8_t frag[8] = {17, 0, 0x00, 0x01, 0, 0, 0xbe, 0xef};  // offset 0, M=1, id 0xbeef
   v6.insert(v6.end(), hbh, hbh + 8);
   v6.insert(v6.end(), frag, frag + 8);
@@ -219,9 +219,15 @@ TEST_CASE("NAT rewrite updates checksums incrementally to what a full recompute 
     before.tcp_flags = pr == proto::TCP ? uint8_t(rng()) : 0;
     Packet after = before;
     switch (rng() % 3) {
-      case 0: after.t.dst = v6 ? rand_v6() : rand_v4(); break;   // DNAT, address only
-      case 1: after.t.dst = v6 ? rand_v6() : rand_v4(); after.t.dport = uint16_t(rng()); break;
-      default: after.t.src = v6 ? rand_v6() : rand_v4(); after.t.sport = uint16_t(rng()); break;  // SNAT
+      case 0: after.t.dst = v6 ? rand_v6() : rand_v4(); break;  // DNAT, address only
+      case 1:
+        after.t.dst = v6 ? rand_v6() : rand_v4();
+        after.t.dport = uint16_t(rng());
+        break;
+      default:
+        after.t.src = v6 ? rand_v6() : rand_v4();
+        after.t.sport = uint16_t(rng());
+        break;  // SNAT
     }
     if (before.is_icmp()) after.t.dport = before.t.dport;  // type/code do not change under NAT
     if (rng() % 2) after.ttl = uint8_t(before.ttl - 1);
@@ -288,19 +294,48 @@ TEST_CASE("pcapng files are read too, with their interface's timestamp resolutio
   auto ip = build(pkt("10.0.0.1", 1000, "10.96.0.1", 443, proto::TCP));
   std::vector<uint8_t> eth = frame({2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, ip);
   std::vector<uint8_t> b;
-  auto u32 = [&](uint32_t v) { for (int k = 0; k < 4; ++k) b.push_back(uint8_t(v >> (8 * k))); };
-  auto u16 = [&](uint16_t v) { b.push_back(uint8_t(v)); b.push_back(uint8_t(v >> 8)); };
+  auto u32 = [&](uint32_t v) {
+    for (int k = 0; k < 4; ++k) b.push_back(uint8_t(v >> (8 * k)));
+  };
+  auto u16 = [&](uint16_t v) {
+    b.push_back(uint8_t(v));
+    b.push_back(uint8_t(v >> 8));
+  };
   // SHB
-  u32(0x0a0d0d0a); u32(28); u32(0x1a2b3c4d); u16(1); u16(0); u32(0xffffffff); u32(0xffffffff); u32(28);
+  u32(0x0a0d0d0a);
+  u32(28);
+  u32(0x1a2b3c4d);
+  u16(1);
+  u16(0);
+  u32(0xffffffff);
+  u32(0xffffffff);
+  u32(28);
   // IDB with if_tsresol option (code 9, len 1, value 9, padded) and opt_endofopt
-  u32(1); u32(32); u16(1); u16(0); u32(0);
-  u16(9); u16(1); b.push_back(9); b.push_back(0); b.push_back(0); b.push_back(0);
-  u16(0); u16(0); u32(32);
+  u32(1);
+  u32(32);
+  u16(1);
+  u16(0);
+  u32(0);
+  u16(9);
+  u16(1);
+  b.push_back(9);
+  b.push_back(0);
+  b.push_back(0);
+  b.push_back(0);
+  u16(0);
+  u16(0);
+  u32(32);
   // EPB
   uint32_t padded = uint32_t((eth.size() + 3) & ~size_t(3));
   uint32_t len = 32 + padded;
   uint64_t ts = 1'700'000'000'987'654'321ull;
-  u32(6); u32(len); u32(0); u32(uint32_t(ts >> 32)); u32(uint32_t(ts)); u32(uint32_t(eth.size())); u32(uint32_t(eth.size()));
+  u32(6);
+  u32(len);
+  u32(0);
+  u32(uint32_t(ts >> 32));
+  u32(uint32_t(ts));
+  u32(uint32_t(eth.size()));
+  u32(uint32_t(eth.size()));
   b.insert(b.end(), eth.begin(), eth.end());
   b.resize(b.size() + (padded - eth.size()), 0);
   u32(len);

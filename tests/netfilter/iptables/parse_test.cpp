@@ -25,7 +25,8 @@ const Canon kCanon[] = {
     {"-A X -m comment --comment \"ns1/svc1:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j RETURN",
      "-A X -d 172.30.0.41/32 -p tcp -m comment --comment \"ns1/svc1:p80 cluster IP\" -m tcp --dport 80 -j RETURN"},
     {"-A X -m comment --comment plain -j ACCEPT", "-A X -m comment --comment plain -j ACCEPT"},
-    {"-A X -m comment --comment \"a \\\"b\\\" \\\\c d\" -j ACCEPT", "-A X -m comment --comment \"a \\\"b\\\" \\\\c d\" -j ACCEPT"},
+    {"-A X -m comment --comment \"a \\\"b\\\" \\\\c d\" -j ACCEPT",
+     "-A X -m comment --comment \"a \\\"b\\\" \\\\c d\" -j ACCEPT"},
     {"-A X -m statistic --mode random --probability 0.3333333333 -j RETURN",
      "-A X -m statistic --mode random --probability 0.33333333349 -j RETURN"},
     {"-A X -m statistic --mode random ! --probability 0.1 -j RETURN",
@@ -34,7 +35,8 @@ const Canon kCanon[] = {
      "-A X -m statistic --mode nth --every 3 --packet 0 -j RETURN"},
     {"-A X -m recent --name KUBE-SEP-A --rcheck --seconds 10800 --reap -j RETURN",
      "-A X -m recent --rcheck --seconds 10800 --reap --name KUBE-SEP-A --mask 255.255.255.255 --rsource -j RETURN"},
-    {"-A X -m recent ! --remove -j RETURN", "-A X -m recent ! --remove --name DEFAULT --mask 255.255.255.255 --rsource -j RETURN"},
+    {"-A X -m recent ! --remove -j RETURN",
+     "-A X -m recent ! --remove --name DEFAULT --mask 255.255.255.255 --rsource -j RETURN"},
     {"-A X -m recent --update --seconds 60 --hitcount 3 --rttl --name SSH --rdest -j DROP",
      "-A X -m recent --update --seconds 60 --hitcount 3 --rttl --name SSH --mask 255.255.255.255 --rdest -j DROP"},
     {"-A X -j MARK --or-mark 0x4000", "-A X -j MARK --set-xmark 0x4000/0x4000"},
@@ -182,7 +184,8 @@ TEST_CASE("IPv6 forms") {
   auto nat = rules("*nat\n:PREROUTING ACCEPT [0:0]\n:X - [0:0]\n-A X -p tcp -j DNAT --to-destination [fd00::1]:80\nCOMMIT\n",
                    Family::V6);
   CHECK(only_rule(nat) == "-A X -p tcp -j DNAT --to-destination [fd00::1]:80");
-  CHECK_LOAD_ERROR(rules("*filter\n:X - [0:0]\n-A X -s 10.0.0.1 -j ACCEPT\nCOMMIT\n", Family::V6), 3, "IPv4 address in an IPv6 ruleset");
+  CHECK_LOAD_ERROR(rules("*filter\n:X - [0:0]\n-A X -s 10.0.0.1 -j ACCEPT\nCOMMIT\n", Family::V6), 3,
+                   "IPv4 address in an IPv6 ruleset");
 }
 
 TEST_CASE("whole dumps round-trip: load -> save -> load -> save is stable, counters kept") {
@@ -232,14 +235,16 @@ TEST_CASE("restore commands: -I, -D, -R, -N, -X, -F, -P, -E and --noflush") {
       "-R INPUT 1 -s 10.9.9.9 -j DROP\n-N OLD\n-E OLD NEW\n-N GONE\n-X GONE\n-P INPUT DROP\nCOMMIT\n");
   std::string s = nf::save(rs);
   CHECK(s ==
-        "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:NEW - [0:0]\n-A INPUT -s 10.9.9.9/32 -j DROP\n-A INPUT -s 10.0.0.1/32 -j ACCEPT\n"
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:NEW - [0:0]\n-A INPUT -s 10.9.9.9/32 -j "
+        "DROP\n-A INPUT -s 10.0.0.1/32 -j ACCEPT\n"
         "-A INPUT -s 10.0.0.2/32 -j ACCEPT\nCOMMIT\n");
   // --noflush edits the loaded table; a chain declaration still flushes that chain.
   nf::RestoreOptions nf_opt;
   nf_opt.noflush = true;
   nf::load_restore("*filter\n:NEW - [0:0]\n-A NEW -j RETURN\n-A INPUT -j NEW\nCOMMIT\n", "second", rs, nf_opt);
   CHECK(nf::save(rs) ==
-        "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:NEW - [0:0]\n-A INPUT -s 10.9.9.9/32 -j DROP\n-A INPUT -s 10.0.0.1/32 -j ACCEPT\n"
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:NEW - [0:0]\n-A INPUT -s 10.9.9.9/32 -j "
+        "DROP\n-A INPUT -s 10.0.0.1/32 -j ACCEPT\n"
         "-A INPUT -s 10.0.0.2/32 -j ACCEPT\n-A INPUT -j NEW\n-A NEW -j RETURN\nCOMMIT\n");
   // Without --noflush the table is replaced.
   nf::load_restore("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n", "third", rs);
@@ -271,11 +276,9 @@ TEST_CASE("bad input: every error has its line and says what was expected") {
       {"*filter\n:INPUT ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -j B\n-A B -j A\nCOMMIT\n", 7,
        "jump loop: A -> B -> A"},  // at the rule that closes the loop
       {"*filter\n:INPUT ACCEPT [0:0]\n:A - [0:0]\n:A - [0:0]\nCOMMIT\n", 4, "declared twice; previously declared at line 3"},
-      {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"unterminated -j ACCEPT\nCOMMIT\n", 3,
-       "unterminated quote"},
+      {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"unterminated -j ACCEPT\nCOMMIT\n", 3, "unterminated quote"},
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m tcp --dport 80 -j ACCEPT\nCOMMIT\n", 3, "only valid with -p tcp"},
-      {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m multiport --dports 1,2 -p tcp -j ACCEPT\nCOMMIT\n", 3,
-       "multiport needs"},
+      {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m multiport --dports 1,2 -p tcp -j ACCEPT\nCOMMIT\n", 3, "multiport needs"},
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j REJECT --reject-with tcp-reset\nCOMMIT\n", 3, "only valid with -p tcp"},
       {"*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n", 3, "not intended for filtering"},
       {"*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MASQUERADE\nCOMMIT\n", 3, "reached from PREROUTING"},
@@ -300,15 +303,15 @@ TEST_CASE("bad input: every error has its line and says what was expected") {
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m limit --limit 5/fortnight -j ACCEPT\nCOMMIT\n", 3, "bad rate"},
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s\nCOMMIT\n", 3, "requires an argument"},
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -i this-name-is-too-long -j ACCEPT\nCOMMIT\n", 3, "not valid"},
-      {"*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m socket -j ACCEPT\n-A PREROUTING -j TPROXY --on-port 1\nCOMMIT\n",
-       4, "only valid in the mangle table"},
+      {"*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m socket -j ACCEPT\n-A PREROUTING -j TPROXY --on-port 1\nCOMMIT\n", 4,
+       "only valid in the mangle table"},
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"a\0b\" -j ACCEPT\nCOMMIT\n", 3, "NUL byte"},
   };
   for (auto& b : bad) {
     INFO(std::string(b.text));
     std::string text(b.text, b.text + std::char_traits<char>::length(b.text));
-    if (std::string_view(b.msg) == "NUL byte") text = std::string("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"a") +
-                                                       '\0' + "b\" -j ACCEPT\nCOMMIT\n";
+    if (std::string_view(b.msg) == "NUL byte")
+      text = std::string("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"a") + '\0' + "b\" -j ACCEPT\nCOMMIT\n";
     CHECK_LOAD_ERROR(rules(text), b.line, b.msg);
   }
 }
@@ -317,9 +320,9 @@ TEST_CASE("hostile sizes are refused, not swallowed") {
   std::string huge(70000, 'a');
   CHECK_LOAD_ERROR(rules("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment " + huge + "\nCOMMIT\n"), 3,
                    "bytes long; the limit is 65536");
-  CHECK_LOAD_ERROR(rules("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment " + std::string(300, 'c') +
-                         " -j ACCEPT\nCOMMIT\n"),
-                   3, "at most 255");
+  CHECK_LOAD_ERROR(
+      rules("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment " + std::string(300, 'c') + " -j ACCEPT\nCOMMIT\n"), 3,
+      "at most 255");
   // A 70-deep chain of jumps exceeds the engine's fixed jump stack.
   std::string deep = "*filter\n:INPUT ACCEPT [0:0]\n";
   for (int i = 0; i < 70; ++i) deep += ":C" + std::to_string(i) + " - [0:0]\n";

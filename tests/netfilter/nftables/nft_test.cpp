@@ -161,9 +161,11 @@ TEST_CASE("nft: bad input names the file and line") {
   // Both refused by nft 1.0.6 on kernel 6.18 (found by the random rulesets of the differential harness).
   CHECK(load_error("table ip t {\n chain c { type filter hook input priority 0; meta l4proto tcp udp dport 1 drop; }\n}\n") ==
         "t.nft:2:64: error: conflicting protocols specified: tcp vs. udp");
-  CHECK(load_error("table ip t {\n chain p { type filter hook postrouting priority 0; jump r; }\n chain r { tcp dport 1 reject; }\n}\n") ==
-        "t.nft:3: error: reject in chain 'r', reached from the postrouting hook (base chain 'p'): the kernel allows reject in "
-        "prerouting, input, forward and output only");
+  CHECK(
+      load_error(
+          "table ip t {\n chain p { type filter hook postrouting priority 0; jump r; }\n chain r { tcp dport 1 reject; }\n}\n") ==
+      "t.nft:3: error: reject in chain 'r', reached from the postrouting hook (base chain 'p'): the kernel allows reject in "
+      "prerouting, input, forward and output only");
   CHECK(load_error("table ip t {\n chain c { limit rate 10/second accept; }\n}\n") ==
         "t.nft:2:12: error: statement 'limit' is not modelled");
 }
@@ -192,8 +194,10 @@ TEST_CASE("nft: a verdict-map service: lookup, numgen, DNAT in the nat core, con
 }
 
 TEST_CASE("nft: base chains interleave with iptables tables by priority") {
-  const char* ipt_accept = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n";
-  const char* ipt_drop = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n";
+  const char* ipt_accept =
+      "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n";
+  const char* ipt_drop =
+      "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n";
   {
     // nft at -10 drops before iptables filter (0) accepts.
     NftNode n("table ip t {\n chain in { type filter hook input priority filter - 10; tcp dport 22 drop; }\n}\n", ipt_accept);
@@ -211,11 +215,14 @@ TEST_CASE("nft: base chains interleave with iptables tables by priority") {
   {
     // nat: the iptables nat table (-100) and an nft nat chain at -150 share the nat core; the
     // first lookup to bind the connection wins, the other is never consulted.
-    const char* ipt_dnat = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
-                           "-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 192.168.1.9\nCOMMIT\n";
-    NftNode early("table ip t {\n chain pre { type nat hook prerouting priority -150; tcp dport 80 dnat to 192.168.1.8; }\n}\n", ipt_dnat);
+    const char* ipt_dnat =
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+        "-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 192.168.1.9\nCOMMIT\n";
+    NftNode early("table ip t {\n chain pre { type nat hook prerouting priority -150; tcp dport 80 dnat to 192.168.1.8; }\n}\n",
+                  ipt_dnat);
     CHECK(run(*early.dp, "tcp 10.0.0.99:1 -> 10.0.0.10:80").after.t.dst.str() == "192.168.1.8");
-    NftNode late("table ip t {\n chain pre { type nat hook prerouting priority 0; tcp dport 80 dnat to 192.168.1.8; }\n}\n", ipt_dnat);
+    NftNode late("table ip t {\n chain pre { type nat hook prerouting priority 0; tcp dport 80 dnat to 192.168.1.8; }\n}\n",
+                 ipt_dnat);
     auto o = run(*late.dp, "tcp 10.0.0.99:1 -> 10.0.0.10:80");
     CHECK(o.after.t.dst.str() == "192.168.1.9");
     bool nft_seen = false;
@@ -333,10 +340,14 @@ TEST_CASE("kube-proxy nftables mode: svcpath writes the lines kube-proxy's own t
       "add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 ip saddr 10.180.0.1 jump mark-for-masquerade",
       "add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 meta l4proto tcp dnat to 10.180.0.1:80",
       "add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }",
-      "add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 }",
-      "add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 ip saddr 10.0.0.0/8 goto service-42NFTM6N-ns2/svc2/tcp/p80 comment \"short-circuit pod traffic\"",
-      "add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 fib saddr type local jump mark-for-masquerade comment \"masquerade local traffic\"",
-      "add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 fib saddr type local goto service-42NFTM6N-ns2/svc2/tcp/p80 comment \"short-circuit local traffic\"",
+      "add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 1 vmap { 0 : goto "
+      "endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 }",
+      "add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 ip saddr 10.0.0.0/8 goto service-42NFTM6N-ns2/svc2/tcp/p80 "
+      "comment \"short-circuit pod traffic\"",
+      "add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 fib saddr type local jump mark-for-masquerade comment "
+      "\"masquerade local traffic\"",
+      "add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 fib saddr type local goto service-42NFTM6N-ns2/svc2/tcp/p80 "
+      "comment \"short-circuit local traffic\"",
       "add element ip kube-proxy service-ips { 192.168.99.22 . tcp . 80 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }",
       "add element ip kube-proxy service-ips { 1.2.3.4 . tcp . 80 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }",
       "add element ip kube-proxy service-nodeports { tcp . 3001 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }",
@@ -346,11 +357,15 @@ TEST_CASE("kube-proxy nftables mode: svcpath writes the lines kube-proxy's own t
       "add rule ip kube-proxy external-4AT6LBPK-ns3/svc3/tcp/p80 jump mark-for-masquerade",
       "add rule ip kube-proxy external-4AT6LBPK-ns3/svc3/tcp/p80 goto service-4AT6LBPK-ns3/svc3/tcp/p80",
       "add element ip kube-proxy service-nodeports { tcp . 3003 : goto external-4AT6LBPK-ns3/svc3/tcp/p80 }",
-      "add rule ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 numgen random mod 2 vmap { 0 : goto endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80 , 1 : goto endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80 }",
+      "add rule ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 numgen random mod 2 vmap { 0 : goto "
+      "endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80 , 1 : goto endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80 }",
       "add element ip kube-proxy service-ips { 192.168.99.33 . tcp . 80 : goto external-LAUZTJTB-ns4/svc4/tcp/p80 }",
-      "add set ip kube-proxy affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 { type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; }",
-      "add rule ip kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80 ip saddr @affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 goto endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80",
-      "add rule ip kube-proxy endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 update @affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 { ip saddr }",
+      "add set ip kube-proxy affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 { type ipv4_addr ; flags dynamic,timeout ; "
+      "timeout 10800s ; }",
+      "add rule ip kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80 ip saddr @affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 goto "
+      "endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80",
+      "add rule ip kube-proxy endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 update "
+      "@affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 { ip saddr }",
       "add rule ip kube-proxy firewall-HVFWP5L3-ns5/svc5/tcp/p80 ip saddr != { 203.0.113.0/25 } drop",
       "add element ip kube-proxy firewall-ips { 5.6.7.8 . tcp . 80 : goto firewall-HVFWP5L3-ns5/svc5/tcp/p80 }",
       "add element ip kube-proxy no-endpoint-services { 172.30.0.46 . tcp . 80 comment \"ns6/svc6:p80\" : goto reject-chain }",
@@ -376,7 +391,8 @@ TEST_CASE("nft: anonymous interval sets list as nft lists them (checked against 
   ip daddr { 172.30.0.0/16 } drop
  }
 }
-)", "t.nft");
+)",
+                          "t.nft");
   CHECK(nf::nft::print(rs) == R"(table ip t {
 	chain c {
 		ip saddr != { 10.1.0.0-10.2.255.255 } drop
@@ -404,8 +420,9 @@ TEST_CASE("fuzz regressions: a NUL byte ended no token (the tokenizer spun, 8 GB
 TEST_CASE("nft: off the end of a chain reached by goto from the base chain, the base chain's policy decides") {
   // Found by the differential harness's random rulesets: svcpath took the regular chain's (absent)
   // policy and accepted; the kernel drops.
-  NftNode n("table ip t {\n chain fwd { type filter hook forward priority 0; policy drop; tcp dport 80 goto r; }\n"
-            " chain r { counter; }\n}\n");
+  NftNode n(
+      "table ip t {\n chain fwd { type filter hook forward priority 0; policy drop; tcp dport 80 goto r; }\n"
+      " chain r { counter; }\n}\n");
   auto o = run(*n.dp, "tcp 10.0.0.99:1 -> 192.168.1.5:80");
   CHECK(o.kind == nf::OutcomeKind::Dropped);
   CHECK(o.where == "ip t:fwd:policy:2");
