@@ -4,6 +4,8 @@
 #include <array>
 #include <cstring>
 
+#include "core/bytes.hpp"
+
 namespace svcpath::pcap {
 
 std::string_view decode_error_name(DecodeError e) {
@@ -19,13 +21,6 @@ std::string_view decode_error_name(DecodeError e) {
 }
 
 namespace {
-
-uint16_t be16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
-uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
-void put16(uint8_t* p, uint16_t v) {
-  p[0] = uint8_t(v >> 8);
-  p[1] = uint8_t(v);
-}
 
 bool echo_like(uint8_t proto, uint8_t type) {
   if (proto == proto::ICMP)

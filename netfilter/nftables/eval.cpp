@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "netfilter/iptables/engine.hpp"
+#include "core/bytes.hpp"
 #include "netfilter/nftables/nft.hpp"
 
 namespace svcpath::nf::nft {
@@ -12,10 +13,6 @@ namespace svcpath::nf::nft {
 namespace {
 
 constexpr size_t kJumpStack = 16;  // NFT_JUMP_STACK_SIZE
-
-void put_be(uint8_t* p, uint64_t v, size_t n) {
-  for (size_t i = 0; i < n; ++i) p[n - 1 - i] = uint8_t(v >> (8 * i));
-}
 
 uint8_t ct_state_bit(const Packet& p) {
   switch (p.ctinfo) {

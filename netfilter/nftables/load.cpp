@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/bytes.hpp"
 #include "core/diag.hpp"
 #include "core/hash.hpp"
 #include "netfilter/nftables/nft.hpp"
@@ -135,15 +136,6 @@ constexpr struct {
 
 constexpr std::string_view kAddrTypes[] = {"unspec",    "unicast",   "local",       "broadcast", "anycast",
                                            "multicast", "blackhole", "unreachable", "prohibit"};
-
-void put_be(uint8_t* p, uint64_t v, size_t n) {
-  for (size_t i = 0; i < n; ++i) p[n - 1 - i] = uint8_t(v >> (8 * i));
-}
-uint64_t get_be(const uint8_t* p, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i) v = (v << 8) | p[i];
-  return v;
-}
 
 // Values occupy the first bytes of their slot: a port is 2 bytes, a protocol 1, a mark 4.
 size_t value_bytes(Type t) {
