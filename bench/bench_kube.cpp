@@ -6,6 +6,7 @@
 
 #include "kube/objects/cluster_synth.hpp"
 #include "netfilter/datapath.hpp"
+#include "netfilter/iptables/hooks.hpp"
 #include "netfilter/iptables/iptables.hpp"
 #include "kube/proxy/iptables.hpp"
 #include "kube/proxy/node.hpp"
@@ -72,7 +73,8 @@ void BM_FirstPacketLastService(benchmark::State& st) {
   auto cfg = config();
   auto rs = nf::kube::node_ruleset(c, c.nodes[0], cfg, Family::V4);
   nf::Node node = nf::kube_node(c, c.nodes[0], cfg);
-  nf::Datapath dp(node, &rs, nullptr, nullptr);
+  nf::Datapath dp(node);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   // Services are sorted by name, so the last one in KUBE-SERVICES is the largest name.
   uint32_t last = 0;
   std::string best;

@@ -35,12 +35,6 @@ namespace {
 const char* kSched[] = {"", "rr", "wlc", "sh", "mh", "", ""};
 bool is_ipvs(int mode) { return mode >= 1 && mode <= 4; }
 
-// Mode 5 walks every rule; the switch is global, so each benchmark sets it.
-struct Walk {
-  explicit Walk(int mode) { nf::set_linear_walk(mode == 5); }
-  ~Walk() { nf::set_linear_walk(false); }
-};
-
 struct Fixture {
   uint32_t services = 0, endpoints = 0;
   int mode = -1;
@@ -72,6 +66,7 @@ Fixture& fixture(uint32_t services, uint32_t endpoints, int mode) {
                                  : mode == 6   ? "nftables"
                                                : "iptables"},
                                 sim::NodeOptions{}, 1, "off");
+  f->lanes[0]->xt->linear_walk = mode == 5;  // the kernel's own walk: the same counts, no index
   f->order = k8s::synthetic_service_order(services);
   return *f;
 }
@@ -99,7 +94,6 @@ void counters(benchmark::State& st, const Counters& d) {
 // A new connection every iteration: a pod on node-0 to a Service's ClusterIP.
 void BM_FirstPacket(benchmark::State& st) {
   auto& f = fixture(uint32_t(st.range(0)), uint32_t(st.range(1)), int(st.range(2)));
-  Walk walk(int(st.range(2)));
   auto& lane = *f.lanes[0];
   Rng rng(7);
   int16_t iif = lane.node.find("cni0");
@@ -134,7 +128,6 @@ void BM_FirstPacket(benchmark::State& st) {
 // The same connection's later packets: conntrack (and IPVS's connection table) answer.
 void BM_EstablishedPacket(benchmark::State& st) {
   auto& f = fixture(uint32_t(st.range(0)), uint32_t(st.range(1)), int(st.range(2)));
-  Walk walk(int(st.range(2)));
   auto& lane = *f.lanes[0];
   Rng rng(7);
   int16_t iif = lane.node.find("cni0");

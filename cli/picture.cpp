@@ -1,9 +1,13 @@
 #include "cli/picture.hpp"
 
 #include <algorithm>
+#include <array>
 #include <map>
 
 #include <fmt/format.h>
+
+#include "ipvs/engine.hpp"
+#include "netfilter/iptables/hooks.hpp"
 
 namespace svcpath::cli {
 
@@ -50,56 +54,52 @@ struct TableRow {
   std::string table;  // as trace events name it
   std::string label;
   std::string chain = {};  // nftables rows: the base chain (a table may hook one hook twice)
+  int priority = 0;
 };
 
-// Each hook's iptables tables in the kernel's priority order (and IPVS where ip_vs hooks itself).
+// The datapath a mode builds (iptables tables, conntrack, the nat core, and IPVS in its mode),
+// read off its real registrations: each hook's rows in the order the kernel runs them. The
+// security table is not drawn (SELinux labels; no Kubernetes node has rules there).
 std::vector<TableRow> fixed_rows(Hook h, bool ipvs) {
-  switch (h) {
-    case Hook::PreRouting:
-      return {{"raw", "raw -300"}, {"conntrack", "conntrack -200"}, {"mangle", "mangle -150"}, {"nat", "nat (DNAT) -100"}};
-    case Hook::LocalIn: {
-      std::vector<TableRow> r{{"mangle", "mangle -150"}, {"filter", "filter 0"}};
-      if (ipvs) r.push_back({"ipvs", "IPVS 98/99"});
-      r.push_back({"nat", "nat (SNAT) 100"});
-      r.push_back({"conntrack", "conntrack confirm"});
-      return r;
+  static const auto build = [](bool with_ipvs) {
+    std::array<std::vector<TableRow>, kNumHooks> rows;
+    nf::Node node;
+    nf::Datapath dp(node);
+    nf::attach_iptables(dp, nullptr, nullptr, nullptr);
+    ipvs::Engine engine;
+    if (with_ipvs) engine.attach(dp);
+    for (int hk = 0; hk < kNumHooks; ++hk) {
+      auto& v = rows[size_t(hk)];
+      for (const nf::Registration& r : dp.registrations(Hook(hk))) {
+        std::string name = r.stage->name();
+        if (name == "security") continue;
+        if (name == "ipvs in" || name == "ipvs out") {
+          // ip_vs registers two functions at most hooks: one row, both priorities.
+          if (!v.empty() && v.back().table == "ipvs") v.back().label += fmt::format("/{}", r.priority);
+          else v.push_back({"ipvs", fmt::format("IPVS {}", r.priority), {}, r.priority});
+        } else if (name == "conntrack-confirm") {
+          v.push_back({"conntrack", "conntrack confirm", {}, r.priority});
+        } else if (name == "nat") {
+          v.push_back({"nat", fmt::format("nat ({}) {}", r.priority < 0 ? "DNAT" : "SNAT", r.priority), {}, r.priority});
+        } else {
+          v.push_back({name, fmt::format("{} {}", name, r.priority), {}, r.priority});
+        }
+      }
     }
-    case Hook::Forward: {
-      std::vector<TableRow> r{{"mangle", "mangle -150"}, {"filter", "filter 0"}};
-      if (ipvs) r.push_back({"ipvs", "IPVS 99/100"});
-      return r;
-    }
-    case Hook::LocalOut: {
-      std::vector<TableRow> r{{"raw", "raw -300"}, {"conntrack", "conntrack -200"}, {"mangle", "mangle -150"}};
-      if (ipvs) r.push_back({"ipvs", "IPVS -99/-98"});
-      r.push_back({"nat", "nat (DNAT) -100"});
-      r.push_back({"filter", "filter 0"});
-      return r;
-    }
-    case Hook::PostRouting: return {{"mangle", "mangle -150"}, {"nat", "nat (SNAT) 100"}, {"conntrack", "conntrack confirm"}};
-  }
-  return {};
-}
-
-// The priority a fixed row sits at, to place nftables base chains among them.
-int row_priority(const TableRow& r, Hook h) {
-  if (r.table == "raw") return -300;
-  if (r.table == "conntrack") return r.label == "conntrack confirm" ? INT32_MAX : -200;
-  if (r.table == "mangle") return -150;
-  if (r.table == "nat") return (h == Hook::PreRouting || h == Hook::LocalOut) ? -100 : 100;
-  if (r.table == "filter") return 0;
-  if (r.table == "ipvs") return h == Hook::LocalOut ? -99 : 98;
-  return 0;
+    return rows;
+  };
+  static const auto plain = build(false), with_ipvs = build(true);
+  return (ipvs ? with_ipvs : plain)[size_t(h)];
 }
 
 std::vector<TableRow> rows_of(Hook h, bool ipvs, const std::vector<NftRow>& nft) {
   std::vector<TableRow> rows = fixed_rows(h, ipvs);
   std::vector<int> prio;
-  for (auto& r : rows) prio.push_back(row_priority(r, h));
+  for (auto& r : rows) prio.push_back(r.priority);
   for (auto& n : nft) {
     if (n.hook != h) continue;
     // nat chains run inside the nat core: right after the iptables nat row.
-    int p = n.nat ? ((h == Hook::PreRouting || h == Hook::LocalOut) ? -100 : 100) : n.priority;
+    int p = n.nat ? ((h == Hook::PreRouting || h == Hook::LocalOut) ? nf::prio::NAT_DST : nf::prio::NAT_SRC) : n.priority;
     size_t at = 0;
     if (n.placed) {
       // Known only from a trace: after the fixed row the packet met last before it.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "netfilter/datapath.hpp"
+#include "netfilter/nftables/nft.hpp"
 
 namespace svcpath::cli {
 

@@ -263,9 +263,7 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
     // Enumerate on a stateless twin of the lane: the same tables and node, an empty conntrack, so
     // the cost does not grow with the flows replayed so far (enumerate snapshots the state).
     if (!probes[i]) {
-      probes[i] = std::make_unique<nf::Datapath>(l.node, l.v4 ? &*l.v4 : nullptr, l.v6 ? &*l.v6 : nullptr,
-                                                 l.sets ? &*l.sets : nullptr, o.seed);
-      if (l.nft) probes[i]->add_nft(*l.nft);
+      probes[i] = l.stateless_twin(o.seed);
     }
     for (const nf::Outcome& oc : probes[i]->enumerate(p, inj))
       if (oc.dnat) it->second.insert(FiveTuple::endpoint(oc.after.t.dst, oc.after.t.dport, oc.after.t.proto));
@@ -532,8 +530,8 @@ int replay_lanes(std::vector<std::unique_ptr<Lane>>& lanes, const ReplayOptions&
   std::vector<nf::netpol::Verdicts> policy(lanes.size());
   for (size_t i = 0; i < lanes.size(); ++i)
     for (Family fam : {Family::V4, Family::V6})
-      if (auto* rs = lanes[i]->dp->ruleset(fam))
-        nf::netpol::count_verdicts(*rs, lanes[i]->dp->rule_state(fam).rule_pkts, policy[i]);
+      if (auto* rs = lanes[i]->xt->ruleset(fam))
+        nf::netpol::count_verdicts(*rs, lanes[i]->xt->rule_state(fam).rule_pkts, policy[i]);
 
   {
     nlohmann::json j;

@@ -6,9 +6,8 @@ namespace svcpath::ipvs {
 
 namespace {
 
-void note(nf::Datapath& dp, Hook h, std::string target, std::string detail, const FiveTuple* before = nullptr,
+void note(TraceSink& s, Hook h, std::string target, std::string detail, const FiveTuple* before = nullptr,
           const FiveTuple* after = nullptr) {
-  TraceSink& s = dp.sink();
   if (!s.enabled()) return;
   TraceEvent e;
   e.hook = h;
@@ -37,7 +36,7 @@ class Engine::InStage final : public nf::Stage {
  public:
   explicit InStage(Engine& e) : e_(e) {}
   std::string name() const override { return "ipvs in"; }
-  Verdict run(Hook h, Packet& p, nf::Datapath& dp) noexcept override { return e_.in(h, p, dp); }
+  Verdict run(Hook h, Packet& p, nf::HookContext& ctx) noexcept override { return e_.in(h, p, ctx); }
   std::shared_ptr<void> snapshot() const override { return std::make_shared<Snapshot>(Snapshot{e_.services.clone(), e_.conns}); }
   void restore(const std::shared_ptr<void>& v) override {
     auto* s = static_cast<Snapshot*>(v.get());
@@ -53,7 +52,7 @@ class Engine::OutStage final : public nf::Stage {
  public:
   explicit OutStage(Engine& e) : e_(e) {}
   std::string name() const override { return "ipvs out"; }
-  Verdict run(Hook h, Packet& p, nf::Datapath& dp) noexcept override { return e_.out(h, p, dp); }
+  Verdict run(Hook h, Packet& p, nf::HookContext& ctx) noexcept override { return e_.out(h, p, ctx); }
 
  private:
   Engine& e_;
@@ -109,10 +108,10 @@ void Engine::expire(Conn& c) {
   conns.expire(c.id);
 }
 
-Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
+Verdict Engine::in(Hook h, Packet& p, nf::HookContext& ctx) noexcept {
   if (p.ipvs_property || p.fragment || !ipvs_proto(p.t.proto)) return Verdict::accept();
   if (h == Hook::LocalOut && !p.local_out) return Verdict::accept();
-  Counters& ctr = dp.counters();
+  Counters& ctr = ctx.ctr;
   uint64_t now = p.ts_ns;
   ++ctr.ipvs_conn_lookups;
   uint64_t walked = 0;
@@ -130,8 +129,8 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
   Service* svc = nullptr;
   if (c) {
     svc = services.at(c->svc);
-    if (dp.sink().enabled())
-      note(dp, h, "conn",
+    if (ctx.sink.enabled())
+      note(ctx.sink, h, "conn",
            fmt::format("connection {} found ({} entries compared in bucket {} of {}): {} -> {}", c->id, walked,
                        conns.bucket(p.t.proto, p.t.src, p.t.sport), 1u << conns.bits(), conn_state_name(c->state),
                        FiveTuple::endpoint(c->daddr, c->dport, c->proto)));
@@ -144,18 +143,18 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
     ctr.ipvs_svc_buckets_walked += sw;
     unsigned bucket = ServiceTable::hash(p.t.proto, p.t.dst, p.t.dport);
     if (!svc) {
-      if (dp.sink().enabled() && services.size())
-        if (dp.sink().enabled())
-          note(dp, h, "no service",
+      if (ctx.sink.enabled() && services.size())
+        if (ctx.sink.enabled())
+          note(ctx.sink, h, "no service",
                fmt::format("service lookup: bucket {} of 256, {} entries compared, no virtual service", bucket, sw));
       return Verdict::accept();
     }
-    if (dp.sink().enabled())
-      note(dp, h, "service",
+    if (ctx.sink.enabled())
+      note(ctx.sink, h, "service",
            fmt::format("service lookup: bucket {} of 256, {} entries compared: {} ({})", bucket, sw, svc->key(),
                        svc->sched_name()));
     if (p.t.proto == proto::TCP && (!(p.tcp_flags & tcpflag::SYN) || (p.tcp_flags & tcpflag::RST))) {
-      note(dp, h, "pass", "not a SYN and no connection: IPVS does not schedule it; it continues to the local stack");
+      note(ctx.sink, h, "pass", "not a SYN and no connection: IPVS does not schedule it; it continues to the local stack");
       return Verdict::accept();
     }
     int svc_index = services.index_of(svc);
@@ -183,7 +182,7 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
       d = svc->scheduler().schedule(*svc, p, &why, &scanned);
       ctr.ipvs_sched_dests_scanned += scanned;
     }
-    note(dp, h, "schedule", why);
+    note(ctx.sink, h, "schedule", why);
     if (d < 0) return Verdict::drop(DropReason::IpvsNoDest);  // ip_vs_leave: ICMP port unreachable
     Dest& dest = svc->dests[size_t(d)];
     if (svc->persistent && !tmpl) {
@@ -222,8 +221,8 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
     ++dest.conns;
     ++svc->conns;
     if (dest.u_threshold && dest.activeconns + dest.inactconns >= dest.u_threshold) dest.overloaded = true;
-    if (dp.sink().enabled())
-      note(dp, h, "conn",
+    if (ctx.sink.enabled())
+      note(ctx.sink, h, "conn",
            fmt::format("new connection {}: {} -> {} -> {}", c->id, FiveTuple::endpoint(n.caddr, n.cport, n.proto),
                        FiveTuple::endpoint(n.vaddr, n.vport, n.proto), FiveTuple::endpoint(n.daddr, n.dport, n.proto)));
   }
@@ -237,30 +236,30 @@ Verdict Engine::in(Hook h, Packet& p, nf::Datapath& dp) noexcept {
   p.t.dport = c->dport;
   p.ipvs_property = true;
   if (p.ct && p.dir == CtDir::Original) {
-    nf::CtEntry* e = dp.conntrack().get(p.ct);
+    nf::CtEntry* e = ctx.ct.get(p.ct);
     if (e && !e->confirmed) {
       e->reply.src = c->daddr;  // net.ipv4.vs.conntrack=1: the reply will come from the real server
       e->reply.sport = c->dport;
     }
   }
-  auto r = dp.node().lookup(p.t.dst);
+  auto r = ctx.node.lookup(p.t.dst);
   ++ctr.route_lookups;
   p.oif = r.oif;
-  if (dp.sink().enabled())
-    note(dp, h, "DNAT",
+  if (ctx.sink.enabled())
+    note(ctx.sink, h, "DNAT",
          fmt::format("masq to the real server, {} ({})", h == Hook::LocalIn ? "re-injected at LOCAL_OUT" : "continues in OUTPUT",
                      conn_state_name(c->state)),
          &before, &p.t);
   if (h == Hook::LocalIn) {
-    dp.request_reinject();
+    ctx.reinject = true;
     return {VerdictKind::Stolen, DropReason::None, 0};
   }
   return Verdict::accept();
 }
 
-Verdict Engine::out(Hook h, Packet& p, nf::Datapath& dp) noexcept {
+Verdict Engine::out(Hook h, Packet& p, nf::HookContext& ctx) noexcept {
   if (p.ipvs_property || p.fragment || !ipvs_proto(p.t.proto) || conns.size() == 0) return Verdict::accept();
-  Counters& ctr = dp.counters();
+  Counters& ctr = ctx.ctr;
   ++ctr.ipvs_conn_lookups;
   uint64_t walked = 0;
   Conn* c = conns.out_get(p.t.proto, p.t.src, p.t.sport, p.t.dst, p.t.dport, p.ts_ns, &walked);
@@ -274,8 +273,8 @@ Verdict Engine::out(Hook h, Packet& p, nf::Datapath& dp) noexcept {
   p.t.src = c->vaddr;
   p.t.sport = c->vport;
   p.ipvs_property = true;
-  if (dp.sink().enabled())
-    note(dp, h, "un-DNAT", fmt::format("reply of connection {} ({})", c->id, conn_state_name(c->state)), &before, &p.t);
+  if (ctx.sink.enabled())
+    note(ctx.sink, h, "un-DNAT", fmt::format("reply of connection {} ({})", c->id, conn_state_name(c->state)), &before, &p.t);
   return Verdict::accept();
 }
 

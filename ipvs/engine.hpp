@@ -26,8 +26,8 @@ class Engine {
   void attach(nf::Datapath& dp);
 
   // The hook functions.
-  Verdict in(Hook h, Packet& p, nf::Datapath& dp) noexcept;
-  Verdict out(Hook h, Packet& p, nf::Datapath& dp) noexcept;
+  Verdict in(Hook h, Packet& p, nf::HookContext& ctx) noexcept;
+  Verdict out(Hook h, Packet& p, nf::HookContext& ctx) noexcept;
 
  private:
   class InStage;

@@ -10,7 +10,6 @@
 
 #include "core/packet.hpp"
 #include "core/rng.hpp"
-#include "netfilter/iptables/rules.hpp"
 
 namespace svcpath::nf {
 
@@ -18,6 +17,30 @@ enum class TcpState : uint8_t { None, SynSent, SynRecv, Established, FinWait, Cl
 std::string_view tcp_state_name(TcpState s);
 
 enum class Manip : uint8_t { Src, Dst };
+
+/// A packet's conntrack state as a bit (NF_CT_STATE_*: what xt_state, xt_conntrack's --ctstate and
+/// nftables' `ct state` compare against). SNAT and DNAT are xt_conntrack's pseudo-states for
+/// entries with a NAT binding; svcpath keeps them above the kernel's bits.
+namespace ctstate {
+inline constexpr uint16_t INVALID = 1 << 0, ESTABLISHED = 1 << 1, RELATED = 1 << 2, NEW = 1 << 3, UNTRACKED = 1 << 6,
+                          SNAT = 1 << 8, DNAT = 1 << 9;
+}
+/// NF_CT_STATE_BIT of the packet's ctinfo (INVALID without an entry, UNTRACKED for notrack).
+constexpr uint16_t ct_state_bit(CtInfo info) {
+  switch (info) {
+    case CtInfo::New: return ctstate::NEW;
+    case CtInfo::Established: return ctstate::ESTABLISHED;
+    case CtInfo::Related: return ctstate::RELATED;
+    case CtInfo::Untracked: return ctstate::UNTRACKED;
+    case CtInfo::Invalid:
+    case CtInfo::None: return ctstate::INVALID;
+  }
+  return ctstate::INVALID;
+}
+namespace ctstatus {  // IPS_* bits
+inline constexpr uint32_t EXPECTED = 1 << 0, SEEN_REPLY = 1 << 1, ASSURED = 1 << 2, CONFIRMED = 1 << 3, SRC_NAT = 1 << 4,
+                          DST_NAT = 1 << 5;
+}
 
 struct CtEntry {
   uint32_t id = 0;
@@ -85,15 +108,5 @@ class Conntrack {
   size_t live_ = 0, max_;
   uint64_t created_ = 0;
 };
-
-/// Sets up a NAT binding for one manip type, as nf_nat_setup_info/get_unique_tuple do: picks the
-/// address from the range (hash of the tuple), keeps the port if the result is unique, otherwise (or
-/// with --random/--random-fully) searches the port range from a random offset. range==nullptr gives
-/// the null binding. Returns false if no unique tuple exists (the packet is dropped).
-bool nat_setup(Conntrack& ct, CtEntry& e, Manip manip, const NatTarget* range, const Addr* map_to, Chooser& choose);
-
-/// Rewrites a packet from its entry's NAT bindings for the given manip (nf_nat_packet).
-/// Returns true if the packet changed.
-bool nat_apply(const CtEntry& e, CtDir dir, Manip manip, Packet& p);
 
 }  // namespace svcpath::nf

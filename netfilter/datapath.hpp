@@ -1,6 +1,6 @@
 #pragma once
 // A node's datapath: hook registrations (hook, priority, stage) sorted once, the routing decisions
-// between hooks, conntrack, and the iptables tables — one packet in, one outcome out. Side-by-side
+// between hooks, conntrack and the nat core — one packet in, one outcome out. Side-by-side
 // comparison is several Datapaths fed the same packets.
 #include <memory>
 #include <string>
@@ -12,33 +12,11 @@
 #include "core/trace.hpp"
 #include "core/verdict.hpp"
 #include "netfilter/conntrack.hpp"
-#include "netfilter/iptables/engine.hpp"
-#include "netfilter/ipset/ipset.hpp"
-#include "netfilter/nftables/nft.hpp"
+#include "netfilter/nat.hpp"
 #include "netfilter/node.hpp"
-#include "netfilter/iptables/rules.hpp"
+#include "netfilter/stage.hpp"
 
 namespace svcpath::nf {
-
-class Datapath;
-class NatCore;
-
-/// What happens to a packet at one hook registration.
-class Stage {
- public:
-  virtual ~Stage() = default;
-  virtual Verdict run(Hook h, Packet& p, Datapath& dp) noexcept = 0;
-  virtual std::string name() const = 0;
-  /// Stages with state of their own (IPVS) save and restore it, so --enumerate leaves no trace.
-  virtual std::shared_ptr<void> snapshot() const { return nullptr; }
-  virtual void restore(const std::shared_ptr<void>&) {}
-};
-
-struct Registration {
-  Hook hook;
-  int priority;
-  Stage* stage;
-};
 
 enum class OutcomeKind : uint8_t { Delivered, Forwarded, Bridged, Dropped, Rejected, Queued, Stolen };
 std::string_view outcome_name(OutcomeKind k);
@@ -64,20 +42,35 @@ struct Injection {
   int16_t iif = kNoIf;  // receiving interface (ingress)
 };
 
+/// A node's netfilter datapath: the routing decisions between hooks and the hook functions
+/// registered on it. It knows no table language: iptables tables, nftables base chains and IPVS
+/// register themselves (nf::attach_iptables, nft::attach, ipvs::Engine::attach).
 class Datapath {
  public:
-  Datapath(const Node& node, const Ruleset* v4, const Ruleset* v6, const IpSets* sets, uint64_t seed = 1);
+  explicit Datapath(const Node& node, uint64_t seed = 1);
   ~Datapath();
   Datapath(const Datapath&) = delete;
   Datapath& operator=(const Datapath&) = delete;
 
-  /// Registers an extra stage (IPVS, policy engines...). Registrations stay sorted by priority.
+  /// Registers a stage at (hook, priority). Registrations stay sorted by priority; equal
+  /// priorities keep registration order.
   void add_stage(Hook h, int priority, Stage* s);
-  /// Registers every base chain of an nftables ruleset: filter and route chains as stages at their
-  /// priority, nat chains inside the nat core (nf_nat_register_fn) next to the iptables nat table.
-  void add_nft(const nft::Ruleset& rs);
-  const nft::Ruleset* nft_ruleset() const { return nft_; }
-  const nft::State& nft_state() const { return st_.nft; }
+  /// Keeps a stage alive as long as the datapath (register it with add_stage).
+  template <class S>
+  S& own(std::unique_ptr<S> s) {
+    S& r = *s;
+    owned_.push_back(std::move(s));
+    return r;
+  }
+  /// Keeps state that outlives single packets as long as the datapath, saved around --enumerate.
+  template <class S>
+  S& own_state(std::unique_ptr<S> s) {
+    S& r = *s;
+    states_.push_back(std::move(s));
+    return r;
+  }
+  /// The nat core, where nat tables and nat base chains register their lookups.
+  NatCore& nat_core() { return *nat_; }
   const std::vector<Registration>& registrations(Hook h) const { return hooks_[int(h)]; }
 
   /// Runs one packet, sampling every random choice from the seeded source; state carries over.
@@ -89,56 +82,38 @@ class Datapath {
   Conntrack& conntrack() { return st_.ct; }
   const Counters& counters() const { return st_.ctr; }
   Counters& counters() { return st_.ctr; }
-  const Ruleset* ruleset(Family f) const { return f == Family::V4 ? v4_ : v6_; }
-  /// Per-rule packet counters (indexed by Rule::id), as iptables -L -v would show them.
-  const RuleState& rule_state(Family f) const { return f == Family::V4 ? st_.rs4 : st_.rs6; }
-  const IpSets* sets() const { return sets_; }
-
-  // For stages.
-  EvalEnv env(Family f, TraceSink& sink);
-  TraceSink& sink() { return *sink_; }
-  Chooser& chooser() { return chooser_; }
-  /// Where the last terminal rule verdict came from (for REJECT details and outcome "where").
-  struct RuleHit {
-    const Rule* rule = nullptr;
-    const Chain* chain = nullptr;  // set when a table gave a verdict; the text is made only when needed
-    TableId table = TableId::Filter;
-    std::string_view kind;
-    uint32_t num = 0;
-    nft::Hit nft;               // set when an nftables chain gave the verdict
-    std::string where() const;  // "filter:INPUT:rule:3", "ip kube-proxy:filter-input:rule:2", or ""
-  } last_hit;
-  void record_hit(const Table& t, const EvalEnv& env);
-  /// Runs one nftables base chain (a stage, or a lookup of the nat core).
-  Verdict run_nft(const nft::Table& t, const nft::Chain& c, Hook h, Packet& p);
-  /// A stage that stole a packet at LOCAL_IN asks for it to be sent again from LOCAL_OUT (IPVS NAT).
-  void request_reinject() { reinject_ = true; }
 
  private:
   struct State {
     Conntrack ct;
-    RuleState rs4, rs6;
     Counters ctr;
     Rng rng;
-    nft::State nft;
   };
+  // One packet's way through the node, in named steps (the kernel's ip_output, ip_rcv,
+  // ip_route_input, ip_local_deliver, ip_forward).
+  struct Walk;
   Outcome run(const Packet& p, const Injection& in, TraceSink& sink);
-  Verdict run_hook(Hook h, Packet& p, Outcome& o);
-  void finish(Outcome& o, const Packet& p, OutcomeKind k, Verdict v = {});
+  void local_out(Walk& w);
+  void ingress(Walk& w);
+  bool bridged(Walk& w, int16_t bridge);
+  void route_input(Walk& w);
+  void local_in(Walk& w);
+  void forward(Walk& w, int16_t oif);
+  void leave(Walk& w, bool report_port);
+  bool hook(Walk& w, Hook h, bool reinject = false);
+  void drop(Walk& w, DropReason r, Hook h);
+  void finish(Walk& w, OutcomeKind k, Verdict v = {});
   void route_note(Hook h, std::string text);
 
   const Node& node_;
-  const Ruleset* v4_;
-  const Ruleset* v6_;
-  const IpSets* sets_;
   State st_;
   Chooser chooser_;
   TraceSink* sink_ = nullptr;
-  NullSink null_;
+  RuleHit hit_;
+  bool reinject_ = false;
   std::vector<Registration> hooks_[kNumHooks];
   std::vector<std::unique_ptr<Stage>> owned_;
-  bool reinject_ = false;
-  const nft::Ruleset* nft_ = nullptr;
+  std::vector<std::unique_ptr<Stateful>> states_;
   NatCore* nat_ = nullptr;
 };
 

@@ -8,6 +8,7 @@
 #include "core/diag.hpp"
 #include "core/packet_spec.hpp"
 #include "netfilter/datapath.hpp"
+#include "netfilter/iptables/hooks.hpp"
 #include "netfilter/iptables/iptables.hpp"
 #include "kube/sim/node_config.hpp"
 

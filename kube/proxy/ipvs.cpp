@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "netfilter/iptables/engine.hpp"
 #include "netfilter/iptables/iptables.hpp"
 #include "kube/proxy/iptables.hpp"
 

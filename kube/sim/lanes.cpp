@@ -12,16 +12,31 @@ namespace svcpath::sim {
 
 namespace {
 
-void attach_datapaths(std::vector<std::unique_ptr<Lane>>& lanes, uint64_t seed) {
-  for (auto& l : lanes) {
-    l->dp = std::make_unique<nf::Datapath>(l->node, l->v4 ? &*l->v4 : nullptr, l->v6 ? &*l->v6 : nullptr,
-                                           l->sets ? &*l->sets : nullptr, seed);
-    if (l->engine) l->engine->attach(*l->dp);
-    if (l->nft) l->dp->add_nft(*l->nft);
+// The lane's tables on a fresh datapath; engine (IPVS) registers between iptables and nftables.
+std::unique_ptr<nf::Datapath> datapath(const Lane& l, uint64_t seed, ipvs::Engine* engine, nf::Xtables** xt,
+                                       nf::nft::Hooks** nft_hooks) {
+  auto dp = std::make_unique<nf::Datapath>(l.node, seed);
+  nf::Xtables& x = nf::attach_iptables(*dp, l.v4 ? &*l.v4 : nullptr, l.v6 ? &*l.v6 : nullptr, l.sets ? &*l.sets : nullptr);
+  if (xt) *xt = &x;
+  if (engine) engine->attach(*dp);
+  if (l.nft) {
+    nf::nft::Hooks& h = nf::nft::attach(*dp, *l.nft);
+    if (nft_hooks) *nft_hooks = &h;
   }
+  return dp;
+}
+
+void attach_datapaths(std::vector<std::unique_ptr<Lane>>& lanes, uint64_t seed) {
+  for (auto& l : lanes) l->attach(seed);
 }
 
 }  // namespace
+
+void Lane::attach(uint64_t seed) { dp = datapath(*this, seed, engine.get(), &xt, &nft_hooks); }
+
+std::unique_ptr<nf::Datapath> Lane::stateless_twin(uint64_t seed) const {
+  return datapath(*this, seed, nullptr, nullptr, nullptr);
+}
 
 nf::netpol::Placement policy_placement(const std::string& policy, const std::string& mode) {
   bool ipvs = policy == "ipvs" || (policy == "auto" && mode == "ipvs");

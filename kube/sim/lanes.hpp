@@ -9,6 +9,8 @@
 #include "kube/sim/inputs.hpp"
 #include "ipvs/engine.hpp"
 #include "netfilter/datapath.hpp"
+#include "netfilter/iptables/hooks.hpp"
+#include "netfilter/nftables/hooks.hpp"
 #include "netfilter/ipset/ipset.hpp"
 #include "kube/netpol/netpol.hpp"
 
@@ -22,7 +24,16 @@ struct Lane {
   std::unique_ptr<ipvs::Engine> engine;
   std::optional<nf::nft::Ruleset> nft;
   std::unique_ptr<nf::Datapath> dp;
-  std::vector<nf::Outcome> sent;  // the sampled outcome of each packet, for "reply"
+  nf::Xtables* xt = nullptr;            // the iptables tables on dp (rule counters, the linear walk)
+  nf::nft::Hooks* nft_hooks = nullptr;  // the nftables ruleset on dp, when there is one
+  std::vector<nf::Outcome> sent;        // the sampled outcome of each packet, for "reply"
+
+  /// Builds dp over the lane's node and tables, registered in this order: the iptables tables,
+  /// IPVS, the nftables ruleset.
+  void attach(uint64_t seed);
+  /// A datapath over the same node and tables with fresh state and no IPVS (replay probes it for
+  /// the backends a destination can reach without disturbing the lane's conntrack).
+  std::unique_ptr<nf::Datapath> stateless_twin(uint64_t seed) const;
 };
 
 struct LaneSources {

@@ -56,15 +56,10 @@ const CtEntry* ct_of(const Packet& p, const EvalEnv& env) {
   return env.ct.get(p.ct);
 }
 
+// Without an entry (INVALID, or no conntrack) the state is INVALID, as xt_state sees it.
 uint16_t state_bit(const Packet& p, const CtEntry* ct) {
   if (p.ctinfo == CtInfo::Untracked) return ctstate::UNTRACKED;
-  if (!ct) return ctstate::INVALID;
-  switch (p.ctinfo) {
-    case CtInfo::New: return ctstate::NEW;
-    case CtInfo::Established: return ctstate::ESTABLISHED;
-    case CtInfo::Related: return ctstate::RELATED;
-    default: return ctstate::INVALID;
-  }
+  return ct ? ct_state_bit(p.ctinfo) : ctstate::INVALID;
 }
 
 bool l4_ok(const Packet& p) { return !p.fragment; }
@@ -346,28 +341,7 @@ bool run_target(const Rule& r, Ctx& c, Verdict* v) {
           *v = Verdict::drop(DropReason::RuleReject);
           return true;
         } else if constexpr (std::is_same_v<T, NatTarget>) {
-          CtEntry* e = p.ct ? env.ct.get(p.ct) : nullptr;
-          if (!e) return false;
-          using K = NatTarget::Kind;
-          bool src = tg.kind == K::Snat || tg.kind == K::Masquerade;
-          Manip manip = src ? Manip::Src : Manip::Dst;
-          if (e->nat_done[int(manip)]) {
-            *v = Verdict::accept();
-            return true;
-          }
-          Addr to;
-          const Addr* map_to = nullptr;
-          if (tg.kind == K::Masquerade || tg.kind == K::Redirect) {
-            auto a = nat_local_address(env.node, tg.kind, c.hook, p, env.fam);
-            if (!a) {
-              *v = Verdict::drop(DropReason::NatNoAddress);
-              return true;
-            }
-            to = *a;
-            map_to = &to;
-          }
-          nat_setup(env.ct, *e, manip, &tg, map_to, env.choose);
-          *v = Verdict::accept();
+          *v = nat_target(tg, c.hook, p, env.node, env.ct, env.choose);
           return true;
         } else if constexpr (std::is_same_v<T, MarkTarget>) {
           p.mark = (p.mark & ~tg.mask) ^ tg.value;
@@ -416,20 +390,6 @@ bool run_target(const Rule& r, Ctx& c, Verdict* v) {
 
 }  // namespace
 
-std::optional<Addr> nat_local_address(const Node& node, NatTarget::Kind kind, Hook h, const Packet& p, Family fam) {
-  if (kind == NatTarget::Kind::Masquerade) {
-    // nf_nat_masquerade: the address inet_select_addr picks for the way out.
-    auto rt = node.lookup(p.t.dst);
-    return node.select_source(p.oif, rt.nexthop);
-  }
-  if (h == Hook::LocalOut) return Addr::parse(fam == Family::V4 ? "127.0.0.1" : "::1");
-  // REDIRECT from PREROUTING: the receiving interface's first address of the family.
-  if (p.iif >= 0)
-    for (auto& a : node.iface(p.iif).addrs)
-      if (a.addr.fam == fam) return a.addr;
-  return std::nullopt;
-}
-
 Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
   int start = t.builtin[int(h)];
   if (start < 0) return Verdict::accept();
@@ -465,7 +425,7 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
       i = stack[sp].rule + 1;
       continue;
     }
-    if (!ch->run_of.empty() && ch->run_of[i] >= 0 && !linear_walk()) {
+    if (!ch->run_of.empty() && ch->run_of[i] >= 0 && !env.linear) {
       // Rules naming other destinations fail in ipt_ip: count them, jump to the next candidate.
       const DstRun& run = ch->runs[size_t(ch->run_of[i])];
       uint32_t next = run.next(p.t.dst, uint32_t(i));

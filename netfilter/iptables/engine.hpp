@@ -55,6 +55,7 @@ struct EvalEnv {
   Counters& ctr;
   RuleState& state;
   Family fam;
+  bool linear = false;  // walk every rule instead of using the destination index (same results)
   // Set by run_table when a rule ends the walk with a verdict other than ACCEPT-by-policy.
   const Rule* hit_rule = nullptr;
   const Chain* hit_chain = nullptr;
@@ -64,10 +65,6 @@ struct EvalEnv {
 /// Resolves -m set names against the loaded sets (iptables-restore fails when a set is missing).
 /// Throws LoadError naming the rule's line.
 void resolve_sets(Ruleset& rs, const IpSets& sets, const std::string& file);
-
-/// The address MASQUERADE or REDIRECT maps a packet to at hook h (shared by iptables and nftables);
-/// nullopt when there is none, and the packet is dropped.
-std::optional<Addr> nat_local_address(const Node& node, NatTarget::Kind kind, Hook h, const Packet& p, Family fam);
 
 /// Evaluates one table's built-in chain for a hook. NAT targets set up bindings on the packet's
 /// conntrack entry; the caller (the nat stage) applies them.

@@ -115,14 +115,10 @@ Table* Ruleset::table(TableId id) {
 namespace svcpath::nf {
 
 namespace {
-bool g_linear = false;
 constexpr uint32_t kMinRun = 8;
 
 bool dst_only(const Rule& r) { return r.dst_set && !r.dst_inv && r.dst.len == r.dst.addr.bits(); }
 }  // namespace
-
-void set_linear_walk(bool linear) { g_linear = linear; }
-bool linear_walk() { return g_linear; }
 
 uint32_t DstRun::next(const Addr& dst, uint32_t i) const {
   auto it = std::lower_bound(by_dst.begin(), by_dst.end(), std::pair<Addr, uint32_t>{dst, i});

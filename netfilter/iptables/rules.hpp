@@ -10,7 +10,8 @@
 
 #include "core/addr.hpp"
 #include "core/packet.hpp"
-#include "netfilter/table.hpp"
+#include "netfilter/iptables/table.hpp"
+#include "netfilter/nat.hpp"
 
 namespace svcpath::nf {
 
@@ -71,15 +72,6 @@ struct ConnmarkMatch {
   uint32_t value = 0, mask = 0xffffffff;
   bool inv = false;
 };
-
-namespace ctstate {  // XT_CONNTRACK_STATE_* / XT_STATE_* bits
-inline constexpr uint16_t INVALID = 1 << 0, ESTABLISHED = 1 << 1, RELATED = 1 << 2, NEW = 1 << 3, SNAT = 1 << 8, DNAT = 1 << 9,
-                          UNTRACKED = 1 << 12;
-}
-namespace ctstatus {  // IPS_* bits
-inline constexpr uint32_t EXPECTED = 1 << 0, SEEN_REPLY = 1 << 1, ASSURED = 1 << 2, CONFIRMED = 1 << 3, SRC_NAT = 1 << 4,
-                          DST_NAT = 1 << 5;
-}
 
 struct ConntrackMatch {
   struct AddrSpec {
@@ -233,15 +225,6 @@ struct RejectTarget {
   std::string with;  // canonical name, e.g. icmp-port-unreachable, tcp-reset
 };
 
-struct NatTarget {
-  enum class Kind : uint8_t { Dnat, Snat, Masquerade, Redirect } kind = Kind::Dnat;
-  bool addr_set = false;
-  Addr min, max;
-  bool port_set = false;
-  PortRange ports;
-  bool random = false, random_fully = false, persistent = false;
-};
-
 struct MarkTarget {
   uint32_t value = 0, mask = 0;  // mark = (mark & ~mask) ^ value
   bool given = false;            // parse bookkeeping: an operation was specified
@@ -350,9 +333,6 @@ struct Chain {
 
 /// Builds a chain's destination runs (runs shorter than a few rules are not worth an index).
 void index_chain(Chain& c);
-/// Turns the index off (true) or on: benchmarks compare the two; results are identical.
-void set_linear_walk(bool linear);
-bool linear_walk();
 
 struct Table {
   TableId id = TableId::Filter;

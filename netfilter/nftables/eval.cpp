@@ -14,18 +14,6 @@ namespace {
 
 constexpr size_t kJumpStack = 16;  // NFT_JUMP_STACK_SIZE
 
-uint8_t ct_state_bit(const Packet& p) {
-  switch (p.ctinfo) {
-    case CtInfo::New: return 8;
-    case CtInfo::Established: return 2;
-    case CtInfo::Related: return 4;
-    case CtInfo::Untracked: return 64;
-    case CtInfo::Invalid:
-    case CtInfo::None: return 1;
-  }
-  return 1;
-}
-
 // Loads one selector into its slot. False: the expression breaks (wrong family, no ports...).
 bool load(const Selector& s, const Packet& p, Env& env, uint8_t* out) {
   std::memset(out, 0, type_width(s.type()));
@@ -71,7 +59,7 @@ bool load(const Selector& s, const Packet& p, Env& env, uint8_t* out) {
       std::memcpy(out, n.data(), std::min<size_t>(n.size(), 15));
       return true;
     }
-    case Sel::CtState: put_be(out, ct_state_bit(p), 4); return true;
+    case Sel::CtState: put_be(out, ct_state_bit(p.ctinfo), 4); return true;
     case Sel::FibSaddrType:
     case Sel::FibDaddrType: {
       const Addr& a = s.sel == Sel::FibSaddrType ? p.t.src : p.t.dst;
@@ -205,7 +193,6 @@ RuleOut eval_rule(const Table& t, const Rule& r, Hook h, Packet& p, Env& env) {
       o.res = Res::Verdict;
       o.is_final = true;
       o.final = Verdict::accept();
-      CtEntry* e = p.ct ? env.ct.get(p.ct) : nullptr;
       using K = NatTarget::Kind;
       const NatTarget& tg = ns->t;
       if (tracing)
@@ -213,23 +200,9 @@ RuleOut eval_rule(const Table& t, const Rule& r, Hook h, Packet& p, Env& env) {
                   : tg.kind == K::Snat       ? "snat"
                   : tg.kind == K::Masquerade ? "masquerade"
                                              : "redirect";
-      if (!e) return o;
-      Manip manip = (tg.kind == K::Snat || tg.kind == K::Masquerade) ? Manip::Src : Manip::Dst;
-      if (e->nat_done[int(manip)]) return o;
-      Addr to;
-      const Addr* map_to = nullptr;
-      if (tg.kind == K::Masquerade || tg.kind == K::Redirect) {
-        auto a = nat_local_address(env.node, tg.kind, h, p, p.t.src.fam);
-        if (!a) {
-          o.final = Verdict::drop(DropReason::NatNoAddress);
-          return o;
-        }
-        to = *a;
-        map_to = &to;
-      } else if (tg.addr_set && tg.min.fam != p.t.src.fam) {
-        return RuleOut{};  // an inet table's "ip to" never applies to IPv6 packets
-      }
-      if (!nat_setup(env.ct, *e, manip, &tg, map_to, env.choose)) o.final = Verdict::drop(DropReason::NatNoAddress);
+      // nft_nat_inet_eval: an inet table's "ip to" never applies to IPv6 packets.
+      if (tg.kind != K::Masquerade && tg.kind != K::Redirect && tg.addr_set && tg.min.fam != p.t.src.fam) return RuleOut{};
+      o.final = nat_target(tg, h, p, env.node, env.ct, env.choose);
       return o;
     }
     if (auto* rj = std::get_if<RejectStmt>(&st)) {

@@ -24,7 +24,7 @@ namespace {
 class Probe final : public nf::Stage {
  public:
   std::string name() const override { return "probe"; }
-  Verdict run(Hook h, Packet& p, nf::Datapath&) noexcept override {
+  Verdict run(Hook h, Packet& p, nf::HookContext&) noexcept override {
     seen.push_back({h, FiveTuple::endpoint(p.t.dst, p.t.dport, p.t.proto)});
     return Verdict::accept();
   }
@@ -61,7 +61,8 @@ std::unique_ptr<IpvsNode> ipvs_node(const sim::ClusterInput& in, const std::stri
   n->m = ipvs::kube::build(in.cluster, in.node, cfg, Family::V4);
   n->node = nf::kube_node(in.cluster, in.node, cfg);
   ipvs::kube::add_to_node(n->node, n->m);
-  n->dp = std::make_unique<nf::Datapath>(n->node, &n->m.rules, nullptr, &n->m.sets);
+  n->dp = std::make_unique<nf::Datapath>(n->node);
+  nf::attach_iptables(*n->dp, &n->m.rules, nullptr, &n->m.sets);
   n->m.engine->attach(*n->dp);
   for (Hook h : {Hook::LocalIn, Hook::Forward, Hook::LocalOut}) n->dp->add_stage(h, 1, &n->probe);
   return n;
@@ -96,7 +97,8 @@ TEST_CASE("hook order: IPVS mode filter INPUT sees the ClusterIP, OUTPUT the pod
   // The same packet in iptables mode: DNAT at PREROUTING, filter FORWARD sees the pod, INPUT nothing.
   nf::Node node = nf::kube_node(in.cluster, in.node, in.cfg);
   auto rs = nf::kube::node_ruleset(in.cluster, in.node, in.cfg, Family::V4);
-  nf::Datapath dp(node, &rs, nullptr, nullptr);
+  nf::Datapath dp(node);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   Probe p;
   for (Hook h : {Hook::LocalIn, Hook::Forward, Hook::LocalOut}) dp.add_stage(h, 1, &p);
   auto oi = send(dp, node, "tcp 10.244.1.9:40000 -> 172.30.0.41:80");

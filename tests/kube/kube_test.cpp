@@ -19,6 +19,7 @@
 #include "helpers.hpp"
 #include "kube/proxy/iptables.hpp"
 #include "kube/proxy/nftables.hpp"
+#include "netfilter/nftables/hooks.hpp"
 #include "kube/proxy/node.hpp"
 
 using namespace svcpath;
@@ -274,8 +275,9 @@ void check_flows(const std::string& file, const std::vector<Flow>& flows) {
     }
     for (auto& f : flows) {
       INFO(std::string(f.packet));
-      nf::Datapath dp(node, nft_mode ? nullptr : &v4, nft_mode ? nullptr : &v6, nullptr);
-      if (nft_mode) dp.add_nft(nft);
+      nf::Datapath dp(node);
+      nf::attach_iptables(dp, nft_mode ? nullptr : &v4, nft_mode ? nullptr : &v6, nullptr);
+      if (nft_mode) nf::nft::attach(dp, nft);
       std::string why;
       auto ps = parse_packet_spec(f.packet, &why);
       REQUIRE_MESSAGE(ps.has_value(), why);
@@ -320,8 +322,10 @@ TEST_CASE("packet flows: basic cluster (node-a)") {
                   {"tcp 10.244.2.9:5353 -> 172.30.0.10:9153", {"10.244.1.3:9153", "10.244.2.4:9153"}, false},
                   {"sctp 10.244.2.9:5000 -> 172.30.0.44:9999", {"10.244.1.40:9999"}, false},
                   {"tcp 10.244.2.9:40000 -> 172.30.0.43:8000", {"10.244.3.30:8000"}, false},
-                  {"tcp 10.244.2.9:40000 -> 172.30.0.45:80", {"10.244.2.50:80"}, false},  // legacy Endpoints, ready only
-                  // no endpoints: REJECT, for the ClusterIP and the NodePort.
+                  {"tcp 10.244.2.9:40000 -> 172.30.0.45:80",
+                   {"10.244.2.50:80"},
+                   false},  // legacy Endpoints, ready only
+                            // no endpoints: REJECT, for the ClusterIP and the NodePort.
                   {"tcp 10.244.2.9:40000 -> 172.30.0.99:80", {"reject"}, false},
                   {"tcp 192.168.5.5:40000 -> 10.0.0.10:30099", {"reject"}, false},
                   // a port the Service does not have: not DNATed (it would be routed on, untouched); nftables
@@ -375,7 +379,8 @@ TEST_CASE("session affinity: the second connection from a client sticks to the f
   nf::Node node = nf::kube_node(in.cluster, in.node, in.cfg);
   auto v4 = nf::kube::node_ruleset(in.cluster, in.node, in.cfg, Family::V4);
   for (uint64_t seed = 1; seed <= 8; ++seed) {
-    nf::Datapath dp(node, &v4, nullptr, nullptr, seed);
+    nf::Datapath dp(node, seed);
+    nf::attach_iptables(dp, &v4, nullptr, nullptr);
     nf::Injection inj{false, node.find("eth0")};
     NullSink s;
     auto first = dp.process(pkt("tcp 10.244.2.9:40000 -> 172.30.0.42:80 t=1"), inj, s);
@@ -469,6 +474,7 @@ TEST_CASE("the destination-run index walks exactly as the linear walk: outcomes,
   ci.node = ci.cluster.nodes[0];
   auto lanes_fast = sim::cluster_lanes(ci, {"iptables"}, sim::NodeOptions{}, 5);
   auto lanes_slow = sim::cluster_lanes(ci, {"iptables"}, sim::NodeOptions{}, 5);
+  lanes_slow[0]->xt->linear_walk = true;
   // KUBE-SERVICES is one long run of -d rules.
   const nf::Table* nat = lanes_fast[0]->v4->table(nf::TableId::Nat);
   const nf::Chain& svc = nat->chains[size_t(nat->find("KUBE-SERVICES"))];
@@ -480,15 +486,12 @@ TEST_CASE("the destination-run index walks exactly as the linear walk: outcomes,
     Addr dst = k8s::synthetic_cluster_ip(s);
     std::string spec_text = fmt::format("{} 10.64.0.{}:{} -> {}:{} in=cni0", rng.below(2) ? "tcp" : "udp", 2 + rng.below(200),
                                         1024 + i, dst.str(), rng.below(4) ? 80 : 81);
-    nf::set_linear_walk(false);
     Counters a0 = lanes_fast[0]->dp->counters();
     auto fast = test::run(*lanes_fast[0]->dp, spec_text);
     Counters a = lanes_fast[0]->dp->counters() - a0;
-    nf::set_linear_walk(true);
     Counters b0 = lanes_slow[0]->dp->counters();
     auto slow = test::run(*lanes_slow[0]->dp, spec_text);
     Counters b = lanes_slow[0]->dp->counters() - b0;
-    nf::set_linear_walk(false);
     CHECK_MESSAGE(fast.kind == slow.kind, spec_text);
     CHECK(fast.after.t == slow.after.t);
     CHECK_MESSAGE(a.rules_evaluated == b.rules_evaluated, spec_text);

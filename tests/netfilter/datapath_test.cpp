@@ -26,7 +26,8 @@ nf::Outcome input_outcome(const std::string& rule, const std::string& spec, cons
       rules("*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT " + rule + " -j ACCEPT\nCOMMIT\n");
   if (sets) nf::resolve_sets(rs, *sets, "test");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, sets, 7);
+  nf::Datapath dp(n, 7);
+  nf::attach_iptables(dp, &rs, nullptr, sets);
   return run(dp, spec);
 }
 
@@ -172,7 +173,8 @@ TEST_CASE("statistic nth: the i-th packet (from 0) matches when i % every == pac
   // Checked against a real kernel: --every 3 --packet 1 drops packets 1, 4, 7 of 0..7.
   auto rs = rules("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -m statistic --mode nth --every 3 --packet 1 -j DROP\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   std::string got;
   for (int i = 0; i < 8; ++i)
     got += run(dp, "udp 1.1.1.1:" + std::to_string(1000 + i) + " -> 10.0.0.10:9").kind == nf::OutcomeKind::Dropped ? 'D' : '.';
@@ -187,7 +189,8 @@ TEST_CASE("recent: --set then --rcheck --seconds, --reap, --hitcount, --remove")
       "-A INPUT -p tcp --dport 3 -m recent --update --seconds 60 --hitcount 3 --name S -j DROP\n"
       "-A INPUT -p tcp --dport 4 -m recent --remove --name S -j DROP\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   auto kind = [&](const std::string& spec) { return run(dp, spec).kind; };
   CHECK(kind("tcp 1.1.1.1:100 -> 10.0.0.10:2 t=0") == nf::OutcomeKind::Delivered);   // not seen yet
   CHECK(kind("tcp 1.1.1.1:101 -> 10.0.0.10:1 t=1") == nf::OutcomeKind::Delivered);   // --set
@@ -205,7 +208,8 @@ TEST_CASE("recent: --set then --rcheck --seconds, --reap, --hitcount, --remove")
 TEST_CASE("limit: a token bucket of burst packets, refilled at the rate") {
   auto rs = rules("*filter\n:INPUT DROP [0:0]\n-A INPUT -m limit --limit 1/sec --limit-burst 2 -j ACCEPT\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   auto ok = [&](int port, const char* t) {
     return run(dp, "udp 1.1.1.1:" + std::to_string(port) + " -> 10.0.0.10:9 t=" + t).kind == nf::OutcomeKind::Delivered;
   };
@@ -229,7 +233,8 @@ TEST_CASE("targets: MARK, CONNMARK, REJECT, LOG/NFLOG continue, NFQUEUE, TRACE")
       "-A INPUT -m mark ! --mark 0x4011 -j DROP\nCOMMIT\n"
       "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j TRACE\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   auto o = run(dp, "tcp 1.1.1.1:5 -> 10.0.0.10:1");
   CHECK(o.kind == nf::OutcomeKind::Rejected);
   CHECK(o.reject_with == "tcp-reset");
@@ -245,7 +250,8 @@ TEST_CASE("targets: MARK, CONNMARK, REJECT, LOG/NFLOG continue, NFQUEUE, TRACE")
       "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m mark --mark 0 -j CONNMARK --restore-mark\n"
       "-A PREROUTING -m mark --mark 0 -j MARK --set-mark 7\n-A PREROUTING -j CONNMARK --save-mark\nCOMMIT\n"
       "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -m mark --mark 7 -m conntrack --ctstate ESTABLISHED -j DROP\nCOMMIT\n");
-  nf::Datapath dp2(n, &r2, nullptr, nullptr);
+  nf::Datapath dp2(n);
+  nf::attach_iptables(dp2, &r2, nullptr, nullptr);
   CHECK(run(dp2, "udp 1.1.1.1:5 -> 10.0.0.10:9").kind == nf::OutcomeKind::Delivered);
   // The reply comes from the local side: sent by a local process.
   CHECK(run(dp2, "udp 10.0.0.10:9 -> 1.1.1.1:5", "eth0", true).kind == nf::OutcomeKind::Forwarded);
@@ -260,7 +266,8 @@ TEST_CASE("walk and TRACE numbering follow ipt_do_table") {
       "-A B -p udp --dport 3 -j ACCEPT\n"
       "-A G -p tcp --dport 4 -j RETURN\n-A G -j DROP\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   using V = std::vector<std::string>;
   // RETURN from A goes back to INPUT rule 2, then the policy (rule 4 = tail entry).
   CHECK(trace_ids(run(dp, "udp 1.1.1.1:5 -> 10.0.0.10:1")) ==
@@ -287,7 +294,8 @@ TEST_CASE("enumerate: kube-proxy statistic chains give each endpoint 1/n") {
   auto rs = nf::load_restore_file(source_dir() + "/examples/rulesets/kube-clusterip.rules", Family::V4);
   nf::Node n;
   nf::load_node_config(source_dir() + "/examples/nodes/kube-node.yaml", n);
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   auto outs = dp.enumerate(pkt("tcp 10.244.1.5:40000 -> 172.30.0.41:80"), {false, n.find("veth-web")});
   REQUIRE(outs.size() == 3);
   std::map<std::string, double> by_dst;
@@ -311,7 +319,8 @@ TEST_CASE("conntrack: the nat table runs once per connection; replies are un-NAT
       "-A PREROUTING -d 10.0.0.10 -p tcp --dport 80 -j DNAT --to-destination 192.168.1.20:8080\n"
       "-A POSTROUTING -o eth1 -j MASQUERADE\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   auto first = run(dp, "tcp 1.2.3.4:5555 -> 10.0.0.10:80");
   CHECK(first.kind == nf::OutcomeKind::Forwarded);
   CHECK(first.out == "eth1");
@@ -344,7 +353,8 @@ TEST_CASE("conntrack: the nat table runs once per connection; replies are un-NAT
 TEST_CASE("conntrack TCP states: invalid first packets, reopen after close") {
   auto rs = rules("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctstate INVALID -j DROP\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   CHECK(run(dp, "tcp/R 1.1.1.1:5 -> 10.0.0.10:80").kind == nf::OutcomeKind::Dropped);   // RST cannot open
   CHECK(run(dp, "tcp/SA 1.1.1.1:5 -> 10.0.0.10:80").kind == nf::OutcomeKind::Dropped);  // SYN/ACK cannot open
   CHECK(run(dp, "tcp 1.1.1.1:6 -> 10.0.0.10:80").kind == nf::OutcomeKind::Delivered);
@@ -352,12 +362,14 @@ TEST_CASE("conntrack TCP states: invalid first packets, reopen after close") {
   // Without loose pickup, a mid-stream ACK is invalid.
   nf::Node strict = node();
   CHECK(strict.sys.set("net.netfilter.nf_conntrack_tcp_loose", "0").empty());
-  nf::Datapath dp2(strict, &rs, nullptr, nullptr);
+  nf::Datapath dp2(strict);
+  nf::attach_iptables(dp2, &rs, nullptr, nullptr);
   CHECK(run(dp2, "tcp/A 1.1.1.1:7 -> 10.0.0.10:80").kind == nf::OutcomeKind::Dropped);
   CHECK(run(dp, "tcp/A 1.1.1.1:7 -> 10.0.0.10:80").kind == nf::OutcomeKind::Delivered);  // loose (default)
   // A replied UDP flow is ESTABLISHED, and NEW again once its 120 s stream timeout has passed.
   auto r2 = rules("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j DROP\nCOMMIT\n");
-  nf::Datapath dp3(n, &r2, nullptr, nullptr);
+  nf::Datapath dp3(n);
+  nf::attach_iptables(dp3, &r2, nullptr, nullptr);
   CHECK(run(dp3, "udp 1.1.1.1:5 -> 10.0.0.10:9 t=0").kind == nf::OutcomeKind::Delivered);
   CHECK(run(dp3, "udp 10.0.0.10:9 -> 1.1.1.1:5 t=1", "eth0", true).kind == nf::OutcomeKind::Forwarded);
   CHECK(run(dp3, "udp 1.1.1.1:5 -> 10.0.0.10:9 t=20").kind == nf::OutcomeKind::Dropped);
@@ -370,7 +382,8 @@ TEST_CASE("routing and sysctls: forwarding, route_localnet, rp_filter, loopback,
       "-A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 127.0.0.1:80\n"
       "-A OUTPUT -d 127.0.0.1 -p tcp --dport 9090 -j DNAT --to-destination 192.168.1.20:80\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   // A DNAT to 127.0.0.1 of a packet from the wire is a martian without route_localnet.
   auto m = run(dp, "tcp 1.1.1.1:5 -> 10.0.0.10:8080");
   CHECK(m.kind == nf::OutcomeKind::Dropped);
@@ -381,7 +394,8 @@ TEST_CASE("routing and sysctls: forwarding, route_localnet, rp_filter, loopback,
   CHECK(l.reason == DropReason::LocalnetOut);
   nf::Node ln = node();
   CHECK(ln.sys.set("net.ipv4.conf.all.route_localnet", "1").empty());
-  nf::Datapath dp2(ln, &rs, nullptr, nullptr);
+  nf::Datapath dp2(ln);
+  nf::attach_iptables(dp2, &rs, nullptr, nullptr);
   CHECK(run(dp2, "tcp 1.1.1.1:5 -> 10.0.0.10:8080").kind == nf::OutcomeKind::Delivered);
   auto l2 = run(dp2, "tcp 127.0.0.1:5 -> 127.0.0.1:9090", "eth0", true);
   CHECK(l2.kind == nf::OutcomeKind::Forwarded);
@@ -389,13 +403,15 @@ TEST_CASE("routing and sysctls: forwarding, route_localnet, rp_filter, loopback,
   // Forwarding off.
   nf::Node off = node();
   CHECK(off.sys.set("net.ipv4.ip_forward", "0").empty());
-  nf::Datapath dp3(off, &rs, nullptr, nullptr);
+  nf::Datapath dp3(off);
+  nf::attach_iptables(dp3, &rs, nullptr, nullptr);
   auto f = run(dp3, "udp 1.1.1.1:5 -> 8.8.8.8:53");
   CHECK(f.reason == DropReason::ForwardingOff);
   // Strict rp_filter: a source routed out another interface is dropped.
   nf::Node rp = node();
   CHECK(rp.sys.set("net.ipv4.conf.all.rp_filter", "1").empty());
-  nf::Datapath dp4(rp, &rs, nullptr, nullptr);
+  nf::Datapath dp4(rp);
+  nf::attach_iptables(dp4, &rs, nullptr, nullptr);
   CHECK(run(dp4, "udp 192.168.1.50:5 -> 8.8.8.8:53", "eth0").reason == DropReason::RpFilter);
   CHECK(run(dp4, "udp 192.168.1.50:5 -> 8.8.8.8:53", "eth1").kind == nf::OutcomeKind::Forwarded);
   // A local process talking to a local address goes out and back in through lo.
@@ -406,7 +422,8 @@ TEST_CASE("routing and sysctls: forwarding, route_localnet, rp_filter, loopback,
   nf::Node nr;
   CHECK(nf::apply_local_ip(nr, "10.0.0.10/24@eth0").empty());
   CHECK(nr.sys.set("net.ipv4.ip_forward", "1").empty());
-  nf::Datapath dp5(nr, &rs, nullptr, nullptr);
+  nf::Datapath dp5(nr);
+  nf::attach_iptables(dp5, &rs, nullptr, nullptr);
   CHECK(run(dp5, "udp 10.0.0.99:5 -> 8.8.8.8:53").reason == DropReason::NoRoute);
 }
 
@@ -422,14 +439,16 @@ TEST_CASE("bridged frames meet iptables only with bridge-nf-call-iptables") {
   n.neighbors[*Addr::parse("10.1.0.2")] = n.find("veth1");
   n.neighbors[*Addr::parse("10.1.0.3")] = n.find("veth2");
   n.neighbors[*Addr::parse("10.1.0.4")] = n.find("veth3");
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   auto ok = run(dp, "tcp 10.1.0.2:5 -> 10.1.0.3:80", "veth1");
   CHECK(ok.kind == nf::OutcomeKind::Bridged);
   CHECK(ok.out == "veth2");
   CHECK(run(dp, "tcp 10.1.0.2:6 -> 10.1.0.4:80", "veth1").kind == nf::OutcomeKind::Dropped);  // FORWARD policy
   nf::Node off = n;
   CHECK(off.sys.set("net.bridge.bridge-nf-call-iptables", "0").empty());
-  nf::Datapath dp2(off, &rs, nullptr, nullptr);
+  nf::Datapath dp2(off);
+  nf::attach_iptables(dp2, &rs, nullptr, nullptr);
   auto b = run(dp2, "tcp 10.1.0.2:7 -> 10.1.0.4:80", "veth1");
   CHECK(b.kind == nf::OutcomeKind::Bridged);
   CHECK(trace_ids(b).empty());
@@ -443,11 +462,13 @@ TEST_CASE("NAT address ranges use the kernel's hash; SNAT keeps a unique source 
   nf::Node n = node();
   std::set<std::string> seen;
   for (int i = 0; i < 64; ++i) {
-    nf::Datapath dp(n, &rs, nullptr, nullptr, uint64_t(i));
+    nf::Datapath dp(n, uint64_t(i));
+    nf::attach_iptables(dp, &rs, nullptr, nullptr);
     auto o = run(dp, "udp 1.1.1." + std::to_string(i + 1) + ":5 -> 10.0.0.10:53");
     CHECK(o.after.t.dst.host4() >= Addr::parse("192.168.1.10")->host4());
     CHECK(o.after.t.dst.host4() <= Addr::parse("192.168.1.13")->host4());
-    nf::Datapath again(n, &rs, nullptr, nullptr, uint64_t(i + 100));
+    nf::Datapath again(n, uint64_t(i + 100));
+    nf::attach_iptables(again, &rs, nullptr, nullptr);
     CHECK(run(again, "udp 1.1.1." + std::to_string(i + 1) + ":5 -> 10.0.0.10:53").after.t.dst == o.after.t.dst);
     seen.insert(o.after.t.dst.str());
   }
@@ -462,7 +483,8 @@ TEST_CASE("MASQUERADE out of lo picks a universe-scope address, not 127.0.0.1 (i
       "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
       "-A POSTROUTING -j MASQUERADE\nCOMMIT\n");
   nf::Node n = test::node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   auto o = test::run(dp, "tcp 10.0.0.10:20006 -> 10.0.0.10:1500 local");
   CHECK(o.kind == nf::OutcomeKind::Delivered);
   CHECK(o.after.t.src.str() == "10.0.0.10");

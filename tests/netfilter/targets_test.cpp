@@ -13,7 +13,8 @@ TEST_CASE("REDIRECT: to the receiving interface's address, or 127.0.0.1 for loca
       "-A PREROUTING -i eth1 -p tcp --dport 80 -j REDIRECT --to-ports 3128\n"
       "-A OUTPUT -p tcp --dport 80 -j REDIRECT --to-ports 3129\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   auto in = run(dp, "tcp 192.168.1.50:5000 -> 93.184.216.34:80", "eth1");
   CHECK(in.kind == nf::OutcomeKind::Delivered);
   CHECK(in.after.t.str() == "tcp 192.168.1.50:5000 -> 192.168.1.1:3128");
@@ -29,7 +30,8 @@ TEST_CASE("SNAT to a port range keeps an in-range port, remaps an out-of-range o
       "*nat\n:POSTROUTING ACCEPT [0:0]\n"
       "-A POSTROUTING -o eth0 -p udp -j SNAT --to-source 10.0.0.10:1000-1009\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   auto a = run(dp, "udp 192.168.1.50:1005 -> 8.8.8.8:53", "eth1");
   CHECK(a.after.t.str() == "udp 10.0.0.10:1005 -> 8.8.8.8:53");
   auto b = run(dp, "udp 192.168.1.51:5000 -> 8.8.8.8:53", "eth1");
@@ -51,7 +53,8 @@ TEST_CASE("NOTRACK and CT --notrack leave the packet untracked; the nat table is
       "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n-A INPUT -m state --state UNTRACKED -j ACCEPT\n"
       "-A INPUT -j DROP\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   for (const char* spec : {"udp 1.1.1.1:5 -> 10.0.0.10:53", "udp 1.1.1.1:5 -> 10.0.0.10:54"}) {
     INFO(std::string(spec));
     auto o = run(dp, spec);
@@ -68,7 +71,8 @@ TEST_CASE("CT --zone separates conntrack entries") {
       "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -i eth1 -j CT --zone 7\nCOMMIT\n"
       "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j DROP\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   CHECK(run(dp, "udp 1.1.1.1:5 -> 10.0.0.10:9", "eth0").kind == nf::OutcomeKind::Delivered);
   CHECK(run(dp, "udp 1.1.1.1:5 -> 10.0.0.10:9", "eth1").kind == nf::OutcomeKind::Delivered);
   CHECK(dp.conntrack().size() == 2);
@@ -81,7 +85,8 @@ TEST_CASE("TPROXY delivers to a transparent socket and marks; no socket drops") 
       "-A PREROUTING -p tcp --dport 81 -j TPROXY --on-port 15002\nCOMMIT\n");
   nf::Node n = node();
   n.sockets.push_back({proto::TCP, Addr::any(Family::V4), 15001, true});
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   auto o = run(dp, "tcp 1.1.1.1:5 -> 93.184.216.34:80");
   CHECK(o.kind == nf::OutcomeKind::Delivered);
   CHECK(o.after.mark == 1);
@@ -97,7 +102,8 @@ TEST_CASE("TCPMSS, LOG, NFLOG, CHECKSUM observe and continue; QUEUE queues") {
       "-A POSTROUTING -j CHECKSUM --checksum-fill\nCOMMIT\n"
       "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j LOG\n-A FORWARD -j NFLOG\n-A FORWARD -p udp -j QUEUE\nCOMMIT\n");
   nf::Node n = node();
-  nf::Datapath dp(n, &rs, nullptr, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
   CHECK(run(dp, "tcp 1.1.1.1:5 -> 8.8.8.8:80").kind == nf::OutcomeKind::Forwarded);
   CHECK(run(dp, "udp 1.1.1.1:5 -> 8.8.8.8:53").kind == nf::OutcomeKind::Queued);
 }
@@ -115,7 +121,8 @@ TEST_CASE("IPv6: ip6tables DNAT, ICMPv6, and the IPv6 forwarding sysctl") {
   CHECK(nf::apply_local_ip(n, "fd00::10/64@eth0").empty());
   CHECK(nf::apply_local_ip(n, "fd01::1/64@eth1").empty());
   CHECK(n.sys.set("net.ipv6.conf.all.forwarding", "1").empty());
-  nf::Datapath dp(n, nullptr, &rs6, nullptr);
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, nullptr, &rs6, nullptr);
   auto o = run(dp, "tcp [fd00::99]:4000 -> [fd00::10]:80");
   CHECK(o.kind == nf::OutcomeKind::Forwarded);
   CHECK(o.out == "eth1");
@@ -128,6 +135,7 @@ TEST_CASE("IPv6: ip6tables DNAT, ICMPv6, and the IPv6 forwarding sysctl") {
   CHECK(nf::apply_local_ip(v4only, "fd00::10/64@eth0").empty());
   CHECK(nf::apply_local_ip(v4only, "fd01::1/64@eth1").empty());
   CHECK(v4only.sys.set("net.ipv4.ip_forward", "1").empty());
-  nf::Datapath dp2(v4only, nullptr, &rs6, nullptr);
+  nf::Datapath dp2(v4only);
+  nf::attach_iptables(dp2, nullptr, &rs6, nullptr);
   CHECK(run(dp2, "tcp [fd00::99]:4001 -> [fd00::10]:80").reason == DropReason::ForwardingOff);
 }

@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "helpers.hpp"
 #include "kube/proxy/nftables.hpp"
+#include "netfilter/nftables/hooks.hpp"
 #include "netfilter/nftables/nft.hpp"
 
 using namespace svcpath;
@@ -27,11 +28,13 @@ struct NftNode {
   nf::nft::Ruleset rs;
   std::optional<nf::Ruleset> v4;
   std::unique_ptr<nf::Datapath> dp;
+  nf::nft::Hooks* hooks = nullptr;
   explicit NftNode(const std::string& nft, const std::string& ipt = "") {
     rs = nf::nft::load(nft, "t.nft");
     if (!ipt.empty()) v4 = rules(ipt);
-    dp = std::make_unique<nf::Datapath>(node, v4 ? &*v4 : nullptr, nullptr, nullptr, 7);
-    dp->add_nft(rs);
+    dp = std::make_unique<nf::Datapath>(node, 7);
+    nf::attach_iptables(*dp, v4 ? &*v4 : nullptr, nullptr, nullptr);
+    hooks = &nf::nft::attach(*dp, rs);
   }
 };
 
@@ -266,7 +269,7 @@ TEST_CASE("nft: jump, goto and return; counters; marks; reject details; interval
   CHECK(d.where == "inet t:in:rule:2");
   auto in_set = run(*n.dp, "tcp 10.0.0.99:2 -> 10.0.0.10:8050");
   CHECK(in_set.kind == nf::OutcomeKind::Delivered);
-  CHECK(n.dp->nft_state().pkts[2] == 1);  // rule 3 of "in" counted it
+  CHECK(n.hooks->state().pkts[2] == 1);  // rule 3 of "in" counted it
   auto rst = run(*n.dp, "tcp 10.0.0.99:3 -> 10.0.0.10:23");
   CHECK(rst.kind == nf::OutcomeKind::Rejected);
   CHECK(rst.reject_with == "tcp-reset");

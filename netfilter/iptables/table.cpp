@@ -1,4 +1,4 @@
-#include "netfilter/table.hpp"
+#include "netfilter/iptables/table.hpp"
 
 namespace svcpath::nf {
 

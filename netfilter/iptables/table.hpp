@@ -1,21 +1,17 @@
 #pragma once
-// Tables, their built-in chains and the kernel's hook priorities (nf_ip_hook_priorities).
+// iptables' tables, their built-in chains and the hook priorities they register at.
 #include <climits>
 #include <cstdint>
 #include <optional>
 #include <string_view>
 
 #include "core/hook.hpp"
+#include "netfilter/stage.hpp"
 
 namespace svcpath::nf {
 
 enum class TableId : uint8_t { Raw, Mangle, Nat, Filter, Security };
 inline constexpr int kNumTables = 5;
-
-namespace prio {
-inline constexpr int RAW = -300, CONNTRACK = -200, MANGLE = -150, NAT_DST = -100, FILTER = 0, SECURITY = 50, NAT_SRC = 100,
-                     CONNTRACK_CONFIRM = INT_MAX;
-}
 
 constexpr std::string_view table_name(TableId t) {
   constexpr std::string_view n[] = {"raw", "mangle", "nat", "filter", "security"};
