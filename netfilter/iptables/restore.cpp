@@ -16,75 +16,17 @@
 #include "core/diag.hpp"
 #include "netfilter/iptables/iptables.hpp"
 #include "netfilter/iptables/names.hpp"
+#include "netfilter/words.hpp"
 
 namespace svcpath::nf {
 namespace {
-
-struct Tok {
-  std::string s;
-  int col = 0;
-};
-
-// Splits a line as iptables-restore does: whitespace separates, double quotes group (a closing quote
-// ends the token), a backslash inside quotes escapes the next character. Single quotes are ordinary.
-bool tokenize(std::string_view line, std::vector<Tok>& out, std::string& err, int& errcol) {
-  std::string cur;
-  int start = 0;
-  bool inq = false, esc = false, have = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (c == '\0') {
-      err = "NUL byte in input";
-      errcol = int(i) + 1;
-      return false;
-    }
-    if (inq) {
-      if (esc) {
-        cur += c;
-        esc = false;
-      } else if (c == '\\') {
-        esc = true;
-      } else if (c == '"') {
-        inq = false;
-        out.push_back({cur, start});
-        cur.clear();
-        have = false;
-      } else {
-        cur += c;
-      }
-      continue;
-    }
-    if (c == '"') {
-      if (!have) start = int(i) + 1;
-      have = true;
-      inq = true;
-      continue;
-    }
-    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-      if (have) out.push_back({cur, start});
-      cur.clear();
-      have = false;
-      continue;
-    }
-    if (!have) start = int(i) + 1;
-    have = true;
-    cur += c;
-  }
-  if (inq) {
-    err = "unterminated quote";
-    errcol = start;
-    return false;
-  }
-  if (have) out.push_back({cur, start});
-  return true;
-}
 
 // Per-line parse state shared by the module option parsers.
 struct P {
   Diagnostics& d;
   Family fam;
   int line;
-  const std::vector<Tok>& t;
+  const std::vector<Word>& t;
   size_t i = 0;
   bool bad = false;
   const Rule* rule = nullptr;  // the rule being built (for -p checks)
@@ -1582,11 +1524,9 @@ class Loader {
       d_.error(ln, 0, fmt::format("line is {} bytes long; the limit is {}", line.size(), opt_.max_line));
       return;
     }
-    std::vector<Tok> toks;
-    std::string err;
-    int ecol = 0;
-    if (!tokenize(line, toks, err, ecol)) {
-      d_.error(ln, ecol, err);
+    std::vector<Word> toks;
+    if (auto e = split_words(line, toks)) {
+      d_.error(ln, e->col, e->what);
       return;
     }
     if (toks.empty() || toks[0].s[0] == '#') return;
@@ -1696,7 +1636,7 @@ class Loader {
     return &chains[at];
   }
 
-  void declare(int ln, const std::vector<Tok>& toks) {
+  void declare(int ln, const std::vector<Word>& toks) {
     std::string name = toks[0].s.substr(1);
     if (toks.size() < 2) {
       d_.error(ln, 1, fmt::format("chain declaration ':{}' needs a policy ('-' for user chains)", name));
@@ -1756,7 +1696,7 @@ class Loader {
     cur_->t.chains.push_back(std::move(c));
   }
 
-  void command(int ln, const std::vector<Tok>& toks, size_t k, bool counters, uint64_t pk, uint64_t by) {
+  void command(int ln, const std::vector<Word>& toks, size_t k, bool counters, uint64_t pk, uint64_t by) {
     if (k >= toks.size()) {
       d_.error(ln, 1, "counters with no command after them");
       return;
