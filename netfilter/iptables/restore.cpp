@@ -259,187 +259,224 @@ class Loader {
     cur_->t.chains.push_back(std::move(c));
   }
 
+  // One command line: its words, the command's word, and the "[packets:bytes]" before it, if any.
+  struct CommandLine {
+    int ln;
+    const std::vector<Word>& toks;
+    size_t k;
+    std::string cmd;
+    bool counters;
+    uint64_t pk, by;
+    bool has(size_t n) const { return k + n < toks.size(); }
+    const Word& arg(size_t n) const { return toks[k + n]; }  // 0 is the command itself
+  };
+
   void command(int ln, const std::vector<Word>& toks, size_t k, bool counters, uint64_t pk, uint64_t by) {
     if (k >= toks.size()) {
       d_.error(ln, 1, "counters with no command after them");
       return;
     }
-    std::string cmd = toks[k].s;
-    auto need_chain = [&](size_t at) -> Chain* {
-      if (at >= toks.size()) {
-        d_.error(ln, toks[k].col, fmt::format("{} needs a chain name", cmd));
-        return nullptr;
-      }
-      Chain* c = chain_or_builtin(toks[at].s);
-      if (!c)
-        d_.error(ln, toks[at].col, fmt::format("chain '{}' does not exist in table '{}'", toks[at].s, table_name(cur_->t.id)));
-      return c;
+    using Run = void (Loader::*)(const CommandLine&);
+    static constexpr struct {
+      std::string_view name, long_name;
+      Run run;
+    } kCommands[] = {
+        {"-A", "--append", &Loader::add_rule},           {"-I", "--insert", &Loader::add_rule},
+        {"-R", "--replace", &Loader::add_rule},          {"-D", "--delete", &Loader::delete_rule},
+        {"-N", "--new-chain", &Loader::new_chain},       {"-F", "--flush", &Loader::flush},
+        {"-X", "--delete-chain", &Loader::delete_chain}, {"-P", "--policy", &Loader::set_policy},
+        {"-E", "--rename-chain", &Loader::rename_chain}, {"-Z", "--zero", nullptr},
     };
-    auto parse_rule = [&](size_t from, Rule& r) {
-      ParseCtx p{d_, fam_, ln, toks};
-      p.i = from;
-      r.line = ln;
-      if (!parse_rule_spec(p, r)) return false;
-      if (counters) r.pkts = pk, r.bytes = by;
-      if (!opt_.counters) r.pkts = r.bytes = 0;
-      return true;
-    };
-    if (cmd == "-A" || cmd == "--append" || cmd == "-I" || cmd == "--insert" || cmd == "-R" || cmd == "--replace") {
-      Chain* c = need_chain(k + 1);
-      if (!c) return;
-      size_t from = k + 2;
-      long pos = -1;
-      if (cmd != "-A" && cmd != "--append" && from < toks.size()) {
-        if (auto n = parse_uint(toks[from].s, 1u << 30)) {
-          pos = long(*n);
-          ++from;
-        } else if (cmd == "-R" || cmd == "--replace") {
-          d_.error(ln, toks[from].col, "-R needs a rule number");
-          return;
-        }
-      }
-      std::string cname = c->name;  // c may move while parsing adds chains
-      Rule r;
-      if (!parse_rule(from, r)) return;
-      if (++rules_ > opt_.max_rules) {
-        d_.error(ln, 1, fmt::format("more than {} rules", opt_.max_rules));
+    CommandLine cl{ln, toks, k, toks[k].s, counters, pk, by};
+    for (const auto& c : kCommands)
+      if (cl.cmd == c.name || cl.cmd == c.long_name) {
+        if (c.run) (this->*c.run)(cl);
         return;
       }
-      c = chain(cname);
-      if (cmd == "-A" || cmd == "--append") c->rules.push_back(std::move(r));
-      else if (cmd == "-I" || cmd == "--insert") {
-        size_t at = pos < 0 ? 0 : size_t(pos - 1);
-        if (pos == 0 || at > c->rules.size()) {
-          d_.error(ln, toks[k + 2].col, fmt::format("index of insertion too big (chain has {} rules)", c->rules.size()));
-          return;
-        }
-        c->rules.insert(c->rules.begin() + long(at), std::move(r));
-      } else {
-        if (pos < 1 || size_t(pos) > c->rules.size()) {
-          d_.error(ln, toks[k + 2].col, fmt::format("index of replacement too big (chain has {} rules)", c->rules.size()));
-          return;
-        }
-        c->rules[size_t(pos - 1)] = std::move(r);
-      }
-      return;
-    }
-    if (cmd == "-D" || cmd == "--delete") {
-      Chain* c = need_chain(k + 1);
-      if (!c) return;
-      if (k + 2 < toks.size()) {
-        if (auto n = parse_uint(toks[k + 2].s, 1u << 30); n && k + 3 == toks.size()) {
-          if (*n < 1 || *n > c->rules.size()) {
-            d_.error(ln, toks[k + 2].col, fmt::format("index of deletion too big (chain has {} rules)", c->rules.size()));
-            return;
-          }
-          c->rules.erase(c->rules.begin() + long(*n - 1));
-          return;
-        }
-      }
-      std::string cname = c->name;
-      Rule r;
-      if (!parse_rule(k + 2, r)) return;
-      c = chain(cname);
-      std::string want = rule_text(*c, r, fam_);
-      for (auto it = c->rules.begin(); it != c->rules.end(); ++it)
-        if (rule_text(*c, *it, fam_) == want) {
-          c->rules.erase(it);
-          return;
-        }
-      d_.error(ln, toks[k].col, "bad rule (does a matching rule exist in that chain?)");
-      return;
-    }
-    if (cmd == "-N" || cmd == "--new-chain") {
-      if (k + 1 >= toks.size()) {
-        d_.error(ln, toks[k].col, "-N needs a chain name");
-        return;
-      }
-      std::string why;
-      if (!valid_chain_name(toks[k + 1].s, why) || parse_builtin_chain(toks[k + 1].s)) {
-        d_.error(ln, toks[k + 1].col, why.empty() ? "cannot create a chain with a built-in name" : why);
-        return;
-      }
-      if (chain(toks[k + 1].s)) {
-        d_.error(ln, toks[k + 1].col, fmt::format("chain '{}' already exists", toks[k + 1].s));
-        return;
-      }
-      Chain c;
-      c.name = toks[k + 1].s;
-      c.line = ln;
-      index_.emplace(c.name, int(cur_->t.chains.size()));
-      cur_->t.chains.push_back(std::move(c));
-      return;
-    }
-    if (cmd == "-F" || cmd == "--flush") {
-      if (k + 1 >= toks.size()) {
-        for (auto& c : cur_->t.chains) c.rules.clear();
-        return;
-      }
-      if (Chain* c = need_chain(k + 1)) c->rules.clear();
-      return;
-    }
-    if (cmd == "-X" || cmd == "--delete-chain") {
-      auto& chains = cur_->t.chains;
-      auto referenced = [&](std::string_view n) {
-        for (auto& c : chains)
-          for (auto& r : c.rules)
-            if (auto* j = std::get_if<JumpTarget>(&r.target); j && j->chain == n) return true;
-        return false;
-      };
-      if (k + 1 >= toks.size()) {
-        std::erase_if(chains, [&](const Chain& c) { return !c.builtin && c.rules.empty() && !referenced(c.name); });
-        reindex();
-        return;
-      }
-      int idx = find(toks[k + 1].s);
-      if (idx < 0) {
-        d_.error(ln, toks[k + 1].col, fmt::format("chain '{}' does not exist", toks[k + 1].s));
-        return;
-      }
-      const Chain& c = chains[size_t(idx)];
-      if (c.builtin) d_.error(ln, toks[k + 1].col, "cannot delete a built-in chain");
-      else if (!c.rules.empty()) d_.error(ln, toks[k + 1].col, fmt::format("chain '{}' is not empty", c.name));
-      else if (referenced(c.name)) d_.error(ln, toks[k + 1].col, fmt::format("chain '{}' is still referenced", c.name));
-      else {
-        chains.erase(chains.begin() + idx);
-        reindex();
-      }
-      return;
-    }
-    if (cmd == "-P" || cmd == "--policy") {
-      Chain* c = need_chain(k + 1);
-      if (!c) return;
-      if (!c->builtin || k + 2 >= toks.size() || (toks[k + 2].s != "ACCEPT" && toks[k + 2].s != "DROP")) {
-        d_.error(ln, toks[k].col, "-P needs a built-in chain and ACCEPT or DROP");
-        return;
-      }
-      c->policy = toks[k + 2].s == "ACCEPT" ? Policy::Accept : Policy::Drop;
-      return;
-    }
-    if (cmd == "-E" || cmd == "--rename-chain") {
-      if (k + 2 >= toks.size()) {
-        d_.error(ln, toks[k].col, "-E needs the old and the new chain name");
-        return;
-      }
-      Chain* c = chain(toks[k + 1].s);
-      std::string why;
-      if (!c || c->builtin) d_.error(ln, toks[k + 1].col, fmt::format("no user chain '{}'", toks[k + 1].s));
-      else if (!valid_chain_name(toks[k + 2].s, why)) d_.error(ln, toks[k + 2].col, why);
-      else {
-        std::string old = c->name;
-        c->name = toks[k + 2].s;
-        int at = find(old);
-        index_.erase(index_.find(old));
-        index_.emplace(c->name, at);
-        for (auto& ch : cur_->t.chains)
-          for (auto& r : ch.rules)
-            if (auto* j = std::get_if<JumpTarget>(&r.target); j && j->chain == old) j->chain = c->name;
-      }
-      return;
-    }
-    if (cmd == "-Z" || cmd == "--zero") return;
     d_.error(ln, toks[k].col,
-             fmt::format("unknown command '{}' (expected -A, -I, -D, -R, -N, -X, -F, -P, -E, :CHAIN or COMMIT)", cmd));
+             fmt::format("unknown command '{}' (expected -A, -I, -D, -R, -N, -X, -F, -P, -E, :CHAIN or COMMIT)", cl.cmd));
+  }
+
+  // The chain named by the command's n-th argument.
+  Chain* need_chain(const CommandLine& cl, size_t n) {
+    if (!cl.has(n)) {
+      d_.error(cl.ln, cl.arg(0).col, fmt::format("{} needs a chain name", cl.cmd));
+      return nullptr;
+    }
+    Chain* c = chain_or_builtin(cl.arg(n).s);
+    if (!c)
+      d_.error(cl.ln, cl.arg(n).col, fmt::format("chain '{}' does not exist in table '{}'", cl.arg(n).s, table_name(cur_->t.id)));
+    return c;
+  }
+
+  bool parse_rule(const CommandLine& cl, size_t from, Rule& r) {
+    ParseCtx p{d_, fam_, cl.ln, cl.toks};
+    p.i = from;
+    r.line = cl.ln;
+    if (!parse_rule_spec(p, r)) return false;
+    if (cl.counters) r.pkts = cl.pk, r.bytes = cl.by;
+    if (!opt_.counters) r.pkts = r.bytes = 0;
+    return true;
+  }
+
+  // -A, -I, -R: the rule goes at the end, before rule N (default 1), or in place of rule N.
+  void add_rule(const CommandLine& cl) {
+    Chain* c = need_chain(cl, 1);
+    if (!c) return;
+    size_t from = cl.k + 2;
+    long pos = -1;
+    if (cl.cmd != "-A" && cl.cmd != "--append" && from < cl.toks.size()) {
+      if (auto n = parse_uint(cl.toks[from].s, 1u << 30)) {
+        pos = long(*n);
+        ++from;
+      } else if (cl.cmd == "-R" || cl.cmd == "--replace") {
+        d_.error(cl.ln, cl.toks[from].col, "-R needs a rule number");
+        return;
+      }
+    }
+    std::string cname = c->name;  // c may move while parsing adds chains
+    Rule r;
+    if (!parse_rule(cl, from, r)) return;
+    if (++rules_ > opt_.max_rules) {
+      d_.error(cl.ln, 1, fmt::format("more than {} rules", opt_.max_rules));
+      return;
+    }
+    c = chain(cname);
+    if (cl.cmd == "-A" || cl.cmd == "--append") c->rules.push_back(std::move(r));
+    else if (cl.cmd == "-I" || cl.cmd == "--insert") {
+      size_t at = pos < 0 ? 0 : size_t(pos - 1);
+      if (pos == 0 || at > c->rules.size()) {
+        d_.error(cl.ln, cl.arg(2).col, fmt::format("index of insertion too big (chain has {} rules)", c->rules.size()));
+        return;
+      }
+      c->rules.insert(c->rules.begin() + long(at), std::move(r));
+    } else {
+      if (pos < 1 || size_t(pos) > c->rules.size()) {
+        d_.error(cl.ln, cl.arg(2).col, fmt::format("index of replacement too big (chain has {} rules)", c->rules.size()));
+        return;
+      }
+      c->rules[size_t(pos - 1)] = std::move(r);
+    }
+  }
+
+  // -D: by number, or the first rule that prints the same as the one given.
+  void delete_rule(const CommandLine& cl) {
+    Chain* c = need_chain(cl, 1);
+    if (!c) return;
+    if (cl.has(2)) {
+      if (auto n = parse_uint(cl.arg(2).s, 1u << 30); n && !cl.has(3)) {
+        if (*n < 1 || *n > c->rules.size()) {
+          d_.error(cl.ln, cl.arg(2).col, fmt::format("index of deletion too big (chain has {} rules)", c->rules.size()));
+          return;
+        }
+        c->rules.erase(c->rules.begin() + long(*n - 1));
+        return;
+      }
+    }
+    std::string cname = c->name;
+    Rule r;
+    if (!parse_rule(cl, cl.k + 2, r)) return;
+    c = chain(cname);
+    std::string want = rule_text(*c, r, fam_);
+    for (auto it = c->rules.begin(); it != c->rules.end(); ++it)
+      if (rule_text(*c, *it, fam_) == want) {
+        c->rules.erase(it);
+        return;
+      }
+    d_.error(cl.ln, cl.arg(0).col, "bad rule (does a matching rule exist in that chain?)");
+  }
+
+  // -N: a new, empty user chain.
+  void new_chain(const CommandLine& cl) {
+    if (!cl.has(1)) {
+      d_.error(cl.ln, cl.arg(0).col, "-N needs a chain name");
+      return;
+    }
+    std::string why;
+    if (!valid_chain_name(cl.arg(1).s, why) || parse_builtin_chain(cl.arg(1).s)) {
+      d_.error(cl.ln, cl.arg(1).col, why.empty() ? "cannot create a chain with a built-in name" : why);
+      return;
+    }
+    if (chain(cl.arg(1).s)) {
+      d_.error(cl.ln, cl.arg(1).col, fmt::format("chain '{}' already exists", cl.arg(1).s));
+      return;
+    }
+    Chain c;
+    c.name = cl.arg(1).s;
+    c.line = cl.ln;
+    index_.emplace(c.name, int(cur_->t.chains.size()));
+    cur_->t.chains.push_back(std::move(c));
+  }
+
+  // -F: one chain, or every chain of the table.
+  void flush(const CommandLine& cl) {
+    if (!cl.has(1)) {
+      for (auto& c : cur_->t.chains) c.rules.clear();
+      return;
+    }
+    if (Chain* c = need_chain(cl, 1)) c->rules.clear();
+  }
+
+  // -X: one empty, unreferenced user chain, or every such chain.
+  void delete_chain(const CommandLine& cl) {
+    auto& chains = cur_->t.chains;
+    auto referenced = [&](std::string_view n) {
+      for (auto& c : chains)
+        for (auto& r : c.rules)
+          if (auto* j = std::get_if<JumpTarget>(&r.target); j && j->chain == n) return true;
+      return false;
+    };
+    if (!cl.has(1)) {
+      std::erase_if(chains, [&](const Chain& c) { return !c.builtin && c.rules.empty() && !referenced(c.name); });
+      reindex();
+      return;
+    }
+    int idx = find(cl.arg(1).s);
+    if (idx < 0) {
+      d_.error(cl.ln, cl.arg(1).col, fmt::format("chain '{}' does not exist", cl.arg(1).s));
+      return;
+    }
+    const Chain& c = chains[size_t(idx)];
+    if (c.builtin) d_.error(cl.ln, cl.arg(1).col, "cannot delete a built-in chain");
+    else if (!c.rules.empty()) d_.error(cl.ln, cl.arg(1).col, fmt::format("chain '{}' is not empty", c.name));
+    else if (referenced(c.name)) d_.error(cl.ln, cl.arg(1).col, fmt::format("chain '{}' is still referenced", c.name));
+    else {
+      chains.erase(chains.begin() + idx);
+      reindex();
+    }
+  }
+
+  // -P: a built-in chain's policy.
+  void set_policy(const CommandLine& cl) {
+    Chain* c = need_chain(cl, 1);
+    if (!c) return;
+    if (!c->builtin || !cl.has(2) || (cl.arg(2).s != "ACCEPT" && cl.arg(2).s != "DROP")) {
+      d_.error(cl.ln, cl.arg(0).col, "-P needs a built-in chain and ACCEPT or DROP");
+      return;
+    }
+    c->policy = cl.arg(2).s == "ACCEPT" ? Policy::Accept : Policy::Drop;
+  }
+
+  // -E: renames a user chain and the jumps to it.
+  void rename_chain(const CommandLine& cl) {
+    if (!cl.has(2)) {
+      d_.error(cl.ln, cl.arg(0).col, "-E needs the old and the new chain name");
+      return;
+    }
+    Chain* c = chain(cl.arg(1).s);
+    std::string why;
+    if (!c || c->builtin) d_.error(cl.ln, cl.arg(1).col, fmt::format("no user chain '{}'", cl.arg(1).s));
+    else if (!valid_chain_name(cl.arg(2).s, why)) d_.error(cl.ln, cl.arg(2).col, why);
+    else {
+      std::string old = c->name;
+      c->name = cl.arg(2).s;
+      int at = find(old);
+      index_.erase(index_.find(old));
+      index_.emplace(c->name, at);
+      for (auto& ch : cur_->t.chains)
+        for (auto& r : ch.rules)
+          if (auto* j = std::get_if<JumpTarget>(&r.target); j && j->chain == old) j->chain = c->name;
+    }
   }
 
   // Resolves jumps, walks the chains from each hook (rejecting loops as mark_source_chains does) and
