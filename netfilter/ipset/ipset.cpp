@@ -8,6 +8,7 @@
 
 #include "core/diag.hpp"
 #include "core/hash.hpp"
+#include "netfilter/words.hpp"
 
 namespace svcpath::nf {
 
@@ -59,55 +60,6 @@ int IpSets::index_of(std::string_view name) const {
 }
 
 namespace {
-
-struct Tok {
-  std::string s;
-  int col;
-};
-
-bool split(std::string_view line, std::vector<Tok>& out, std::string& err, int& ecol) {
-  size_t i = 0;
-  while (i < line.size()) {
-    char c = line[i];
-    if (c == '\0') {
-      err = "NUL byte in input";
-      ecol = int(i) + 1;
-      return false;
-    }
-    if (c == ' ' || c == '\t' || c == '\r') {
-      ++i;
-      continue;
-    }
-    int col = int(i) + 1;
-    std::string cur;
-    if (c == '"') {
-      ++i;
-      bool closed = false;
-      while (i < line.size()) {
-        if (line[i] == '\\' && i + 1 < line.size()) {
-          cur += line[i + 1];
-          i += 2;
-          continue;
-        }
-        if (line[i] == '"') {
-          closed = true;
-          ++i;
-          break;
-        }
-        cur += line[i++];
-      }
-      if (!closed) {
-        err = "unterminated quote";
-        ecol = col;
-        return false;
-      }
-    } else {
-      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') cur += line[i++];
-    }
-    out.push_back({cur, col});
-  }
-  return true;
-}
 
 bool port_proto(std::string_view proto) { return proto == "tcp" || proto == "udp" || proto == "sctp" || proto == "udplite"; }
 
@@ -184,15 +136,13 @@ class IpsetLoader {
       d_.error(ln, 0, "line longer than 65536 bytes");
       return;
     }
-    std::vector<Tok> t;
-    std::string err;
-    int ecol = 0;
-    if (!split(line, t, err, ecol)) {
-      d_.error(ln, ecol, err);
+    std::vector<Word> t;
+    if (auto e = split_words(line, t, kIpsetWords)) {
+      d_.error(ln, e->col, e->what);
       return;
     }
     if (t.empty() || t[0].s[0] == '#') return;
-    std::erase_if(t, [](const Tok& x) { return x.s == "-exist" || x.s == "-!"; });
+    std::erase_if(t, [](const Word& x) { return x.s == "-exist" || x.s == "-!"; });
     if (t.empty()) return;
     const std::string& cmd = t[0].s;
     if (cmd == "create" || cmd == "-N" || cmd == "n") return create(ln, t);
@@ -223,7 +173,7 @@ class IpsetLoader {
     s.members.clear();
   }
 
-  void create(int ln, const std::vector<Tok>& t) {
+  void create(int ln, const std::vector<Word>& t) {
     if (t.size() < 3) return d_.error(ln, t[0].col, "create needs a set name and a type");
     const std::string& name = t[1].s;
     if (name.empty() || name.size() > 31)
@@ -420,7 +370,7 @@ class IpsetLoader {
     return true;
   }
 
-  void add(int ln, const std::vector<Tok>& t, bool del) {
+  void add(int ln, const std::vector<Word>& t, bool del) {
     if (t.size() < 3) return d_.error(ln, t[0].col, fmt::format("{} needs a set name and an element", t[0].s));
     IpSet* s = find(t[1].s);
     if (!s) return d_.error(ln, t[1].col, fmt::format("the set '{}' does not exist", t[1].s));
