@@ -1,6 +1,6 @@
 #include "kube/proxy/node.hpp"
 
-#include "kube/proxy/iptables.hpp"
+#include "kube/proxy/model.hpp"
 
 namespace svcpath::nf {
 

@@ -48,7 +48,7 @@ sim::ClusterInput load(const std::string& file) {
 }
 
 struct IpvsNode {
-  ipvs::kube::IpvsMode m;
+  kube::ipvs::IpvsMode m;
   nf::Node node;
   std::unique_ptr<nf::Datapath> dp;
   Probe probe;
@@ -58,9 +58,9 @@ std::unique_ptr<IpvsNode> ipvs_node(const sim::ClusterInput& in, const std::stri
   auto n = std::make_unique<IpvsNode>();
   k8s::ProxyConfig cfg = in.cfg;
   cfg.ipvs_scheduler = sched;
-  n->m = ipvs::kube::build(in.cluster, in.node, cfg, Family::V4);
+  n->m = kube::ipvs::build(in.cluster, in.node, cfg, Family::V4);
   n->node = nf::kube_node(in.cluster, in.node, cfg);
-  ipvs::kube::add_to_node(n->node, n->m);
+  kube::ipvs::add_to_node(n->node, n->m);
   n->dp = std::make_unique<nf::Datapath>(n->node, &n->m.rules, nullptr, &n->m.sets);
   n->m.engine->attach(*n->dp);
   for (Hook h : {Hook::LocalIn, Hook::Forward, Hook::LocalOut}) n->dp->add_stage(h, 1, &n->probe);
@@ -95,7 +95,7 @@ TEST_CASE("hook order: IPVS mode filter INPUT sees the ClusterIP, OUTPUT the pod
   CHECK(n->probe.at(Hook::Forward).empty());
   // The same packet in iptables mode: DNAT at PREROUTING, filter FORWARD sees the pod, INPUT nothing.
   nf::Node node = nf::kube_node(in.cluster, in.node, in.cfg);
-  auto rs = nf::kube::node_ruleset(in.cluster, in.node, in.cfg, Family::V4);
+  auto rs = kube::iptables::node_ruleset(in.cluster, in.node, in.cfg, Family::V4);
   nf::Datapath dp(node, &rs, nullptr, nullptr);
   Probe p;
   for (Hook h : {Hook::LocalIn, Hook::Forward, Hook::LocalOut}) dp.add_stage(h, 1, &p);
@@ -182,7 +182,7 @@ TEST_CASE("IPVS enumerate leaves the connection table and scheduler state untouc
 
 TEST_CASE("kube-proxy IPVS mode: virtual servers, ipsets and kube-ipvs0 from the cluster") {
   auto in = load("traffic-policy.yaml");
-  auto m = ipvs::kube::build(in.cluster, in.node, in.cfg, Family::V4);
+  auto m = kube::ipvs::build(in.cluster, in.node, in.cfg, Family::V4);
   auto& t = m.engine->services;
   // eTP=Local LoadBalancer: the LB VIP and NodePorts get only the local endpoint.
   const ipvs::Service* lb = t.find(proto::TCP, *Addr::parse("203.0.113.50"), 443);
@@ -217,7 +217,7 @@ TEST_CASE("kube-proxy IPVS mode: virtual servers, ipsets and kube-ipvs0 from the
   CHECK(has("KUBE-IPVS-IPS", "203.0.113.50"));
   // kube-ipvs0 holds every VIP.
   nf::Node node = nf::kube_node(in.cluster, in.node, in.cfg);
-  ipvs::kube::add_to_node(node, m);
+  kube::ipvs::add_to_node(node, m);
   CHECK(node.is_local(*Addr::parse("172.30.1.10")));
   CHECK(node.is_local(*Addr::parse("203.0.113.50")));
   CHECK(node.sys.vs_conntrack);
