@@ -36,7 +36,7 @@ void BM_KubeRestoreInput(benchmark::State& st) {
   auto cfg = config();
   size_t bytes = 0;
   for (auto _ : st) {
-    std::string t = nf::kube::restore_input(c, c.nodes[0], cfg, Family::V4);
+    std::string t = kube::iptables::restore_input(c, c.nodes[0], cfg, Family::V4);
     bytes = t.size();
     benchmark::DoNotOptimize(t.data());
   }
@@ -54,7 +54,7 @@ void BM_KubeNodeRuleset(benchmark::State& st) {
   double before = peak_rss_mib();
   uint32_t rules = 0;
   for (auto _ : st) {
-    auto rs = nf::kube::node_ruleset(c, c.nodes[0], cfg, Family::V4);
+    auto rs = kube::iptables::node_ruleset(c, c.nodes[0], cfg, Family::V4);
     rules = rs.rule_count;
     benchmark::DoNotOptimize(rs.tables.data());
   }
@@ -71,8 +71,8 @@ void BM_FirstPacketLastService(benchmark::State& st) {
   spec.endpoints = 10;
   auto c = k8s::synthetic_cluster(spec);
   auto cfg = config();
-  auto rs = nf::kube::node_ruleset(c, c.nodes[0], cfg, Family::V4);
-  nf::Node node = nf::kube_node(c, c.nodes[0], cfg);
+  auto rs = kube::iptables::node_ruleset(c, c.nodes[0], cfg, Family::V4);
+  nf::Node node = kube::kube_node(c, c.nodes[0], cfg);
   nf::Datapath dp(node);
   nf::attach_iptables(dp, &rs, nullptr, nullptr);
   // Services are sorted by name, so the last one in KUBE-SERVICES is the largest name.

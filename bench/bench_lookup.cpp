@@ -162,7 +162,7 @@ void BM_LoadDump(benchmark::State& st) {
   auto c = k8s::synthetic_cluster(spec);
   k8s::ProxyConfig cfg;
   cfg.cluster_cidrs.push_back(*Prefix::parse("10.64.0.0/10"));
-  std::string dump = nf::save(nf::kube::node_ruleset(c, c.nodes[0], cfg, Family::V4));
+  std::string dump = nf::save(kube::iptables::node_ruleset(c, c.nodes[0], cfg, Family::V4));
   size_t lines = size_t(std::count(dump.begin(), dump.end(), '\n'));
   uint32_t rules = 0;
   size_t held = 0;
@@ -233,32 +233,32 @@ void BM_EndpointChange(benchmark::State& st) {
   bool ipvs = st.range(1) == 1;
   if (st.range(1) == 2) {
     // nftables: kube-proxy's partial sync rewrites the changed Service's chains and map elements.
-    cfg.mode = "nftables";
-    std::string a = nf::kube::nft_input(before, before.nodes[0], cfg, Family::V4);
-    std::string b = nf::kube::nft_input(after, after.nodes[0], cfg, Family::V4);
+    cfg.mode = k8s::ProxyMode::Nftables;
+    std::string a = kube::nftables::nft_input(before, before.nodes[0], cfg, Family::V4);
+    std::string b = kube::nftables::nft_input(after, after.nodes[0], cfg, Family::V4);
     st.counters["full_restore_rules"] = double(std::count(b.begin(), b.end(), '\n'));
     st.counters["nft_ops"] = double(line_diff(a, b));
     for (auto _ : st) {
-      auto rs = nf::nft::load(nf::kube::nft_input(after, after.nodes[0], cfg, Family::V4), "tx");
+      auto rs = nf::nft::load(kube::nftables::nft_input(after, after.nodes[0], cfg, Family::V4), "tx");
       benchmark::DoNotOptimize(rs.rule_count);
     }
   } else if (!ipvs) {
-    std::string a = nf::kube::restore_input(before, before.nodes[0], cfg, Family::V4);
-    std::string b = nf::kube::restore_input(after, after.nodes[0], cfg, Family::V4);
+    std::string a = kube::iptables::restore_input(before, before.nodes[0], cfg, Family::V4);
+    std::string b = kube::iptables::restore_input(after, after.nodes[0], cfg, Family::V4);
     st.counters["full_restore_rules"] = double(std::count(b.begin(), b.end(), '\n'));
     st.counters["partial_restore_rules"] = double(partial_rules(a, b));
     for (auto _ : st) {
-      auto rs = nf::kube::node_ruleset(after, after.nodes[0], cfg, Family::V4);
+      auto rs = kube::iptables::node_ruleset(after, after.nodes[0], cfg, Family::V4);
       benchmark::DoNotOptimize(rs.rule_count);
     }
   } else {
-    auto ma = ipvs::kube::build(before, before.nodes[0], cfg, Family::V4);
-    auto mb = ipvs::kube::build(after, after.nodes[0], cfg, Family::V4);
+    auto ma = kube::ipvs::build(before, before.nodes[0], cfg, Family::V4);
+    auto mb = kube::ipvs::build(after, after.nodes[0], cfg, Family::V4);
     st.counters["ipvs_ops"] = double(line_diff(ipvs::save_ipvsadm(ma.engine->services), ipvs::save_ipvsadm(mb.engine->services)));
     st.counters["ipset_ops"] = double(line_diff(ma.ipset_restore, mb.ipset_restore));
     st.counters["iptables_rules_changed"] = double(line_diff(ma.restore_input, mb.restore_input));
     for (auto _ : st) {
-      auto m = ipvs::kube::build(after, after.nodes[0], cfg, Family::V4);
+      auto m = kube::ipvs::build(after, after.nodes[0], cfg, Family::V4);
       benchmark::DoNotOptimize(m.engine.get());
     }
   }

@@ -202,8 +202,8 @@ int run_rules(const RulesOptions& o, std::ostream& out) {
     }
     if (modes[0] == "nftables") {
       k8s::ProxyConfig cfg = ci.cfg;
-      cfg.mode = "nftables";
-      std::string tx = nf::kube::nft_input(ci.cluster, ci.node, cfg, fam);
+      cfg.mode = k8s::ProxyMode::Nftables;
+      std::string tx = kube::nftables::nft_input(ci.cluster, ci.node, cfg, fam);
       if (o.restore_input) {
         out << "# nft -f input (kube-proxy's transaction)\n" << tx;
       } else {
@@ -219,7 +219,7 @@ int run_rules(const RulesOptions& o, std::ostream& out) {
       return 0;
     }
     if (modes[0] == "ipvs") {
-      auto m = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, fam);
+      auto m = kube::ipvs::build(ci.cluster, ci.node, ci.cfg, fam);
       if (with_policy && !o.restore_input)
         nf::netpol::apply(nf::netpol::compile(ci.cluster, ci.node, fam, where), m.rules, m.sets);
       if (o.restore_input) {
@@ -233,9 +233,9 @@ int run_rules(const RulesOptions& o, std::ostream& out) {
       }
       return 0;
     }
-    if (o.restore_input) out << nf::kube::restore_input(ci.cluster, ci.node, ci.cfg, fam);
+    if (o.restore_input) out << kube::iptables::restore_input(ci.cluster, ci.node, ci.cfg, fam);
     else {
-      auto rs = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, fam);
+      auto rs = kube::iptables::node_ruleset(ci.cluster, ci.node, ci.cfg, fam);
       if (with_policy) {
         nf::IpSets sets;
         auto np = nf::netpol::compile(ci.cluster, ci.node, fam, where);

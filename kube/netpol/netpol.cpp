@@ -8,7 +8,7 @@
 
 #include "netfilter/iptables/engine.hpp"
 #include "netfilter/iptables/iptables.hpp"
-#include "kube/proxy/iptables.hpp"
+#include "kube/proxy/model.hpp"
 
 namespace svcpath::nf::netpol {
 

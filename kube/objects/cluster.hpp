@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/addr.hpp"
@@ -169,9 +170,15 @@ struct Cluster {
   const Node* node(std::string_view name) const;
 };
 
+/// kube-proxy's --proxy-mode: which of its three generators programs the node.
+enum class ProxyMode { Iptables, Ipvs, Nftables };
+/// "iptables", "ipvs" or "nftables"; nullopt for any other text.
+std::optional<ProxyMode> parse_proxy_mode(std::string_view s);
+std::string_view proxy_mode_name(ProxyMode m);
+
 /// kube-proxy's configuration (the KubeProxyConfiguration fields that shape rules), with its defaults.
 struct ProxyConfig {
-  std::string mode = "iptables";
+  ProxyMode mode = ProxyMode::Iptables;
   std::vector<Prefix> cluster_cidrs;
   bool masquerade_all = false;
   int masquerade_bit = 14;

@@ -680,6 +680,22 @@ ProxyConfig load_proxy_config(const std::string& path) {
   }
 }
 
+std::optional<ProxyMode> parse_proxy_mode(std::string_view s) {
+  if (s == "iptables") return ProxyMode::Iptables;
+  if (s == "ipvs") return ProxyMode::Ipvs;
+  if (s == "nftables") return ProxyMode::Nftables;
+  return std::nullopt;
+}
+
+std::string_view proxy_mode_name(ProxyMode m) {
+  switch (m) {
+    case ProxyMode::Iptables: return "iptables";
+    case ProxyMode::Ipvs: return "ipvs";
+    case ProxyMode::Nftables: return "nftables";
+  }
+  return "iptables";
+}
+
 namespace {
 
 ProxyConfig load_proxy_config_docs(const std::string& path, const std::vector<YAML::Node>& docs) {
@@ -693,8 +709,8 @@ ProxyConfig load_proxy_config_docs(const std::string& path, const std::vector<YA
   if (!cfg) throw LoadError({{path, 1, 0, "no kind: KubeProxyConfiguration document in this file"}});
   const YAML::Node& o = *cfg;
   if (auto m = r.str(o, "mode", "", false); m && !m->empty()) {
-    if (*m != "iptables" && *m != "ipvs" && *m != "nftables") r.err(o["mode"], "mode", "expected iptables, ipvs or nftables");
-    pc.mode = *m;
+    if (auto mode = parse_proxy_mode(*m)) pc.mode = *mode;
+    else r.err(o["mode"], "mode", "expected iptables, ipvs or nftables");
   }
   if (auto cc = r.str(o, "clusterCIDR", "", false); cc && !cc->empty()) {
     size_t start = 0;

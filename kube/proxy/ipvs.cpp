@@ -1,3 +1,6 @@
+// kube-proxy's IPVS mode (pkg/proxy/ipvs/proxier.go): syncProxyRules' virtual servers and ipset
+// entries for each service port, then the ipset and iptables-restore inputs (writeIptablesRules)
+// and the node's tables.
 #include "kube/proxy/ipvs.hpp"
 
 #include <map>
@@ -5,13 +8,15 @@
 
 #include <fmt/format.h>
 
+#include "kube/proxy/model.hpp"
 #include "netfilter/iptables/engine.hpp"
 #include "netfilter/iptables/iptables.hpp"
-#include "kube/proxy/iptables.hpp"
 
-namespace svcpath::ipvs::kube {
+namespace svcpath::kube::ipvs {
 
 namespace {
+
+namespace lvs = svcpath::ipvs;  // the kernel's IPVS tables this mode fills
 
 struct SetInfo {
   const char* name;
@@ -76,194 +81,268 @@ std::string set_name(const char* n, Family fam) {
 
 std::string q(std::string_view s) { return fmt::format("\"{}\"", s); }
 
-}  // namespace
+// The ipsets' entries by set name, each sorted (kube-proxy's sets.String).
+using Entries = std::map<std::string, std::set<std::string>>;
 
-IpvsMode build(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyConfig& cfg, Family fam) {
-  IpvsMode m;
-  m.engine = std::make_unique<Engine>();
-  std::map<std::string, std::set<std::string>> entries;  // set -> entries (sorted, like sets.String)
-  std::set<Addr> vips;
-  auto sps = nf::kube::service_ports(c, node, fam);
-  std::string sched = cfg.ipvs_scheduler.empty() ? "rr" : cfg.ipvs_scheduler;
-  if (!known_scheduler(sched)) throw std::invalid_argument(fmt::format("unknown ipvs.scheduler '{}'", sched));
+bool empty(const Entries& entries, const char* set) {
+  auto it = entries.find(set);
+  return it == entries.end() || it->second.empty();
+}
 
-  // Node addresses NodePorts listen on: every local address but kube-ipvs0's and loopback.
-  std::vector<Addr> node_ips;
-  for (auto* l : {&node.internal_ips, &node.external_ips})
-    for (auto& a : *l)
-      if (a.fam == fam) node_ips.push_back(a);
-  for (auto& p : node.pod_cidrs)
-    if (p.addr.fam == fam) {
-      Addr gw = p.addr;
-      gw.b[gw.is_v4() ? 3 : 15] |= 1;
-      node_ips.push_back(gw);
+std::string comment_of(const char* set) {
+  for (auto& x : kSets)
+    if (std::string_view(x.name) == set) return q(x.comment);
+  return "\"\"";
+}
+
+// syncProxyRules' per-service work: virtual servers with their real servers, the VIPs bound to
+// kube-ipvs0, and the ipset entries the iptables rules match on.
+class Sync {
+ public:
+  Sync(const k8s::Node& node, const k8s::ProxyConfig& cfg, Family fam, lvs::Engine& engine)
+      : fam_(fam), engine_(engine), sched_(cfg.ipvs_scheduler.empty() ? "rr" : cfg.ipvs_scheduler) {
+    if (!lvs::known_scheduler(sched_)) throw std::invalid_argument(fmt::format("unknown ipvs.scheduler '{}'", sched_));
+    // Node addresses NodePorts listen on: every local address but kube-ipvs0's and loopback.
+    for (auto* l : {&node.internal_ips, &node.external_ips})
+      for (auto& a : *l)
+        if (a.fam == fam) node_ips_.push_back(a);
+    for (auto& p : node.pod_cidrs)
+      if (p.addr.fam == fam) {
+        Addr gw = p.addr;
+        gw.b[gw.is_v4() ? 3 : 15] |= 1;
+        node_ips_.push_back(gw);
+      }
+    primary_ = node_ips_.empty() ? nullptr : &node_ips_[0];
+  }
+
+  void service_port(const ServicePort& sp) {
+    const k8s::Service& svc = *sp.svc;
+    Categorized cat = categorize(sp);
+    auto real = [&](bool only_local) {
+      if (only_local) return cat.local.empty() ? cat.cluster : cat.local;  // pods may still reach it (PR 97081)
+      return cat.cluster;
+    };
+    entries["KUBE-CLUSTER-IP"].insert(entry(sp, sp.cluster_ip));
+    vips.insert(sp.cluster_ip);
+    for (auto& e : sp.endpoints)
+      if (e.local) entries["KUBE-LOOP-BACK"].insert(fmt::format("{},{}:{},{}", e.ip.str(), sp.proto, e.port, e.ip.str()));
+    add_virtual_server(sp, sp.cluster_ip, sp.port->port, real(svc.itp_local));
+    for (auto& eip : sp.external_ips) {
+      entries[svc.etp_local ? "KUBE-EXTERNAL-IP-LOCAL" : "KUBE-EXTERNAL-IP"].insert(entry(sp, eip));
+      vips.insert(eip);
+      add_virtual_server(sp, eip, sp.port->port, real(svc.etp_local));
     }
-  const Addr* primary = node_ips.empty() ? nullptr : &node_ips[0];
+    for (auto& lb : sp.lb_ips) {
+      load_balancer_entries(sp, lb);
+      vips.insert(lb);
+      add_virtual_server(sp, lb, sp.port->port, real(svc.etp_local));
+    }
+    if (sp.port->node_port) {
+      node_port_entries(sp);
+      for (auto& ip : node_ips_) add_virtual_server(sp, ip, sp.port->node_port, real(svc.etp_local));
+    }
+    if (svc.health_check_node_port) entries["KUBE-HEALTH-CHECK-NODE-PORT"].insert(std::to_string(svc.health_check_node_port));
+  }
 
-  auto add_vs = [&](const Addr& a, uint16_t port, uint8_t pr, const k8s::Service& svc,
-                    const std::vector<nf::kube::Endpoint>& eps) {
-    auto s = std::make_unique<Service>();
-    s->proto = pr;
+  Entries entries;
+  std::set<Addr> vips;
+
+ private:
+  // "ip,proto:port", the hash:ip,port entry of a service address.
+  static std::string entry(const ServicePort& sp, const Addr& a) {
+    return fmt::format("{},{}:{}", a.str(), sp.proto, sp.port->port);
+  }
+
+  void add_virtual_server(const ServicePort& sp, const Addr& a, uint16_t port, const std::vector<Endpoint>& eps) {
+    auto s = std::make_unique<lvs::Service>();
+    s->proto = sp.port->proto;
     s->addr = a;
     s->port = port;
-    s->netmask = Addr::netmask(fam, fam == Family::V4 ? 32 : 128);
-    if (svc.affinity_client_ip) {
+    s->netmask = Addr::netmask(fam_, fam_ == Family::V4 ? 32 : 128);
+    if (sp.svc->affinity_client_ip) {
       s->persistent = true;
-      s->timeout = uint32_t(svc.affinity_timeout);
+      s->timeout = uint32_t(sp.svc->affinity_timeout);
     }
-    s->set_scheduler(sched);
-    Service* vs = m.engine->services.add(std::move(s));
+    s->set_scheduler(sched_);
+    lvs::Service* vs = engine_.services.add(std::move(s));
     if (!vs) return;  // the same VIP:port twice (e.g. an external IP equal to a node IP)
     // kube-proxy adds real servers from an unordered set; add them in endpoint order so the
     // kernel list (newest first) is the reverse of it, reproducibly.
     for (auto& e : eps) {
-      Dest d;
+      lvs::Dest d;
       d.addr = e.ip;
       d.port = e.port;
       d.weight = 1;
       vs->add_dest(d);
     }
-  };
-
-  for (auto& sp : sps) {
-    const k8s::Service& svc = *sp.svc;
-    uint8_t pr = sp.port->proto;
-    std::string entry = fmt::format("{},{}:{}", sp.cluster_ip.str(), sp.proto, sp.port->port);
-    auto cat = nf::kube::categorize(sp);
-    auto real = [&](bool only_local) {
-      if (only_local) return cat.local.empty() ? cat.cluster : cat.local;  // pods may still reach it (PR 97081)
-      return cat.cluster;
-    };
-    entries["KUBE-CLUSTER-IP"].insert(entry);
-    vips.insert(sp.cluster_ip);
-    for (auto& e : sp.endpoints)
-      if (e.local) entries["KUBE-LOOP-BACK"].insert(fmt::format("{},{}:{},{}", e.ip.str(), sp.proto, e.port, e.ip.str()));
-    add_vs(sp.cluster_ip, sp.port->port, pr, svc, real(svc.itp_local));
-    for (auto& eip : sp.external_ips) {
-      std::string en = fmt::format("{},{}:{}", eip.str(), sp.proto, sp.port->port);
-      entries[svc.etp_local ? "KUBE-EXTERNAL-IP-LOCAL" : "KUBE-EXTERNAL-IP"].insert(en);
-      vips.insert(eip);
-      add_vs(eip, sp.port->port, pr, svc, real(svc.etp_local));
-    }
-    for (auto& lb : sp.lb_ips) {
-      std::string en = fmt::format("{},{}:{}", lb.str(), sp.proto, sp.port->port);
-      entries["KUBE-LOAD-BALANCER"].insert(en);
-      if (svc.etp_local) entries["KUBE-LOAD-BALANCER-LOCAL"].insert(en);
-      if (!sp.source_ranges.empty()) {
-        entries["KUBE-LOAD-BALANCER-FW"].insert(en);
-        bool allow_from_node = false;
-        for (auto& r : sp.source_ranges) {
-          auto pf = Prefix::parse(r);
-          entries["KUBE-LOAD-BALANCER-SOURCE-CIDR"].insert(en + "," + pf->str());
-          if (primary && pf->contains(*primary)) allow_from_node = true;
-        }
-        if (allow_from_node) entries["KUBE-LOAD-BALANCER-SOURCE-IP"].insert(en + "," + lb.str());
-      }
-      vips.insert(lb);
-      add_vs(lb, sp.port->port, pr, svc, real(svc.etp_local));
-    }
-    if (sp.port->node_port) {
-      uint16_t np = sp.port->node_port;
-      if (pr == proto::SCTP) {
-        for (auto& ip : node_ips) {
-          std::string en = fmt::format("{},sctp:{}", ip.str(), np);
-          entries["KUBE-NODE-PORT-SCTP-HASH"].insert(en);
-          if (svc.etp_local) entries["KUBE-NODE-PORT-LOCAL-SCTP-HASH"].insert(en);
-        }
-      } else {
-        std::string base = pr == proto::TCP ? "TCP" : "UDP";
-        entries["KUBE-NODE-PORT-" + base].insert(std::to_string(np));
-        if (svc.etp_local) entries["KUBE-NODE-PORT-LOCAL-" + base].insert(std::to_string(np));
-      }
-      for (auto& ip : node_ips) add_vs(ip, np, pr, svc, real(svc.etp_local));
-    }
-    if (svc.health_check_node_port) entries["KUBE-HEALTH-CHECK-NODE-PORT"].insert(std::to_string(svc.health_check_node_port));
   }
-  for (auto& v : vips) entries["KUBE-IPVS-IPS"].insert(v.str());
-  m.vips.assign(vips.begin(), vips.end());
 
-  // ipset restore input: every set exists, entries as kube-proxy formats them.
+  // A load-balancer IP, and its loadBalancerSourceRanges firewall entries.
+  void load_balancer_entries(const ServicePort& sp, const Addr& lb) {
+    std::string en = entry(sp, lb);
+    entries["KUBE-LOAD-BALANCER"].insert(en);
+    if (sp.svc->etp_local) entries["KUBE-LOAD-BALANCER-LOCAL"].insert(en);
+    if (sp.source_ranges.empty()) return;
+    entries["KUBE-LOAD-BALANCER-FW"].insert(en);
+    bool allow_from_node = false;
+    for (auto& r : sp.source_ranges) {
+      auto pf = Prefix::parse(r);
+      entries["KUBE-LOAD-BALANCER-SOURCE-CIDR"].insert(en + "," + pf->str());
+      if (primary_ && pf->contains(*primary_)) allow_from_node = true;
+    }
+    if (allow_from_node) entries["KUBE-LOAD-BALANCER-SOURCE-IP"].insert(en + "," + lb.str());
+  }
+
+  // NodePorts: bitmap:port sets for TCP and UDP, hash:ip,port per node address for SCTP.
+  void node_port_entries(const ServicePort& sp) {
+    uint16_t np = sp.port->node_port;
+    bool local = sp.svc->etp_local;
+    if (sp.port->proto == proto::SCTP) {
+      for (auto& ip : node_ips_) {
+        std::string en = fmt::format("{},sctp:{}", ip.str(), np);
+        entries["KUBE-NODE-PORT-SCTP-HASH"].insert(en);
+        if (local) entries["KUBE-NODE-PORT-LOCAL-SCTP-HASH"].insert(en);
+      }
+      return;
+    }
+    std::string base = sp.port->proto == proto::TCP ? "TCP" : "UDP";
+    entries["KUBE-NODE-PORT-" + base].insert(std::to_string(np));
+    if (local) entries["KUBE-NODE-PORT-LOCAL-" + base].insert(std::to_string(np));
+  }
+
+  Family fam_;
+  lvs::Engine& engine_;
+  std::string sched_;
+  std::vector<Addr> node_ips_;
+  const Addr* primary_ = nullptr;
+};
+
+// ipset restore input: every set exists, entries as kube-proxy formats them.
+std::string ipset_input(const Entries& entries, Family fam) {
+  std::string out;
   for (auto& s : kSets) {
     std::string n = set_name(s.name, fam);
-    if (std::string_view(s.type) == "bitmap:port") m.ipset_restore += fmt::format("create {} bitmap:port range 0-65535\n", n);
+    if (std::string_view(s.type) == "bitmap:port") out += fmt::format("create {} bitmap:port range 0-65535\n", n);
     else
-      m.ipset_restore +=
-          fmt::format("create {} {} family {} hashsize 1024 maxelem 65536\n", n, s.type, fam == Family::V4 ? "inet" : "inet6");
+      out += fmt::format("create {} {} family {} hashsize 1024 maxelem 65536\n", n, s.type, fam == Family::V4 ? "inet" : "inet6");
   }
   for (auto& s : kSets)
-    for (auto& e : entries[s.name]) m.ipset_restore += fmt::format("add {} {}\n", set_name(s.name, fam), e);
-  nf::load_ipsets(m.ipset_restore, fmt::format("kube-proxy ipsets for node {}", node.name), m.sets);
+    if (auto it = entries.find(s.name); it != entries.end())
+      for (auto& e : it->second) out += fmt::format("add {} {}\n", set_name(s.name, fam), e);
+  return out;
+}
 
-  // iptables: writeIptablesRules.
-  auto empty = [&](const char* s) { return entries[s].empty(); };
-  auto comment_of = [&](const char* s) {
-    for (auto& x : kSets)
-      if (std::string_view(x.name) == s) return q(x.comment);
-    return std::string("\"\"");
-  };
-  std::string mark = fmt::format("0x{:08x}", cfg.masquerade_mark());
-  std::string nat_chains, filter_chains, nat, filter;
-  for (const char* ch : {"KUBE-SERVICES", "KUBE-POSTROUTING", "KUBE-NODE-PORT", "KUBE-LOAD-BALANCER", "KUBE-MARK-MASQ"})
-    nat_chains += fmt::format(":{} - [0:0]\n", ch);
-  for (const char* ch : {"KUBE-FORWARD", "KUBE-NODE-PORT", "KUBE-PROXY-FIREWALL", "KUBE-SOURCE-RANGES-FIREWALL",
-                         "KUBE-IPVS-FILTER", "KUBE-IPVS-OUT-FILTER"})
-    filter_chains += fmt::format(":{} - [0:0]\n", ch);
-  nat += fmt::format("-A KUBE-SERVICES -s {} -j RETURN\n", fam == Family::V4 ? "127.0.0.0/8" : "::1/128");
-  for (auto& w : kWiring) {
-    if (empty(w.set)) continue;
-    std::string line = fmt::format("-A {}", w.from);
-    if (*w.proto) line += fmt::format(" -p {}", w.proto);
-    line += fmt::format(" -m comment --comment {} -m set --match-set {} {} -j {}\n", comment_of(w.set), set_name(w.set, fam),
-                        w.match, w.to);
-    (w.filter ? filter : nat) += line;
+// writeIptablesRules: the nat and filter rules around the ipsets, in kube-proxy's order.
+class IptablesRules {
+ public:
+  IptablesRules(const Entries& entries, const k8s::ProxyConfig& cfg, const LocalDetector& det, Family fam)
+      : entries_(entries), cfg_(cfg), det_(det), fam_(fam), mark_(fmt::format("0x{:08x}", cfg.masquerade_mark())) {}
+
+  std::string run() {
+    std::string nat_chains, filter_chains;
+    for (const char* ch : {"KUBE-SERVICES", "KUBE-POSTROUTING", "KUBE-NODE-PORT", "KUBE-LOAD-BALANCER", "KUBE-MARK-MASQ"})
+      nat_chains += fmt::format(":{} - [0:0]\n", ch);
+    for (const char* ch : {"KUBE-FORWARD", "KUBE-NODE-PORT", "KUBE-PROXY-FIREWALL", "KUBE-SOURCE-RANGES-FIREWALL",
+                           "KUBE-IPVS-FILTER", "KUBE-IPVS-OUT-FILTER"})
+      filter_chains += fmt::format(":{} - [0:0]\n", ch);
+    nat_ += fmt::format("-A KUBE-SERVICES -s {} -j RETURN\n", fam_ == Family::V4 ? "127.0.0.0/8" : "::1/128");
+    set_matches();
+    cluster_ip_masquerade();
+    external_ip_rules();
+    nat_ += "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT\n";
+    nat_ += "-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ\n";
+    filter_ += "-A KUBE-SOURCE-RANGES-FIREWALL -j DROP\n";
+    for (const char* s : {"KUBE-CLUSTER-IP", "KUBE-LOAD-BALANCER"})
+      if (!empty(entries_, s))
+        nat_ += fmt::format("-A KUBE-SERVICES -m set --match-set {} dst,dst -j ACCEPT\n", set_name(s, fam_));
+    forward_rules();
+    ipvs_filter();
+    masquerading();
+    return "*filter\n" + filter_chains + filter_ + "COMMIT\n*nat\n" + nat_chains + nat_ + "COMMIT\n";
   }
-  auto det = nf::kube::detector(cfg, node, fam);
-  if (!empty("KUBE-CLUSTER-IP")) {
+
+ private:
+  // ipsetWithIptablesChain: one rule per non-empty set.
+  void set_matches() {
+    for (auto& w : kWiring) {
+      if (empty(entries_, w.set)) continue;
+      std::string line = fmt::format("-A {}", w.from);
+      if (*w.proto) line += fmt::format(" -p {}", w.proto);
+      line += fmt::format(" -m comment --comment {} -m set --match-set {} {} -j {}\n", comment_of(w.set), set_name(w.set, fam_),
+                          w.match, w.to);
+      (w.filter ? filter_ : nat_) += line;
+    }
+  }
+
+  // Traffic to a ClusterIP: masquerade off-cluster sources (or everything with masqueradeAll).
+  void cluster_ip_masquerade() {
+    if (empty(entries_, "KUBE-CLUSTER-IP")) return;
     std::string head = fmt::format("-A KUBE-SERVICES -m comment --comment {} -m set --match-set {}",
-                                   comment_of("KUBE-CLUSTER-IP"), set_name("KUBE-CLUSTER-IP", fam));
-    if (cfg.masquerade_all) nat += head + " dst,dst -j KUBE-MARK-MASQ\n";
-    else if (!det.if_not_local.empty()) nat += head + " dst,dst " + det.if_not_local + " -j KUBE-MARK-MASQ\n";
-    else nat += head + " src,dst -j KUBE-MARK-MASQ\n";
+                                   comment_of("KUBE-CLUSTER-IP"), set_name("KUBE-CLUSTER-IP", fam_));
+    std::string if_not_local = iptables_match(det_, false);
+    if (cfg_.masquerade_all) nat_ += head + " dst,dst -j KUBE-MARK-MASQ\n";
+    else if (!if_not_local.empty()) nat_ += head + " dst,dst " + if_not_local + " -j KUBE-MARK-MASQ\n";
+    else nat_ += head + " src,dst -j KUBE-MARK-MASQ\n";
   }
-  auto external_rules = [&](const std::string& head) {
-    nat += head + " -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT\n";
-    nat += head + " -m addrtype --dst-type LOCAL -j ACCEPT\n";
-  };
-  if (!empty("KUBE-EXTERNAL-IP")) {
-    std::string head = fmt::format("-A KUBE-SERVICES -m comment --comment {} -m set --match-set {} dst,dst",
-                                   comment_of("KUBE-EXTERNAL-IP"), set_name("KUBE-EXTERNAL-IP", fam));
-    nat += head + " -j KUBE-MARK-MASQ\n";
-    external_rules(head);
-  }
-  if (!empty("KUBE-EXTERNAL-IP-LOCAL"))
-    external_rules(fmt::format("-A KUBE-SERVICES -m comment --comment {} -m set --match-set {} dst,dst",
-                               comment_of("KUBE-EXTERNAL-IP-LOCAL"), set_name("KUBE-EXTERNAL-IP-LOCAL", fam)));
-  nat += "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT\n";
-  nat += "-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ\n";
-  filter += "-A KUBE-SOURCE-RANGES-FIREWALL -j DROP\n";
-  for (const char* s : {"KUBE-CLUSTER-IP", "KUBE-LOAD-BALANCER"})
-    if (!empty(s)) nat += fmt::format("-A KUBE-SERVICES -m set --match-set {} dst,dst -j ACCEPT\n", set_name(s, fam));
-  filter += fmt::format("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark {}/{} -j ACCEPT\n",
-                        mark, mark);
-  filter +=
-      "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED "
-      "-j ACCEPT\n";
-  filter += fmt::format("-A KUBE-NODE-PORT -m comment --comment {} -m set --match-set {} dst -j ACCEPT\n",
-                        comment_of("KUBE-HEALTH-CHECK-NODE-PORT"), set_name("KUBE-HEALTH-CHECK-NODE-PORT", fam));
-  for (const char* s : {"KUBE-LOAD-BALANCER", "KUBE-CLUSTER-IP", "KUBE-EXTERNAL-IP", "KUBE-EXTERNAL-IP-LOCAL"})
-    filter += fmt::format("-A KUBE-IPVS-FILTER -m set --match-set {} dst,dst -j RETURN\n", set_name(s, fam));
-  filter +=
-      fmt::format("-A KUBE-IPVS-FILTER -m set --match-set {} dst -j RETURN\n", set_name("KUBE-HEALTH-CHECK-NODE-PORT", fam));
-  filter += fmt::format("-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set {} dst -j REJECT\n",
-                        set_name("KUBE-IPVS-IPS", fam));
-  nat += fmt::format("-A KUBE-POSTROUTING -m mark ! --mark {}/{} -j RETURN\n", mark, mark);
-  nat += fmt::format("-A KUBE-POSTROUTING -j MARK --xor-mark {}\n", mark);
-  nat += std::string("-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE") +
-         (cfg.random_fully ? " --random-fully\n" : "\n");
-  nat += fmt::format("-A KUBE-MARK-MASQ -j MARK --or-mark {}\n", mark);
-  m.restore_input = "*filter\n" + filter_chains + filter + "COMMIT\n*nat\n" + nat_chains + nat + "COMMIT\n";
 
-  // The node's tables: kube-proxy's jumps (EnsureRule Prepend, so the last listed ends up first).
+  // External IPs: masquerade (eTP=Cluster) and accept what is not bridged pod-to-pod traffic.
+  void external_ip_rules() {
+    auto accept = [&](const std::string& head) {
+      nat_ += head + " -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT\n";
+      nat_ += head + " -m addrtype --dst-type LOCAL -j ACCEPT\n";
+    };
+    if (!empty(entries_, "KUBE-EXTERNAL-IP")) {
+      std::string head = fmt::format("-A KUBE-SERVICES -m comment --comment {} -m set --match-set {} dst,dst",
+                                     comment_of("KUBE-EXTERNAL-IP"), set_name("KUBE-EXTERNAL-IP", fam_));
+      nat_ += head + " -j KUBE-MARK-MASQ\n";
+      accept(head);
+    }
+    if (!empty(entries_, "KUBE-EXTERNAL-IP-LOCAL"))
+      accept(fmt::format("-A KUBE-SERVICES -m comment --comment {} -m set --match-set {} dst,dst",
+                         comment_of("KUBE-EXTERNAL-IP-LOCAL"), set_name("KUBE-EXTERNAL-IP-LOCAL", fam_)));
+  }
+
+  void forward_rules() {
+    filter_ += fmt::format(
+        "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark {}/{} -j ACCEPT\n", mark_, mark_);
+    filter_ +=
+        "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate "
+        "RELATED,ESTABLISHED -j ACCEPT\n";
+  }
+
+  // KUBE-NODE-PORT's health checks and KUBE-IPVS-FILTER: kube-ipvs0 addresses answer only on
+  // service ports.
+  void ipvs_filter() {
+    filter_ += fmt::format("-A KUBE-NODE-PORT -m comment --comment {} -m set --match-set {} dst -j ACCEPT\n",
+                           comment_of("KUBE-HEALTH-CHECK-NODE-PORT"), set_name("KUBE-HEALTH-CHECK-NODE-PORT", fam_));
+    for (const char* s : {"KUBE-LOAD-BALANCER", "KUBE-CLUSTER-IP", "KUBE-EXTERNAL-IP", "KUBE-EXTERNAL-IP-LOCAL"})
+      filter_ += fmt::format("-A KUBE-IPVS-FILTER -m set --match-set {} dst,dst -j RETURN\n", set_name(s, fam_));
+    filter_ +=
+        fmt::format("-A KUBE-IPVS-FILTER -m set --match-set {} dst -j RETURN\n", set_name("KUBE-HEALTH-CHECK-NODE-PORT", fam_));
+    filter_ += fmt::format("-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set {} dst -j REJECT\n",
+                           set_name("KUBE-IPVS-IPS", fam_));
+  }
+
+  // Masquerade what KUBE-MARK-MASQ marked, once, in POSTROUTING.
+  void masquerading() {
+    nat_ += fmt::format("-A KUBE-POSTROUTING -m mark ! --mark {}/{} -j RETURN\n", mark_, mark_);
+    nat_ += fmt::format("-A KUBE-POSTROUTING -j MARK --xor-mark {}\n", mark_);
+    nat_ += std::string("-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE") +
+            (cfg_.random_fully ? " --random-fully\n" : "\n");
+    nat_ += fmt::format("-A KUBE-MARK-MASQ -j MARK --or-mark {}\n", mark_);
+  }
+
+  const Entries& entries_;
+  const k8s::ProxyConfig& cfg_;
+  const LocalDetector& det_;
+  Family fam_;
+  std::string mark_;
+  std::string nat_, filter_;
+};
+
+// The node's tables: kube-proxy's jumps (EnsureRule Prepend, so the last listed ends up first),
+// then its restore input, with the ipsets resolved.
+void load_tables(IpvsMode& m, const k8s::Node& node, Family fam) {
   std::string base =
       "*filter\n:KUBE-FORWARD - [0:0]\n:KUBE-NODE-PORT - [0:0]\n:KUBE-PROXY-FIREWALL - [0:0]\n:KUBE-IPVS-FILTER - [0:0]\n"
       ":KUBE-IPVS-OUT-FILTER - [0:0]\n"
@@ -285,6 +364,21 @@ IpvsMode build(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyCon
   noflush.noflush = true;
   nf::load_restore(m.restore_input, where, m.rules, noflush);
   nf::resolve_sets(m.rules, m.sets, where);
+}
+
+}  // namespace
+
+IpvsMode build(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyConfig& cfg, Family fam) {
+  IpvsMode m;
+  m.engine = std::make_unique<lvs::Engine>();
+  Sync sync(node, cfg, fam, *m.engine);
+  for (auto& sp : service_ports(c, node, fam)) sync.service_port(sp);
+  for (auto& v : sync.vips) sync.entries["KUBE-IPVS-IPS"].insert(v.str());
+  m.vips.assign(sync.vips.begin(), sync.vips.end());
+  m.ipset_restore = ipset_input(sync.entries, fam);
+  nf::load_ipsets(m.ipset_restore, fmt::format("kube-proxy ipsets for node {}", node.name), m.sets);
+  m.restore_input = IptablesRules(sync.entries, cfg, local_detector(cfg, node, fam), fam).run();
+  load_tables(m, node, fam);
   return m;
 }
 
@@ -295,4 +389,4 @@ void add_to_node(nf::Node& n, const IpvsMode& m) {
   n.sys.set("net.ipv4.vs.conntrack", "1");
 }
 
-}  // namespace svcpath::ipvs::kube
+}  // namespace svcpath::kube::ipvs

@@ -12,15 +12,15 @@
 #include "netfilter/node.hpp"
 #include "netfilter/iptables/rules.hpp"
 
-namespace svcpath::ipvs::kube {
+namespace svcpath::kube::ipvs {
 
 struct IpvsMode {
-  nf::Ruleset rules;               // the node's iptables tables
-  nf::IpSets sets;                 // kube-proxy's ipsets
-  std::unique_ptr<Engine> engine;  // virtual servers and real servers
-  std::vector<Addr> vips;          // addresses bound to kube-ipvs0
-  std::string restore_input;       // kube-proxy's iptables-restore input
-  std::string ipset_restore;       // kube-proxy's ipset restore input
+  nf::Ruleset rules;                              // the node's iptables tables
+  nf::IpSets sets;                                // kube-proxy's ipsets
+  std::unique_ptr<svcpath::ipvs::Engine> engine;  // virtual servers and real servers
+  std::vector<Addr> vips;                         // addresses bound to kube-ipvs0
+  std::string restore_input;                      // kube-proxy's iptables-restore input
+  std::string ipset_restore;                      // kube-proxy's ipset restore input
 };
 
 /// Builds IPVS mode for one family.
@@ -29,4 +29,4 @@ IpvsMode build(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyCon
 /// Adds kube-ipvs0 (a dummy interface holding every VIP) and net.ipv4.vs.conntrack=1 to the node.
 void add_to_node(nf::Node& n, const IpvsMode& m);
 
-}  // namespace svcpath::ipvs::kube
+}  // namespace svcpath::kube::ipvs

@@ -7,12 +7,9 @@
 
 #include "kube/objects/cluster.hpp"
 
-namespace svcpath::nf::kube {
-
-/// hashAndTruncate: base32(sha256(name))[:8] + "-" + name, cut to 240 characters with "...".
-std::string nft_chain_base(std::string_view name);
+namespace svcpath::kube::nftables {
 
 /// The transaction text (`nft -f` input) for one family: `ip kube-proxy` or `ip6 kube-proxy`.
 std::string nft_input(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyConfig& cfg, Family fam);
 
-}  // namespace svcpath::nf::kube
+}  // namespace svcpath::kube::nftables

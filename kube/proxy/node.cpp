@@ -1,10 +1,11 @@
 #include "kube/proxy/node.hpp"
 
-#include "kube/proxy/iptables.hpp"
+#include "kube/proxy/model.hpp"
 
-namespace svcpath::nf {
+namespace svcpath::kube {
 
-Node kube_node(const k8s::Cluster& c, const k8s::Node& self, const k8s::ProxyConfig& cfg) {
+nf::Node kube_node(const k8s::Cluster& c, const k8s::Node& self, const k8s::ProxyConfig& cfg) {
+  using nf::Node, nf::Route;
   Node n;
   int16_t eth0 = n.ensure("eth0");
   for (auto* list : {&self.internal_ips, &self.external_ips})
@@ -47,4 +48,4 @@ Node kube_node(const k8s::Cluster& c, const k8s::Node& self, const k8s::ProxyCon
   return n;
 }
 
-}  // namespace svcpath::nf
+}  // namespace svcpath::kube

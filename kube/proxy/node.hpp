@@ -4,11 +4,11 @@
 #include "kube/objects/cluster.hpp"
 #include "netfilter/node.hpp"
 
-namespace svcpath::nf {
+namespace svcpath::kube {
 
 /// eth0 carries the Node's InternalIP/ExternalIP addresses; cni0 (a bridge) holds the first address
 /// of each podCIDR; every other node's podCIDR is routed via its InternalIP; a default route leaves
 /// through eth0. Then kube-proxy's sysctls.
-Node kube_node(const k8s::Cluster& c, const k8s::Node& self, const k8s::ProxyConfig& cfg);
+nf::Node kube_node(const k8s::Cluster& c, const k8s::Node& self, const k8s::ProxyConfig& cfg);
 
-}  // namespace svcpath::nf
+}  // namespace svcpath::kube

@@ -31,7 +31,7 @@ ClusterInput load_cluster(const ClusterOptions& o) {
   for (auto& n : in.cluster.notes) std::cerr << "svcpath: note: " << n << "\n";
   if (!o.proxy_config.empty()) in.cfg = k8s::load_proxy_config(o.proxy_config);
   for (auto& m : o.modes())
-    if (m != "iptables" && m != "ipvs" && m != "nftables")
+    if (!k8s::parse_proxy_mode(m))
       throw LoadError({{"--mode", 0, 0, fmt::format("mode '{}' is not available (iptables, ipvs, nftables)", m)}});
   if (o.node.empty()) {
     std::string names;

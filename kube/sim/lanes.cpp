@@ -56,22 +56,22 @@ std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const s
     auto l = std::make_unique<Lane>();
     l->name = mode;
     k8s::ProxyConfig cfg = ci.cfg;
-    cfg.mode = mode;
-    nf::Node base = nf::kube_node(ci.cluster, ci.node, cfg);
+    cfg.mode = *k8s::parse_proxy_mode(mode);
+    nf::Node base = kube::kube_node(ci.cluster, ci.node, cfg);
     if (mode == "nftables") {
       nf::nft::Ruleset rs;
-      nf::nft::load_into(rs, nf::kube::nft_input(ci.cluster, ci.node, cfg, Family::V4), "kube-proxy nftables (ip)");
-      nf::nft::load_into(rs, nf::kube::nft_input(ci.cluster, ci.node, cfg, Family::V6), "kube-proxy nftables (ip6)");
+      nf::nft::load_into(rs, kube::nftables::nft_input(ci.cluster, ci.node, cfg, Family::V4), "kube-proxy nftables (ip)");
+      nf::nft::load_into(rs, kube::nftables::nft_input(ci.cluster, ci.node, cfg, Family::V6), "kube-proxy nftables (ip6)");
       l->nft = std::move(rs);
       // kube-proxy writes no iptables rules in this mode; a policy engine may still.
       l->v4.emplace();
       l->v6.emplace();
       l->v6->family = Family::V6;
     } else if (mode == "ipvs") {
-      auto m4 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V4);
-      auto m6 = ipvs::kube::build(ci.cluster, ci.node, ci.cfg, Family::V6);
-      ipvs::kube::add_to_node(base, m4);
-      ipvs::kube::add_to_node(base, m6);
+      auto m4 = kube::ipvs::build(ci.cluster, ci.node, ci.cfg, Family::V4);
+      auto m6 = kube::ipvs::build(ci.cluster, ci.node, ci.cfg, Family::V6);
+      kube::ipvs::add_to_node(base, m4);
+      kube::ipvs::add_to_node(base, m6);
       for (auto& s : m6.engine->services.all()) m4.engine->services.add(std::make_unique<ipvs::Service>(*s));
       // One ipset namespace holds both families' sets (KUBE-... and KUBE-6-...).
       nf::IpSets all;
@@ -83,8 +83,8 @@ std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const s
       nf::resolve_sets(*l->v6, *l->sets, "ipvs rules");
       l->engine = std::move(m4.engine);
     } else {
-      l->v4 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V4);
-      l->v6 = nf::kube::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V6);
+      l->v4 = kube::iptables::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V4);
+      l->v6 = kube::iptables::node_ruleset(ci.cluster, ci.node, ci.cfg, Family::V6);
     }
     if (policy != "off" && !ci.cluster.policies.empty()) add_policies(*l, ci, policy_placement(policy, mode));
     l->node = node.build(std::move(base));

@@ -48,7 +48,7 @@ sim::ClusterInput load(const std::string& file) {
 }
 
 struct IpvsNode {
-  ipvs::kube::IpvsMode m;
+  kube::ipvs::IpvsMode m;
   nf::Node node;
   std::unique_ptr<nf::Datapath> dp;
   Probe probe;
@@ -58,9 +58,9 @@ std::unique_ptr<IpvsNode> ipvs_node(const sim::ClusterInput& in, const std::stri
   auto n = std::make_unique<IpvsNode>();
   k8s::ProxyConfig cfg = in.cfg;
   cfg.ipvs_scheduler = sched;
-  n->m = ipvs::kube::build(in.cluster, in.node, cfg, Family::V4);
-  n->node = nf::kube_node(in.cluster, in.node, cfg);
-  ipvs::kube::add_to_node(n->node, n->m);
+  n->m = kube::ipvs::build(in.cluster, in.node, cfg, Family::V4);
+  n->node = kube::kube_node(in.cluster, in.node, cfg);
+  kube::ipvs::add_to_node(n->node, n->m);
   n->dp = std::make_unique<nf::Datapath>(n->node);
   nf::attach_iptables(*n->dp, &n->m.rules, nullptr, &n->m.sets);
   n->m.engine->attach(*n->dp);
@@ -95,8 +95,8 @@ TEST_CASE("hook order: IPVS mode filter INPUT sees the ClusterIP, OUTPUT the pod
   CHECK(out[0] == FiveTuple::endpoint(o.after.t.dst, o.after.t.dport, proto::TCP));
   CHECK(n->probe.at(Hook::Forward).empty());
   // The same packet in iptables mode: DNAT at PREROUTING, filter FORWARD sees the pod, INPUT nothing.
-  nf::Node node = nf::kube_node(in.cluster, in.node, in.cfg);
-  auto rs = nf::kube::node_ruleset(in.cluster, in.node, in.cfg, Family::V4);
+  nf::Node node = kube::kube_node(in.cluster, in.node, in.cfg);
+  auto rs = kube::iptables::node_ruleset(in.cluster, in.node, in.cfg, Family::V4);
   nf::Datapath dp(node);
   nf::attach_iptables(dp, &rs, nullptr, nullptr);
   Probe p;
@@ -184,7 +184,7 @@ TEST_CASE("IPVS enumerate leaves the connection table and scheduler state untouc
 
 TEST_CASE("kube-proxy IPVS mode: virtual servers, ipsets and kube-ipvs0 from the cluster") {
   auto in = load("traffic-policy.yaml");
-  auto m = ipvs::kube::build(in.cluster, in.node, in.cfg, Family::V4);
+  auto m = kube::ipvs::build(in.cluster, in.node, in.cfg, Family::V4);
   auto& t = m.engine->services;
   // eTP=Local LoadBalancer: the LB VIP and NodePorts get only the local endpoint.
   const ipvs::Service* lb = t.find(proto::TCP, *Addr::parse("203.0.113.50"), 443);
@@ -218,8 +218,8 @@ TEST_CASE("kube-proxy IPVS mode: virtual servers, ipsets and kube-ipvs0 from the
   CHECK(has("KUBE-LOOP-BACK", "10.244.1.60,tcp:8443,10.244.1.60"));
   CHECK(has("KUBE-IPVS-IPS", "203.0.113.50"));
   // kube-ipvs0 holds every VIP.
-  nf::Node node = nf::kube_node(in.cluster, in.node, in.cfg);
-  ipvs::kube::add_to_node(node, m);
+  nf::Node node = kube::kube_node(in.cluster, in.node, in.cfg);
+  kube::ipvs::add_to_node(node, m);
   CHECK(node.is_local(*Addr::parse("172.30.1.10")));
   CHECK(node.is_local(*Addr::parse("203.0.113.50")));
   CHECK(node.sys.vs_conntrack);

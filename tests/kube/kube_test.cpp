@@ -18,6 +18,7 @@
 #include "kube/objects/cluster_synth.hpp"
 #include "helpers.hpp"
 #include "kube/proxy/iptables.hpp"
+#include "kube/proxy/model.hpp"
 #include "kube/proxy/nftables.hpp"
 #include "netfilter/nftables/hooks.hpp"
 #include "kube/proxy/node.hpp"
@@ -63,8 +64,8 @@ void golden_text(const std::string& name, const std::string& got) {
 }  // namespace
 
 TEST_CASE("chain names follow kube-proxy's recipe (values verified against kube-proxy)") {
-  CHECK(nf::kube::chain_hash("ns1/svc1:p80tcp") == "XPGD46QRK7WJZT7O");
-  CHECK(nf::kube::chain_hash("ns1/svc1:p80tcp10.180.0.1:80") == "SXIVWICOYRO3J4NJ");
+  CHECK(kube::chain_hash("ns1/svc1:p80tcp") == "XPGD46QRK7WJZT7O");
+  CHECK(kube::chain_hash("ns1/svc1:p80tcp10.180.0.1:80") == "SXIVWICOYRO3J4NJ");
 }
 
 TEST_CASE("loader: kinds, lists, legacy Endpoints, defaults, notes for unknown kinds") {
@@ -161,30 +162,30 @@ TEST_CASE("golden: the dumps kube-proxy would leave on node-a (reviewed by hand)
   for (const char* f : {"basic", "traffic-policy", "dual-stack"}) {
     INFO(std::string(f));
     auto in = load(std::string(f) + ".yaml");
-    golden_text(std::string(f) + ".v4.rules", nf::save(nf::kube::node_ruleset(in.cluster, in.node, in.cfg, Family::V4)));
-    golden_text(std::string(f) + ".v4.input", nf::kube::restore_input(in.cluster, in.node, in.cfg, Family::V4));
+    golden_text(std::string(f) + ".v4.rules", nf::save(kube::iptables::node_ruleset(in.cluster, in.node, in.cfg, Family::V4)));
+    golden_text(std::string(f) + ".v4.input", kube::iptables::restore_input(in.cluster, in.node, in.cfg, Family::V4));
   }
   auto ds = load("dual-stack.yaml");
-  golden_text("dual-stack.v6.rules", nf::save(nf::kube::node_ruleset(ds.cluster, ds.node, ds.cfg, Family::V6)));
+  golden_text("dual-stack.v6.rules", nf::save(kube::iptables::node_ruleset(ds.cluster, ds.node, ds.cfg, Family::V6)));
 }
 
 TEST_CASE("golden: kube-proxy's nftables transaction and what nft list ruleset shows after it") {
   for (const char* f : {"basic", "traffic-policy", "dual-stack"}) {
     INFO(std::string(f));
     auto in = load(std::string(f) + ".yaml");
-    in.cfg.mode = "nftables";
-    std::string tx = nf::kube::nft_input(in.cluster, in.node, in.cfg, Family::V4);
+    in.cfg.mode = k8s::ProxyMode::Nftables;
+    std::string tx = kube::nftables::nft_input(in.cluster, in.node, in.cfg, Family::V4);
     golden_text(std::string(f) + ".v4.nft", tx);
     golden_text(std::string(f) + ".v4.nft-list", nf::nft::print(nf::nft::load(tx, f)));
   }
   auto ds = load("dual-stack.yaml");
-  ds.cfg.mode = "nftables";
-  golden_text("dual-stack.v6.nft", nf::kube::nft_input(ds.cluster, ds.node, ds.cfg, Family::V6));
+  ds.cfg.mode = k8s::ProxyMode::Nftables;
+  golden_text("dual-stack.v6.nft", kube::nftables::nft_input(ds.cluster, ds.node, ds.cfg, Family::V6));
 }
 
 TEST_CASE("proxy configuration variants change exactly the rules they should") {
   auto in = load("basic.yaml");
-  auto text = [&](const k8s::ProxyConfig& cfg) { return nf::kube::restore_input(in.cluster, in.node, cfg, Family::V4); };
+  auto text = [&](const k8s::ProxyConfig& cfg) { return kube::iptables::restore_input(in.cluster, in.node, cfg, Family::V4); };
   k8s::ProxyConfig cfg = in.cfg;
   cfg.masquerade_all = true;
   CHECK(text(cfg).find("--dport 80 -j KUBE-MARK-MASQ") != std::string::npos);  // no "! -s" part
@@ -240,7 +241,7 @@ TEST_CASE("large-cluster mode (over 1000 endpoints) drops the per-endpoint comme
     sl.endpoints.push_back(e);
   }
   c.slices.push_back(sl);
-  std::string t = nf::kube::restore_input(c, node, k8s::ProxyConfig{}, Family::V4);
+  std::string t = kube::iptables::restore_input(c, node, k8s::ProxyConfig{}, Family::V4);
   CHECK(t.find("\"x/big:p -> ") == std::string::npos);
   CHECK(t.find("-m comment --comment x/big:p -s") == std::string::npos);
   CHECK(t.find("--probability 0.0009990010 -j KUBE-SEP-") != std::string::npos);  // 1/1001
@@ -264,14 +265,14 @@ void check_flows(const std::string& file, const std::vector<Flow>& flows) {
     INFO(mode);
     bool nft_mode = std::string(mode) == "nftables";
     k8s::ProxyConfig cfg = in.cfg;
-    cfg.mode = mode;
-    nf::Node node = nf::kube_node(in.cluster, in.node, cfg);
-    auto v4 = nf::kube::node_ruleset(in.cluster, in.node, cfg, Family::V4);
-    auto v6 = nf::kube::node_ruleset(in.cluster, in.node, cfg, Family::V6);
+    cfg.mode = *k8s::parse_proxy_mode(mode);
+    nf::Node node = kube::kube_node(in.cluster, in.node, cfg);
+    auto v4 = kube::iptables::node_ruleset(in.cluster, in.node, cfg, Family::V4);
+    auto v6 = kube::iptables::node_ruleset(in.cluster, in.node, cfg, Family::V6);
     nf::nft::Ruleset nft;
     if (nft_mode) {
-      nf::nft::load_into(nft, nf::kube::nft_input(in.cluster, in.node, cfg, Family::V4), "v4");
-      nf::nft::load_into(nft, nf::kube::nft_input(in.cluster, in.node, cfg, Family::V6), "v6");
+      nf::nft::load_into(nft, kube::nftables::nft_input(in.cluster, in.node, cfg, Family::V4), "v4");
+      nf::nft::load_into(nft, kube::nftables::nft_input(in.cluster, in.node, cfg, Family::V6), "v6");
     }
     for (auto& f : flows) {
       INFO(std::string(f.packet));
@@ -376,8 +377,8 @@ TEST_CASE("packet flows: dual-stack, each family through its own table") {
 
 TEST_CASE("session affinity: the second connection from a client sticks to the first backend") {
   auto in = load("basic.yaml");
-  nf::Node node = nf::kube_node(in.cluster, in.node, in.cfg);
-  auto v4 = nf::kube::node_ruleset(in.cluster, in.node, in.cfg, Family::V4);
+  nf::Node node = kube::kube_node(in.cluster, in.node, in.cfg);
+  auto v4 = kube::iptables::node_ruleset(in.cluster, in.node, in.cfg, Family::V4);
   for (uint64_t seed = 1; seed <= 8; ++seed) {
     nf::Datapath dp(node, seed);
     nf::attach_iptables(dp, &v4, nullptr, nullptr);
@@ -459,8 +460,8 @@ TEST_CASE("gen-cluster YAML loads back into the cluster it was written from") {
   REQUIRE(got.nodes.size() == 4);
   // The same objects make the same rules, byte for byte, on every node.
   for (size_t n = 0; n < 4; ++n)
-    CHECK(nf::kube::restore_input(got, got.nodes[n], k8s::ProxyConfig{}, Family::V4) ==
-          nf::kube::restore_input(want, want.nodes[n], k8s::ProxyConfig{}, Family::V4));
+    CHECK(kube::iptables::restore_input(got, got.nodes[n], k8s::ProxyConfig{}, Family::V4) ==
+          kube::iptables::restore_input(want, want.nodes[n], k8s::ProxyConfig{}, Family::V4));
 }
 
 TEST_CASE("the destination-run index walks exactly as the linear walk: outcomes, counters, traces") {

@@ -329,7 +329,7 @@ TEST_CASE("kube-proxy nftables mode: svcpath writes the lines kube-proxy's own t
   o.node = "test-node";
   o.proxy_config = source_dir() + "/tests/data/kube-nft/proxy-config.yaml";
   auto in = sim::load_cluster(o);
-  std::string tx = nf::kube::nft_input(in.cluster, in.node, in.cfg, Family::V4);
+  std::string tx = kube::nftables::nft_input(in.cluster, in.node, in.cfg, Family::V4);
   // Lines of TestOverallNFTablesRules (kubernetes pkg/proxy/nftables/proxier_test.go), verbatim
   // but for knftables' spacing.
   const char* want[] = {
