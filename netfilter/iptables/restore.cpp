@@ -325,11 +325,16 @@ class Loader {
     if (!c) return;
     size_t from = cl.k + 2;
     long pos = -1;
+    bool replace = cl.cmd == "-R" || cl.cmd == "--replace";
+    if (replace && from >= cl.toks.size()) {
+      d_.error(cl.ln, cl.arg(1).col, "-R needs a rule number");
+      return;
+    }
     if (cl.cmd != "-A" && cl.cmd != "--append" && from < cl.toks.size()) {
       if (auto n = parse_uint(cl.toks[from].s, 1u << 30)) {
         pos = long(*n);
         ++from;
-      } else if (cl.cmd == "-R" || cl.cmd == "--replace") {
+      } else if (replace) {
         d_.error(cl.ln, cl.toks[from].col, "-R needs a rule number");
         return;
       }

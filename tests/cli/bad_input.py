@@ -67,6 +67,9 @@ CASES = [
      ["rules", "--rules", "{f}"], "t.rules:1: error: table 'filter' opened here has no COMMIT", 1),
     ("iptables: rule before table", "t.rules", b"-A INPUT -j ACCEPT\n*filter\nCOMMIT\n",
      ["rules", "--rules", "{f}"], "t.rules:1:1: error: '-A' outside a table: the input must start with *table", 1),
+    # -R with nothing after the chain read past the end of the line's words (a garbage column).
+    ("iptables: -R without a rule number", "t.rules", rules(b"-R INPUT\n"),
+     ["rules", "--rules", "{f}"], "t.rules:4:4: error: -R needs a rule number", 1),
     ("iptables: unknown match", "t.rules", rules(b"-A INPUT -m bogus --x 1 -j ACCEPT\n"),
      ["rules", "--rules", "{f}"], "t.rules:4:13: error: unsupported match 'bogus'", 1),
     ("iptables: unknown target", "t.rules", rules(b"-A INPUT -j BOGUS\n"),
