@@ -24,13 +24,14 @@ void parse_clients(const std::string& spec, pcap::TrafficModel& m) {
     std::string k = item.substr(0, eq);
     double w = 1;
     if (eq != std::string::npos) {
+      size_t used = 0;
       try {
-        size_t used = 0;
         w = std::stod(item.substr(eq + 1), &used);
-        if (used != item.size() - eq - 1 || w < 0) throw std::invalid_argument("");
-      } catch (const std::exception&) {
-        throw LoadError({{"--clients", 0, 0, fmt::format("'{}': the weight must be a number >= 0", item)}});
+      } catch (const std::exception&) {  // no number at all, or out of range
+        used = 0;
       }
+      if (used == 0 || used != item.size() - eq - 1 || w < 0)
+        throw LoadError({{"--clients", 0, 0, fmt::format("'{}': the weight must be a number >= 0", item)}});
     }
     if (k == "local-pods") m.local_pods = w;
     else if (k == "remote-pods") m.remote_pods = w;
@@ -63,8 +64,8 @@ int run_gen_traffic(const GenTrafficOptions& o, std::ostream& out) {
   std::unique_ptr<pcap::Generator> gen;
   try {
     gen = std::make_unique<pcap::Generator>(sim::cluster_traffic(ci.cluster, ci.node, m));
-  } catch (const std::invalid_argument& e) {
-    throw LoadError({{"gen-traffic", 0, 0, fmt::format("node {}: {}", ci.node.name, e.what())}});
+  } catch (const LoadError& e) {
+    throw LoadError({{"gen-traffic", 0, 0, fmt::format("node {}: {}", ci.node.name, e.diagnostics().front().message)}});
   }
   pcap::Writer w(o.out, pcap::link::Ethernet);
   std::vector<uint8_t> frame;

@@ -24,6 +24,8 @@ static std::string join(const std::vector<Diagnostic>& d) {
 }
 
 LoadError::LoadError(std::vector<Diagnostic> d) : std::runtime_error(join(d)), diags_(std::move(d)) {}
+LoadError::LoadError(std::string file, std::string message) : LoadError({{std::move(file), 0, 0, std::move(message)}}) {}
+LoadError::LoadError(std::vector<Diagnostic> d, const std::string& what) : std::runtime_error(what), diags_(std::move(d)) {}
 
 void Diagnostics::error(int line, int column, std::string msg) {
   if (diags_.size() < max_) diags_.push_back({file_, line, column, std::move(msg)});

@@ -15,10 +15,18 @@ struct Diagnostic {
   std::string str() const;  // "file:line:col: error: message"
 };
 
+/// The one root of every input error — a dump, manifest, capture, flag or file that cannot be used:
+/// callers catch LoadError and print each diagnostic; nothing else is thrown for bad input.
 class LoadError : public std::runtime_error {
  public:
   explicit LoadError(std::vector<Diagnostic> d);
+  /// One error about a whole input ("file: error: message").
+  LoadError(std::string file, std::string message);
   const std::vector<Diagnostic>& diagnostics() const { return diags_; }
+
+ protected:
+  /// For errors whose what() keeps an established wording of its own.
+  LoadError(std::vector<Diagnostic> d, const std::string& what);
 
  private:
   std::vector<Diagnostic> diags_;

@@ -2,6 +2,8 @@
 // net/netfilter/ipvs/ip_vs_ctl.c keeps them; schedulers are in sched/, connections in conn.cpp.
 #include "ipvs/ipvs.hpp"
 
+#include "core/diag.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -35,7 +37,7 @@ ServiceTable ServiceTable::clone() const {
 
 void Service::set_scheduler(std::string_view name) {
   auto s = make_scheduler(name);
-  if (!s) throw std::invalid_argument(fmt::format("unknown scheduler '{}'", name));
+  if (!s) throw LoadError("ipvs", fmt::format("unknown scheduler '{}'", name));
   sched_ = std::move(s);
   sched_name_ = std::string(name);
   sched_->update(*this);

@@ -77,7 +77,7 @@ class Service {
   uint64_t conns = 0, inpkts = 0, outpkts = 0;
 
   const std::string& sched_name() const { return sched_name_; }
-  void set_scheduler(std::string_view name);  // throws std::invalid_argument for an unknown name
+  void set_scheduler(std::string_view name);  // throws LoadError for an unknown name
   Scheduler& scheduler() const { return *sched_; }
 
   /// ipvsadm -a: inserted at the head of the list, as list_add_rcu does.

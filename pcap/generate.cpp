@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/diag.hpp"
 #include "core/tuple.hpp"
 
 namespace svcpath::pcap {
@@ -33,7 +34,7 @@ size_t pick(const std::vector<double>& cdf, double u) {
 Generator::Generator(std::vector<Target> targets, Clients clients, const TrafficModel& m)
     : m_(m), clients_(std::move(clients)), rng_(m.seed) {
   for (auto& t : targets) (t.external ? external_ : internal_).push_back(std::move(t));
-  if (internal_.empty() && external_.empty()) throw std::invalid_argument("the cluster has no Service ports to send traffic to");
+  if (internal_.empty() && external_.empty()) throw LoadError("traffic", "the cluster has no Service ports to send traffic to");
   cdf_internal_ = zipf_cdf(internal_.size(), m.zipf);
   cdf_external_ = zipf_cdf(external_.size(), m.zipf);
   if (clients_.local_pods.empty()) m_.local_pods = 0;
@@ -42,7 +43,7 @@ Generator::Generator(std::vector<Target> targets, Clients clients, const Traffic
   if (external_.empty()) m_.external = m_.remote_pods = 0;
   if (internal_.empty()) m_.local_pods = m_.host = 0;
   if (m_.local_pods + m_.remote_pods + m_.external + m_.host <= 0)
-    throw std::invalid_argument("no client kind can reach a Service on this node (check the client weights)");
+    throw LoadError("traffic", "no client kind can reach a Service on this node (check the client weights)");
   next_arrival_ = m.start_ns;
 }
 

@@ -55,7 +55,7 @@ struct GenStats {
 
 class Generator {
  public:
-  /// Throws std::invalid_argument when there is nothing to send to.
+  /// Throws LoadError when there is nothing to send to.
   Generator(std::vector<Target> targets, Clients clients, const TrafficModel& m);
   /// The next packet in time order; false when every connection has finished.
   bool next(Packet& p);

@@ -21,10 +21,10 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_
   impl_->p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
   if (!impl_->p) {
     std::string_view e = err;
-    if (e == "unknown file format") throw IoError(fmt::format("{}: not a pcap or pcapng capture (bad magic number)", path));
+    if (e == "unknown file format") throw IoError(path, "not a pcap or pcapng capture (bad magic number)");
     // libpcap names the file in some messages ("x: No such file") but not others ("unknown file format").
-    if (e.starts_with(path + ":")) throw IoError(std::string(e));
-    throw IoError(fmt::format("{}: {}", path, e));
+    if (e.starts_with(path + ": ")) e.remove_prefix(path.size() + 2);
+    throw IoError(path, std::string(e));
   }
   linktype_ = pcap_datalink(impl_->p);
   std::error_code ec;
@@ -48,7 +48,7 @@ bool Reader::next(Frame& f) {
   const u_char* d = nullptr;
   int rc = pcap_next_ex(impl_->p, &h, &d);
   if (rc == PCAP_ERROR_BREAK) return false;
-  if (rc != 1) throw IoError(fmt::format("{}: frame {}: {}", path_, n_ + 1, pcap_geterr(impl_->p)));
+  if (rc != 1) throw IoError(path_, fmt::format("frame {}: {}", n_ + 1, pcap_geterr(impl_->p)));
   ++n_;
   f.ts_ns = uint64_t(h->ts.tv_sec) * 1'000'000'000ull + uint64_t(h->ts.tv_usec);
   f.caplen = h->caplen;
@@ -66,13 +66,14 @@ Writer::Writer(const std::string& path, int linktype, uint32_t snaplen) : impl_(
   // pcap_open_dead takes a DLT_ value; LINKTYPE_RAW (101) is DLT_RAW in the API.
   if (linktype == 101) linktype = DLT_RAW;
   impl_->dead = pcap_open_dead_with_tstamp_precision(linktype, int(snaplen), PCAP_TSTAMP_PRECISION_NANO);
-  if (!impl_->dead) throw IoError(fmt::format("{}: cannot create a capture of link type {}", path, linktype));
+  if (!impl_->dead) throw IoError(path, fmt::format("cannot create a capture of link type {}", linktype));
   impl_->dump = pcap_dump_open(impl_->dead, path.c_str());
   if (!impl_->dump) {
-    std::string e = pcap_geterr(impl_->dead);  // already names the file
+    std::string_view e = pcap_geterr(impl_->dead);  // names the file: "PATH: reason"
+    std::string why(e.starts_with(path + ": ") ? e.substr(path.size() + 2) : e);
     pcap_close(impl_->dead);
     impl_->dead = nullptr;
-    throw IoError(e);
+    throw IoError(path, why);
   }
 }
 
@@ -83,7 +84,7 @@ Writer::~Writer() {
 }
 
 void Writer::write(uint64_t ts_ns, std::span<const uint8_t> bytes, uint32_t wirelen) {
-  if (!impl_->dump) throw IoError(fmt::format("{}: write after close", path_));
+  if (!impl_->dump) throw IoError(path_, "write after close");
   pcap_pkthdr h{};
   h.ts.tv_sec = time_t(ts_ns / 1'000'000'000ull);
   h.ts.tv_usec = suseconds_t(ts_ns % 1'000'000'000ull);  // nanoseconds: the file says so in its magic
@@ -101,7 +102,7 @@ void Writer::close() {
   impl_->dump = nullptr;
   pcap_close(impl_->dead);
   impl_->dead = nullptr;
-  if (bad) throw IoError(fmt::format("{}: write failed", path_));
+  if (bad) throw IoError(path_, "write failed");
 }
 
 }  // namespace svcpath::pcap

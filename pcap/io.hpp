@@ -7,11 +7,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/diag.hpp"
+
 namespace svcpath::pcap {
 
-/// A capture file that could not be opened, read or written: carries the file name.
-struct IoError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+/// A capture file that could not be opened, read or written: an input error naming the file;
+/// what() reads "FILE: message", as libpcap words it.
+struct IoError : LoadError {
+  IoError(const std::string& path, std::string message) : LoadError({{path, 0, 0, message}}, path + ": " + message) {}
 };
 
 struct Frame {

@@ -10,6 +10,7 @@
 
 #include "kube/objects/cluster.hpp"
 #include "core/diag.hpp"
+#include "ipvs/ipvs.hpp"
 #include "kube/objects/yaml_input.hpp"
 
 namespace svcpath::k8s {
@@ -747,7 +748,13 @@ ProxyConfig load_proxy_config_docs(const std::string& path, const std::vector<YA
     pc.node_port_addresses.push_back(n.Scalar());
   });
   if (YAML::Node ipvs = o["ipvs"]) {
-    if (auto s = r.str(ipvs, "scheduler", "ipvs", false); s && !s->empty()) pc.ipvs_scheduler = *s;
+    if (auto s = r.str(ipvs, "scheduler", "ipvs", false); s && !s->empty()) {
+      // kube-proxy's validateIPVSSchedulerMethod: a scheduler the kernel has.
+      if (!ipvs::known_scheduler(*s))
+        r.err(ipvs["scheduler"], "ipvs.scheduler",
+              fmt::format("unknown scheduler '{}' (rr, wrr, lc, wlc, sed, nq, sh, dh, mh)", *s));
+      pc.ipvs_scheduler = *s;
+    }
     if (auto v = r.boolean(ipvs, "strictARP", "ipvs")) pc.strict_arp = *v;
   }
   d.throw_if_errors();

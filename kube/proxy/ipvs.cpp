@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/diag.hpp"
 #include "kube/proxy/model.hpp"
 #include "netfilter/iptables/engine.hpp"
 #include "netfilter/iptables/iptables.hpp"
@@ -101,7 +102,8 @@ class Sync {
  public:
   Sync(const k8s::Node& node, const k8s::ProxyConfig& cfg, Family fam, lvs::Engine& engine)
       : fam_(fam), engine_(engine), sched_(cfg.ipvs_scheduler.empty() ? "rr" : cfg.ipvs_scheduler) {
-    if (!lvs::known_scheduler(sched_)) throw std::invalid_argument(fmt::format("unknown ipvs.scheduler '{}'", sched_));
+    if (!lvs::known_scheduler(sched_))
+      throw LoadError({{cfg.loc.file, cfg.loc.line, 0, fmt::format("unknown ipvs.scheduler '{}'", sched_)}});
     // Node addresses NodePorts listen on: every local address but kube-ipvs0's and loopback.
     for (auto* l : {&node.internal_ips, &node.external_ips})
       for (auto& a : *l)

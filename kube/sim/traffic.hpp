@@ -14,7 +14,7 @@ std::vector<pcap::Target> service_targets(const k8s::Cluster& c, const k8s::Node
 /// This node's pod CIDRs, the other nodes' pod CIDRs, and the node's InternalIPs.
 pcap::Clients clients(const k8s::Cluster& c, const k8s::Node& node);
 
-/// A traffic generator for node. Throws std::invalid_argument when nothing can be sent.
+/// A traffic generator for node. Throws LoadError when nothing can be sent.
 pcap::Generator cluster_traffic(const k8s::Cluster& c, const k8s::Node& node, const pcap::TrafficModel& m);
 
 }  // namespace svcpath::sim

@@ -70,6 +70,11 @@ CASES = [
     # -R with nothing after the chain read past the end of the line's words (a garbage column).
     ("iptables: -R without a rule number", "t.rules", rules(b"-R INPUT\n"),
      ["rules", "--rules", "{f}"], "t.rules:4:4: error: -R needs a rule number", 1),
+    # kube-proxy refuses a scheduler the kernel does not have (validateIPVSSchedulerMethod).
+    ("proxy config: unknown ipvs.scheduler", "pc.yaml",
+     b"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\nipvs:\n  scheduler: fastest\n",
+     ["rules", "--node", "node-a", "--cluster", NODES, "--proxy-config", "{f}"],
+     "pc.yaml:5:14: error: ipvs.scheduler: unknown scheduler 'fastest' (rr, wrr, lc, wlc, sed, nq, sh, dh, mh)", 1),
     ("iptables: unknown match", "t.rules", rules(b"-A INPUT -m bogus --x 1 -j ACCEPT\n"),
      ["rules", "--rules", "{f}"], "t.rules:4:13: error: unsupported match 'bogus'", 1),
     ("iptables: unknown target", "t.rules", rules(b"-A INPUT -j BOGUS\n"),
