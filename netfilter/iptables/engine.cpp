@@ -394,12 +394,11 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
   int start = t.builtin[int(h)];
   if (start < 0) return Verdict::accept();
   Ctx c{p, env, h};
-  // Jump stack of (chain, rule index of the jump); sized for the deepest chain nesting.
-  constexpr int kMaxStack = 64;
+  // Jump stack of (chain, rule index of the jump); sized for the deepest nesting the loader allows.
   struct Frame {
     int chain;
     size_t rule;
-  } stack[kMaxStack];
+  } stack[kMaxJumpDepth];
   int sp = 0;
   const Chain* ch = &t.chains[size_t(start)];
   const Chain* base = ch;
@@ -483,7 +482,7 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
       trace_rule(c, t, *ch, &r, num, TraceKind::Rule, j->chain);
       ++env.ctr.chain_jumps;
       if (!j->go) {
-        if (sp >= kMaxStack) return Verdict::drop(DropReason::RuleDrop);  // loader caps depth below this
+        if (sp >= int(kMaxJumpDepth)) return Verdict::drop(DropReason::RuleDrop);  // the loader refuses such tables
         stack[sp++] = {int(ch - t.chains.data()), i};
       }
       ch = &t.chains[size_t(j->index)];

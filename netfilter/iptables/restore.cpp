@@ -23,7 +23,6 @@ using restore::ParseCtx;
 using restore::valid_chain_name;
 
 // The engine's jump stack is fixed-size (no allocation per packet); deeper nesting is refused at load.
-constexpr uint32_t kMaxJumpDepth = 60;
 
 bool looks_like_target(std::string_view name) {
   // iptables treats an all-caps unknown name as a target extension that failed to load.

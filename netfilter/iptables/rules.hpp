@@ -334,6 +334,10 @@ struct Chain {
 /// Builds a chain's destination runs (runs shorter than a few rules are not worth an index).
 void index_chain(Chain& c);
 
+/// The deepest nesting of user-chain jumps a table may have (gotos do not nest): the loader refuses
+/// deeper tables, so the engine's jump stack of exactly this many frames never overflows.
+inline constexpr uint32_t kMaxJumpDepth = 60;
+
 struct Table {
   TableId id = TableId::Filter;
   std::vector<Chain> chains;

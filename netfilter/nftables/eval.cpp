@@ -12,7 +12,6 @@ namespace svcpath::nf::nft {
 
 namespace {
 
-constexpr size_t kJumpStack = 16;  // NFT_JUMP_STACK_SIZE
 
 // Loads one selector into its slot. False: the expression breaks (wrong family, no ports...).
 bool load(const Selector& s, const Packet& p, Env& env, uint8_t* out) {
@@ -245,7 +244,7 @@ Verdict run_chain(const Table& t, const Chain& base, Hook h, Packet& p, Env& env
     const Chain* c;
     size_t next;
   };
-  Frame stack[kJumpStack];
+  Frame stack[kJumpStackSize];
   size_t sp = 0;
   const Chain* c = &base;
   size_t i = 0;
@@ -301,7 +300,7 @@ Verdict run_chain(const Table& t, const Chain& base, Hook h, Packet& p, Env& env
         i = stack[sp].next;
         break;
       case VerdictCode::Jump:
-        if (sp == kJumpStack) return Verdict::drop(DropReason::RuleDrop);  // the kernel refuses such rulesets on load
+        if (sp == kJumpStackSize) return Verdict::drop(DropReason::RuleDrop);  // the kernel refuses such rulesets on load
         stack[sp++] = {c, i};
         [[fallthrough]];
       case VerdictCode::Goto:

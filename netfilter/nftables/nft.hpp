@@ -207,6 +207,10 @@ struct Table {
   bool matches(Family f) const { return family == TableFamily::Inet || (family == TableFamily::Ip) == (f == Family::V4); }
 };
 
+/// NFT_JUMP_STACK_SIZE: the walker's jump stack; a chain may sit at most kJumpStackSize - 1
+/// jumps or gotos below its base chain (nft_chain_validate refuses deeper ones at load).
+inline constexpr size_t kJumpStackSize = 16;
+
 struct Ruleset {
   std::vector<std::unique_ptr<Table>> tables;  // stable addresses: traces hold views into them
   uint32_t rule_count = 0;

@@ -132,10 +132,10 @@ void check_depth(const Table& t, const Edges& edges, Diagnostics& d) {
     return below[c] = h;
   };
   for (size_t c = 0; c < n; ++c)
-    if (t.chains[c].base && height(c) > 15)
+    if (t.chains[c].base && height(c) > int(kJumpStackSize - 1))
       d.error(t.chains[c].line, 0,
-              fmt::format("chains below base chain '{}' nest {} deep; the kernel allows 15 (NFT_JUMP_STACK_SIZE)",
-                          t.chains[c].name, height(c)));
+              fmt::format("chains below base chain '{}' nest {} deep; the kernel allows {} (NFT_JUMP_STACK_SIZE)",
+                          t.chains[c].name, height(c), kJumpStackSize - 1));
 }
 
 // NAT statements belong to nat chains; reject to input/forward/output (and prerouting since 5.9).
