@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include "netfilter/iptables/rules.hpp"
 
 namespace svcpath::nf {
 

@@ -15,6 +15,14 @@
 
 namespace svcpath::nf {
 
+/// What a route lookup says an address is, as bits 1 << RTN_* (what xt_addrtype and nftables'
+/// `fib ... type` compare against).
+namespace addrtype {
+inline constexpr uint16_t UNSPEC = 1 << 0, UNICAST = 1 << 1, LOCAL = 1 << 2, BROADCAST = 1 << 3, ANYCAST = 1 << 4,
+                          MULTICAST = 1 << 5, BLACKHOLE = 1 << 6, UNREACHABLE = 1 << 7, PROHIBIT = 1 << 8, THROW = 1 << 9,
+                          NAT = 1 << 10, XRESOLVE = 1 << 11;
+}
+
 struct IfAddr {
   Addr addr;
   uint8_t len = 32;

@@ -12,6 +12,7 @@
 #include "core/packet.hpp"
 #include "netfilter/iptables/table.hpp"
 #include "netfilter/nat.hpp"
+#include "netfilter/node.hpp"
 
 namespace svcpath::nf {
 
@@ -95,11 +96,6 @@ struct StateMatch {
   bool inv = false;
 };
 
-namespace addrtype {  // XT_ADDRTYPE_* = 1 << RTN_*
-inline constexpr uint16_t UNSPEC = 1 << 0, UNICAST = 1 << 1, LOCAL = 1 << 2, BROADCAST = 1 << 3, ANYCAST = 1 << 4,
-                          MULTICAST = 1 << 5, BLACKHOLE = 1 << 6, UNREACHABLE = 1 << 7, PROHIBIT = 1 << 8, THROW = 1 << 9,
-                          NAT = 1 << 10, XRESOLVE = 1 << 11;
-}
 struct AddrtypeMatch {
   uint16_t src = 0, dst = 0;
   bool src_inv = false, dst_inv = false;

@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include "netfilter/iptables/engine.hpp"
 #include "core/bytes.hpp"
 #include "netfilter/nftables/nft.hpp"
 

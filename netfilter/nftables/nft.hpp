@@ -27,7 +27,7 @@
 #include "core/verdict.hpp"
 #include "netfilter/conntrack.hpp"
 #include "netfilter/node.hpp"
-#include "netfilter/iptables/rules.hpp"
+#include "netfilter/nat.hpp"
 
 namespace svcpath::nf::nft {
 
