@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "helpers.hpp"
+#include "netfilter/nftables/hooks.hpp"
 
 using namespace svcpath;
 using namespace svcpath::test;
@@ -138,4 +139,50 @@ TEST_CASE("IPv6: ip6tables DNAT, ICMPv6, and the IPv6 forwarding sysctl") {
   nf::Datapath dp2(v4only);
   nf::attach_iptables(dp2, nullptr, &rs6, nullptr);
   CHECK(run(dp2, "tcp [fd00::99]:4001 -> [fd00::10]:80").reason == DropReason::ForwardingOff);
+}
+
+// One NAT target for both engines (nat_target): nf_nat_setup_info never drops — a tuple it cannot
+// make unique (a one-port range already in use) is bound anyway and refused when conntrack confirms
+// the entry (insert clash); MASQUERADE with no address on the node to use drops (nf_nat_masquerade's
+// NF_DROP; inet_select_addr falls back to other interfaces' addresses first).
+TEST_CASE("NAT targets: iptables and nftables share the kernel's answers for a taken port and no address") {
+  nf::Node n = node();
+  nf::Node bare;  // no address but loopback's
+  bare.ensure("eth0");
+  bare.ensure("eth1");
+  REQUIRE(nf::apply_route(bare, "default=eth0").empty());
+  REQUIRE(bare.sys.set("net.ipv4.ip_forward", "1").empty());
+  auto ipt = rules(
+      "*nat\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A POSTROUTING -o eth0 -p udp -j SNAT --to-source 10.0.0.10:1000\n"
+      "-A POSTROUTING -o eth0 -j MASQUERADE\nCOMMIT\n");
+  auto nft = nf::nft::load(
+      "table ip t {\n"
+      "\tchain post {\n"
+      "\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+      "\t\toifname \"eth0\" meta l4proto udp snat to 10.0.0.10:1000\n"
+      "\t\toifname \"eth0\" masquerade\n"
+      "\t}\n"
+      "}\n",
+      "t.nft");
+  for (bool use_nft : {false, true}) {
+    INFO(std::string(use_nft ? "nftables" : "iptables"));
+    auto attach = [&](nf::Datapath& dp) {
+      nf::attach_iptables(dp, use_nft ? nullptr : &ipt, nullptr, nullptr);
+      if (use_nft) nf::nft::attach(dp, nft);
+    };
+    nf::Datapath dp(n);
+    attach(dp);
+    auto a = run(dp, "udp 192.168.1.50:5000 -> 8.8.8.8:53", "eth1");
+    CHECK(a.kind == nf::OutcomeKind::Forwarded);
+    CHECK(a.after.t.str() == "udp 10.0.0.10:1000 -> 8.8.8.8:53");
+    auto b = run(dp, "udp 192.168.1.51:5001 -> 8.8.8.8:53", "eth1");
+    CHECK(b.kind == nf::OutcomeKind::Dropped);
+    CHECK(b.reason == DropReason::CtInsertClash);
+    nf::Datapath dp2(bare);
+    attach(dp2);
+    auto c = run(dp2, "tcp 192.168.1.52:5002 -> 203.0.113.9:80", "eth1");
+    CHECK(c.kind == nf::OutcomeKind::Dropped);
+    CHECK(c.reason == DropReason::NatNoAddress);
+  }
 }
