@@ -7,16 +7,14 @@
 
 #include <filesystem>
 #include <map>
-#include <ostream>
-#include <streambuf>
 
 #include <benchmark/benchmark.h>
 
-#include "kube/sim/lanes.hpp"
 #include "kube/objects/cluster_synth.hpp"
-#include "pcap/decode.hpp"
-#include "cli/commands.hpp"  // replay: moves to the simulation library
+#include "kube/sim/lanes.hpp"
+#include "kube/sim/replay.hpp"
 #include "kube/sim/traffic.hpp"
+#include "pcap/decode.hpp"
 #include "pcap/generate.hpp"
 #include "pcap/io.hpp"
 
@@ -43,10 +41,6 @@ double peak_rss_mib() {
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_maxrss) / 1024.0;  // KiB on Linux
 }
-
-class NullBuf : public std::streambuf {
-  int overflow(int c) override { return c; }
-};
 
 const Fixture& fixture(uint32_t services) {
   static std::map<uint32_t, Fixture> cache;
@@ -100,20 +94,17 @@ void BM_Replay(benchmark::State& st) {
   std::vector<std::string> modes = st.range(1) == 0   ? std::vector<std::string>{"iptables"}
                                    : st.range(1) == 1 ? std::vector<std::string>{"ipvs"}
                                                       : std::vector<std::string>{"iptables", "ipvs"};
-  cli::ReplayOptions o;
-  o.pcap = f.pcap;
-  o.answer = true;
-  o.threads = size_t(st.range(2));
-  o.examples = size_t(st.range(3));
-  NullBuf nb;
-  std::ostream sink(&nb);
+  sim::ReplayConfig cfg;
+  cfg.answer = true;
+  cfg.threads = size_t(st.range(2));
+  cfg.examples = size_t(st.range(3));
   uint64_t n = 0;
   double rss_before = peak_rss_mib();
   for (auto _ : st) {
     st.PauseTiming();
     auto lanes = sim::cluster_lanes(f.ci, modes, sim::NodeOptions{}, 1);
     st.ResumeTiming();
-    cli::replay_lanes(lanes, o, sink);
+    benchmark::DoNotOptimize(sim::Replay(lanes, cfg).run(f.pcap));
     n += f.packets;
     st.PauseTiming();
     lanes.clear();  // freeing 10k services' rules is not replay work

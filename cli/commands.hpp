@@ -55,6 +55,7 @@ struct RulesOptions {
 /// svcpath rules: a dump printed back canonically, or the rules kube-proxy generates for a node.
 int run_rules(const RulesOptions& o, std::ostream& out);
 
+/// The command line of svcpath replay; the engine's part maps onto sim::ReplayConfig.
 struct ReplayOptions {
   std::string rules, rules6, ipsets, ipvs, nft;
   ClusterOptions cluster;
@@ -75,8 +76,6 @@ struct ReplayOptions {
 /// Exit status of a replay that reported everything up to a damaged record of its capture.
 inline constexpr int kExitDamagedCapture = 3;
 int run_replay(const ReplayOptions& o, std::ostream& out);
-/// The replay itself, over lanes already built (benchmarks build them from synthetic clusters).
-int replay_lanes(std::vector<std::unique_ptr<sim::Lane>>& lanes, const ReplayOptions& o, std::ostream& out);
 
 struct GenTrafficOptions {
   ClusterOptions cluster;
