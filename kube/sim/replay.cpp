@@ -296,16 +296,7 @@ ReplayResult Replay::run(const std::string& path) {
   probes_.resize(n);
   traced_.assign(n, {});
 
-  std::optional<pcap::Reader> opened;
-  try {
-    opened.emplace(path);
-  } catch (const pcap::IoError& e) {
-    // libpcap's words, as a file error like every other input's.
-    std::string_view m = e.what();
-    if (m.starts_with(path + ": ")) m.remove_prefix(path.size() + 2);
-    throw LoadError({{path, 0, 0, std::string(m)}});
-  }
-  pcap::Reader& reader = *opened;
+  pcap::Reader reader(path);  // an unreadable capture is a LoadError naming it (pcap::IoError)
   CaptureFacts& cap = res_.capture;
   cap.linktype = reader.linktype();
 
