@@ -174,7 +174,6 @@ struct Cluster {
 enum class ProxyMode { Iptables, Ipvs, Nftables };
 /// "iptables", "ipvs" or "nftables"; nullopt for any other text.
 std::optional<ProxyMode> parse_proxy_mode(std::string_view s);
-std::string_view proxy_mode_name(ProxyMode m);
 
 /// kube-proxy's configuration (the KubeProxyConfiguration fields that shape rules), with its defaults.
 struct ProxyConfig {

@@ -688,15 +688,6 @@ std::optional<ProxyMode> parse_proxy_mode(std::string_view s) {
   return std::nullopt;
 }
 
-std::string_view proxy_mode_name(ProxyMode m) {
-  switch (m) {
-    case ProxyMode::Iptables: return "iptables";
-    case ProxyMode::Ipvs: return "ipvs";
-    case ProxyMode::Nftables: return "nftables";
-  }
-  return "iptables";
-}
-
 namespace {
 
 ProxyConfig load_proxy_config_docs(const std::string& path, const std::vector<YAML::Node>& docs) {

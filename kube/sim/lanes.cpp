@@ -58,7 +58,7 @@ std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const s
     k8s::ProxyConfig cfg = ci.cfg;
     cfg.mode = *k8s::parse_proxy_mode(mode);
     nf::Node base = kube::kube_node(ci.cluster, ci.node, cfg);
-    if (mode == "nftables") {
+    if (cfg.mode == k8s::ProxyMode::Nftables) {
       nf::nft::Ruleset rs;
       nf::nft::load_into(rs, kube::nftables::nft_input(ci.cluster, ci.node, cfg, Family::V4), "kube-proxy nftables (ip)");
       nf::nft::load_into(rs, kube::nftables::nft_input(ci.cluster, ci.node, cfg, Family::V6), "kube-proxy nftables (ip6)");
@@ -67,7 +67,7 @@ std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const s
       l->v4.emplace();
       l->v6.emplace();
       l->v6->family = Family::V6;
-    } else if (mode == "ipvs") {
+    } else if (cfg.mode == k8s::ProxyMode::Ipvs) {
       auto m4 = kube::ipvs::build(ci.cluster, ci.node, ci.cfg, Family::V4);
       auto m6 = kube::ipvs::build(ci.cluster, ci.node, ci.cfg, Family::V6);
       kube::ipvs::add_to_node(base, m4);
