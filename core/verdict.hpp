@@ -5,7 +5,9 @@
 
 namespace svcpath {
 
-enum class VerdictKind : uint8_t { Accept, Drop, Stolen, Queue, Repeat };
+// Unsimulated: the packet reached something whose answer svcpath cannot know (a -m bpf program, an
+// NFQUEUE listener's verdict): the outcome says so instead of guessing.
+enum class VerdictKind : uint8_t { Accept, Drop, Stolen, Queue, Repeat, Unsimulated };
 
 enum class DropReason : uint8_t {
   None,

@@ -15,6 +15,7 @@ std::string_view outcome_name(OutcomeKind k) {
     case OutcomeKind::Rejected: return "rejected";
     case OutcomeKind::Queued: return "queued";
     case OutcomeKind::Stolen: return "stolen";
+    case OutcomeKind::Unsimulated: return "unsimulated";
   }
   return "dropped";
 }
@@ -219,6 +220,8 @@ void Datapath::finish(Walk& w, OutcomeKind k, Verdict v) {
     o.kind = OutcomeKind::Queued;
   } else if (v.kind == VerdictKind::Stolen) {
     o.kind = OutcomeKind::Stolen;
+  } else if (v.kind == VerdictKind::Unsimulated) {
+    o.kind = OutcomeKind::Unsimulated;
   }
   bool dst_changed = !(p.t.dst == o.before.dst) || (p.t.dport != o.before.dport && proto::has_ports(p.t.proto));
   bool src_changed = !(p.t.src == o.before.src) || (p.t.sport != o.before.sport && proto::has_ports(p.t.proto));

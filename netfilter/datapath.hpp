@@ -18,7 +18,7 @@
 
 namespace svcpath::nf {
 
-enum class OutcomeKind : uint8_t { Delivered, Forwarded, Bridged, Dropped, Rejected, Queued, Stolen };
+enum class OutcomeKind : uint8_t { Delivered, Forwarded, Bridged, Dropped, Rejected, Queued, Stolen, Unsimulated };
 std::string_view outcome_name(OutcomeKind k);
 
 struct Outcome {

@@ -36,6 +36,8 @@ struct Interface {
   bool bridge = false;     // a bridge device (cni0, docker0)
   int16_t master = kNoIf;  // the bridge this port belongs to
   std::string kind;        // free text: "dummy", "veth", ...
+  uint32_t group = 0;      // device group (ip link ... group N), what -m devgroup compares
+  std::vector<Addr> mcast_groups;  // multicast groups joined on this interface (ip maddr)
 };
 
 enum class RouteType : uint8_t { Unicast, Local, Broadcast, Blackhole, Unreachable, Prohibit };
@@ -47,6 +49,21 @@ struct Route {
   std::optional<Addr> src;
   RouteType type = RouteType::Unicast;
   uint32_t metric = 0;
+  uint32_t table = 254;  // RT_TABLE_MAIN; 255 local, 253 default, any other a policy-routing table
+};
+
+/// A policy-routing rule (ip rule): the first matching rule by priority picks the table.
+struct RouteRule {
+  enum class Action : uint8_t { Table, Blackhole, Unreachable, Prohibit };
+  uint32_t priority = 0;
+  Family family = Family::V4;
+  Prefix src, dst;
+  bool src_set = false, dst_set = false;
+  uint32_t fwmark = 0, fwmask = 0;  // fwmask 0 = no fwmark selector
+  std::string iif, oif;             // empty = any
+  bool invert = false;              // ip rule not ...
+  Action action = Action::Table;
+  uint32_t table = 254;
 };
 
 struct RouteResult {
@@ -110,6 +127,8 @@ class Node {
   const std::vector<Route>& routes() const { return routes_; }
 
   Sysctls sys;
+  /// Policy-routing rules; empty means the kernel's defaults (local 0, main 32766, default 32767).
+  std::vector<RouteRule> rules;
   std::vector<Socket> sockets;
   std::map<Addr, int16_t> neighbors;  // address -> bridge port it sits behind
 
