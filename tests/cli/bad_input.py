@@ -233,6 +233,23 @@ def noise(line):
     return line.startswith("svcpath: note:") or line.startswith("svcpath: mode ")
 
 
+
+def more_rows():
+    """Rows kept beside this file, one module per input format (tests/cli/bad_input_rows/*.py, each a
+    ROWS list shaped like CASES): formats added later bring their own rows without editing this list."""
+    import importlib.util
+    import glob
+    rows = []
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "bad_input_rows", "*.py"))):
+        spec = importlib.util.spec_from_file_location("rows_" + os.path.basename(path)[:-3], path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        rows += mod.ROWS
+    return rows
+
+
+CASES += more_rows()
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     sanitized = "--sanitized" in sys.argv[2:]
