@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs inside one network namespace for tests/kernel/differential.py: sends frames or IP packets
+"""Runs inside one network namespace for the kernel side (harness.Kernel): sends frames or IP packets
 and captures what arrives, one JSON command per stdin line, one JSON answer per stdout line.
 
   {"op": "open", "ifaces": ["p-eth0", ...]}        capture on these interfaces (AF_PACKET)
