@@ -38,6 +38,8 @@ def main():
         elif op == "ip":
             if raw is None:
                 raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+                # A process sending to a broadcast address says so (else sendto fails with EACCES).
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             pkt = bytes.fromhex(cmd["hex"])
             dst = socket.inet_ntoa(pkt[16:20])
             try:
