@@ -127,6 +127,22 @@ struct BenchModelOptions {
 /// svcpath bench-model: the calibrated kernel cost model, predicted against measured.
 int run_bench_model(const BenchModelOptions& o, std::ostream& out);
 
+/// svcpath verify: the dumps in a throwaway namespace on the local kernel against svcpath, packet
+/// by packet (scripts/svcpath_kernel/verify.py does the kernel side).
+struct VerifyOptions {
+  std::string rules, rules6, ipsets, nft;
+  NodeOptions node;
+  uint32_t packets = 50;
+  uint64_t seed = 1;
+  std::string backend = "nft";  // iptables back end in the kernel: nft, legacy or both
+  bool progress = false;
+};
+/// Exit status when svcpath and the kernel disagree on a packet (or the kernel refuses the input).
+inline constexpr int kVerifyDisagree = 3;
+/// Exit status when this machine cannot run the kernel side (not root, no namespaces, no tool).
+inline constexpr int kVerifyUnavailable = 4;
+int run_verify(const VerifyOptions& o, std::ostream& out);
+
 bool color_wanted(const std::string& mode);
 
 }  // namespace svcpath::cli

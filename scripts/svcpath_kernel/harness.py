@@ -266,7 +266,7 @@ class Kernel:
             # the peer; nothing needs to answer.
             sh("ip", "-n", n, "link", "set", name, "arp", "off", "up")
             sh("ip", "-n", self.peer, "link", "set", "p" + name, "arp", "off", "up")
-            sh("sysctl", "-qw", f"net.ipv4.conf.{name}.rp_filter=0", ns=n)
+            sh("sysctl", "-qw", f"net/ipv4/conf/{name}/rp_filter=0", ns=n)  # slashes: names may hold dots (eth0.2)
             for a in itf.get("addresses", []):
                 sh("ip", "-n", n, "addr", "add", a, "dev", name, *(["nodad"] if ":" in a else []))
             info = json.loads(sh("ip", "-n", n, "-j", "link", "show", name).stdout)[0]

@@ -1,0 +1,97 @@
+// svcpath verify: the user's dump against the local kernel. This side loads and validates every
+// input with svcpath's own loaders (bad input gets file:line errors and never reaches the kernel),
+// then runs the kernel side shipped as scripts/svcpath_kernel/verify.py, which the
+// kernel-differential test uses too (docs/kernel-differential.md).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "core/diag.hpp"
+
+namespace svcpath::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The kernel module: $SVCPATH_KERNEL_DIR, else next to the checkout the binary was built in
+// (build/<preset>/svcpath -> scripts/svcpath_kernel), else the installed share directory.
+fs::path find_kernel_module() {
+  if (const char* dir = std::getenv("SVCPATH_KERNEL_DIR"); dir && *dir) return fs::path(dir) / "verify.py";
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    for (fs::path p = exe.parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) {
+      if (fs::exists(p / "scripts/svcpath_kernel/verify.py")) return p / "scripts/svcpath_kernel/verify.py";
+      if (fs::exists(p / "share/svcpath/svcpath_kernel/verify.py")) return p / "share/svcpath/svcpath_kernel/verify.py";
+    }
+  return {};
+}
+
+std::string self_path() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("svcpath") : exe.string();
+}
+
+}  // namespace
+
+int run_verify(const VerifyOptions& o, std::ostream& out) {
+  if (o.rules.empty() && o.rules6.empty() && o.nft.empty())
+    throw LoadError({{"verify", 0, 0, "give the dump to verify: --rules FILE, --rules6 FILE or --nft FILE"}});
+  // Everything loads here first, exactly as trace would load it.
+  ClusterOptions no_cluster;
+  std::string no_ipvs;
+  build_lanes({o.rules, o.rules6, o.ipsets, no_ipvs, o.nft, no_cluster, o.node, o.seed});
+
+  fs::path module = find_kernel_module();
+  if (module.empty()) {
+    out.flush();
+    std::fprintf(stderr,
+                 "svcpath verify: cannot run here: the kernel side (scripts/svcpath_kernel/verify.py) was not found "
+                 "next to the binary; set SVCPATH_KERNEL_DIR\n");
+    return kVerifyUnavailable;
+  }
+  std::vector<std::string> args{
+      "python3", module.string(),        "--svcpath", self_path(), "--packets", std::to_string(o.packets),
+      "--seed",  std::to_string(o.seed), "--backend", o.backend};
+  auto add = [&](const char* flag, const std::string& v) {
+    if (!v.empty()) args.insert(args.end(), {flag, fs::absolute(v).string()});
+  };
+  add("--rules", o.rules);
+  add("--rules6", o.rules6);
+  add("--ipsets", o.ipsets);
+  add("--nft", o.nft);
+  add("--node-config", o.node.node_config);
+  if (o.progress) args.push_back("--progress");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  out.flush();
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    execvp("python3", argv.data());
+    std::fprintf(stderr, "svcpath verify: cannot run here: python3: %s\n", std::strerror(errno));
+    _exit(kVerifyUnavailable);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) {
+    int rc = WEXITSTATUS(status);
+    return rc == 0 || rc == kVerifyDisagree || rc == kVerifyUnavailable ? rc : 1;
+  }
+  std::fprintf(stderr, "svcpath verify: the kernel side stopped (signal %d)\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  return 1;
+}
+
+}  // namespace svcpath::cli
