@@ -31,8 +31,9 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::ChainPolicy: return "chain policy DROP";
     case DropReason::ForwardingOff: return "forwarding disabled (net.ipv4.ip_forward=0)";
     case DropReason::RpFilter: return "reverse-path filter (rp_filter)";
-    case DropReason::MartianSource: return "martian source 127.0.0.0/8 (route_localnet=0)";
-    case DropReason::MartianDest: return "martian destination 127.0.0.0/8 (route_localnet=0)";
+    case DropReason::MartianSource: return "martian source";
+    case DropReason::MartianDest: return "martian destination";
+    case DropReason::McastNotJoined: return "multicast group not joined on the receiving interface";
     case DropReason::LocalnetOut: return "loopback source leaving a non-loopback interface (route_localnet=0)";
     case DropReason::NoRoute: return "no route to destination";
     case DropReason::Blackhole: return "blackhole/prohibit route";

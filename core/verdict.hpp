@@ -16,8 +16,8 @@ enum class DropReason : uint8_t {
   ChainPolicy,    // built-in chain policy DROP
   ForwardingOff,  // ip_forward = 0
   RpFilter,       // reverse-path filter
-  MartianSource,  // e.g. 127/8 source from the wire without route_localnet
-  MartianDest,    // 127/8 destination from the wire without route_localnet
+  MartianSource,  // a source the input route refuses (multicast, 0.0.0.0, 127/8, a local address...)
+  MartianDest,    // a destination the input route refuses (0.0.0.0, 127/8 without route_localnet...)
   LocalnetOut,    // a 127/8 source leaving a non-loopback interface (route_localnet off)
   NoRoute,        // unreachable destination
   Blackhole,      // blackhole / prohibit route
@@ -26,8 +26,9 @@ enum class DropReason : uint8_t {
   NatNoAddress,  // MASQUERADE/REDIRECT with no address to use
   TproxyNoSocket,
   QueueNoListener,
-  Ipvs,        // IPVS refused the packet
-  IpvsNoDest,  // IPVS found the service but the scheduler gave no destination (ICMP unreachable)
+  Ipvs,            // IPVS refused the packet
+  IpvsNoDest,      // IPVS found the service but the scheduler gave no destination (ICMP unreachable)
+  McastNotJoined,  // multicast to a group the receiving interface has not joined
 };
 
 std::string_view drop_reason_name(DropReason r);

@@ -300,23 +300,35 @@ void Datapath::local_out(Walk& w) {
   finish(w, OutcomeKind::Delivered);
 }
 
-// ip_rcv: the receiving interface (a bridge port's frames arrive on the bridge), the loopback
-// martian check, a bridged frame's own path, PREROUTING, then the input route.
+// ip_rcv: the receiving interface (a bridge port's frames arrive on the bridge), IPv6's header
+// sanity checks, a bridged frame's own path, PREROUTING, then the input route.
 void Datapath::ingress(Walk& w) {
   Packet& p = w.p;
-  const Sysctls& sys = node_.sys;
   p.pkt_type = node_.pkt_type_for(p.t.dst);
   int16_t bridge = node_.iface(p.iif).master;
   if (bridge >= 0) {
     p.phys_in = p.iif;
     p.iif = bridge;
   }
-  bool from_lo = node_.iface(p.iif).loopback;
-  if (!from_lo && p.t.src.is_v4() && p.t.src.is_loopback() && !sys.route_localnet_for(node_.iface(p.iif).name))
-    return drop(w, DropReason::MartianSource, Hook::PreRouting);
+  // IPv6 refuses these in ip6_rcv_core, before PREROUTING; IPv4's martians are refused later, by
+  // the input route (ip_route_input_slow), after PREROUTING has seen them.
+  if (!p.t.src.is_v4()) {
+    if (DropReason r = v6_header_martian(p); r != DropReason::None) return drop(w, r, Hook::PreRouting);
+  }
   if (bridge >= 0 && bridged(w, bridge)) return;
   if (!hook(w, Hook::PreRouting)) return;
   route_input(w);
+}
+
+// ip6_rcv_core: multicast sources, loopback addresses and interface-local multicast from the
+// wire, multicast scope 0. (IPv4-mapped sources pass: 6.18 delivers them.)
+DropReason Datapath::v6_header_martian(const Packet& p) const {
+  const Addr &s = p.t.src, &d = p.t.dst;
+  bool from_lo = node_.iface(p.iif).loopback;
+  if (s.is_multicast() || (!from_lo && s.is_loopback())) return DropReason::MartianSource;
+  if (!from_lo && (d.is_loopback() || (d.is_multicast() && (d.b[1] & 0x0f) == 1))) return DropReason::MartianDest;
+  if (d.is_multicast() && (d.b[1] & 0x0f) == 0) return DropReason::MartianDest;
+  return DropReason::None;
 }
 
 // A frame between two ports of one bridge only meets iptables with br_netfilter on. True when it
@@ -356,37 +368,87 @@ bool Datapath::bridged(Walk& w, int16_t bridge) {
   return true;
 }
 
-// ip_route_input: martians, the local/forward decision, reverse-path filtering.
+// fib_validate_source: a local address as the source is a martian (unless accept_local), then
+// reverse-path filtering. True when the source is acceptable.
+bool Datapath::source_valid(Walk& w) {
+  Packet& p = w.p;
+  const Sysctls& sys = node_.sys;
+  const std::string& iifname = node_.iface(p.iif).name;
+  if (node_.iface(p.iif).loopback) return true;
+  if (p.t.src.is_v4() && node_.has_address(p.t.src) && !sys.accept_local_for(iifname)) {
+    drop(w, DropReason::MartianSource, Hook::PreRouting);
+    return false;
+  }
+  int mode = p.t.src.is_v4() ? sys.rp_filter_for(iifname) : 0;
+  if (mode) {
+    RouteResult back = node_.lookup(p.t.src);
+    bool ok = back.type == RouteType::Unicast && (mode == 2 || back.oif == p.iif);
+    if (!ok) {
+      drop(w, DropReason::RpFilter, Hook::PreRouting);
+      return false;
+    }
+  }
+  return true;
+}
+
+// ip_route_input_noref: multicast (ip_route_input_mc, ip6_mc_input), the martians of
+// ip_route_input_slow, the local/broadcast/forward decision, fib_validate_source.
 void Datapath::route_input(Walk& w) {
   Packet& p = w.p;
   const Sysctls& sys = node_.sys;
   const std::string& iifname = node_.iface(p.iif).name;
-  bool from_lo = node_.iface(p.iif).loopback;
-  if (!from_lo && p.t.dst.is_v4() && p.t.dst.is_loopback() && !sys.route_localnet_for(iifname))
-    return drop(w, DropReason::MartianDest, Hook::PreRouting);
+  const Addr &src = p.t.src, &dst = p.t.dst;
+  bool v4 = dst.is_v4();
+  bool localnet = node_.iface(p.iif).loopback || sys.route_localnet_for(iifname);
   ++st_.ctr.route_lookups;
-  RouteResult r = node_.lookup(p.t.dst);
-  bool local = p.tproxied || r.type == RouteType::Local || r.type == RouteType::Broadcast || p.t.dst.is_multicast();
-  if (!from_lo) {
-    int mode = p.t.src.is_v4() ? sys.rp_filter_for(iifname) : 0;
-    if (mode) {
-      RouteResult back = node_.lookup(p.t.src);
-      bool ok = back.type == RouteType::Unicast && (mode == 2 || back.oif == p.iif);
-      if (!ok) return drop(w, DropReason::RpFilter, Hook::PreRouting);
+  if (dst.is_multicast() && !p.tproxied) {
+    // Only groups joined on the receiving interface are delivered (ip_check_mc_rcu,
+    // ipv6_chk_mcast_addr); without a multicast routing daemon (mc_forwarding 0) nothing else.
+    if (!node_.joined(p.iif, dst)) return drop(w, DropReason::McastNotJoined, Hook::PreRouting);
+    if (v4) {
+      // ip_route_input_mc: a zero source only towards 224.0.0.0/24 or in IGMP.
+      bool zero_ok = (dst.host4() >> 8) == 0xe00000u || p.t.proto == 2;
+      if (src.is_multicast() || src.is_limited_broadcast() || (src.is_loopback() && !localnet) ||
+          (src.is_unspecified() && !zero_ok))
+        return drop(w, DropReason::MartianSource, Hook::PreRouting);
+      if (!src.is_unspecified() && !source_valid(w)) return;
     }
+    route_note(Hook::PreRouting, "input route: multicast, group joined: local delivery");
+    return local_in(w);
   }
+  if (v4) {
+    // ip_route_input_slow, in its order. 0.0.0.0/8 other than 0.0.0.0 itself has been an ordinary
+    // address since Linux 5.3 (commit 96125bf9985a).
+    if (src.is_multicast() || src.is_limited_broadcast()) return drop(w, DropReason::MartianSource, Hook::PreRouting);
+    bool brd = dst.is_limited_broadcast() || (src.is_unspecified() && dst.is_unspecified());
+    if (brd) {
+      if (!src.is_unspecified() && !source_valid(w)) return;
+      route_note(Hook::PreRouting, "input route: limited broadcast: local delivery");
+      return local_in(w);
+    }
+    if (src.is_unspecified()) return drop(w, DropReason::MartianSource, Hook::PreRouting);
+    if (dst.is_unspecified()) return drop(w, DropReason::MartianDest, Hook::PreRouting);
+    if (dst.is_loopback() && !localnet) return drop(w, DropReason::MartianDest, Hook::PreRouting);
+    if (!dst.is_loopback() && src.is_loopback() && !localnet) return drop(w, DropReason::MartianSource, Hook::PreRouting);
+  }
+  RouteResult r = node_.lookup(dst);
+  bool local = p.tproxied || r.type == RouteType::Local || r.type == RouteType::Broadcast;
   if (local) {
-    route_note(Hook::PreRouting, p.tproxied ? "input route: local (TPROXY socket)" : "input route: local delivery");
+    if (!source_valid(w)) return;
+    route_note(Hook::PreRouting, p.tproxied                       ? "input route: local (TPROXY socket)"
+                                 : r.type == RouteType::Broadcast ? "input route: broadcast: local delivery"
+                                                                  : "input route: local delivery");
     return local_in(w);
   }
   if (r.type == RouteType::Unreachable || r.oif < 0) return drop(w, DropReason::NoRoute, Hook::PreRouting);
   if (r.type == RouteType::Blackhole || r.type == RouteType::Prohibit) return drop(w, DropReason::Blackhole, Hook::PreRouting);
-  bool fwd = p.t.src.is_v4() ? sys.ip_forward : sys.ip6_forward;
+  bool fwd = v4 ? sys.ip_forward : sys.ip6_forward;
   if (!fwd) {
     if (sink_->enabled())
       route_note(Hook::PreRouting, fmt::format("input route: forward via {}, but forwarding is off", node_.ifname(r.oif)));
     return drop(w, DropReason::ForwardingOff, Hook::PreRouting);
   }
+  if (!source_valid(w)) return;
   forward(w, r.oif);
 }
 

@@ -97,6 +97,8 @@ class Datapath {
   void ingress(Walk& w);
   bool bridged(Walk& w, int16_t bridge);
   void route_input(Walk& w);
+  bool source_valid(Walk& w);
+  DropReason v6_header_martian(const Packet& p) const;
   void local_in(Walk& w);
   void forward(Walk& w, int16_t oif);
   void leave(Walk& w, bool report_port);

@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-
 namespace svcpath::nf {
 
 namespace {
@@ -75,6 +74,14 @@ int Sysctls::rp_filter_for(const std::string& ifname) const {
 bool Sysctls::route_localnet_for(const std::string& ifname) const {
   auto it = route_localnet.find(ifname);
   return route_localnet_all || (it != route_localnet.end() && it->second);
+}
+
+bool Sysctls::accept_local_for(const std::string& ifname) const {
+  auto on = [&](const std::string& k) {
+    auto it = other.find(k);
+    return it != other.end() && it->second != "0";
+  };
+  return on("net.ipv4.conf.all.accept_local") || on("net.ipv4.conf." + ifname + ".accept_local");
 }
 
 Node::Node() {
@@ -244,6 +251,25 @@ uint16_t Node::addr_type(const Addr& a, int16_t limit_dev) const {
     if (r.type == RouteType::Prohibit) return addrtype::PROHIBIT;
   }
   return addrtype::UNICAST;
+}
+
+bool Node::joined(int16_t ifindex, const Addr& g) const {
+  if (ifindex < 0 || !g.is_multicast()) return false;
+  const Interface& i = iface(ifindex);
+  for (auto& m : i.mcast_groups)
+    if (m == g) return true;
+  if (g.is_v4()) return g.host4() == 0xe0000001u;  // 224.0.0.1, all-hosts
+  // ff0S::1 (all-nodes) for S = 1, 2; ff0S::2 (all-routers) for S = 1, 2 when forwarding (ipv6_add_dev).
+  bool zero_mid = std::all_of(g.b.begin() + 2, g.b.begin() + 15, [](uint8_t x) { return x == 0; });
+  uint8_t scope = g.b[1] & 0x0f;
+  if (g.b[1] >> 4 == 0 && zero_mid && g.b[15] == 1 && (scope == 1 || scope == 2)) return true;
+  if (g.b[1] >> 4 == 0 && zero_mid && g.b[15] == 2 && (scope == 1 || scope == 2) && sys.ip6_forward) return true;
+  // ff02::1:ffXX:XXXX for each of the interface's IPv6 addresses.
+  static constexpr uint8_t solicited[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
+  if (!std::equal(std::begin(solicited), std::end(solicited), g.b.begin())) return false;
+  for (auto& a : i.addrs)
+    if (!a.addr.is_v4() && std::equal(a.addr.b.begin() + 13, a.addr.b.end(), g.b.begin() + 13)) return true;
+  return false;
 }
 
 PktType Node::pkt_type_for(const Addr& dst) const {

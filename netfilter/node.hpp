@@ -33,10 +33,10 @@ struct Interface {
   int16_t index = 0;
   std::vector<IfAddr> addrs;
   bool loopback = false;
-  bool bridge = false;     // a bridge device (cni0, docker0)
-  int16_t master = kNoIf;  // the bridge this port belongs to
-  std::string kind;        // free text: "dummy", "veth", ...
-  uint32_t group = 0;      // device group (ip link ... group N), what -m devgroup compares
+  bool bridge = false;             // a bridge device (cni0, docker0)
+  int16_t master = kNoIf;          // the bridge this port belongs to
+  std::string kind;                // free text: "dummy", "veth", ...
+  uint32_t group = 0;              // device group (ip link ... group N), what -m devgroup compares
   std::vector<Addr> mcast_groups;  // multicast groups joined on this interface (ip maddr)
 };
 
@@ -99,6 +99,8 @@ struct Sysctls {
   std::string set(std::string_view key, std::string_view value);
   int rp_filter_for(const std::string& ifname) const;
   bool route_localnet_for(const std::string& ifname) const;
+  /// net.ipv4.conf.{all,IF}.accept_local (recorded in `other`): a local address as a source from the wire.
+  bool accept_local_for(const std::string& ifname) const;
 };
 
 class Node {
@@ -133,12 +135,18 @@ class Node {
   std::map<Addr, int16_t> neighbors;  // address -> bridge port it sits behind
 
   bool is_local(const Addr& a) const;
+  /// An address configured on some interface (not the rest of 127/8): inet_lookup_ifaddr_rcu.
+  bool has_address(const Addr& a) const { return local_.contains(a); }
   /// Route lookup for a destination (local table first, then the longest prefix).
   RouteResult lookup(const Addr& dst) const;
   /// The kernel's inet_select_addr: the address a packet leaving oif towards nexthop gets.
   std::optional<Addr> select_source(int16_t oif, const Addr& nexthop) const;
   /// RTN_* type as xt_addrtype sees it; limit_dev restricts LOCAL to that device's addresses.
   uint16_t addr_type(const Addr& a, int16_t limit_dev = kNoIf) const;
+  /// Whether the interface has joined the multicast group: its configured groups plus the ones the
+  /// kernel joins by itself (224.0.0.1 in ip_mc_up; ff02::1, ff01::1 and each address's
+  /// solicited-node group in ipv6_add_dev / addrconf_join_solict; ff02::2 when forwarding).
+  bool joined(int16_t ifindex, const Addr& group) const;
   /// Link-layer packet type for a destination as received.
   PktType pkt_type_for(const Addr& dst) const;
 

@@ -89,7 +89,7 @@ TEST_CASE("matches: table of packets that do and do not match") {
       {"-m addrtype --dst-type LOCAL --limit-iface-in", "udp 1.1.1.1:5 -> 192.168.1.1:53", false},  // local, but on eth1
       {"-m addrtype --dst-type BROADCAST", "udp 1.1.1.1:5 -> 10.0.0.255:53", true},
       {"-m addrtype --dst-type BROADCAST", "udp 1.1.1.1:5 -> 255.255.255.255:53", true},
-      {"-m addrtype --dst-type MULTICAST", "udp 1.1.1.1:5 -> 224.0.0.251:5353", true},
+      {"-m addrtype --dst-type MULTICAST", "udp 1.1.1.1:5 -> 224.0.0.1:5353", true},
       {"-m statistic --mode random --probability 1", "udp 1.1.1.1:5 -> 10.0.0.10:53", true},
       {"-m statistic --mode random --probability 0", "udp 1.1.1.1:5 -> 10.0.0.10:53", false},
       {"-m statistic --mode random ! --probability 0", "udp 1.1.1.1:5 -> 10.0.0.10:53", true},
@@ -107,7 +107,7 @@ TEST_CASE("matches: table of packets that do and do not match") {
       {"-m ttl --ttl-gt 10", "udp 1.1.1.1:5 -> 10.0.0.10:53 ttl=9", false},
       {"-m pkttype --pkt-type unicast", "udp 1.1.1.1:5 -> 10.0.0.10:53", true},
       {"-m pkttype --pkt-type broadcast", "udp 1.1.1.1:5 -> 10.0.0.255:53", true},
-      {"-m pkttype --pkt-type multicast", "udp 1.1.1.1:5 -> 224.0.0.251:5353", true},
+      {"-m pkttype --pkt-type multicast", "udp 1.1.1.1:5 -> 224.0.0.1:5353", true},
       {"-m limit --limit 1/sec --limit-burst 1", "udp 1.1.1.1:5 -> 10.0.0.10:53", true},
       {"-m nfacct --nfacct-name x", "udp 1.1.1.1:5 -> 10.0.0.10:53", true},
       {"-m physdev --physdev-is-bridged", "udp 1.1.1.1:5 -> 10.0.0.10:53", false},
