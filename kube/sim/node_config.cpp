@@ -146,8 +146,23 @@ void load_node_config_doc(const std::string& path, Node& node) {
                 node.iface(m).bridge = true;
               }
             }
+          } else if (k == "multicast_groups") {
+            // ip maddr: groups joined on this interface (224.0.0.1 and ff02::1 need not be listed).
+            if (!f.second.IsSequence()) {
+              err(f.second, fmt::format("interfaces[{}].multicast_groups: expected a list", i));
+              continue;
+            }
+            for (size_t j = 0; j < f.second.size(); ++j) {
+              auto s = str(f.second[j], fmt::format("interfaces[{}].multicast_groups[{}]", i, j));
+              if (!s) continue;
+              auto a = Addr::parse(*s);
+              if (!a || !a->is_multicast())
+                err(f.second[j], fmt::format("interfaces[{}].multicast_groups[{}]: '{}' is not a multicast address", i, j, *s));
+              else node.iface(idx).mcast_groups.push_back(*a);
+            }
           } else {
-            err(f.first, fmt::format("interfaces[{}]: unknown field '{}' (name, addresses, kind, master)", i, k));
+            err(f.first,
+                fmt::format("interfaces[{}]: unknown field '{}' (name, addresses, kind, master, multicast_groups)", i, k));
           }
         }
       }

@@ -294,6 +294,9 @@ class Kernel:
             self.agents[ns] = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, os.path.join(HERE, "netns_agent.py")],
                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ask(self.peer, {"op": "open", "ifaces": ["p" + i["name"] for i in self.sc["node"]["interfaces"]]})
+        for itf in self.sc["node"]["interfaces"]:
+            for g in itf.get("multicast_groups", []):
+                self.ask(self.node, {"op": "join", "iface": itf["name"], "group": g})
         if self.backend == "nft":
             self.trace_file = tempfile.NamedTemporaryFile("w+", suffix=".trace")
             self.monitor = subprocess.Popen(["ip", "netns", "exec", n, "xtables-monitor", "--trace"],

@@ -7,6 +7,7 @@ and captures what arrives, one JSON command per stdin line, one JSON answer per 
   {"op": "ip", "hex": "..."}                       send an IPv4 packet as a local process (raw socket)
   {"op": "ip6", "hex": "..."}                      the same for IPv6
   {"op": "drain", "wait": 0.05}                    every frame captured since the last drain
+  {"op": "join", "iface": "eth0", "group": "239.1.1.1"} join a multicast group on an interface (kept open)
 """
 import json
 import select
@@ -20,6 +21,7 @@ ETH_P_ALL = 0x0003
 def main():
     caps = {}
     raw = None
+    joined = []
     for line in sys.stdin:
         cmd = json.loads(line)
         op = cmd["op"]
@@ -76,6 +78,18 @@ def main():
             for b in pkts:
                 raw.sendto(b, (dst, 0))
             out["ns"] = time.perf_counter_ns() - t0
+        elif op == "join":
+            idx = socket.if_nametoindex(cmd["iface"])
+            if ":" in cmd["group"]:
+                s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                             socket.inet_pton(socket.AF_INET6, cmd["group"]) + idx.to_bytes(4, sys.byteorder))
+            else:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                # struct ip_mreqn: group, local address (any), interface index
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                             socket.inet_aton(cmd["group"]) + bytes(4) + idx.to_bytes(4, sys.byteorder))
+            joined.append(s)
         elif op == "drain":
             deadline = time.monotonic() + float(cmd.get("wait", 0.05))
             frames = []

@@ -222,6 +222,42 @@ COMMIT
             "packets": [syn, reply, ack, dict(ack, flags="PA")], "sequential": True}
 
 
+def edges_scenario():
+    """The input route's edges (kernel 6.18, by experiment): martian sources and destinations dropped
+    after mangle PREROUTING, joined and unjoined multicast groups, limited and subnet broadcasts
+    delivered, host-originated packets to 0.0.0.0 (through lo). The mangle and filter rules make
+    every hook visible in the TRACE path, which is what tells dropped from delivered here."""
+    rules = """*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -j MARK --set-xmark 0x1/0x1
+-A INPUT -j MARK --set-xmark 0x2/0x2
+-A FORWARD -j MARK --set-xmark 0x2/0x2
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -j ACCEPT
+-A FORWARD -p udp -j ACCEPT
+COMMIT
+"""
+    node = {"interfaces": [{"name": "eth0", "addresses": ["10.0.0.10/24"], "multicast_groups": ["239.1.1.1"]},
+                           {"name": "eth1", "addresses": ["10.0.1.10/24"]}],
+            "routes": [{"dst": "default", "dev": "eth0", "via": "10.0.0.1"}], "sysctls": {"net.ipv4.ip_forward": 1}}
+    pairs = [("0.0.0.1", "10.0.1.5"), ("224.0.0.5", "10.0.1.5"), ("255.255.255.255", "10.0.1.5"), ("127.0.0.1", "10.0.1.5"),
+             ("0.0.0.0", "10.0.0.10"), ("10.0.1.10", "10.0.0.10"), ("0.1.2.3", "10.0.0.10"), ("10.0.0.5", "0.0.0.0"),
+             ("10.0.0.5", "127.0.0.1"), ("10.0.0.5", "224.0.0.1"), ("10.0.0.5", "224.0.0.251"), ("10.0.0.5", "239.1.1.1"),
+             ("10.0.0.5", "239.2.2.2"), ("10.0.0.5", "255.255.255.255"), ("10.0.0.5", "10.0.0.255"),
+             ("10.0.0.5", "10.0.1.255"), ("0.0.0.0", "255.255.255.255"), ("0.0.0.0", "224.0.0.1")]
+    pkts = [{"proto": "udp", "src": s, "dst": d, "dport": 53, "in": "eth0"} for s, d in pairs]
+    pkts.append({"proto": "udp", "src": "10.0.1.5", "dst": "239.1.1.1", "dport": 53, "in": "eth1"})  # joined on eth0 only
+    return {"name": "edges: martians, multicast, broadcast", "rules": rules, "ipsets": "", "node": node, "packets": pkts}
+
+
 # ------------------------------------------------------------------------------ random rulesets
 
 def random_scenario(rng, idx):
@@ -559,7 +595,7 @@ def main():
             scenarios.append(sc)
         a.only, a.random = "case ", 0
     else:
-        scenarios = cluster_scenarios(a.svcpath, rng) + [conntrack_scenario()]
+        scenarios = cluster_scenarios(a.svcpath, rng) + [conntrack_scenario(), edges_scenario()]
         kept = os.path.join(SRC, "tests/data/kernel-diff")
         for f in sorted(os.listdir(kept)) if os.path.isdir(kept) else []:
             if f.endswith(".json"):
