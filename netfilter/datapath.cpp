@@ -260,6 +260,21 @@ void Datapath::local_out(Walk& w) {
   };
   ++st_.ctr.route_lookups;
   RouteResult r = node_.lookup(p.t.dst);
+  if (p.t.dst.is_v4() && p.t.dst.is_unspecified()) {
+    // ip_route_output_key_hash_rcu: no destination means this host, through lo.
+    r = RouteResult{RouteType::Local, node_.find("lo"), p.t.dst, std::nullopt};
+  } else if (p.t.dst.is_v4() && (p.t.dst.is_limited_broadcast() || p.t.dst.is_multicast()) && !p.t.src.is_unspecified()) {
+    // ip_route_output_key_hash_rcu: limited broadcast and multicast leave through the device that
+    // owns the source address (__ip_dev_find). The copy the kernel loops back to the host
+    // (ip_mc_output) is not modelled.
+    if (auto it = std::find_if(node_.interfaces().begin(), node_.interfaces().end(),
+                               [&](const Interface& i) {
+                                 return std::any_of(i.addrs.begin(), i.addrs.end(),
+                                                    [&](const IfAddr& a) { return a.addr == p.t.src; });
+                               });
+        it != node_.interfaces().end() && !it->loopback)
+      r = RouteResult{RouteType::Unicast, it->index, p.t.dst, std::nullopt};
+  }
   if (r.type == RouteType::Unreachable || r.oif < 0) return drop(w, DropReason::NoRoute, Hook::LocalOut);
   if (r.type == RouteType::Blackhole || r.type == RouteType::Prohibit) return drop(w, DropReason::Blackhole, Hook::LocalOut);
   p.oif = r.oif;

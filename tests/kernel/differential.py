@@ -255,6 +255,8 @@ COMMIT
              ("10.0.0.5", "10.0.1.255"), ("0.0.0.0", "255.255.255.255"), ("0.0.0.0", "224.0.0.1")]
     pkts = [{"proto": "udp", "src": s, "dst": d, "dport": 53, "in": "eth0"} for s, d in pairs]
     pkts.append({"proto": "udp", "src": "10.0.1.5", "dst": "239.1.1.1", "dport": 53, "in": "eth1"})  # joined on eth0 only
+    # Host-originated to 0.0.0.0: the output route sends it to the host itself through lo.
+    pkts.append({"proto": "udp", "src": "10.0.0.10", "dst": "0.0.0.0", "dport": 53, "in": None})
     return {"name": "edges: martians, multicast, broadcast", "rules": rules, "ipsets": "", "node": node, "packets": pkts}
 
 

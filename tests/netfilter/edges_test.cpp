@@ -88,3 +88,17 @@ TEST_CASE("input route edges: a joined group is delivered; route_localnet still 
   CHECK(run(dp, "udp 127.0.0.5:5 -> 10.0.0.10:53").kind == nf::OutcomeKind::Delivered);
   CHECK(run(dp, "udp 10.0.0.5:5 -> 127.0.0.1:53").kind == nf::OutcomeKind::Delivered);
 }
+
+TEST_CASE("host-originated: 0.0.0.0 goes to the host through lo; 255.255.255.255 out of the source's device") {
+  nf::Node n = node();
+  nf::Datapath dp(n);
+  auto z = run(dp, "udp 10.0.0.10:5 -> 0.0.0.0:53", "eth0", true);
+  CHECK(z.kind == nf::OutcomeKind::Delivered);
+  CHECK(z.out == "lo");
+  auto b = run(dp, "udp 192.168.1.1:5 -> 255.255.255.255:53", "eth0", true);
+  CHECK(b.kind == nf::OutcomeKind::Forwarded);
+  CHECK(b.out == "eth1");
+  auto m = run(dp, "udp 10.0.0.10:5 -> 239.1.1.1:53", "eth0", true);
+  CHECK(m.kind == nf::OutcomeKind::Forwarded);
+  CHECK(m.out == "eth0");
+}
