@@ -1002,8 +1002,11 @@ class Parser {
     } else if (need_addr && t.family == TableFamily::Inet) {
       fail(fmt::format("{} in an inet table needs 'ip to' or 'ip6 to'", w));
     }
-    if (word("to")) {
-      ++i_;
+    // nft 0.9 printed `snat 10.0.0.1-10.0.0.5` and `dnat 10.0.0.1:80` without `to`.
+    bool bare = need_addr && at(Tk::Word) && !word("to") && !word("random") && !word("fully-random") && !word("persistent") &&
+                !word("comment") && !word("counter");
+    if (word("to") || bare) {
+      if (!bare) ++i_;
       const Tok& at_tok = cur();
       std::string_view a = take_word("an address");
       std::string_view addr = a, port;

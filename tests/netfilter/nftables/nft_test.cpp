@@ -458,3 +458,14 @@ TEST_CASE("nft: ip version, icmp type, ct status and dstnat on output") {
   want.replace(want.find("priority dstnat"), std::strlen("priority dstnat"), "priority -100");
   CHECK(out == want);
 }
+
+TEST_CASE("nft: nft 0.9's snat/dnat without 'to' print in the current form") {
+  auto rs = svcpath::nf::nft::load(
+      "table ip t {\n\tchain p {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+      "\t\tsnat 10.0.0.1-10.0.0.5\n\t}\n\tchain d {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+      "\t\tdnat 10.0.0.1:80\n\t}\n}\n",
+      "t.nft");
+  std::string out = svcpath::nf::nft::print(rs);
+  CHECK(out.find("\t\tsnat to 10.0.0.1-10.0.0.5\n") != std::string::npos);
+  CHECK(out.find("\t\tdnat to 10.0.0.1:80\n") != std::string::npos);
+}
