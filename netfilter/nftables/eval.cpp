@@ -11,7 +11,6 @@ namespace svcpath::nf::nft {
 
 namespace {
 
-
 // Loads one selector into its slot. False: the expression breaks (wrong family, no ports...).
 bool load(const Selector& s, const Packet& p, Env& env, uint8_t* out) {
   std::memset(out, 0, type_width(s.type()));
@@ -67,6 +66,22 @@ bool load(const Selector& s, const Packet& p, Env& env, uint8_t* out) {
       return true;
     }
     case Sel::Numgen: put_be(out, env.choose.uniform(s.mod) + s.offset, 4); return true;
+    case Sel::CtStatus: {
+      const CtEntry* e = p.ct ? env.ct.get(p.ct) : nullptr;
+      if (!e) return false;
+      put_be(out, e->status, 4);
+      return true;
+    }
+    case Sel::IpVersion:
+    case Sel::Ip6Version:
+      if (p.t.src.is_v4() != (s.sel == Sel::IpVersion)) return false;
+      put_be(out, p.t.src.is_v4() ? 4 : 6, 4);
+      return true;
+    case Sel::IcmpType:
+    case Sel::Icmp6Type:
+      if (p.t.proto != (s.sel == Sel::IcmpType ? proto::ICMP : proto::ICMPV6) || p.fragment) return false;
+      out[0] = p.icmp_type();
+      return true;
   }
   return false;
 }

@@ -35,7 +35,22 @@ enum class TableFamily : uint8_t { Ip, Ip6, Inet };
 std::string_view family_name(TableFamily f);
 
 /// Data types of set keys and compared values (nft's datatypes).
-enum class Type : uint8_t { Ipv4, Ipv6, Proto, Service, Mark, Ifname, Integer, CtState, AddrType, NfProto, Verdict };
+enum class Type : uint8_t {
+  Ipv4,
+  Ipv6,
+  Proto,
+  Service,
+  Mark,
+  Ifname,
+  Integer,
+  CtState,
+  AddrType,
+  NfProto,
+  Verdict,
+  IcmpType,
+  Icmp6Type,
+  CtStatus,
+};
 std::string_view type_name(Type t);
 /// Bytes a value of the type occupies in a key (a register slot: rounded up to 4 as the kernel does).
 size_t type_width(Type t);
@@ -70,9 +85,14 @@ enum class Sel : uint8_t {
   Oifname,
   CtState,
   CtMark,
+  CtStatus,
   FibSaddrType,
   FibDaddrType,
-  Numgen,  // numgen random mod N offset M
+  Numgen,      // numgen random mod N offset M
+  IpVersion,   // ip version (4 on an IPv4 packet; the family is its dependency)
+  Ip6Version,  // ip6 version
+  IcmpType,    // icmp type (needs ICMP)
+  Icmp6Type,   // icmpv6 type (needs ICMPv6)
 };
 
 struct Selector {

@@ -322,8 +322,8 @@ class Parser {
         std::string_view nm = s.substr(0, k);
         if (nm == "dstnat" || nm == "srcnat")
           fail_at(tk, fmt::format(
-                          "priority '{}' is valid on the {} hook only (nft: invalid priority expression value in this context)",
-                          nm, nm == "dstnat" ? "prerouting" : "postrouting"));
+                          "priority '{}' is valid on the {} hooks only (nft: invalid priority expression value in this context)",
+                          nm, nm == "dstnat" ? "prerouting and output" : "input and postrouting"));
         fail_at(tk, fmt::format("unknown priority name '{}'", nm));
       }
       base = *np;
@@ -495,13 +495,13 @@ class Parser {
       }
       std::string err = parse_component(types[i], wv, lo.b.data() + off, hi.b.data() + off);
       if (!err.empty()) fail_at(tk, err);
-      if (types[i] == Type::CtState) {
+      if (types[i] == Type::CtState || types[i] == Type::CtStatus) {
         // "new,established" in a comparison is a flag list: OR the bits.
         while (at(Tk::Comma) && t_[i_ + 1].k == Tk::Word && ct_list_ok_) {
           ++i_;
           Key l2{}, h2{};
           const Tok& t2 = cur();
-          std::string e2 = parse_component(Type::CtState, take_word("a ct state"), l2.b.data(), h2.b.data());
+          std::string e2 = parse_component(types[i], take_word("a ct flag"), l2.b.data(), h2.b.data());
           if (!e2.empty()) fail_at(t2, e2);
           for (size_t k = 0; k < 4; ++k) lo.b[off + k] |= l2.b[k], hi.b[off + k] |= h2.b[k];
         }
@@ -602,13 +602,23 @@ class Parser {
       if (n == "saddr") return two(Sel::IpSaddr);
       if (n == "daddr") return two(Sel::IpDaddr);
       if (n == "protocol") return two(Sel::IpProtocol);
-      fail(fmt::format("'ip {}' is not modelled (saddr, daddr, protocol)", n));
+      if (n == "version") return two(Sel::IpVersion);
+      fail(fmt::format("'ip {}' is not modelled (saddr, daddr, protocol, version)", n));
     }
     if (w == "ip6") {
       if (n == "saddr") return two(Sel::Ip6Saddr);
       if (n == "daddr") return two(Sel::Ip6Daddr);
       if (n == "nexthdr") return two(Sel::Ip6Nexthdr);
-      fail(fmt::format("'ip6 {}' is not modelled (saddr, daddr, nexthdr)", n));
+      if (n == "version") return two(Sel::Ip6Version);
+      fail(fmt::format("'ip6 {}' is not modelled (saddr, daddr, nexthdr, version)", n));
+    }
+    if (w == "icmp" || w == "icmpv6") {
+      if (n != "type") {
+        if (n == "code" || n == "id" || n == "sequence" || n == "mtu" || n == "gateway" || n == "checksum")
+          fail(fmt::format("'{} {}' is not modelled (type)", w, n));
+        return std::nullopt;  // the value of "meta l4proto icmp"
+      }
+      return two(w == "icmp" ? Sel::IcmpType : Sel::Icmp6Type);
     }
     if (w == "tcp" || w == "udp" || w == "sctp" || w == "th") {
       if (n != "sport" && n != "dport") {
@@ -640,7 +650,8 @@ class Parser {
     if (w == "ct") {
       if (n == "state") return two(Sel::CtState);
       if (n == "mark") return two(Sel::CtMark);
-      fail(fmt::format("'ct {}' is not modelled (state, mark)", n));
+      if (n == "status") return two(Sel::CtStatus);
+      fail(fmt::format("'ct {}' is not modelled (state, status, mark)", n));
     }
     if (w == "fib") {
       if (n != "saddr" && n != "daddr") fail("'fib' needs saddr or daddr");
@@ -691,7 +702,7 @@ class Parser {
   // merged: { 203.0.113.0/24, 10.0.0.0/24, 203.0.113.50 } lists as { 10.0.0.0/24, 203.0.113.0/24 }
   // (a set of single values stays as written).
   static void merge_intervals(Set& s) {
-    if (s.key.size() != 1 || s.key[0] == Type::Ifname || s.key[0] == Type::CtState) return;
+    if (s.key.size() != 1 || s.key[0] == Type::Ifname || s.key[0] == Type::CtState || s.key[0] == Type::CtStatus) return;
     size_t n = value_bytes(s.key[0]);
     auto less = [n](const Key& a, const Key& b) { return std::memcmp(a.b.data(), b.b.data(), n) < 0; };
     std::sort(s.elems.begin(), s.elems.end(), [&](const Element& a, const Element& b) { return less(a.lo, b.lo); });
@@ -785,10 +796,12 @@ class Parser {
   // A statement that starts with an expression (tk its first token): meta mark set, a verdict map
   // or a comparison.
   Stmt expr_stmt(Table& t, const Selector& sel, const Tok& tk, uint8_t& l4) {
-    if ((sel.sel == Sel::Sport || sel.sel == Sel::Dport)) pin(l4, sel.proto, tk);
     auto lhs = concat(sel);
-    for (size_t k = 1; k < lhs.size(); ++k)
-      if (lhs[k].sel == Sel::Sport || lhs[k].sel == Sel::Dport) pin(l4, lhs[k].proto, tk);
+    for (auto& x : lhs) {
+      if (x.sel == Sel::Sport || x.sel == Sel::Dport) pin(l4, x.proto, tk);
+      if (x.sel == Sel::IcmpType) pin(l4, proto::ICMP, tk);
+      if (x.sel == Sel::Icmp6Type) pin(l4, proto::ICMPV6, tk);
+    }
     std::vector<Type> types;
     for (auto& s : lhs) types.push_back(s.type());
     if (word("set")) {
@@ -877,8 +890,9 @@ class Parser {
           !(m.lo == m.hi))
         fail_at(tk, "an ordering comparison takes a single value");
       if (lhs.size() == 1 && lhs[0].sel == Sel::L4Proto && m.op == MatchStmt::Op::Eq && m.lo == m.hi) pin(l4, m.lo.b[0], tk);
-      if (types.size() == 1 && types[0] == Type::CtState && !explicit_op) m.op = MatchStmt::Op::FlagsAny;
-      else if (types.size() == 1 && types[0] == Type::CtState && m.op == MatchStmt::Op::Ne) m.op = MatchStmt::Op::FlagsNone;
+      bool flags = types.size() == 1 && (types[0] == Type::CtState || types[0] == Type::CtStatus);
+      if (flags && !explicit_op) m.op = MatchStmt::Op::FlagsAny;
+      else if (flags && m.op == MatchStmt::Op::Ne) m.op = MatchStmt::Op::FlagsNone;
     }
     return m;
   }
@@ -988,8 +1002,11 @@ class Parser {
     } else if (need_addr && t.family == TableFamily::Inet) {
       fail(fmt::format("{} in an inet table needs 'ip to' or 'ip6 to'", w));
     }
-    if (word("to")) {
-      ++i_;
+    // nft 0.9 printed `snat 10.0.0.1-10.0.0.5` and `dnat 10.0.0.1:80` without `to`.
+    bool bare = need_addr && at(Tk::Word) && !word("to") && !word("random") && !word("fully-random") && !word("persistent") &&
+                !word("comment") && !word("counter");
+    if (word("to") || bare) {
+      if (!bare) ++i_;
       const Tok& at_tok = cur();
       std::string_view a = take_word("an address");
       std::string_view addr = a, port;

@@ -31,6 +31,11 @@ std::string selector_text(const Selector& s) {
     case Sel::Oifname: return "oifname";
     case Sel::CtState: return "ct state";
     case Sel::CtMark: return "ct mark";
+    case Sel::CtStatus: return "ct status";
+    case Sel::IpVersion: return "ip version";
+    case Sel::Ip6Version: return "ip6 version";
+    case Sel::IcmpType: return "icmp type";
+    case Sel::Icmp6Type: return "icmpv6 type";
     case Sel::FibSaddrType: return s.fib_dev ? "fib saddr . iif type" : "fib saddr type";
     case Sel::FibDaddrType: return s.fib_dev ? "fib daddr . iif type" : "fib daddr type";
     case Sel::Numgen:
@@ -89,6 +94,9 @@ std::string duration_text(uint64_t ns) {
   return s.empty() ? "0s" : s;
 }
 
+// nft's prio2str. The names follow nft 1.0.6's hook rules (dstnat on prerouting, srcnat on
+// postrouting only), not current nft's wider ones: `priority -100` on output loads in every nft
+// version, `priority dstnat` there only in nft >= 1.0.7, and the printout must load everywhere.
 std::string prio_text(Hook h, int prio) {
   struct Std {
     std::string_view name;

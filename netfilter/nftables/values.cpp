@@ -1,6 +1,8 @@
 // nftables values (nft's datatypes): type names and widths, keys as the kernel compares them
 // (big-endian bytes, concatenations in 4-byte register slots), and values, ranges, prefixes and
 // interface wildcards between key bytes and the text `nft -f` reads and `nft list ruleset` prints.
+#include <span>
+
 #include <fmt/format.h>
 
 #include "core/bytes.hpp"
@@ -31,6 +33,9 @@ std::string_view type_name(Type t) {
     case Type::AddrType: return "fib_addrtype";
     case Type::NfProto: return "nf_proto";
     case Type::Verdict: return "verdict";
+    case Type::IcmpType: return "icmp_type";
+    case Type::Icmp6Type: return "icmpv6_type";
+    case Type::CtStatus: return "ct_status";
   }
   return "integer";
 }
@@ -62,6 +67,11 @@ Type Selector::type() const {
     case Sel::Iifname:
     case Sel::Oifname: return Type::Ifname;
     case Sel::CtState: return Type::CtState;
+    case Sel::CtStatus: return Type::CtStatus;
+    case Sel::IpVersion:
+    case Sel::Ip6Version: return Type::Integer;
+    case Sel::IcmpType: return Type::IcmpType;
+    case Sel::Icmp6Type: return Type::Icmp6Type;
     case Sel::FibSaddrType:
     case Sel::FibDaddrType: return Type::AddrType;
     case Sel::Numgen: return Type::Integer;
@@ -89,6 +99,31 @@ constexpr struct {
   uint8_t bit;
 } kCtStates[] = {{"invalid", 1}, {"established", 2}, {"related", 4}, {"new", 8}, {"untracked", 64}};
 
+// IPS_* bits as nft's ct_status type names them.
+constexpr struct {
+  std::string_view name;
+  uint32_t bit;
+} kCtStatus[] = {{"expected", 1}, {"seen-reply", 2}, {"assured", 4}, {"confirmed", 8},
+                 {"snat", 16},    {"dnat", 32},      {"dying", 512}};
+
+// nft's icmp_type and icmpv6_type symbol tables (src/proto.c).
+struct IcmpName {
+  std::string_view name;
+  uint8_t type;
+};
+constexpr IcmpName kIcmpTypes[] = {
+    {"echo-reply", 0},         {"destination-unreachable", 3}, {"source-quench", 4},        {"redirect", 5},
+    {"echo-request", 8},       {"router-advertisement", 9},    {"router-solicitation", 10}, {"time-exceeded", 11},
+    {"parameter-problem", 12}, {"timestamp-request", 13},      {"timestamp-reply", 14},     {"info-request", 15},
+    {"info-reply", 16},        {"address-mask-request", 17},   {"address-mask-reply", 18}};
+constexpr IcmpName kIcmp6Types[] = {{"destination-unreachable", 1},  {"packet-too-big", 2},         {"time-exceeded", 3},
+                                    {"parameter-problem", 4},        {"echo-request", 128},         {"echo-reply", 129},
+                                    {"mld-listener-query", 130},     {"mld-listener-report", 131},  {"mld-listener-done", 132},
+                                    {"mld-listener-reduction", 132}, {"nd-router-solicit", 133},    {"nd-router-advert", 134},
+                                    {"nd-neighbor-solicit", 135},    {"nd-neighbor-advert", 136},   {"nd-redirect", 137},
+                                    {"router-renumbering", 138},     {"ind-neighbor-solicit", 141}, {"ind-neighbor-advert", 142},
+                                    {"mld2-listener-report", 143}};
+
 constexpr std::string_view kAddrTypes[] = {"unspec",    "unicast",   "local",       "broadcast", "anycast",
                                            "multicast", "blackhole", "unreachable", "prohibit"};
 
@@ -99,7 +134,9 @@ size_t value_bytes(Type t) {
     case Type::Ipv4: return 4;
     case Type::Ipv6: return 16;
     case Type::Proto:
-    case Type::NfProto: return 1;
+    case Type::NfProto:
+    case Type::IcmpType:
+    case Type::Icmp6Type: return 1;
     case Type::Service: return 2;
     case Type::Ifname: return 16;
     default: return 4;
@@ -148,6 +185,19 @@ std::string one_value(Type t, const uint8_t* p) {
     case Type::AddrType: {
       uint32_t v = uint32_t(get_be(p, 4));
       return v < std::size(kAddrTypes) ? std::string(kAddrTypes[v]) : std::to_string(v);
+    }
+    case Type::IcmpType:
+    case Type::Icmp6Type: {
+      for (auto& n : t == Type::IcmpType ? std::span<const IcmpName>(kIcmpTypes) : std::span<const IcmpName>(kIcmp6Types))
+        if (n.type == p[0]) return std::string(n.name);
+      return std::to_string(p[0]);
+    }
+    case Type::CtStatus: {
+      uint32_t v = uint32_t(get_be(p, 4));
+      std::string s;
+      for (auto& c : kCtStatus)
+        if (v & c.bit) s += (s.empty() ? "" : ",") + std::string(c.name);
+      return s.empty() ? fmt::format("0x{:x}", v) : s;
     }
     default: return std::to_string(get_be(p, 4));
   }
@@ -252,6 +302,29 @@ std::string parse_component(Type t, std::string_view w, uint8_t* lo, uint8_t* hi
           }
         return fmt::format("unknown ct state '{}' (new, established, related, invalid, untracked)", v);
       }
+      case Type::IcmpType:
+      case Type::Icmp6Type: {
+        for (auto& nm : t == Type::IcmpType ? std::span<const IcmpName>(kIcmpTypes) : std::span<const IcmpName>(kIcmp6Types))
+          if (v == nm.name) {
+            out[0] = nm.type;
+            return {};
+          }
+        auto x = parse_uint(v, 255);
+        if (!x) return fmt::format("unknown {} '{}'", t == Type::IcmpType ? "ICMP type" : "ICMPv6 type", v);
+        out[0] = uint8_t(*x);
+        return {};
+      }
+      case Type::CtStatus: {
+        for (auto& c : kCtStatus)
+          if (v == c.name) {
+            put_be(out, c.bit, 4);
+            return {};
+          }
+        auto x = parse_uint(v, 0xffffffff, true);
+        if (!x) return fmt::format("unknown ct status '{}' (expected, seen-reply, assured, confirmed, snat, dnat, dying)", v);
+        put_be(out, *x, 4);
+        return {};
+      }
       case Type::AddrType: {
         for (size_t i = 0; i < std::size(kAddrTypes); ++i)
           if (v == kAddrTypes[i]) {
@@ -295,7 +368,7 @@ std::string parse_component(Type t, std::string_view w, uint8_t* lo, uint8_t* hi
     return {};
   }
   // A range a-b (addresses, ports, numbers); a '-' inside a single token.
-  if (t != Type::Ifname && t != Type::CtState && t != Type::AddrType) {
+  if (t != Type::Ifname && t != Type::CtState && t != Type::CtStatus && t != Type::AddrType) {
     auto dash = w.find('-', 1);
     if (dash != std::string_view::npos && t != Type::Proto) {
       if (!single(w.substr(0, dash), lo).empty() || !single(w.substr(dash + 1), hi).empty()) {
@@ -333,23 +406,34 @@ std::optional<TableFamily> family_word(std::string_view w) {
 }
 
 std::optional<Type> type_word(std::string_view w) {
-  static const std::pair<std::string_view, Type> names[] = {
-      {"ipv4_addr", Type::Ipv4},  {"ipv6_addr", Type::Ipv6}, {"inet_proto", Type::Proto}, {"inet_service", Type::Service},
-      {"mark", Type::Mark},       {"ifname", Type::Ifname},  {"ct_state", Type::CtState}, {"fib_addrtype", Type::AddrType},
-      {"nf_proto", Type::NfProto}};
+  static const std::pair<std::string_view, Type> names[] = {{"ipv4_addr", Type::Ipv4},
+                                                            {"ipv6_addr", Type::Ipv6},
+                                                            {"inet_proto", Type::Proto},
+                                                            {"inet_service", Type::Service},
+                                                            {"mark", Type::Mark},
+                                                            {"ifname", Type::Ifname},
+                                                            {"ct_state", Type::CtState},
+                                                            {"fib_addrtype", Type::AddrType},
+                                                            {"nf_proto", Type::NfProto},
+                                                            {"icmp_type", Type::IcmpType},
+                                                            {"icmpv6_type", Type::Icmp6Type},
+                                                            {"ct_status", Type::CtStatus}};
   for (auto& [n, t] : names)
     if (w == n) return t;
   return std::nullopt;
 }
 
 std::optional<int> named_priority(std::string_view name, Hook h) {
-  // nft accepts dstnat on prerouting and srcnat on postrouting only (ip, ip6 and inet families).
+  // Current nftables' std_prio_family_hook_compat (src/rule.c) for the ip, ip6 and inet families:
+  // dstnat on prerouting and output, srcnat on input and postrouting, the others on every hook.
+  // nft 1.0.6 (checked here) refuses dstnat on output and srcnat on input; Docker 28 writes
+  // `type nat hook output priority dstnat`, which newer nft loads. Accept the wider, current set.
   if (name == "raw") return -300;
   if (name == "mangle") return -150;
-  if (name == "dstnat" && h == Hook::PreRouting) return -100;
+  if (name == "dstnat" && (h == Hook::PreRouting || h == Hook::LocalOut)) return -100;
   if (name == "filter") return 0;
   if (name == "security") return 50;
-  if (name == "srcnat" && h == Hook::PostRouting) return 100;
+  if (name == "srcnat" && (h == Hook::LocalIn || h == Hook::PostRouting)) return 100;
   return std::nullopt;
 }
 

@@ -122,10 +122,10 @@ CASES = [
     ("nft: jump to a missing chain", "t.nft", b"table ip t {\n  chain c {\n    jump nowhere\n  }\n}\n",
      ["rules", "--nft", "{f}"], "t.nft:3: error: chain c: no chain 'nowhere' in table ip t", 1),
     ("nft: priority name on the wrong hook", "t.nft",
-     b"add table ip t\nadd chain ip t c { type nat hook output priority dstnat ; }\n",
+     b"add table ip t\nadd chain ip t c { type filter hook input priority dstnat ; }\n",
      ["rules", "--nft", "{f}"],
-     "t.nft:2:50: error: priority 'dstnat' is valid on the prerouting hook only (nft: invalid priority expression "
-     "value in this context)", 1),
+     "t.nft:2:52: error: priority 'dstnat' is valid on the prerouting and output hooks only (nft: invalid priority "
+     "expression value in this context)", 1),
     ("nft: key of the wrong type", "t.nft",
      b"table ip t {\n  map m {\n    type ipv4_addr . inet_proto . inet_service : verdict\n"
      b"    elements = { 10.0.0.1 . tcp . http-alt : drop }\n  }\n}\n",

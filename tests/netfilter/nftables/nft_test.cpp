@@ -138,8 +138,8 @@ TEST_CASE("nft: bad input names the file and line") {
   CHECK(load_error("table ip t {\n  chain c {\n    jump nowhere\n  }\n}\n") ==
         "t.nft:3: error: chain c: no chain 'nowhere' in table ip t");
   CHECK(load_error("add table ip t\nadd chain ip t c { type filter hook input priority dstnat ; }\n") ==
-        "t.nft:2:52: error: priority 'dstnat' is valid on the prerouting hook only (nft: invalid priority expression "
-        "value in this context)");
+        "t.nft:2:52: error: priority 'dstnat' is valid on the prerouting and output hooks only (nft: invalid priority "
+        "expression value in this context)");
   CHECK(load_error("add table ip t\nadd set ip t s { type ipv4_addr ; }\nadd element ip t s { 10.0.0.0/8 }\n") ==
         "t.nft:3:22: error: '10.0.0.0/8' is a range but set s has no 'flags interval'");
   CHECK(load_error("add table ip t\nadd set ip t s { type ipv4_addr ; }\nadd element ip t s { 10.0.0.300 }\n") ==
@@ -430,4 +430,42 @@ TEST_CASE("nft: off the end of a chain reached by goto from the base chain, the 
   CHECK(o.kind == nf::OutcomeKind::Dropped);
   CHECK(o.where == "ip t:fwd:policy:2");
   CHECK(trace_ids(o) == std::vector<std::string>{"ip t:fwd:rule:1", "ip t:r:rule:1", "ip t:fwd:policy:2"});
+}
+
+// Forms real dumps carry that nft 1.0.6 (here) prints as written: LXD's `ip version 4`, icmp/icmpv6
+// type sets, ct status. Docker 28's `type nat hook output priority dstnat` is refused by nft 1.0.6
+// but accepted by current nft (src/rule.c std_prio_family_hook_compat: dstnat on prerouting and
+// output); svcpath loads it and prints -100, which every nft version loads.
+TEST_CASE("nft: ip version, icmp type, ct status and dstnat on output") {
+  const char* in =
+      "table inet t {\n"
+      "\tchain o {\n"
+      "\t\ttype nat hook output priority dstnat; policy accept;\n"
+      "\t}\n"
+      "\n"
+      "\tchain f {\n"
+      "\t\ttype filter hook forward priority filter; policy accept;\n"
+      "\t\tip version 4 oifname \"br0\" accept\n"
+      "\t\tip6 version 6 iifname \"br0\" accept\n"
+      "\t\ticmp type { destination-unreachable, time-exceeded } accept\n"
+      "\t\ticmpv6 type { packet-too-big, nd-neighbor-solicit } accept\n"
+      "\t\tct status dnat accept\n"
+      "\t}\n"
+      "}\n";
+  auto rs = svcpath::nf::nft::load(in, "t.nft");
+  std::string out = svcpath::nf::nft::print(rs);
+  std::string want = in;
+  want.replace(want.find("priority dstnat"), std::strlen("priority dstnat"), "priority -100");
+  CHECK(out == want);
+}
+
+TEST_CASE("nft: nft 0.9's snat/dnat without 'to' print in the current form") {
+  auto rs = svcpath::nf::nft::load(
+      "table ip t {\n\tchain p {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+      "\t\tsnat 10.0.0.1-10.0.0.5\n\t}\n\tchain d {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+      "\t\tdnat 10.0.0.1:80\n\t}\n}\n",
+      "t.nft");
+  std::string out = svcpath::nf::nft::print(rs);
+  CHECK(out.find("\t\tsnat to 10.0.0.1-10.0.0.5\n") != std::string::npos);
+  CHECK(out.find("\t\tdnat to 10.0.0.1:80\n") != std::string::npos);
 }
