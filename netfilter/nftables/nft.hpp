@@ -238,7 +238,8 @@ struct Ruleset {
 };
 
 /// Parses `nft -f` input (add/insert/flush/delete commands and `table { }` blocks) or
-/// `nft list ruleset` output. Throws LoadError naming file:line.
+/// `nft list ruleset` output. Throws LoadError naming file:line. load_file also reads `nft -j list ruleset`
+/// (json.hpp) when the file starts with '{'.
 Ruleset load(std::string_view text, const std::string& file);
 Ruleset load_file(const std::string& path);
 /// Appends text to an existing ruleset (a second `nft -f`).

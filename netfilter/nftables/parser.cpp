@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "netfilter/nftables/json.hpp"
 #include "netfilter/nftables/syntax.hpp"
 
 namespace svcpath::nf::nft {
@@ -1102,6 +1103,9 @@ Ruleset load(std::string_view text, const std::string& file) {
   return rs;
 }
 
-Ruleset load_file(const std::string& path) { return load(read_input_file(path), path); }
+Ruleset load_file(const std::string& path) {
+  std::string text = read_input_file(path);
+  return looks_like_json(text) ? load_json(text, path) : load(text, path);  // `nft -j list ruleset` (json.cpp)
+}
 
 }  // namespace svcpath::nf::nft
