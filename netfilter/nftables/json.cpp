@@ -606,12 +606,17 @@ class Reader {
         if (f == "saddr") s.sel = Sel::IpSaddr;
         else if (f == "daddr") s.sel = Sel::IpDaddr;
         else if (f == "protocol") s.sel = Sel::IpProtocol;
-        else fail_at("field", fmt::format("'ip {}' is not modelled (saddr, daddr, protocol)", f));
+        else if (f == "version") s.sel = Sel::IpVersion;
+        else fail_at("field", fmt::format("'ip {}' is not modelled (saddr, daddr, protocol, version)", f));
       } else if (p == "ip6") {
         if (f == "saddr") s.sel = Sel::Ip6Saddr;
         else if (f == "daddr") s.sel = Sel::Ip6Daddr;
         else if (f == "nexthdr") s.sel = Sel::Ip6Nexthdr;
-        else fail_at("field", fmt::format("'ip6 {}' is not modelled (saddr, daddr, nexthdr)", f));
+        else if (f == "version") s.sel = Sel::Ip6Version;
+        else fail_at("field", fmt::format("'ip6 {}' is not modelled (saddr, daddr, nexthdr, version)", f));
+      } else if (p == "icmp" || p == "icmpv6") {
+        if (f != "type") fail_at("field", fmt::format("'{} {}' is not modelled (type)", p, f));
+        s.sel = p == "icmp" ? Sel::IcmpType : Sel::Icmp6Type;
       } else if (p == "tcp" || p == "udp" || p == "sctp" || p == "th") {
         if (f != "sport" && f != "dport") fail_at("field", fmt::format("'{} {}' is not modelled (sport, dport)", p, f));
         s.sel = f == "sport" ? Sel::Sport : Sel::Dport;
@@ -635,7 +640,8 @@ class Reader {
       if (v->contains("dir") || v->contains("family")) fail(fmt::format("'ct {}' with a direction is not modelled", m));
       if (m == "state") s.sel = Sel::CtState;
       else if (m == "mark") s.sel = Sel::CtMark;
-      else fail_at("key", fmt::format("'ct {}' is not modelled (state, mark)", m));
+      else if (m == "status") s.sel = Sel::CtStatus;
+      else fail_at("key", fmt::format("'ct {}' is not modelled (state, status, mark)", m));
     } else if (k == "fib") {
       only(*v, {"result", "flags"}, "a fib expression");
       if (str(*v, "result") != "type") fail_at("result", "only 'fib ... type' is modelled");
@@ -748,12 +754,16 @@ class Reader {
       m.lhs = selectors(*expr);
       m.types = types_of(m.lhs);
       if (m.bitwise && (m.lhs.size() != 1 || type_width(m.types[0]) != 4)) fail("bitwise operations need one 32-bit expression");
-      for (auto& s : m.lhs)
+      for (auto& s : m.lhs) {
         if (s.sel == Sel::Sport || s.sel == Sel::Dport) pin(l4, s.proto);
+        if (s.sel == Sel::IcmpType) pin(l4, proto::ICMP);
+        if (s.sel == Sel::Icmp6Type) pin(l4, proto::ICMPV6);
+      }
     }
     auto g = enter("right");
     const json& right = need(o, "right");
-    bool ct_state = m.types.size() == 1 && m.types[0] == Type::CtState;
+    // ct state and ct status are bit sets: a bare value or a list tests any of the bits.
+    bool ct_state = m.types.size() == 1 && (m.types[0] == Type::CtState || m.types[0] == Type::CtStatus);
     if (right.is_string() && right.get<std::string>().size() > 1 && right.get<std::string>()[0] == '@') {
       if (m.op != Op::Eq && m.op != Op::Ne) fail("a set takes == or !=");
       m.op = m.op == Op::Ne ? Op::NotInSet : Op::InSet;
@@ -768,7 +778,7 @@ class Reader {
     }
     if (right.is_array()) {
       // "ct state established,related": a flag list, its bits ORed.
-      if (!ct_state) fail("a list of values compares flags (ct state); use {\"set\": [...]} for a set");
+      if (!ct_state) fail("a list of values compares flags (ct state, ct status); use {\"set\": [...]} for a set");
       if (right.empty()) fail("an empty flag list");
       Key acc{};
       for (size_t i = 0; i < right.size(); ++i) {
