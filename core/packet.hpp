@@ -23,6 +23,15 @@ enum class PktType : uint8_t { Host, Broadcast, Multicast, OtherHost, Outgoing }
 
 inline constexpr int16_t kNoIf = -1;
 
+/// The default wall clock: 2026-01-07 (a Wednesday) 12:00:00 UTC.
+inline constexpr uint32_t kDefaultWall = 1767787200;
+
+namespace assume {
+inline constexpr uint8_t NoSocket = 1;     // a local packet without a socket (nosock)
+inline constexpr uint8_t OverLimit = 2;    // every hashlimit bucket is over its rate (hashlimit=over)
+inline constexpr uint8_t StringFound = 4;  // every -m string pattern is in the payload (string=found)
+}  // namespace assume
+
 struct Packet {
   FiveTuple t;        // addresses, ports (ICMP: id / type<<8|code), protocol
   uint16_t len = 60;  // IP total length
@@ -47,6 +56,18 @@ struct Packet {
   bool nf_trace = false;       // raw TRACE target
   bool tproxied = false;       // TPROXY assigned a local socket: route to local delivery
   uint64_t ts_ns = 0;          // arrival time, drives conntrack/recent/limit timers
+
+  // What a match may read that a packet spec cannot show and svcpath does not simulate. Each has a
+  // packet-spec key and a documented default (docs/inputs.md); a rule's trace names the value a match
+  // assumed. A few bytes, not strings: the packet is copied per hop.
+  uint8_t src_mac[6] = {0x02, 0, 0, 0, 0, 0x01};  // mac=: Ethernet source as received
+  uint16_t mss = 0;                               // mss=: TCP MSS option, 0 = none present
+  uint32_t uid = 0, gid = 0;                      // uid=, gid=: owner of the sending socket (local)
+  uint32_t classid = 0;                           // classid=: net_cls class of the sending socket
+  uint32_t conns = 1;                             // conns=: connections connlimit counts (this one too)
+  uint32_t wall = kDefaultWall;                   // time=: wall clock (s since the epoch, UTC) at t=0
+  uint16_t cpu = 0;                               // cpu=: the CPU handling the packet
+  uint8_t assume = 0;                             // assume::* bits (nosock=, hashlimit=, string=)
 
   uint8_t icmp_type() const { return uint8_t(t.dport >> 8); }
   uint8_t icmp_code() const { return uint8_t(t.dport); }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
@@ -202,8 +203,36 @@ std::optional<PacketSpec> parse_packet_spec(std::string_view s, std::string* why
       if (tmp.empty() || end != tmp.c_str() + tmp.size() || !(secs >= 0) || secs > 1e9)
         return fail(fmt::format("'{}': t= takes seconds, e.g. t=1.5", kv));
       p.ts_ns = uint64_t(std::llround(secs * 1e9));
-    } else {
-      return fail(fmt::format("'{}': unknown option (in=IFACE, local, mark=N, ttl=N, len=N, t=SECONDS, frag, id=N)", kv));
+    } else if (key == "uid" || key == "gid" || key == "classid" || key == "conns" || key == "time") {
+      auto v = num(key == "time" ? 0x7fffffff : 0xffffffff, key == "classid");
+      if (!v) return std::nullopt;
+      (key == "uid"       ? p.uid
+       : key == "gid"     ? p.gid
+       : key == "classid" ? p.classid
+       : key == "conns"   ? p.conns
+                          : p.wall) = uint32_t(*v);
+    } else if (key == "cpu" || key == "mss" || key == "tos") {
+      auto v = num(key == "tos" ? 255 : 65535, key == "tos");
+      if (!v) return std::nullopt;
+      if (key == "cpu") p.cpu = uint16_t(*v);
+      else if (key == "mss") p.mss = uint16_t(*v);
+      else p.tos = uint8_t(*v);
+    } else if (key == "mac") {
+      unsigned b[6];
+      char tail;
+      if (val.size() != 17 || std::sscanf(std::string(val).c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
+                                          &b[4], &b[5], &tail) != 6)
+        return fail(fmt::format("'{}': mac= takes six hex pairs, e.g. mac=00:11:22:33:44:55", kv));
+      for (int q = 0; q < 6; ++q) p.src_mac[q] = uint8_t(b[q]);
+    } else if (key == "nosock" && eq == std::string_view::npos) p.assume |= assume::NoSocket;
+    else if (key == "hashlimit" && val == "over") p.assume |= assume::OverLimit;
+    else if (key == "string" && val == "found") p.assume |= assume::StringFound;
+    else {
+      return fail(
+          fmt::format("'{}': unknown option (in=IFACE, local, mark=N, ttl=N, len=N, t=SECONDS, frag, id=N, tos=N, "
+                      "mac=MAC, uid=N, gid=N, nosock, classid=N, conns=N, time=EPOCH, cpu=N, mss=N, hashlimit=over, "
+                      "string=found)",
+                      kv));
     }
   }
   return out;

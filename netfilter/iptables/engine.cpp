@@ -68,6 +68,7 @@ struct Ctx {
   Packet& p;
   EvalEnv& env;
   Hook hook;
+  const char* unsim = nullptr;  // set by a match whose answer svcpath cannot know
 };
 
 bool eval(const TcpMatch& m, Ctx& c) {
@@ -307,6 +308,108 @@ bool eval(const IpvsMatch& m, Ctx& c) {
   return true;
 }
 
+// ------------------------------------------------ matches on state the packet spec assumes
+bool eval(const MacMatch& m, Ctx& c) {
+  // xt_mac: no Ethernet header (loopback) never matches, inverted or not.
+  if (c.p.iif < 0 || c.env.node.iface(c.p.iif).loopback) return false;
+  return std::equal(m.mac, m.mac + 6, c.p.src_mac) != m.inv;
+}
+bool eval(const OwnerMatch& m, Ctx& c) {
+  const Packet& p = c.p;
+  // xt_owner: without a socket only a match whose every option is inverted passes.
+  if (!p.local_out || (p.assume & assume::NoSocket)) return (m.match ^ m.invert) == 0;
+  if (m.match & m.invert & OwnerMatch::SocketExists) return false;
+  if ((m.match & OwnerMatch::Uid) && ((p.uid >= m.uid_lo && p.uid <= m.uid_hi) == bool(m.invert & OwnerMatch::Uid))) return false;
+  // Supplementary groups are not modelled: the socket owner has none.
+  if ((m.match & OwnerMatch::Gid) && ((p.gid >= m.gid_lo && p.gid <= m.gid_hi) == bool(m.invert & OwnerMatch::Gid))) return false;
+  return true;
+}
+bool eval(const HashlimitMatch& m, Ctx& c) { return bool(c.p.assume & assume::OverLimit) == m.above; }
+bool eval(const ConnlimitMatch& m, Ctx& c) { return (c.p.conns > m.limit) != m.upto; }
+bool eval(const TimeMatch& m, Ctx& c) {
+  // xt_time with the kernel's time zone taken as UTC (--kerneltz then changes nothing).
+  int64_t stamp = int64_t(c.p.wall) + int64_t(c.p.ts_ns / kSec);
+  if (stamp < m.date_start || stamp > m.date_stop) return false;
+  uint32_t tod = uint32_t(stamp % 86400);
+  if (m.daytime_start < m.daytime_stop) {
+    if (tod < m.daytime_start || tod > m.daytime_stop) return false;
+  } else {
+    if (tod < m.daytime_start && tod > m.daytime_stop) return false;
+    if (m.contiguous && tod <= m.daytime_stop) stamp -= 86400;
+  }
+  int64_t days = stamp / 86400;
+  unsigned wday = unsigned((days + 3) % 7) + 1;  // 1970-01-01 was a Thursday (ISO 4)
+  if (!(m.weekdays & (1u << wday))) return false;
+  if (m.monthdays != 0xfffffffe) {
+    int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    unsigned mday = unsigned(doy - (153 * mp + 2) / 5 + 1);
+    if (!(m.monthdays & (1u << mday))) return false;
+  }
+  return true;
+}
+bool eval(const StringMatch& m, Ctx& c) { return bool(c.p.assume & assume::StringFound) != m.inv; }
+bool eval(const HelperMatch& m, Ctx&) { return m.inv; }  // no expected (helper-created) connections exist
+bool eval(const TosMatch& m, Ctx& c) { return ((c.p.tos & m.mask) == m.value) != m.inv; }
+bool eval(const DscpMatch& m, Ctx& c) { return ((c.p.tos >> 2) == m.dscp) != m.inv; }
+bool eval(const EcnMatch& m, Ctx& c) {
+  auto inv = [&](uint8_t bit) { return (m.invert & bit) != 0; };
+  if ((m.ops & EcnMatch::IpEct) && (((c.p.tos & 3) == m.ect) == inv(EcnMatch::IpEct))) return false;
+  if (m.ops & (EcnMatch::TcpEce | EcnMatch::TcpCwr)) {
+    if (!l4_ok(c.p) || c.p.t.proto != proto::TCP) return false;
+    if ((m.ops & EcnMatch::TcpEce) && (bool(c.p.tcp_flags & tcpflag::ECE) == inv(EcnMatch::TcpEce))) return false;
+    if ((m.ops & EcnMatch::TcpCwr) && (bool(c.p.tcp_flags & tcpflag::CWR) == inv(EcnMatch::TcpCwr))) return false;
+  }
+  return true;
+}
+bool eval(const TcpmssMatch& m, Ctx& c) {
+  if (!l4_ok(c.p) || c.p.t.proto != proto::TCP) return false;
+  if (c.p.mss == 0) return m.inv;  // no MSS option: xt_tcpmss returns the invert flag
+  return (c.p.mss >= m.lo && c.p.mss <= m.hi) != m.inv;
+}
+bool eval(const SpiMatch&, Ctx& c) {
+  c.unsim = "the SPI of ESP/AH packets is not simulated";
+  return false;
+}
+bool eval(const DevgroupMatch& m, Ctx& c) {
+  const Node& n = c.env.node;
+  auto group = [&](int16_t i) { return i >= 0 ? n.iface(i).group : 0u; };
+  if ((m.flags & DevgroupMatch::Src) && ((((group(c.p.iif) ^ m.src) & m.src_mask) != 0) != bool(m.flags & DevgroupMatch::InvSrc)))
+    return false;
+  if ((m.flags & DevgroupMatch::Dst) && ((((group(c.p.oif) ^ m.dst) & m.dst_mask) != 0) != bool(m.flags & DevgroupMatch::InvDst)))
+    return false;
+  return true;
+}
+bool eval(const CgroupMatch& m, Ctx& c) {
+  if (!c.p.local_out || (c.p.assume & assume::NoSocket)) return false;
+  if (!m.path.empty()) {
+    c.unsim = "cgroup --path: the sending socket's cgroup is not simulated";
+    return false;
+  }
+  return (c.p.classid == m.classid) != m.inv;
+}
+bool eval(const CpuMatch& m, Ctx& c) { return (c.p.cpu == m.cpu) != m.inv; }
+bool eval(const QuotaMatch& m, Ctx& c) {
+  // xt_quota: bytes left start at --quota (slot_time marks the slot as started).
+  uint64_t& left = c.env.state.slot[m.slot];
+  if (!c.env.state.slot_time[m.slot]) left = m.quota, c.env.state.slot_time[m.slot] = 1;
+  if (left >= c.p.len) {
+    left -= c.p.len;
+    return !m.inv;
+  }
+  left = 0;
+  return m.inv;
+}
+bool eval(const U32Match&, Ctx& c) {
+  c.unsim = "u32 tests on raw packet bytes are not simulated";
+  return false;
+}
+bool eval(const BpfMatch&, Ctx& c) {
+  c.unsim = "bpf bytecode is not run";
+  return false;
+}
+
 bool ip_part(const Rule& r, const Packet& p, const Node& n) {
   if (r.src_set && (r.src.contains(p.t.src) == r.src_inv)) return false;
   if (r.dst_set && (r.dst.contains(p.t.dst) == r.dst_inv)) return false;
@@ -315,6 +418,34 @@ bool ip_part(const Rule& r, const Packet& p, const Node& n) {
   if (r.proto_set && ((p.t.proto == r.proto) == r.proto_inv)) return false;
   if (r.frag_set && (p.fragment == r.frag_inv)) return false;
   return true;
+}
+
+// What the rule's matches assumed about state the packet spec sets (appended to its trace detail).
+std::string assumed(const Rule& r, const Packet& p) {
+  std::string o;
+  auto add = [&](std::string s) { o += (o.empty() ? "  (assumed: " : ", ") + s; };
+  for (auto& m : r.matches) {
+    if (std::holds_alternative<MacMatch>(m))
+      add(fmt::format("source MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} (mac=)", p.src_mac[0], p.src_mac[1], p.src_mac[2],
+                      p.src_mac[3], p.src_mac[4], p.src_mac[5]));
+    else if (std::holds_alternative<OwnerMatch>(m))
+      add((p.assume & assume::NoSocket) ? std::string("no socket (nosock)")
+                                        : fmt::format("uid {} gid {} (uid=, gid=)", p.uid, p.gid));
+    else if (std::holds_alternative<HashlimitMatch>(m))
+      add((p.assume & assume::OverLimit) ? "over the hashlimit rate (hashlimit=over)" : "within the hashlimit rate (hashlimit=)");
+    else if (std::holds_alternative<ConnlimitMatch>(m)) add(fmt::format("{} connections (conns=)", p.conns));
+    else if (std::holds_alternative<TimeMatch>(m)) {
+      uint64_t t = p.wall + p.ts_ns / kSec;
+      add(fmt::format("time {} UTC (time=)", t));
+    } else if (std::holds_alternative<StringMatch>(m))
+      add((p.assume & assume::StringFound) ? "the payload holds the string (string=found)"
+                                           : "the payload lacks the string (string=)");
+    else if (std::holds_alternative<CpuMatch>(m)) add(fmt::format("CPU {} (cpu=)", p.cpu));
+    else if (std::holds_alternative<CgroupMatch>(m)) add(fmt::format("net_cls classid {} (classid=)", p.classid));
+    else if (std::holds_alternative<TcpmssMatch>(m)) add(fmt::format("MSS option {} (mss=)", p.mss));
+  }
+  if (!o.empty()) o += ')';
+  return o;
 }
 
 void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t num, TraceKind kind, std::string target) {
@@ -326,7 +457,7 @@ void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t
   e.chain = ch.name;
   e.rulenum = num;
   e.target = std::move(target);
-  if (r) e.detail = rule_text(ch, *r, c.env.fam);
+  if (r) e.detail = rule_text(ch, *r, c.env.fam) + assumed(*r, c.p);
   c.env.trace.event(std::move(e));
 }
 
@@ -445,6 +576,14 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
         ok = false;
         break;
       }
+    }
+    if (c.unsim) {
+      // The rule reached a match whose answer cannot be known: say so instead of guessing.
+      trace_rule(c, t, *ch, &r, uint32_t(i + 1), TraceKind::Note, fmt::format("unsimulated: {}", c.unsim));
+      env.hit_rule = &r;
+      env.hit_chain = ch;
+      env.hit_num = uint32_t(i + 1);
+      return {VerdictKind::Unsimulated, DropReason::None, 0};
     }
     if (!ok) {
       ++i;

@@ -1,6 +1,8 @@
 // iptables-restore's match modules: one option parser per module (libxt_*'s parse), the table of
 // modules -m loads, their final checks, and the protocol checks the kernel makes at load.
 #include <cmath>
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -660,6 +662,688 @@ Res opt(IpvsMatch& m, std::string_view o, bool inv, ParseCtx& p) {
   return Unknown;
 }
 
+// ------------------------------------------------------------------ matches on unseen state
+Res opt(MacMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o != "--mac-source") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  // xtables_parse_mac: six hex pairs separated by ':'.
+  bool ok = s->size() == 17;
+  for (size_t k = 0; ok && k < 6; ++k) {
+    if (k && (*s)[k * 3 - 1] != ':') ok = false;
+    auto v = ok ? parse_uint("0x" + s->substr(k * 3, 2), 255, true) : std::nullopt;
+    if (!v || !std::isxdigit(uint8_t((*s)[k * 3])) || !std::isxdigit(uint8_t((*s)[k * 3 + 1]))) ok = false;
+    else m.mac[k] = uint8_t(*v);
+  }
+  if (!ok) {
+    p.err(fmt::format("Bad mac address \"{}\"", *s));
+    return Fail;
+  }
+  m.inv = inv;
+  return Ok;
+}
+
+// A uid/gid or a range "a-b"; names resolve only for root, as they would on any node.
+Res id_range(std::string_view what, uint32_t& lo, uint32_t& hi, ParseCtx& p) {
+  auto s = p.arg();
+  if (!s) return Fail;
+  if (*s == "root") {
+    lo = hi = 0;
+    return Ok;
+  }
+  auto dash = s->find('-');
+  auto a = parse_uint(std::string_view(*s).substr(0, dash), 0xfffffffe);
+  auto b = dash == std::string::npos ? a : parse_uint(std::string_view(*s).substr(dash + 1), 0xfffffffe);
+  if (!a || !b || *a > *b) {
+    p.err(
+        fmt::format("owner: bad {} '{}' (a number or a range N-M; names other than root are not resolved: write the "
+                    "number)",
+                    what, *s));
+    return Fail;
+  }
+  lo = uint32_t(*a);
+  hi = uint32_t(*b);
+  return Ok;
+}
+
+Res opt(OwnerMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  uint8_t bit;
+  Res r = Ok;
+  if (o == "--uid-owner") bit = OwnerMatch::Uid, r = id_range("uid", m.uid_lo, m.uid_hi, p);
+  else if (o == "--gid-owner") bit = OwnerMatch::Gid, r = id_range("gid", m.gid_lo, m.gid_hi, p);
+  else if (o == "--socket-exists") bit = OwnerMatch::SocketExists;
+  else if (o == "--suppl-groups") {
+    if (!(m.match & OwnerMatch::Gid)) {
+      p.err("owner: --suppl-groups needs --gid-owner before it");
+      return Fail;
+    }
+    bit = OwnerMatch::SupplGroups;
+  } else return Unknown;
+  if (r != Ok) return r;
+  m.match |= bit;
+  if (inv) m.invert |= bit;
+  return Ok;
+}
+
+// libxt_hashlimit's parse_rate with XT_HASHLIMIT_SCALE_v2: "N[/second|minute|hour|day]", any prefix.
+std::optional<uint64_t> hashlimit_rate(std::string_view s) {
+  auto slash = s.find('/');
+  uint64_t mult = 1;
+  if (slash != std::string_view::npos) {
+    auto u = s.substr(slash + 1);
+    auto is = [&](std::string_view w) { return !u.empty() && u.size() <= w.size() && w.substr(0, u.size()) == u; };
+    if (is("second")) mult = 1;
+    else if (is("minute")) mult = 60;
+    else if (is("hour")) mult = 3600;
+    else if (is("day")) mult = 86400;
+    else return std::nullopt;
+  }
+  auto r = parse_uint(s.substr(0, slash), UINT32_MAX);
+  if (!r || *r == 0) return std::nullopt;
+  uint64_t v = 1000000ull * mult / *r;
+  if (v == 0) return std::nullopt;
+  return v;
+}
+
+Res opt(HashlimitMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  auto u32 = [&](uint32_t& dst, uint64_t max) {
+    auto s = p.arg();
+    if (!s) return Fail;
+    auto v = p.num(*s, max, fmt::format("hashlimit: {}", o).c_str(), false);
+    if (!v) return Fail;
+    dst = uint32_t(*v);
+    return Ok;
+  };
+  if (o == "--hashlimit-upto" || o == "--hashlimit-above" || o == "--hashlimit") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    bool above = (o == "--hashlimit-above") != inv;
+    std::string_view t = *s;
+    if (t.size() > 3 && t.ends_with("b/s")) {
+      // Byte rates are kept as written: "1kb/s", "512b/s", "2mb/s".
+      auto num = t.substr(0, t.size() - 3);
+      if (num.ends_with('k') || num.ends_with('m')) num.remove_suffix(1);
+      if (!parse_uint(num, UINT32_MAX) || num.empty()) {
+        p.err(fmt::format("hashlimit: bad byte rate '{}'", *s));
+        return Fail;
+      }
+      m.bytes = true;
+      m.rate_text = *s;
+    } else {
+      auto v = hashlimit_rate(t);
+      if (!v) {
+        p.err(fmt::format("hashlimit: bad rate '{}' (N/sec, N/min, N/hour, N/day or a byte rate Nkb/s)", *s));
+        return Fail;
+      }
+      m.avg = *v;
+    }
+    m.above = above;
+    m.upto_given = true;
+    return Ok;
+  }
+  if (inv) {
+    p.err(fmt::format("hashlimit: option \"{}\" cannot be inverted", o));
+    return Fail;
+  }
+  if (o == "--hashlimit-burst") return u32(m.burst, UINT32_MAX);
+  if (o == "--hashlimit-htable-size") return u32(m.size, UINT32_MAX);
+  if (o == "--hashlimit-htable-max") return u32(m.max, UINT32_MAX);
+  if (o == "--hashlimit-htable-gcinterval") return u32(m.gc, UINT32_MAX);
+  if (o == "--hashlimit-htable-expire") return u32(m.expire, UINT32_MAX);
+  if (o == "--hashlimit-srcmask" || o == "--hashlimit-dstmask") {
+    uint32_t v = 0;
+    if (u32(v, p.fam == Family::V4 ? 32 : 128) != Ok) return Fail;
+    (o == "--hashlimit-srcmask" ? m.srcmask : m.dstmask) = uint8_t(v);
+    return Ok;
+  }
+  if (o == "--hashlimit-mode") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    m.mode = 0;
+    std::string_view l = *s;
+    while (true) {
+      auto comma = l.find(',');
+      auto w = l.substr(0, comma);
+      if (w == "srcip") m.mode |= HashlimitMatch::SrcIp;
+      else if (w == "srcport") m.mode |= HashlimitMatch::SrcPort;
+      else if (w == "dstip") m.mode |= HashlimitMatch::DstIp;
+      else if (w == "dstport") m.mode |= HashlimitMatch::DstPort;
+      else {
+        p.err(fmt::format("hashlimit: bad --hashlimit-mode '{}' (srcip, srcport, dstip, dstport)", *s));
+        return Fail;
+      }
+      if (comma == std::string_view::npos) break;
+      l.remove_prefix(comma + 1);
+    }
+    return Ok;
+  }
+  if (o == "--hashlimit-name") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    if (s->empty() || s->size() > 255) {
+      p.err("hashlimit: --hashlimit-name must be 1..255 characters");
+      return Fail;
+    }
+    m.name = *s;
+    return Ok;
+  }
+  return Unknown;
+}
+
+Res opt(ConnlimitMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o == "--connlimit-upto" || o == "--connlimit-above") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    auto v = p.num(*s, UINT32_MAX, "connlimit: limit", false);
+    if (!v) return Fail;
+    m.limit = uint32_t(*v);
+    m.upto = (o == "--connlimit-upto") != inv;
+    return Ok;
+  }
+  if (o == "--connlimit-mask") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    auto v = p.num(*s, p.fam == Family::V4 ? 32 : 128, "connlimit: --connlimit-mask", false);
+    if (!v) return Fail;
+    m.mask = uint8_t(*v);
+    return Ok;
+  }
+  if (o == "--connlimit-saddr" || o == "--connlimit-daddr") {
+    m.daddr = o == "--connlimit-daddr";
+    return Ok;
+  }
+  return Unknown;
+}
+
+// libxt_time's time_parse_date: YYYY[-MM[-DD[Thh[:mm[:ss]]]]], UTC.
+std::optional<uint32_t> time_date(std::string_view s) {
+  int f[6] = {0, 1, 1, 0, 0, 0};
+  const char seps[] = {'-', '-', 'T', ':', ':'};
+  size_t i = 0;
+  for (int k = 0; k < 6; ++k) {
+    size_t j = i;
+    while (j < s.size() && std::isdigit(uint8_t(s[j]))) ++j;
+    auto v = parse_uint(s.substr(i, j - i), 9999);
+    if (!v) return std::nullopt;
+    f[k] = int(*v);
+    i = j;
+    if (i == s.size()) break;
+    if (k == 5 || s[i] != seps[k]) return std::nullopt;
+    ++i;
+  }
+  if (f[0] < 1970 || f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 || f[4] > 59 || f[5] > 59) return std::nullopt;
+  // Days from the civil date (Howard Hinnant's algorithm), so no time zone is involved.
+  int y = f[0] - (f[1] <= 2);
+  int era = y / 400;
+  int yoe = y - era * 400;
+  int doy = (153 * (f[1] + (f[1] > 2 ? -3 : 9)) + 2) / 5 + f[2] - 1;
+  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t days = int64_t(era) * 146097 + doe - 719468;
+  int64_t t = days * 86400 + f[3] * 3600 + f[4] * 60 + f[5];
+  if (t > 0x7fffffff) return std::nullopt;
+  return uint32_t(t);
+}
+
+std::optional<uint32_t> time_of_day(std::string_view s) {
+  int f[3] = {0, 0, 0};
+  size_t i = 0;
+  int k = 0;
+  for (; k < 3; ++k) {
+    size_t j = i;
+    while (j < s.size() && std::isdigit(uint8_t(s[j]))) ++j;
+    auto v = parse_uint(s.substr(i, j - i), 99);
+    if (!v) return std::nullopt;
+    f[k] = int(*v);
+    i = j;
+    if (i == s.size()) break;
+    if (k == 2 || s[i] != ':') return std::nullopt;
+    ++i;
+  }
+  if (k == 0 || f[0] > 23 || f[1] > 59 || f[2] > 59) return std::nullopt;
+  return uint32_t(f[0] * 3600 + f[1] * 60 + f[2]);
+}
+
+Res opt(TimeMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  bool invertible = o == "--weekdays" || o == "--monthdays";
+  if (inv && !invertible &&
+      (o.starts_with("--date") || o.starts_with("--time") || o == "--kerneltz" || o == "--localtz" || o == "--utc" ||
+       o == "--contiguous")) {
+    p.err(fmt::format("time: option \"{}\" cannot be inverted", o));
+    return Fail;
+  }
+  if (o == "--datestart" || o == "--datestop") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    auto v = time_date(*s);
+    if (!v) {
+      p.err(fmt::format("time: invalid date \"{}\" (YYYY[-MM[-DD[Thh[:mm[:ss]]]]], 1970 to 2038)", *s));
+      return Fail;
+    }
+    (o == "--datestart" ? m.date_start : m.date_stop) = *v;
+    return Ok;
+  }
+  if (o == "--timestart" || o == "--timestop") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    auto v = time_of_day(*s);
+    if (!v) {
+      p.err(fmt::format("time: invalid time \"{}\" (hh:mm[:ss])", *s));
+      return Fail;
+    }
+    (o == "--timestart" ? m.daytime_start : m.daytime_stop) = *v;
+    return Ok;
+  }
+  if (o == "--weekdays" || o == "--monthdays") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    bool week = o == "--weekdays";
+    static constexpr std::string_view kDays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+    uint32_t bits = 0;
+    std::string_view l = *s;
+    while (true) {
+      auto comma = l.find(',');
+      auto w = l.substr(0, comma);
+      auto v = parse_uint(w, week ? 7 : 31);
+      if (week && !v)
+        for (unsigned d = 0; d < 7; ++d)
+          if (w == kDays[d]) v = d + 1;
+      if (!v || *v == 0) {
+        p.err(fmt::format("time: bad {} '{}' ({})", o, w, week ? "Mon..Sun or 1..7" : "1..31"));
+        return Fail;
+      }
+      bits |= 1u << *v;
+      if (comma == std::string_view::npos) break;
+      l.remove_prefix(comma + 1);
+    }
+    // libxt_time inverts the day set itself; the kernel sees no invert flag.
+    if (week) m.weekdays = uint8_t(inv ? bits ^ 0xfe : bits);
+    else m.monthdays = inv ? bits ^ 0xfffffffe : bits;
+    return Ok;
+  }
+  if (o == "--kerneltz" || o == "--localtz") m.localtz = true;
+  else if (o == "--utc") m.localtz = false;
+  else if (o == "--contiguous") m.contiguous = true;
+  else return Unknown;
+  return Ok;
+}
+
+// libxt_string's parse_hex_string: text with |hex pairs| in between, spaces allowed inside the bars.
+std::optional<std::string> hex_string(std::string_view s) {
+  std::string out;
+  bool in_hex = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '|') {
+      in_hex = !in_hex;
+      continue;
+    }
+    if (in_hex) {
+      if (c == ' ') continue;
+      if (i + 1 >= s.size() || !std::isxdigit(uint8_t(c)) || !std::isxdigit(uint8_t(s[i + 1]))) return std::nullopt;
+      out += char(std::stoi(std::string(s.substr(i, 2)), nullptr, 16));
+      ++i;
+    } else {
+      if (c == '\\' && i + 1 < s.size()) c = s[++i];
+      out += c;
+    }
+  }
+  if (in_hex) return std::nullopt;
+  return out;
+}
+
+Res opt(StringMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o == "--string" || o == "--hex-string") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    std::optional<std::string> v = *s;
+    if (o == "--hex-string") v = hex_string(*s);
+    if (!v) {
+      p.err(fmt::format("string: bad --hex-string '{}' (text with |hex pairs| between bars)", *s));
+      return Fail;
+    }
+    if (v->empty() || v->size() > 128) {
+      p.err("string: the pattern must be 1..128 bytes");
+      return Fail;
+    }
+    m.pattern = *v;
+    m.inv = inv;
+    return Ok;
+  }
+  if (inv) {
+    p.err(fmt::format("string: option \"{}\" cannot be inverted", o));
+    return Fail;
+  }
+  if (o == "--algo") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    if (*s != "bm" && *s != "kmp") {
+      p.err(fmt::format("string: unknown --algo '{}' (bm or kmp)", *s));
+      return Fail;
+    }
+    m.algo = *s;
+    return Ok;
+  }
+  if (o == "--from" || o == "--to") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    auto v = p.num(*s, 65535, fmt::format("string: {}", o).c_str(), false);
+    if (!v) return Fail;
+    (o == "--from" ? m.from : m.to) = uint16_t(*v);
+    return Ok;
+  }
+  if (o == "--icase") {
+    m.icase = true;
+    return Ok;
+  }
+  return Unknown;
+}
+
+Res opt(HelperMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o != "--helper") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  if (s->size() > 29) {
+    p.err("helper: the name is at most 29 characters");
+    return Fail;
+  }
+  m.name = *s;
+  m.inv = inv;
+  return Ok;
+}
+
+Res opt(TosMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o != "--tos") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  // The RFC 1349 names compare the TOS bits only (mask 0x3f), as libxt_tos does.
+  static constexpr std::pair<std::string_view, uint8_t> kNames[] = {{"Minimize-Delay", 0x10},
+                                                                    {"Maximize-Throughput", 0x08},
+                                                                    {"Maximize-Reliability", 0x04},
+                                                                    {"Minimize-Cost", 0x02},
+                                                                    {"Normal-Service", 0x00}};
+  for (auto& [n, v] : kNames)
+    if (*s == n) {
+      m.value = v;
+      m.mask = 0x3f;
+      m.inv = inv;
+      return Ok;
+    }
+  auto slash = s->find('/');
+  auto a = parse_uint(std::string_view(*s).substr(0, slash), 255, true);
+  std::optional<uint64_t> b = 0xff;
+  if (slash != std::string::npos) b = parse_uint(std::string_view(*s).substr(slash + 1), 255, true);
+  if (!a || !b) {
+    p.err(fmt::format("tos: bad value '{}' (value[/mask] of 8 bits, or a name such as Minimize-Delay)", *s));
+    return Fail;
+  }
+  m.value = uint8_t(*a);
+  m.mask = uint8_t(*b);
+  m.inv = inv;
+  return Ok;
+}
+
+std::optional<uint8_t> dscp_class(std::string_view s) {
+  static constexpr std::pair<std::string_view, uint8_t> kClasses[] = {
+      {"CS0", 0x00},  {"CS1", 0x08},  {"CS2", 0x10},  {"CS3", 0x18},  {"CS4", 0x20},  {"CS5", 0x28},
+      {"CS6", 0x30},  {"CS7", 0x38},  {"BE", 0x00},   {"AF11", 0x0a}, {"AF12", 0x0c}, {"AF13", 0x0e},
+      {"AF21", 0x12}, {"AF22", 0x14}, {"AF23", 0x16}, {"AF31", 0x1a}, {"AF32", 0x1c}, {"AF33", 0x1e},
+      {"AF41", 0x22}, {"AF42", 0x24}, {"AF43", 0x26}, {"EF", 0x2e}};
+  for (auto& [n, v] : kClasses)
+    if (s.size() == n.size() && std::equal(s.begin(), s.end(), n.begin(), [](char a, char b) { return std::toupper(a) == b; }))
+      return v;
+  return std::nullopt;
+}
+
+Res opt(DscpMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o != "--dscp" && o != "--dscp-class") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  auto v = o == "--dscp" ? parse_uint(*s, 63, true) : std::optional<uint64_t>();
+  if (o == "--dscp-class")
+    if (auto c = dscp_class(*s)) v = *c;
+  if (!v) {
+    p.err(o == "--dscp" ? fmt::format("dscp: DSCP '{}' is not a number in 0..63", *s)
+                        : fmt::format("dscp: unknown DSCP class '{}' (CS0..CS7, BE, AF11..AF43, EF)", *s));
+    return Fail;
+  }
+  m.dscp = uint8_t(*v);
+  m.inv = inv;
+  return Ok;
+}
+
+Res opt(EcnMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  uint8_t bit;
+  if (o == "--ecn-tcp-cwr") bit = EcnMatch::TcpCwr;
+  else if (o == "--ecn-tcp-ece") bit = EcnMatch::TcpEce;
+  else if (o == "--ecn-ip-ect") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    auto v = parse_uint(*s, 3);
+    if (!v) {
+      p.err(fmt::format("ecn: --ecn-ip-ect '{}' is not in 0..3", *s));
+      return Fail;
+    }
+    m.ect = uint8_t(*v);
+    bit = EcnMatch::IpEct;
+  } else return Unknown;
+  m.ops |= bit;
+  if (inv) m.invert |= bit;
+  return Ok;
+}
+
+Res opt(TcpmssMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o != "--mss") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  auto r = p.ports(*s, ':');
+  if (!r) return Fail;
+  m.lo = r->lo;
+  m.hi = r->hi;
+  m.inv = inv;
+  return Ok;
+}
+
+Res opt(SpiMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o != (m.ah ? "--ahspi" : "--espspi")) return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  auto colon = s->find(':');
+  auto a = parse_uint(std::string_view(*s).substr(0, colon), UINT32_MAX);
+  auto b = colon == std::string::npos ? a : parse_uint(std::string_view(*s).substr(colon + 1), UINT32_MAX);
+  if (!a || !b) {
+    p.err(fmt::format("{}: bad SPI '{}' (N or N:M)", m.ah ? "ah" : "esp", *s));
+    return Fail;
+  }
+  m.lo = uint32_t(*a);
+  m.hi = uint32_t(*b);
+  m.inv = inv;
+  return Ok;
+}
+
+Res opt(DevgroupMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  bool src = o == "--src-group";
+  if (!src && o != "--dst-group") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  uint32_t v = 0, mask = 0xffffffff;
+  if (*s != "default" && !p.value_mask(*s, v, mask, 0xffffffff)) return Fail;
+  if (src) m.src = v, m.src_mask = mask, m.flags |= DevgroupMatch::Src | (inv ? DevgroupMatch::InvSrc : 0);
+  else m.dst = v, m.dst_mask = mask, m.flags |= DevgroupMatch::Dst | (inv ? DevgroupMatch::InvDst : 0);
+  return Ok;
+}
+
+Res opt(CgroupMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o == "--cgroup") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    auto v = p.num(*s, UINT32_MAX, "cgroup: --cgroup", true);
+    if (!v) return Fail;
+    m.classid = uint32_t(*v);
+  } else if (o == "--path") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    if (s->empty() || s->size() > 4095) {
+      p.err("cgroup: --path must be 1..4095 characters");
+      return Fail;
+    }
+    m.path = *s;
+  } else return Unknown;
+  if (!m.path.empty() && o == "--cgroup") {
+    p.err("cgroup: --path and --cgroup cannot be used together (the kernel refuses both)");
+    return Fail;
+  }
+  m.inv = inv;
+  return Ok;
+}
+
+Res opt(CpuMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o != "--cpu") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  auto v = p.num(*s, UINT32_MAX, "cpu: --cpu", false);
+  if (!v) return Fail;
+  m.cpu = uint32_t(*v);
+  m.inv = inv;
+  return Ok;
+}
+
+Res opt(QuotaMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o != "--quota") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  auto v = p.num(*s, UINT64_MAX, "quota: --quota", false);
+  if (!v) return Fail;
+  m.quota = *v;
+  m.inv = inv;
+  return Ok;
+}
+
+// libxt_u32's grammar: tests joined by "&&"; a test is LOCATION=VALUES, a location a number
+// followed by &N, <<N, >>N or @N steps, values N or N:M joined by ','. Stored as iptables-save
+// prints it (every number in hex).
+std::optional<std::string> u32_norm(std::string_view s, std::string& why) {
+  std::string out;
+  size_t i = 0;
+  auto ws = [&] {
+    while (i < s.size() && std::isspace(uint8_t(s[i]))) ++i;
+  };
+  auto number = [&]() -> std::optional<uint32_t> {
+    ws();
+    size_t j = i;
+    bool hex = j + 1 < s.size() && s[j] == '0' && (s[j + 1] == 'x' || s[j + 1] == 'X');
+    if (hex) j += 2;
+    size_t k = j;
+    while (k < s.size() && (hex ? std::isxdigit(uint8_t(s[k])) : std::isdigit(uint8_t(s[k])))) ++k;
+    if (k == j) return std::nullopt;
+    uint64_t v = std::stoull(std::string(s.substr(j, k - j)), nullptr, hex ? 16 : 10);
+    if (v > UINT32_MAX) return std::nullopt;
+    i = k;
+    return uint32_t(v);
+  };
+  int tests = 0;
+  while (true) {
+    if (++tests > 10) return why = "u32: at most 10 tests", std::nullopt;
+    auto n = number();
+    if (!n) return why = fmt::format("u32: expected a number at offset {}", i), std::nullopt;
+    if (tests > 1) out += "&&";
+    out += fmt::format("0x{:x}", *n);
+    int nums = 1;
+    for (ws(); i < s.size() && s[i] != '='; ws()) {
+      std::string_view op;
+      if (s[i] == '&') op = "&";
+      else if (s[i] == '@') op = "@";
+      else if (s.substr(i, 2) == "<<") op = "<<";
+      else if (s.substr(i, 2) == ">>") op = ">>";
+      else return why = fmt::format("u32: unexpected '{}' at offset {}", s[i], i), std::nullopt;
+      i += op.size();
+      auto v = number();
+      if (!v) return why = fmt::format("u32: expected a number at offset {}", i), std::nullopt;
+      if (++nums > 10) return why = "u32: at most 10 location steps per test", std::nullopt;
+      out += fmt::format("{}0x{:x}", op, *v);
+    }
+    if (i >= s.size()) return why = "u32: a test needs '=' and values", std::nullopt;
+    ++i;
+    out += '=';
+    int vals = 0;
+    while (true) {
+      auto lo = number();
+      if (!lo) return why = fmt::format("u32: expected a value at offset {}", i), std::nullopt;
+      uint32_t hi = *lo;
+      ws();
+      if (i < s.size() && s[i] == ':') {
+        ++i;
+        auto h = number();
+        if (!h) return why = fmt::format("u32: expected a value at offset {}", i), std::nullopt;
+        hi = *h;
+      }
+      if (++vals > 10) return why = "u32: at most 10 values per test", std::nullopt;
+      if (vals > 1) out += ',';
+      out += hi == *lo ? fmt::format("0x{:x}", *lo) : fmt::format("0x{:x}:0x{:x}", *lo, hi);
+      ws();
+      if (i < s.size() && s[i] == ',') {
+        ++i;
+        continue;
+      }
+      break;
+    }
+    ws();
+    if (i == s.size()) break;
+    if (s.substr(i, 2) != "&&") return why = fmt::format("u32: expected '&&' at offset {}", i), std::nullopt;
+    i += 2;
+  }
+  return out;
+}
+
+Res opt(U32Match& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o != "--u32") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  std::string why;
+  auto v = u32_norm(*s, why);
+  if (!v) {
+    p.err(why);
+    return Fail;
+  }
+  m.text = *v;
+  m.inv = inv;
+  return Ok;
+}
+
+Res opt(BpfMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o != "--bytecode") return Unknown;
+  if (inv) {
+    p.err("bpf: option \"--bytecode\" cannot be inverted");
+    return Fail;
+  }
+  auto s = p.arg();
+  if (!s) return Fail;
+  // "N,code jt jf k,...": the count first, as nfbpf_compile prints it; at most 64 instructions.
+  std::string_view l = *s;
+  auto comma = l.find(',');
+  auto n = parse_uint(l.substr(0, comma), 64);
+  size_t got = 0;
+  bool ok = n && *n > 0 && comma != std::string_view::npos;
+  if (ok) l.remove_prefix(comma + 1);
+  while (ok && !l.empty()) {
+    comma = l.find(',');
+    auto ins = l.substr(0, comma);
+    unsigned a, b, c;
+    unsigned long d;
+    char tail;
+    ok = std::sscanf(std::string(ins).c_str(), "%u %u %u %lu%c", &a, &b, &c, &d, &tail) == 4 && a <= 0xffff && b <= 255 &&
+         c <= 255 && d <= UINT32_MAX;
+    ++got;
+    if (comma == std::string_view::npos) break;
+    l.remove_prefix(comma + 1);
+  }
+  if (!ok || got != *n) {
+    p.err(fmt::format("bpf: bad --bytecode '{}' (\"N,code jt jf k,...\" with N instructions, at most 64)", *s));
+    return Fail;
+  }
+  m.bytecode = *s;
+  return Ok;
+}
+
 // ------------------------------------------------------------------------------ final checks
 template <class M>
 void finish(M&, ParseCtx&, size_t) {}
@@ -690,6 +1374,37 @@ void finish(LimitMatch& m, ParseCtx&, size_t) {
   if (m.avg == 0) m.avg = 10000 * 3600 / 3;  // default 3/hour
 }
 
+void need(bool given, std::string_view msg, ParseCtx& p, size_t at) {
+  if (!given) p.err(at, std::string(msg));
+}
+void finish(MacMatch&, ParseCtx&, size_t) {}
+void finish(OwnerMatch& m, ParseCtx& p, size_t at) {
+  need(m.match, "owner: at least one of --uid-owner, --gid-owner or --socket-exists is required", p, at);
+}
+void finish(HashlimitMatch& m, ParseCtx& p, size_t at) {
+  if (!m.upto_given) return need(false, "hashlimit: --hashlimit-upto or --hashlimit-above is required", p, at);
+  if (m.name.empty()) return need(false, "hashlimit: --hashlimit-name is required", p, at);
+  if (!m.bytes && m.burst == 0) m.burst = 5;
+}
+void finish(TimeMatch& m, ParseCtx& p, size_t at) {
+  if (m.contiguous && m.daytime_start < m.daytime_stop)
+    p.err(at, "time: --contiguous only makes sense when --timestop is earlier than --timestart");
+}
+void finish(StringMatch& m, ParseCtx& p, size_t at) {
+  if (m.algo.empty()) return need(false, "string: --algo bm|kmp is required", p, at);
+  if (m.pattern.empty()) return need(false, "string: --string or --hex-string is required", p, at);
+  if (m.from > m.to) p.err(at, "string: --from is after --to (the kernel refuses it)");
+}
+void finish(HelperMatch& m, ParseCtx& p, size_t at) { need(!m.name.empty(), "helper: --helper NAME is required", p, at); }
+void finish(DevgroupMatch& m, ParseCtx& p, size_t at) {
+  need(m.flags, "devgroup: at least one of --src-group or --dst-group is required", p, at);
+}
+void finish(CgroupMatch& m, ParseCtx& p, size_t at) {
+  need(m.classid || !m.path.empty() || m.inv, "cgroup: --cgroup CLASSID or --path PATH is required", p, at);
+}
+void finish(BpfMatch& m, ParseCtx& p, size_t at) { need(!m.bytecode.empty(), "bpf: --bytecode is required", p, at); }
+void finish(U32Match& m, ParseCtx& p, size_t at) { need(!m.text.empty(), "u32: --u32 TESTS is required", p, at); }
+
 void finish(MultiportMatch& m, ParseCtx& p, size_t at) {
   if (m.ports.empty()) p.err(at, "multiport: no --sports, --dports or --ports given");
 }
@@ -715,6 +1430,25 @@ Match make_recent(Family fam) {
 Match make_hl(Family) {
   TtlMatch m;
   m.hl = true;
+  return m;
+}
+
+// Masks default to the family's full length (one bucket/count per address).
+Match make_hashlimit(Family fam) {
+  HashlimitMatch m;
+  m.srcmask = m.dstmask = fam == Family::V4 ? 32 : 128;
+  return m;
+}
+
+Match make_connlimit(Family fam) {
+  ConnlimitMatch m;
+  m.mask = fam == Family::V4 ? 32 : 128;
+  return m;
+}
+
+Match make_ah(Family) {
+  SpiMatch m;
+  m.ah = true;
   return m;
 }
 
@@ -756,6 +1490,25 @@ constexpr MatchModule kMatchModules[] = {
     {"hl", Family::V6, make_hl},
     {"pkttype", {}, make<PkttypeMatch>},
     {"ipvs", {}, make<IpvsMatch>},
+    {"mac", {}, make<MacMatch>},
+    {"owner", {}, make<OwnerMatch>},
+    {"hashlimit", {}, make_hashlimit},
+    {"connlimit", {}, make_connlimit},
+    {"time", {}, make<TimeMatch>},
+    {"string", {}, make<StringMatch>},
+    {"helper", {}, make<HelperMatch>},
+    {"tos", {}, make<TosMatch>},
+    {"dscp", {}, make<DscpMatch>},
+    {"ecn", {}, make<EcnMatch>},
+    {"tcpmss", {}, make<TcpmssMatch>},
+    {"esp", {}, make<SpiMatch>},
+    {"ah", Family::V4, make_ah},
+    {"devgroup", {}, make<DevgroupMatch>},
+    {"cgroup", {}, make<CgroupMatch>},
+    {"cpu", {}, make<CpuMatch>},
+    {"quota", {}, make<QuotaMatch>},
+    {"u32", {}, make<U32Match>},
+    {"bpf", {}, make<BpfMatch>},
 };
 
 }  // namespace
@@ -790,6 +1543,10 @@ bool check_match_protocols(const Rule& r, ParseCtx& p) {
     if (std::holds_alternative<TcpMatch>(m)) need = "tcp", want = proto::TCP;
     else if (std::holds_alternative<UdpMatch>(m)) need = "udp", want = proto::UDP;
     else if (std::holds_alternative<SctpMatch>(m)) need = "sctp", want = proto::SCTP;
+    else if (std::holds_alternative<TcpmssMatch>(m)) need = "tcp", want = proto::TCP;
+    else if (auto* e = std::get_if<EcnMatch>(&m); e && (e->ops & (EcnMatch::TcpCwr | EcnMatch::TcpEce)))
+      need = "tcp", want = proto::TCP;
+    else if (auto* sp = std::get_if<SpiMatch>(&m)) need = sp->ah ? "ah" : "esp", want = sp->ah ? proto::AH : proto::ESP;
     else if (auto* ic = std::get_if<IcmpMatch>(&m))
       need = ic->v6 ? "ipv6-icmp" : "icmp", want = ic->v6 ? proto::ICMPV6 : proto::ICMP;
     if (want && (r.proto_inv || (r.proto != want && !(want == proto::UDP && r.proto == proto::UDPLITE)))) {

@@ -73,6 +73,7 @@ class Loader {
           for (auto& m : r.matches) {
             if (auto* s = std::get_if<StatisticMatch>(&m)) s->slot = slot++;
             else if (auto* l = std::get_if<LimitMatch>(&m)) l->slot = slot++;
+            else if (auto* q = std::get_if<QuotaMatch>(&m)) q->slot = slot++;
           }
         }
       }
@@ -621,6 +622,15 @@ class Loader {
             if (t.id != TableId::Raw && t.id != TableId::Mangle)
               d_.error(r.line, 0, "rpfilter is only valid in the raw and mangle tables");
             bad_hook("rpfilter", hook_bit(PreRouting));
+          } else if (std::holds_alternative<MacMatch>(m)) {
+            bad_hook("mac", hook_bit(PreRouting) | hook_bit(LocalIn) | hook_bit(Forward));
+          } else if (std::holds_alternative<OwnerMatch>(m)) {
+            bad_hook("owner", hook_bit(LocalOut) | hook_bit(PostRouting));
+          } else if (auto* dg = std::get_if<DevgroupMatch>(&m)) {
+            if (dg->flags & DevgroupMatch::Src)
+              bad_hook("devgroup --src-group", hook_bit(PreRouting) | hook_bit(LocalIn) | hook_bit(Forward));
+            if (dg->flags & DevgroupMatch::Dst)
+              bad_hook("devgroup --dst-group", hook_bit(Forward) | hook_bit(LocalOut) | hook_bit(PostRouting));
           } else if (std::holds_alternative<SocketMatch>(m)) {
             bad_hook("socket", hook_bit(PreRouting) | hook_bit(LocalIn));
           } else if (auto* pm = std::get_if<PolicyMatch>(&m)) {

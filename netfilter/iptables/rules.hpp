@@ -195,10 +195,127 @@ struct IpvsMatch {
   bool vdir_set = false, vdir_reply = false, vdir_inv = false;
 };
 
+// ----------------------------------------------------------- matches on state svcpath cannot see
+// Each reads the packet's assumed fields (core/packet.hpp, set by the packet spec); the trace of a
+// rule using one says which value it assumed.
+
+struct MacMatch {  // xt_mac: Ethernet source, PREROUTING/INPUT/FORWARD only
+  uint8_t mac[6] = {};
+  bool inv = false;
+};
+
+struct OwnerMatch {  // xt_owner (revision 1): the sending socket's file owner
+  enum : uint8_t { Uid = 1, Gid = 2, SocketExists = 4, SupplGroups = 8 };
+  uint8_t match = 0, invert = 0;
+  uint32_t uid_lo = 0, uid_hi = 0, gid_lo = 0, gid_hi = 0;
+};
+
+struct HashlimitMatch {  // xt_hashlimit revision 2 as iptables 1.8 writes it
+  enum Mode : uint8_t { SrcIp = 1, SrcPort = 2, DstIp = 4, DstPort = 8 };
+  std::string name;
+  uint64_t avg = 0;  // XT_HASHLIMIT_SCALE_v2 (1000000) units per packet, or bytes for --...-upto NNb/s
+  uint32_t burst = 0;
+  bool above = false, bytes = false;
+  bool upto_given = false;
+  uint8_t mode = 0;
+  uint32_t size = 0, max = 0, gc = 0, expire = 0;  // 0 = not given
+  uint8_t srcmask = 0, dstmask = 0;                // the family's full length unless given
+  std::string rate_text;                           // the rate as iptables-save prints it
+};
+
+struct ConnlimitMatch {  // xt_connlimit
+  uint32_t limit = 0;
+  uint8_t mask = 0;
+  bool upto = false;  // --connlimit-upto (the kernel's invert flag)
+  bool daddr = false;
+};
+
+struct TimeMatch {                                   // xt_time
+  uint32_t date_start = 0, date_stop = 0x7fffffff;   // seconds since the epoch
+  uint32_t daytime_start = 0, daytime_stop = 86399;  // seconds of the day
+  uint32_t monthdays = 0xfffffffe;                   // bit n: day n of the month
+  uint8_t weekdays = 0xfe;                           // bit n: ISO day n (Mon=1..Sun=7)
+  bool localtz = false, contiguous = false;
+  bool weekdays_inv = false, monthdays_inv = false;
+};
+
+struct StringMatch {  // xt_string: the payload is not simulated (see Packet::assume)
+  std::string pattern;
+  std::string algo;
+  uint16_t from = 0, to = 65535;
+  bool hex = false, inv = false, icase = false;
+};
+
+struct HelperMatch {
+  std::string name;
+  bool inv = false;
+};
+
+struct TosMatch {  // xt_tos (revision 1): (tos & mask) == value
+  uint8_t value = 0, mask = 0xff;
+  bool inv = false;
+};
+
+struct DscpMatch {  // xt_dscp: tos >> 2
+  uint8_t dscp = 0;
+  bool inv = false;
+};
+
+struct EcnMatch {
+  enum : uint8_t { TcpCwr = 1, TcpEce = 2, IpEct = 4 };
+  uint8_t ops = 0, invert = 0, ect = 0;
+};
+
+struct TcpmssMatch {
+  uint16_t lo = 0, hi = 0;
+  bool inv = false;
+};
+
+struct SpiMatch {  // xt_esp and xt_ah (v4)
+  uint32_t lo = 0, hi = 0xffffffff;
+  bool inv = false;
+  bool ah = false;
+};
+
+struct DevgroupMatch {
+  enum : uint8_t { Src = 1, Dst = 2, InvSrc = 4, InvDst = 8 };
+  uint8_t flags = 0;
+  uint32_t src = 0, src_mask = 0, dst = 0, dst_mask = 0;
+};
+
+struct CgroupMatch {  // xt_cgroup revision 1/2: --cgroup classid (net_cls) or --path (cgroup v2)
+  uint32_t classid = 0;
+  std::string path;
+  bool inv = false;
+};
+
+struct CpuMatch {
+  uint32_t cpu = 0;
+  bool inv = false;
+};
+
+struct QuotaMatch {  // xt_quota: bytes left, consumed per packet (per rule state slot)
+  uint64_t quota = 0;
+  bool inv = false;
+  uint32_t slot = 0;
+};
+
+struct U32Match {    // xt_u32: kept as written (normalized to what iptables-save prints)
+  std::string text;  // tests as iptables-save prints them
+  bool inv = false;
+};
+
+struct BpfMatch {  // xt_bpf: a program svcpath does not run (the packet gets Unsimulated)
+  std::string bytecode;
+  bool inv = false;
+};
+
 using Match =
     std::variant<TcpMatch, UdpMatch, SctpMatch, MultiportMatch, IcmpMatch, CommentMatch, MarkMatch, ConnmarkMatch, ConntrackMatch,
                  StateMatch, AddrtypeMatch, StatisticMatch, RecentMatch, SetMatch, IprangeMatch, PhysdevMatch, LimitMatch,
-                 NfacctMatch, RpfilterMatch, SocketMatch, PolicyMatch, LengthMatch, TtlMatch, PkttypeMatch, IpvsMatch>;
+                 NfacctMatch, RpfilterMatch, SocketMatch, PolicyMatch, LengthMatch, TtlMatch, PkttypeMatch, IpvsMatch, MacMatch,
+                 OwnerMatch, HashlimitMatch, ConnlimitMatch, TimeMatch, StringMatch, HelperMatch, TosMatch, DscpMatch, EcnMatch,
+                 TcpmssMatch, SpiMatch, DevgroupMatch, CgroupMatch, CpuMatch, QuotaMatch, U32Match, BpfMatch>;
 
 /// The -m name a match is written with ("tcp", "icmp6", "hl", ...).
 std::string_view match_name(const Match& m);

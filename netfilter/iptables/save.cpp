@@ -2,6 +2,7 @@
 // iptables-legacy-save and iptables-nft-save: global options in the order -s -d -i -o -p -f, matches in
 // the order they were given, each module's options in its save() order, /32 on addresses).
 #include <algorithm>
+#include <cctype>
 
 #include <fmt/format.h>
 
@@ -194,6 +195,144 @@ void print(std::string& o, const IpvsMatch& m, Family) {
   if (m.ipvs_set) o += fmt::format("{} --ipvs", m.ipvs_inv ? " !" : "");
   if (m.vdir_set) o += fmt::format("{} --vdir {}", m.vdir_inv ? " !" : "", m.vdir_reply ? "REPLY" : "ORIGINAL");
 }
+
+void print(std::string& o, const MacMatch& m, Family) {
+  o += fmt::format("{} --mac-source {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m.inv ? " !" : "", m.mac[0], m.mac[1], m.mac[2],
+                   m.mac[3], m.mac[4], m.mac[5]);
+}
+void print(std::string& o, const OwnerMatch& m, Family) {
+  // libxt_owner's save order, whatever order the options were given in.
+  auto item = [&](uint8_t bit, std::string_view opt) {
+    if (!(m.match & bit)) return false;
+    o += fmt::format("{} {}", (m.invert & bit) ? " !" : "", opt);
+    return true;
+  };
+  auto range = [&](uint32_t lo, uint32_t hi) { o += lo == hi ? fmt::format(" {}", lo) : fmt::format(" {}-{}", lo, hi); };
+  item(OwnerMatch::SocketExists, "--socket-exists");
+  if (item(OwnerMatch::Uid, "--uid-owner")) range(m.uid_lo, m.uid_hi);
+  if (item(OwnerMatch::Gid, "--gid-owner")) range(m.gid_lo, m.gid_hi);
+  item(OwnerMatch::SupplGroups, "--suppl-groups");
+}
+// libxt_hashlimit's print_rate: the largest unit whose count is still exact enough.
+std::string hashlimit_rate_str(uint64_t period) {
+  static constexpr std::pair<std::string_view, uint64_t> kRates[] = {
+      {"day", 86400ull * 1000000}, {"hour", 3600ull * 1000000}, {"min", 60ull * 1000000}, {"sec", 1000000}};
+  size_t i = 1;
+  for (; i < std::size(kRates); ++i)
+    if (period > kRates[i].second || kRates[i].second / period < kRates[i].second % period) break;
+  return fmt::format("{}/{}", kRates[i - 1].second / period, kRates[i - 1].first);
+}
+void print(std::string& o, const HashlimitMatch& m, Family f) {
+  o += m.above ? " --hashlimit-above " : " --hashlimit-upto ";
+  if (m.bytes) o += m.rate_text;
+  else o += fmt::format("{} --hashlimit-burst {}", hashlimit_rate_str(m.avg), m.burst);
+  if (m.mode) {
+    std::string l;
+    for (auto [bit, n] : {std::pair{HashlimitMatch::SrcIp, "srcip"}, std::pair{HashlimitMatch::SrcPort, "srcport"},
+                          std::pair{HashlimitMatch::DstIp, "dstip"}, std::pair{HashlimitMatch::DstPort, "dstport"}})
+      if (m.mode & bit) l += l.empty() ? n : fmt::format(",{}", n);
+    o += " --hashlimit-mode " + l;
+  }
+  o += " --hashlimit-name " + m.name;
+  if (m.size) o += fmt::format(" --hashlimit-htable-size {}", m.size);
+  if (m.max) o += fmt::format(" --hashlimit-htable-max {}", m.max);
+  if (m.gc && m.gc != 1000) o += fmt::format(" --hashlimit-htable-gcinterval {}", m.gc);
+  if (m.expire && m.expire != 10000) o += fmt::format(" --hashlimit-htable-expire {}", m.expire);
+  unsigned full = f == Family::V4 ? 32 : 128;
+  if (m.srcmask != full) o += fmt::format(" --hashlimit-srcmask {}", m.srcmask);
+  if (m.dstmask != full) o += fmt::format(" --hashlimit-dstmask {}", m.dstmask);
+}
+void print(std::string& o, const ConnlimitMatch& m, Family) {
+  o += fmt::format(" --connlimit-{} {} --connlimit-mask {} --connlimit-{}", m.upto ? "upto" : "above", m.limit, m.mask,
+                   m.daddr ? "daddr" : "saddr");
+}
+std::string time_date_str(uint32_t t) {
+  int64_t days = t / 86400, secs = t % 86400;
+  // Civil date from days (Howard Hinnant's algorithm).
+  days += 719468;
+  int64_t era = days / 146097, doe = days - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+  int64_t d = doy - (153 * mp + 2) / 5 + 1, mo = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (mo <= 2);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", y, mo, d, secs / 3600, secs / 60 % 60, secs % 60);
+}
+void print(std::string& o, const TimeMatch& m, Family) {
+  auto hms = [](uint32_t s) { return fmt::format("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60); };
+  if (m.daytime_start != 0 || m.daytime_stop != 86399)
+    o += fmt::format(" --timestart {} --timestop {}", hms(m.daytime_start), hms(m.daytime_stop));
+  if (m.monthdays != 0xfffffffe) {
+    std::string l;
+    for (unsigned d = 1; d <= 31; ++d)
+      if (m.monthdays & (1u << d)) l += l.empty() ? fmt::format("{}", d) : fmt::format(",{}", d);
+    o += " --monthdays " + l;
+  }
+  if (m.weekdays != 0xfe) {
+    static constexpr std::string_view kDays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+    std::string l;
+    for (unsigned d = 1; d <= 7; ++d)
+      if (m.weekdays & (1u << d)) l += l.empty() ? std::string(kDays[d - 1]) : fmt::format(",{}", kDays[d - 1]);
+    o += " --weekdays " + l;
+  }
+  if (m.date_start != 0) o += " --datestart " + time_date_str(m.date_start);
+  if (m.date_stop != 0) o += " --datestop " + time_date_str(m.date_stop);
+  if (m.localtz) o += " --kerneltz";
+  if (m.contiguous) o += " --contiguous";
+}
+void print(std::string& o, const StringMatch& m, Family) {
+  // libxt_string prints a pattern with any unprintable byte in hex, every other one quoted.
+  bool hex = std::any_of(m.pattern.begin(), m.pattern.end(), [](char c) { return !std::isprint(uint8_t(c)); });
+  o += fmt::format("{} --{} \"", m.inv ? " !" : "", hex ? "hex-string" : "string");
+  if (hex) {
+    o += '|';
+    for (char c : m.pattern) o += fmt::format("{:02x}", uint8_t(c));
+    o += '|';
+  } else {
+    for (char c : m.pattern) {
+      if (c == '"' || c == '\\') o += '\\';
+      o += c;
+    }
+  }
+  o += fmt::format("\" --algo {}", m.algo);
+  if (m.from) o += fmt::format(" --from {}", m.from);
+  if (m.to != 65535) o += fmt::format(" --to {}", m.to);
+  if (m.icase) o += " --icase";
+}
+void print(std::string& o, const HelperMatch& m, Family) {
+  o += fmt::format("{} --helper {}", m.inv ? " !" : "", save_string(m.name));
+}
+void print(std::string& o, const TosMatch& m, Family) {
+  o += fmt::format("{} --tos 0x{:02x}/0x{:02x}", m.inv ? " !" : "", m.value, m.mask);
+}
+void print(std::string& o, const DscpMatch& m, Family) { o += fmt::format("{} --dscp 0x{:02x}", m.inv ? " !" : "", m.dscp); }
+void print(std::string& o, const EcnMatch& m, Family) {
+  auto inv = [&](uint8_t bit) { return (m.invert & bit) ? " !" : ""; };
+  if (m.ops & EcnMatch::TcpEce) o += fmt::format("{} --ecn-tcp-ece", inv(EcnMatch::TcpEce));
+  if (m.ops & EcnMatch::TcpCwr) o += fmt::format("{} --ecn-tcp-cwr", inv(EcnMatch::TcpCwr));
+  if (m.ops & EcnMatch::IpEct) o += fmt::format("{} --ecn-ip-ect {}", inv(EcnMatch::IpEct), m.ect);
+}
+void print(std::string& o, const TcpmssMatch& m, Family) {
+  o += fmt::format("{} --mss {}", m.inv ? " !" : "", m.lo == m.hi ? fmt::format("{}", m.lo) : fmt::format("{}:{}", m.lo, m.hi));
+}
+void print(std::string& o, const SpiMatch& m, Family) {
+  if (m.lo == 0 && m.hi == 0xffffffff) return;
+  o += fmt::format("{} --{}spi {}", m.inv ? " !" : "", m.ah ? "ah" : "esp",
+                   m.lo == m.hi ? fmt::format("{}", m.lo) : fmt::format("{}:{}", m.lo, m.hi));
+}
+void print(std::string& o, const DevgroupMatch& m, Family) {
+  auto grp = [](uint32_t v, uint32_t mask) { return mask == 0xffffffff ? hex(v) : fmt::format("{}/{}", hex(v), hex(mask)); };
+  if (m.flags & DevgroupMatch::Src)
+    o += fmt::format("{} --src-group {}", (m.flags & DevgroupMatch::InvSrc) ? " !" : "", grp(m.src, m.src_mask));
+  if (m.flags & DevgroupMatch::Dst)
+    o += fmt::format("{} --dst-group {}", (m.flags & DevgroupMatch::InvDst) ? " !" : "", grp(m.dst, m.dst_mask));
+}
+void print(std::string& o, const CgroupMatch& m, Family) {
+  if (!m.path.empty()) o += fmt::format("{} --path {}", m.inv ? " !" : "", save_string(m.path));
+  else o += fmt::format("{} --cgroup {}", m.inv ? " !" : "", m.classid);
+}
+void print(std::string& o, const CpuMatch& m, Family) { o += fmt::format("{} --cpu {}", m.inv ? " !" : "", m.cpu); }
+void print(std::string& o, const QuotaMatch& m, Family) { o += fmt::format("{} --quota {}", m.inv ? " !" : "", m.quota); }
+void print(std::string& o, const U32Match& m, Family) { o += fmt::format("{} --u32 \"{}\"", m.inv ? " !" : "", m.text); }
+void print(std::string& o, const BpfMatch& m, Family) { o += fmt::format(" --bytecode \"{}\"", m.bytecode); }
 
 std::string nat_addr(const Addr& a, bool bracket) { return bracket && !a.is_v4() ? "[" + a.str() + "]" : a.str(); }
 
