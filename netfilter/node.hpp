@@ -33,10 +33,10 @@ struct Interface {
   int16_t index = 0;
   std::vector<IfAddr> addrs;
   bool loopback = false;
-  bool bridge = false;     // a bridge device (cni0, docker0)
-  int16_t master = kNoIf;  // the bridge this port belongs to
-  std::string kind;        // free text: "dummy", "veth", ...
-  uint32_t group = 0;      // device group (ip link ... group N), what -m devgroup compares
+  bool bridge = false;             // a bridge device (cni0, docker0)
+  int16_t master = kNoIf;          // the bridge this port belongs to
+  std::string kind;                // free text: "dummy", "veth", ...
+  uint32_t group = 0;              // device group (ip link ... group N), what -m devgroup compares
   std::vector<Addr> mcast_groups;  // multicast groups joined on this interface (ip maddr)
 };
 
@@ -130,6 +130,10 @@ class Node {
   /// Policy-routing rules; empty means the kernel's defaults (local 0, main 32766, default 32767).
   std::vector<RouteRule> rules;
   std::vector<Socket> sockets;
+  /// Whether a program listens on the NFQUEUE queues. Unknown: a packet queued gets the Unsimulated
+  /// outcome (the listener's verdict cannot be known); false (--nfqueue none): the kernel's own
+  /// answer, a drop, or ACCEPT for this table with --queue-bypass.
+  enum class QueueListener : uint8_t { Unknown, None } nfqueue = QueueListener::Unknown;
   std::map<Addr, int16_t> neighbors;  // address -> bridge port it sits behind
 
   bool is_local(const Addr& a) const;
