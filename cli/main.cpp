@@ -55,6 +55,9 @@ void add_node_options(CLI::App* app, sim::NodeOptions& n) {
   app->add_option("--sysctl", n.sysctls, "KEY=VALUE, repeatable (e.g. net.ipv4.ip_forward=1)");
   app->add_option("--local-ip", n.local_ips, "address on this node, IP[/LEN][@IFACE] (default interface eth0), repeatable");
   app->add_option("--route", n.routes, "CIDR=IFACE[@GATEWAY] or default=IFACE, repeatable");
+  app->add_option("--nfqueue", n.nfqueue,
+                  "none: no program listens on NFQUEUE queues (the kernel drops, or accepts with --queue-bypass); "
+                  "default: a queued packet's outcome is unsimulated");
 }
 
 uint64_t physical_memory_mib() {

@@ -178,9 +178,22 @@ Verdict nat_target(const NatTarget& tg, Hook h, Packet& p, const Node& node, Con
   if (!e) return Verdict::accept();  // the nat core consults its lookups only for tracked packets
   using K = NatTarget::Kind;
   Manip manip = (tg.kind == K::Snat || tg.kind == K::Masquerade) ? Manip::Src : Manip::Dst;
+  // xt_NETMAP: the destination where DNAT happens (PREROUTING, OUTPUT), the source elsewhere.
+  if (tg.kind == K::Netmap) manip = (h == Hook::PreRouting || h == Hook::LocalOut) ? Manip::Dst : Manip::Src;
   if (e->nat_done[int(manip)]) return Verdict::accept();
   Addr to;
   const Addr* map_to = nullptr;
+  if (tg.kind == K::Netmap) {
+    // The range's network part replaces the address's; its host part stays (netmask = ~(min ^ max)).
+    to = manip == Manip::Src ? p.t.src : p.t.dst;
+    for (size_t i = 0; i < 16; ++i) {
+      uint8_t m = uint8_t(~(tg.min.b[i] ^ tg.max.b[i]));
+      to.b[i] = uint8_t((to.b[i] & ~m) | (tg.min.b[i] & m));
+    }
+    NatTarget plain;  // MAP_IPS only: the port stays unless it clashes
+    nat_setup(ct, *e, manip, &plain, &to, choose);
+    return Verdict::accept();
+  }
   if (tg.kind == K::Masquerade || tg.kind == K::Redirect) {
     auto a = nat_local_address(node, tg.kind, h, p, p.t.src.fam);
     if (!a) return Verdict::drop(DropReason::NatNoAddress);

@@ -17,7 +17,9 @@ namespace svcpath::nf {
 
 /// What a NAT target or statement asks for: its kind and the range (struct nf_nat_range2).
 struct NatTarget {
-  enum class Kind : uint8_t { Dnat, Snat, Masquerade, Redirect } kind = Kind::Dnat;
+  // Netmap: iptables' NETMAP, the range [min, max] being a prefix whose network part replaces the
+  // packet's (destination at PREROUTING/OUTPUT, source at POSTROUTING/INPUT), host part kept.
+  enum class Kind : uint8_t { Dnat, Snat, Masquerade, Redirect, Netmap } kind = Kind::Dnat;
   bool addr_set = false;
   Addr min, max;
   bool port_set = false;

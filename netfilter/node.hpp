@@ -132,6 +132,10 @@ class Node {
   /// Policy-routing rules; empty means the kernel's defaults (local 0, main 32766, default 32767).
   std::vector<RouteRule> rules;
   std::vector<Socket> sockets;
+  /// Whether a program listens on the NFQUEUE queues. Unknown: a packet queued gets the Unsimulated
+  /// outcome (the listener's verdict cannot be known); false (--nfqueue none): the kernel's own
+  /// answer, a drop, or ACCEPT for this table with --queue-bypass.
+  enum class QueueListener : uint8_t { Unknown, None } nfqueue = QueueListener::Unknown;
   std::map<Addr, int16_t> neighbors;  // address -> bridge port it sits behind
 
   bool is_local(const Addr& a) const;

@@ -66,6 +66,9 @@ nf::Node NodeOptions::build(std::optional<nf::Node> base) const {
                                             : n.sys.set(std::string_view(s).substr(0, eq), std::string_view(s).substr(eq + 1));
     if (!e.empty()) errs.push_back({"--sysctl", 0, 0, e});
   }
+  if (nfqueue == "none") n.nfqueue = nf::Node::QueueListener::None;
+  else if (!nfqueue.empty() && nfqueue != "unknown")
+    errs.push_back({"--nfqueue", 0, 0, fmt::format("'{}': expected 'none' (no listener) or 'unknown'", nfqueue)});
   if (!errs.empty()) throw LoadError(errs);
   n.add_default_route_if_none();
   return n;

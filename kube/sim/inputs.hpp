@@ -15,6 +15,7 @@ namespace svcpath::sim {
 struct NodeOptions {
   std::string node_config;
   std::vector<std::string> sysctls, local_ips, routes;
+  std::string nfqueue;  // "" (unknown listener) or "none" (--nfqueue none)
   /// Builds the node on top of base (a plain host with lo and eth0 when none); throws LoadError
   /// naming the flag or file:line of each problem.
   nf::Node build(std::optional<nf::Node> base = std::nullopt) const;

@@ -461,6 +461,14 @@ void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t
   c.env.trace.event(std::move(e));
 }
 
+// NF_QUEUE: a listener's verdict cannot be simulated; with none running, nf_queue fails and the
+// packet is dropped, or with --queue-bypass accepted by this table (nf_hook_slow goes on).
+Verdict queue_verdict(const Node& n, uint16_t num, bool bypass) {
+  if (n.nfqueue == Node::QueueListener::Unknown) return {VerdictKind::Unsimulated, DropReason::None, num};
+  if (bypass) return Verdict::accept();
+  return {VerdictKind::Drop, DropReason::QueueNoListener, num};
+}
+
 // Runs a non-standard target. Returns true with *v set when the walk ends here.
 bool run_target(const Rule& r, Ctx& c, Verdict* v) {
   Packet& p = c.p;
@@ -494,7 +502,7 @@ bool run_target(const Rule& r, Ctx& c, Verdict* v) {
           return false;
         } else if constexpr (std::is_same_v<T, CtTarget>) {
           if (tg.notrack) p.notrack = true;
-          if (tg.zone_set) p.ct_zone = tg.zone;
+          if (tg.zone_set) p.ct_zone = tg.zone_mark ? uint16_t(p.mark) : tg.zone;
           return false;
         } else if constexpr (std::is_same_v<T, TproxyTarget>) {
           uint16_t port = tg.port;
@@ -509,9 +517,25 @@ bool run_target(const Rule& r, Ctx& c, Verdict* v) {
           *v = Verdict::drop(DropReason::TproxyNoSocket);
           return true;
         } else if constexpr (std::is_same_v<T, NfqueueTarget>) {
-          if (tg.bypass) return false;  // no listener exists here; --queue-bypass lets it through
-          *v = {VerdictKind::Queue, DropReason::QueueNoListener, tg.num};
+          *v = queue_verdict(env.node, tg.num, tg.bypass);
           return true;
+        } else if constexpr (std::is_same_v<T, DscpTarget>) {
+          p.tos = uint8_t((p.tos & ~0xfc) | (tg.dscp << 2));  // xt_DSCP: the ECN bits stay
+          return false;
+        } else if constexpr (std::is_same_v<T, TosTarget>) {
+          p.tos = uint8_t((p.tos & ~tg.mask) ^ tg.value);
+          return false;
+        } else if constexpr (std::is_same_v<T, TeeTarget>) {
+          if (env.trace.enabled()) {
+            TraceEvent e;
+            e.hook = c.hook;
+            e.kind = TraceKind::Note;
+            e.table = "TEE";
+            e.target = "clone";
+            e.detail = fmt::format("a copy goes to gateway {}; svcpath does not follow the copy", tg.gateway.str());
+            env.trace.event(std::move(e));
+          }
+          return false;
         } else {
           return false;  // LOG, NFLOG, TCPMSS, CHECKSUM: observe only
         }
@@ -603,7 +627,7 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
       switch (st->v) {
         case StdVerdict::Accept: return Verdict::accept();
         case StdVerdict::Drop: return Verdict::drop(DropReason::RuleDrop);
-        case StdVerdict::Queue: return {VerdictKind::Queue, DropReason::QueueNoListener, 0};
+        case StdVerdict::Queue: return queue_verdict(env.node, 0, false);
         case StdVerdict::Return:
           if (sp == 0) {
             // Underflow: the built-in chain's policy entry decides.

@@ -1,5 +1,9 @@
 // iptables-restore's targets: one option parser per target (libxt_*'s parse), the table of
 // targets -j names, and the checks each makes once the whole rule is known (checkentry).
+#include <algorithm>
+#include <cctype>
+#include <iterator>
+
 #include <fmt/format.h>
 
 #include "netfilter/iptables/names.hpp"
@@ -61,8 +65,32 @@ Res nat_range(NatTarget& t, const std::string& s, ParseCtx& p) {
   return Ok;
 }
 
+// NETMAP --to ADDR[/MASK]: the prefix stored as the range [network, last address].
+Res netmap_to(NatTarget& t, const std::string& s, ParseCtx& p) {
+  auto pf = p.prefix(s);
+  if (!pf) return Fail;
+  Addr m = Addr::netmask(pf->addr.fam, pf->len);
+  t.addr_set = true;
+  t.min = pf->addr;
+  t.max = pf->addr;
+  for (int i = 0; i < 16; ++i) t.max.b[size_t(i)] |= uint8_t(~m.b[size_t(i)]);
+  if (t.max.is_v4())
+    for (int i = 4; i < 16; ++i) t.max.b[size_t(i)] = 0;
+  return Ok;
+}
+
 Res topt(NatTarget& t, std::string_view o, bool, ParseCtx& p) {
   using K = NatTarget::Kind;
+  if (t.kind == K::Netmap) {
+    if (o != "--to") return Unknown;
+    if (t.addr_set) {
+      p.err("NETMAP: --to may be given once");
+      return Fail;
+    }
+    auto s = p.arg();
+    if (!s) return Fail;
+    return netmap_to(t, *s, p);
+  }
   if ((o == "--to-destination" && t.kind == K::Dnat) || (o == "--to-source" && t.kind == K::Snat)) {
     if (t.addr_set || t.port_set) {
       p.err(fmt::format("{}: only one {} is supported", t.kind == K::Dnat ? "DNAT" : "SNAT", o));
@@ -244,24 +272,230 @@ Res topt(NflogTarget& t, std::string_view o, bool, ParseCtx& p) {
   return Unknown;
 }
 
+// libxt_CT's event names, in the order its save prints them (the IPCT_* / IPEXP_* bit order).
+constexpr std::string_view kCtEvents[] = {"new",       "related", "destroy", "reply",      "assured",
+                                          "protoinfo", "helper",  "mark",    "natseqinfo", "secmark"};
+
 Res topt(CtTarget& t, std::string_view o, bool, ParseCtx& p) {
   if (o == "--notrack") {
     t.notrack = true;
     return Ok;
   }
-  if (o == "--zone") {
+  if (o == "--zone" || o == "--zone-orig" || o == "--zone-reply") {
     auto s = p.arg();
     if (!s) return Fail;
-    auto v = p.num(*s, 65535, "CT zone", false);
-    if (!v) return Fail;
-    t.zone = uint16_t(*v);
+    t.zone_dir = o == "--zone" ? 0 : o == "--zone-orig" ? 1 : 2;
+    if (*s == "mark") {
+      t.zone_mark = true;
+      t.zone = 0;
+    } else {
+      auto v = p.num(*s, 65535, "CT zone", false);
+      if (!v) return Fail;
+      t.zone_mark = false;
+      t.zone = uint16_t(*v);
+    }
     t.zone_set = true;
     return Ok;
   }
-  if (o == "--helper") {
+  if (o == "--helper" || o == "--timeout") {
     auto s = p.arg();
     if (!s) return Fail;
-    t.helper = *s;
+    if (s->empty() || s->size() > (o == "--helper" ? 15u : 31u)) {
+      p.err(fmt::format("CT: {} name '{}' must be 1..{} characters", o, *s, o == "--helper" ? 15 : 31));
+      return Fail;
+    }
+    (o == "--helper" ? t.helper : t.timeout) = *s;
+    return Ok;
+  }
+  if (o == "--ctevents" || o == "--expevents") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    bool ct = o == "--ctevents";
+    uint16_t bits = 0;
+    std::string_view rest = *s;
+    for (;;) {
+      auto comma = rest.find(',');
+      auto name = rest.substr(0, comma);
+      size_t n = ct ? std::size(kCtEvents) : 1;
+      size_t k = 0;
+      while (k < n && kCtEvents[k] != name) ++k;
+      if (k == n) {
+        p.err(fmt::format("CT: unknown {} event '{}'", ct ? "conntrack" : "expectation", name));
+        return Fail;
+      }
+      bits |= uint16_t(1u << k);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    if (ct) t.ctevents = bits;
+    else t.expevents = uint8_t(bits);
+    return Ok;
+  }
+  return Unknown;
+}
+
+// NAME FLAGS of --add-set/--del-set/--map-set: FLAGS are comma-separated src/dst, one per dimension.
+Res set_ref(SetTarget::Ref& r, ParseCtx& p) {
+  auto n = p.arg();
+  if (!n) return Fail;
+  auto f = p.arg();
+  if (!f) return Fail;
+  if (n->empty() || n->size() > 31) {
+    p.err(fmt::format("SET: set name '{}' must be 1..31 characters", *n));
+    return Fail;
+  }
+  r = SetTarget::Ref{};
+  r.name = *n;
+  std::string_view s = *f;
+  for (;;) {
+    auto comma = s.find(',');
+    auto part = s.substr(0, comma);
+    if (r.dims >= 6 || (part != "src" && part != "dst")) {
+      p.err(fmt::format("SET: bad direction flags '{}' (comma-separated src/dst, at most 6)", *f));
+      return Fail;
+    }
+    if (part == "src") r.src_flags |= uint8_t(1u << r.dims);
+    ++r.dims;
+    if (comma == std::string_view::npos) break;
+    s.remove_prefix(comma + 1);
+  }
+  return Ok;
+}
+
+Res topt(SetTarget& t, std::string_view o, bool, ParseCtx& p) {
+  if (o == "--add-set") return set_ref(t.add, p);
+  if (o == "--del-set") return set_ref(t.del, p);
+  if (o == "--map-set") return set_ref(t.map, p);
+  if (o == "--exist") t.exist = true;
+  else if (o == "--map-mark") t.map_mark = true;
+  else if (o == "--map-prio") t.map_prio = true;
+  else if (o == "--map-queue") t.map_queue = true;
+  else if (o == "--timeout") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    auto v = p.num(*s, 0xfffffffe, "SET timeout", false);
+    if (!v) return Fail;
+    t.timeout = uint32_t(*v);
+    t.timeout_set = true;
+  } else return Unknown;
+  return Ok;
+}
+
+Res topt(ClassifyTarget& t, std::string_view o, bool, ParseCtx& p) {
+  if (o != "--set-class") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  // MAJOR:MINOR, both hexadecimal (tc's handle notation), as libxt_CLASSIFY reads them.
+  auto colon = s->find(':');
+  auto hexpart = [](std::string_view x) -> std::optional<uint32_t> {
+    if (x.empty() || x.size() > 4 || x.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) return std::nullopt;
+    return uint32_t(std::stoul(std::string(x), nullptr, 16));
+  };
+  auto maj = colon == std::string::npos ? std::nullopt : hexpart(std::string_view(*s).substr(0, colon));
+  auto min = colon == std::string::npos ? std::nullopt : hexpart(std::string_view(*s).substr(colon + 1));
+  if (!maj || !min) {
+    p.err(fmt::format("CLASSIFY: bad class value '{}' (expected MAJOR:MINOR in hexadecimal)", *s));
+    return Fail;
+  }
+  t.priority = *maj << 16 | *min;
+  return Ok;
+}
+
+// RFC 2474/2597/3246 class names libxt_DSCP accepts, matched without regard to case.
+struct DscpClass {
+  std::string_view name;
+  uint8_t dscp;
+};
+constexpr DscpClass kDscpClasses[] = {
+    {"CS0", 0x00},  {"CS1", 0x08},  {"CS2", 0x10},  {"CS3", 0x18},  {"CS4", 0x20},  {"CS5", 0x28},
+    {"CS6", 0x30},  {"CS7", 0x38},  {"BE", 0x00},   {"AF11", 0x0a}, {"AF12", 0x0c}, {"AF13", 0x0e},
+    {"AF21", 0x12}, {"AF22", 0x14}, {"AF23", 0x16}, {"AF31", 0x1a}, {"AF32", 0x1c}, {"AF33", 0x1e},
+    {"AF41", 0x22}, {"AF42", 0x24}, {"AF43", 0x26}, {"EF", 0x2e},
+};
+
+Res topt(DscpTarget& t, std::string_view o, bool, ParseCtx& p) {
+  if (o != "--set-dscp" && o != "--set-dscp-class") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  if (o == "--set-dscp") {
+    auto v = p.num(*s, 0x3f, "DSCP", true);
+    if (!v) return Fail;
+    t.dscp = uint8_t(*v);
+    return Ok;
+  }
+  for (auto& c : kDscpClasses)
+    if (c.name.size() == s->size() && std::equal(c.name.begin(), c.name.end(), s->begin(), [](char a, char b) {
+          return a == std::toupper(static_cast<unsigned char>(b));
+        })) {
+      t.dscp = c.dscp;
+      return Ok;
+    }
+  p.err(fmt::format("DSCP: unknown class '{}' (CS0..CS7, BE, AF11..AF43, EF)", *s));
+  return Fail;
+}
+
+// The names libxt_TOS accepts for --set-tos; a name sets only the four TOS bits (mask 0x3f).
+struct TosName {
+  std::string_view name;
+  uint8_t value;
+};
+constexpr TosName kTosNames[] = {{"Minimize-Delay", 0x10},
+                                 {"Maximize-Throughput", 0x08},
+                                 {"Maximize-Reliability", 0x04},
+                                 {"Minimize-Cost", 0x02},
+                                 {"Normal-Service", 0x00}};
+
+Res topt(TosTarget& t, std::string_view o, bool, ParseCtx& p) {
+  if (o != "--set-tos" && o != "--and-tos" && o != "--or-tos" && o != "--xor-tos") return Unknown;
+  if (t.given) {
+    p.err("TOS: only one of --set-tos, --and-tos, --or-tos, --xor-tos may be given");
+    return Fail;
+  }
+  auto s = p.arg();
+  if (!s) return Fail;
+  t.given = true;
+  if (o == "--set-tos") {
+    for (auto& n : kTosNames)
+      if (n.name == *s) {
+        t.value = n.value;
+        t.mask = 0x3f;
+        return Ok;
+      }
+    uint32_t v = 0, m = 0;
+    if (!p.value_mask(*s, v, m, 0xff)) return Fail;
+    if (v > 0xff || m > 0xff) {
+      p.err(fmt::format("TOS: '{}' is not a value[/mask] of 8-bit numbers", *s));
+      return Fail;
+    }
+    t.value = uint8_t(v);
+    t.mask = uint8_t(m);
+    return Ok;
+  }
+  auto v = p.num(*s, 0xff, "TOS bits", true);
+  if (!v) return Fail;
+  uint8_t b = uint8_t(*v);
+  if (o == "--and-tos") t.value = 0, t.mask = uint8_t(~b);
+  else if (o == "--or-tos") t.value = b, t.mask = b;
+  else t.value = b, t.mask = 0;
+  return Ok;
+}
+
+Res topt(TeeTarget& t, std::string_view o, bool, ParseCtx& p) {
+  if (o == "--gateway") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    auto a = p.addr(*s);
+    if (!a) return Fail;
+    t.gateway = *a;
+    t.gateway_set = true;
+    return Ok;
+  }
+  if (o == "--oif") {
+    auto s = p.arg();
+    if (!s) return Fail;
+    IfaceMatch m;
+    if (!iface(*s, m, false, p)) return Fail;
+    t.oif = *s;
     return Ok;
   }
   return Unknown;
@@ -333,7 +567,7 @@ Res topt(NfqueueTarget& t, std::string_view o, bool, ParseCtx& p) {
     t.balance_hi = r->hi;
     return Ok;
   }
-  if (o == "--queue-bypass" || o == "--fail-open") {
+  if (o == "--queue-bypass") {
     t.bypass = true;
     return Ok;
   }
@@ -383,6 +617,12 @@ constexpr TargetModule kTargets[] = {
     {"TPROXY", make<TproxyTarget>},
     {"NFQUEUE", make<NfqueueTarget>},
     {"CHECKSUM", make<ChecksumTarget>},
+    {"SET", make<SetTarget>},
+    {"CLASSIFY", make<ClassifyTarget>},
+    {"DSCP", make<DscpTarget>},
+    {"TOS", make<TosTarget>},
+    {"TEE", make<TeeTarget>},
+    {"NETMAP", [] { return Target{NatTarget{NatTarget::Kind::Netmap}}; }},
 };
 
 }  // namespace
@@ -433,6 +673,22 @@ bool check_target(Rule& r, ParseCtx& p) {
   }
   if (auto* cm = std::get_if<ConnmarkTarget>(&r.target); cm && !cm->given) {
     p.err("CONNMARK target: no operation specified");
+    return false;
+  }
+  if (auto* n = std::get_if<NatTarget>(&r.target); n && n->kind == NatTarget::Kind::Netmap && !n->addr_set) {
+    p.err("NETMAP needs --to");
+    return false;
+  }
+  if (auto* st = std::get_if<SetTarget>(&r.target); st && !st->add.set() && !st->del.set() && !st->map.set()) {
+    p.err("SET: you must specify --add-set, --del-set or --map-set");
+    return false;
+  }
+  if (auto* tee = std::get_if<TeeTarget>(&r.target); tee && !tee->gateway_set) {
+    p.err("TEE needs --gateway");
+    return false;
+  }
+  if (auto* ts = std::get_if<TosTarget>(&r.target); ts && !ts->given) {
+    p.err("TOS: one of --set-tos, --and-tos, --or-tos or --xor-tos is required");
     return false;
   }
   if (auto* tp = std::get_if<TproxyTarget>(&r.target); tp && tp->port == 0) {

@@ -594,7 +594,8 @@ class Loader {
                 std::string n = target_name(r.target);
                 bad_table(n, TableId::Nat);
                 bool dst = tg.kind == NatTarget::Kind::Dnat || tg.kind == NatTarget::Kind::Redirect;
-                if (dst) bad_hook(n, hook_bit(PreRouting) | hook_bit(LocalOut));
+                if (tg.kind == NatTarget::Kind::Netmap) {
+                } else if (dst) bad_hook(n, hook_bit(PreRouting) | hook_bit(LocalOut));
                 else if (tg.kind == NatTarget::Kind::Snat) bad_hook(n, hook_bit(PostRouting) | hook_bit(LocalIn));
                 else bad_hook(n, hook_bit(PostRouting));
               } else if constexpr (std::is_same_v<T, RejectTarget>) {
@@ -605,6 +606,10 @@ class Loader {
               } else if constexpr (std::is_same_v<T, CtTarget> || std::is_same_v<T, NotrackTarget> ||
                                    std::is_same_v<T, TraceTarget>) {
                 bad_table(target_name(r.target), TableId::Raw);
+              } else if constexpr (std::is_same_v<T, SetTarget>) {
+                if (tg.map.set()) bad_table("SET --map-set", TableId::Mangle);
+                if (tg.map_prio || tg.map_queue)
+                  bad_hook("SET --map-prio/--map-queue", hook_bit(Forward) | hook_bit(LocalOut) | hook_bit(PostRouting));
               } else if constexpr (std::is_same_v<T, ChecksumTarget>) {
                 bad_table("CHECKSUM", TableId::Mangle);
               } else if constexpr (std::is_same_v<T, TcpmssTarget>) {

@@ -88,6 +88,7 @@ std::string target_name(const Target& t) {
                             case NatTarget::Kind::Snat: return std::string("SNAT");
                             case NatTarget::Kind::Masquerade: return std::string("MASQUERADE");
                             case NatTarget::Kind::Redirect: return std::string("REDIRECT");
+                            case NatTarget::Kind::Netmap: return std::string("NETMAP");
                           }
                           return std::string();
                         },
@@ -102,6 +103,11 @@ std::string target_name(const Target& t) {
                         [](const TproxyTarget&) { return std::string("TPROXY"); },
                         [](const NfqueueTarget&) { return std::string("NFQUEUE"); },
                         [](const ChecksumTarget&) { return std::string("CHECKSUM"); },
+                        [](const SetTarget&) { return std::string("SET"); },
+                        [](const ClassifyTarget&) { return std::string("CLASSIFY"); },
+                        [](const DscpTarget&) { return std::string("DSCP"); },
+                        [](const TosTarget&) { return std::string("TOS"); },
+                        [](const TeeTarget&) { return std::string("TEE"); },
                     },
                     t);
 }

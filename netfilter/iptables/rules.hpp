@@ -370,7 +370,12 @@ struct CtTarget {
   bool notrack = false;
   uint16_t zone = 0;
   bool zone_set = false;
+  bool zone_mark = false;  // --zone mark: the zone is taken from the packet's mark
+  uint8_t zone_dir = 0;    // 0 both directions (--zone), 1 --zone-orig, 2 --zone-reply
   std::string helper;
+  std::string timeout;    // a cttimeout policy name, kept to print back
+  uint16_t ctevents = 0;  // IPCT_* bits in libxt_CT's table order (new, related, destroy, ...)
+  uint8_t expevents = 0;  // IPEXP_NEW
 };
 struct TcpmssTarget {
   bool clamp = false;
@@ -389,9 +394,45 @@ struct NfqueueTarget {
 };
 struct ChecksumTarget {};
 
-using Target =
-    std::variant<NoTarget, StandardTarget, JumpTarget, RejectTarget, NatTarget, MarkTarget, ConnmarkTarget, LogTarget,
-                 NflogTarget, TraceTarget, NotrackTarget, CtTarget, TcpmssTarget, TproxyTarget, NfqueueTarget, ChecksumTarget>;
+/// -j SET: adds the packet to / deletes it from ipsets, which later rules' -m set then see
+/// (xt_SET); --map-set reads skbinfo from a set (loaded and printed; not applied).
+struct SetTarget {
+  struct Ref {
+    std::string name;
+    int set_index = -1;  // resolved against the IpSets at datapath build
+    uint8_t dims = 0;
+    uint8_t src_flags = 0;  // bit i set: dimension i is taken from the source
+    bool set() const { return dims != 0; }
+  };
+  Ref add, del, map;
+  bool exist = false;
+  bool timeout_set = false;
+  uint32_t timeout = 0;
+  bool map_mark = false, map_prio = false, map_queue = false;
+};
+/// -j CLASSIFY --set-class MAJOR:MINOR: skb->priority.
+struct ClassifyTarget {
+  uint32_t priority = 0;
+};
+/// -j DSCP: the six DSCP bits of the TOS / traffic class byte.
+struct DscpTarget {
+  uint8_t dscp = 0;
+};
+/// -j TOS: tos = (tos & ~mask) ^ value (every --set/--and/--or/--xor-tos form is this one).
+struct TosTarget {
+  uint8_t value = 0, mask = 0;
+  bool given = false;
+};
+/// -j TEE --gateway: a copy of the packet is routed to the gateway; the original goes on.
+struct TeeTarget {
+  Addr gateway;
+  bool gateway_set = false;
+  std::string oif;
+};
+
+using Target = std::variant<NoTarget, StandardTarget, JumpTarget, RejectTarget, NatTarget, MarkTarget, ConnmarkTarget, LogTarget,
+                            NflogTarget, TraceTarget, NotrackTarget, CtTarget, TcpmssTarget, TproxyTarget, NfqueueTarget,
+                            ChecksumTarget, SetTarget, ClassifyTarget, DscpTarget, TosTarget, TeeTarget>;
 
 /// Name of the target as written after -j ("ACCEPT", "DNAT", a chain name...).
 std::string target_name(const Target& t);

@@ -351,6 +351,12 @@ void tprint(std::string& o, const NatTarget& t, Family) {
     }
     if (t.port_set) r += ":" + t.ports.str('-');
     o += fmt::format(" {} {}", t.kind == K::Dnat ? "--to-destination" : "--to-source", r);
+  } else if (t.kind == K::Netmap) {
+    Addr m;
+    for (int i = 0; i < 16; ++i) m.b[size_t(i)] = uint8_t(~(t.min.b[size_t(i)] ^ t.max.b[size_t(i)]));
+    unsigned len = 0;
+    while (len < t.min.bits() && ((m.b[len / 8] >> (7 - len % 8)) & 1)) ++len;
+    o += fmt::format(" --to {}/{}", t.min.str(), len);
   } else if (t.port_set) {
     o += " --to-ports " + t.ports.str('-');
   }
@@ -388,10 +394,56 @@ void tprint(std::string& o, const NflogTarget& t, Family) {
 }
 void tprint(std::string&, const TraceTarget&, Family) {}
 void tprint(std::string&, const NotrackTarget&, Family) {}
+// libxt_CT's save: names unquoted, events in bit order, a zone only when not 0 (or "mark").
+void ct_events(std::string& o, const char* opt, uint16_t bits) {
+  static constexpr const char* kNames[] = {"new",       "related", "destroy", "reply",      "assured",
+                                           "protoinfo", "helper",  "mark",    "natseqinfo", "secmark"};
+  if (!bits) return;
+  o += fmt::format(" {} ", opt);
+  bool first = true;
+  for (unsigned i = 0; i < 10; ++i)
+    if (bits & (1u << i)) {
+      if (!first) o += ',';
+      o += kNames[i];
+      first = false;
+    }
+}
 void tprint(std::string& o, const CtTarget& t, Family) {
   if (t.notrack) o += " --notrack";
-  if (!t.helper.empty()) o += " --helper " + save_string(t.helper);
-  if (t.zone_set) o += fmt::format(" --zone {}", t.zone);
+  if (!t.helper.empty()) o += " --helper " + t.helper;
+  if (!t.timeout.empty()) o += " --timeout " + t.timeout;
+  ct_events(o, "--ctevents", t.ctevents);
+  ct_events(o, "--expevents", t.expevents);
+  const char* dir = t.zone_dir == 1 ? "-orig" : t.zone_dir == 2 ? "-reply" : "";
+  if (t.zone_mark) o += fmt::format(" --zone{} mark", dir);
+  else if (t.zone) o += fmt::format(" --zone{} {}", dir, t.zone);
+}
+void set_ref(std::string& o, const char* opt, const SetTarget::Ref& r) {
+  if (!r.set()) return;
+  o += fmt::format(" {} {} ", opt, r.name);
+  for (unsigned i = 0; i < r.dims; ++i) {
+    if (i) o += ',';
+    o += (r.src_flags >> i) & 1 ? "src" : "dst";
+  }
+}
+void tprint(std::string& o, const SetTarget& t, Family) {
+  set_ref(o, "--add-set", t.add);  // libxt_SET prints --exist and --timeout with the add
+  if (t.exist) o += " --exist";
+  if (t.timeout_set) o += fmt::format(" --timeout {}", t.timeout);
+  set_ref(o, "--del-set", t.del);
+  set_ref(o, "--map-set", t.map);
+  if (t.map_mark) o += " --map-mark";
+  if (t.map_prio) o += " --map-prio";
+  if (t.map_queue) o += " --map-queue";
+}
+void tprint(std::string& o, const ClassifyTarget& t, Family) {
+  o += fmt::format(" --set-class {:04x}:{:04x}", t.priority >> 16, t.priority & 0xffff);
+}
+void tprint(std::string& o, const DscpTarget& t, Family) { o += fmt::format(" --set-dscp 0x{:02x}", t.dscp); }
+void tprint(std::string& o, const TosTarget& t, Family) { o += fmt::format(" --set-tos 0x{:02x}/0x{:02x}", t.value, t.mask); }
+void tprint(std::string& o, const TeeTarget& t, Family) {
+  o += " --gateway " + t.gateway.str();
+  if (!t.oif.empty()) o += " --oif " + t.oif;
 }
 void tprint(std::string& o, const TcpmssTarget& t, Family) {
   if (t.clamp) o += " --clamp-mss-to-pmtu";
