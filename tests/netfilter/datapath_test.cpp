@@ -241,9 +241,18 @@ TEST_CASE("targets: MARK, CONNMARK, REJECT, LOG/NFLOG continue, NFQUEUE, TRACE")
   CHECK(o.where == "filter:INPUT:rule:1");
   CHECK(o.after.mark == 0x4011);
   CHECK(o.after.nf_trace);
-  auto q = run(dp, "tcp 1.1.1.1:6 -> 10.0.0.10:2");
-  CHECK(q.kind == nf::OutcomeKind::Queued);
-  auto b = run(dp, "tcp 1.1.1.1:7 -> 10.0.0.10:3");
+  // Whether a queue listener exists and what it answers is not in a dump: no guess by default.
+  CHECK(run(dp, "tcp 1.1.1.1:6 -> 10.0.0.10:2").kind == nf::OutcomeKind::Unsimulated);
+  CHECK(run(dp, "tcp 1.1.1.1:7 -> 10.0.0.10:3").kind == nf::OutcomeKind::Unsimulated);
+  // --nfqueue none: the kernel's answer without a listener (nf_queue fails: drop, or accept with bypass).
+  nf::Node nq = node();
+  nq.nfqueue = nf::Node::QueueListener::None;
+  nf::Datapath dq(nq);
+  nf::attach_iptables(dq, &rs, nullptr, nullptr);
+  auto q = run(dq, "tcp 1.1.1.1:6 -> 10.0.0.10:2");
+  CHECK(q.kind == nf::OutcomeKind::Dropped);
+  CHECK(q.reason == DropReason::QueueNoListener);
+  auto b = run(dq, "tcp 1.1.1.1:7 -> 10.0.0.10:3");
   CHECK(b.kind == nf::OutcomeKind::Delivered);  // --queue-bypass with no listener: accepted
   // CONNMARK --restore-mark brings the mark back on the next packet of the connection.
   auto r2 = rules(

@@ -106,7 +106,13 @@ TEST_CASE("TCPMSS, LOG, NFLOG, CHECKSUM observe and continue; QUEUE queues") {
   nf::Datapath dp(n);
   nf::attach_iptables(dp, &rs, nullptr, nullptr);
   CHECK(run(dp, "tcp 1.1.1.1:5 -> 8.8.8.8:80").kind == nf::OutcomeKind::Forwarded);
-  CHECK(run(dp, "udp 1.1.1.1:5 -> 8.8.8.8:53").kind == nf::OutcomeKind::Queued);
+  CHECK(run(dp, "udp 1.1.1.1:5 -> 8.8.8.8:53").kind == nf::OutcomeKind::Unsimulated);
+  n.nfqueue = nf::Node::QueueListener::None;
+  nf::Datapath dq(n);
+  nf::attach_iptables(dq, &rs, nullptr, nullptr);
+  auto q = run(dq, "udp 1.1.1.1:5 -> 8.8.8.8:53");
+  CHECK(q.kind == nf::OutcomeKind::Dropped);
+  CHECK(q.reason == DropReason::QueueNoListener);
 }
 
 TEST_CASE("IPv6: ip6tables DNAT, ICMPv6, and the IPv6 forwarding sysctl") {
