@@ -192,3 +192,54 @@ TEST_CASE("NAT targets: iptables and nftables share the kernel's answers for a t
     CHECK(c.reason == DropReason::NatNoAddress);
   }
 }
+
+TEST_CASE("NETMAP maps the network part and keeps the host part (destination in PREROUTING, source in POSTROUTING)") {
+  auto rs = rules(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -d 10.9.9.0/24 -j NETMAP --to 192.168.1.0/24\n"
+      "-A POSTROUTING -o eth0 -s 192.168.1.0/24 -j NETMAP --to 10.7.7.0/24\nCOMMIT\n");
+  nf::Node n = node();
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
+  auto in = run(dp, "tcp 8.8.8.8:5000 -> 10.9.9.42:80", "eth0");
+  CHECK(in.kind == nf::OutcomeKind::Forwarded);
+  CHECK(in.after.t.str() == "tcp 8.8.8.8:5000 -> 192.168.1.42:80");
+  auto out = run(dp, "tcp 192.168.1.77:6000 -> 8.8.8.8:443", "eth1");
+  CHECK(out.after.t.str() == "tcp 10.7.7.77:6000 -> 8.8.8.8:443");
+}
+
+TEST_CASE("DSCP and TOS rewrite the TOS byte that later rules match (ECN bits kept)") {
+  auto rs = rules(
+      "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n"
+      "-A PREROUTING -p udp -j DSCP --set-dscp 0x2e\n"
+      "-A PREROUTING -p tcp -j TOS --set-tos 0x10/0x3f\nCOMMIT\n"
+      "*filter\n:INPUT ACCEPT [0:0]\n"
+      "-A INPUT -m dscp --dscp-class EF -m ecn --ecn-ip-ect 1 -j DROP\n"
+      "-A INPUT -m tos --tos 0xd0/0xff -j REJECT\nCOMMIT\n");
+  nf::Node n = node();
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
+  auto u = run(dp, "udp 1.1.1.1:5 -> 10.0.0.10:53 tos=0x01");
+  CHECK(u.kind == nf::OutcomeKind::Dropped);
+  CHECK(u.after.tos == 0xb9);
+  auto t = run(dp, "tcp 1.1.1.1:5 -> 10.0.0.10:80 tos=0xc4");
+  CHECK(t.after.tos == 0xd0);  // (0xc4 & ~0x3f) ^ 0x10
+  CHECK(t.kind == nf::OutcomeKind::Rejected);
+}
+
+TEST_CASE("CT --zone-orig mark takes the zone from the packet mark; TEE notes its copy and continues") {
+  auto rs = rules(
+      "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A PREROUTING -j CT --zone-orig mark\n-A PREROUTING -j TRACE\nCOMMIT\n"
+      "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j TEE --gateway 10.0.0.99\nCOMMIT\n");
+  nf::Node n = node();
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
+  auto o = run(dp, "tcp 1.1.1.1:5 -> 10.0.0.10:80 mark=0x7");
+  CHECK(o.kind == nf::OutcomeKind::Delivered);
+  CHECK(o.after.ct_zone == 7);
+  bool noted = false;
+  for (auto& e : o.trace)
+    if (e.kind == TraceKind::Note && e.detail.find("10.0.0.99") != std::string::npos) noted = true;
+  CHECK(noted);
+}
