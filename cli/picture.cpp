@@ -424,7 +424,8 @@ std::string render_html(const std::vector<Picture>& pics, const std::string& hea
           fmt::format("<details><summary>{} — {} mode: every step</summary><pre>", xml_escape(pic.title), xml_escape(pn.mode));
       for (auto& e : pn.outcomes.at(pn.shown).trace) {
         traces += xml_escape(fmt::format("{:<11} {}:{}{} {} {}\n", hook_name(e.hook), e.table, e.chain,
-                                         e.chain.empty() ? "" : fmt::format(":{}", e.rulenum), e.target, e.detail));
+                                         e.chain.empty() ? "" : fmt::format(":{}", e.rulenum), e.target,
+                                         e.assumed.empty() ? e.detail : e.detail + "  (assumed: " + e.assumed + ")"));
         if (e.rewritten) traces += xml_escape(fmt::format("{:<11} {} → {}\n", "", e.before.str(), e.after.str()));
       }
       traces += "</pre></details>\n";

@@ -54,6 +54,7 @@ std::string render_text(int index, const PacketSpec& spec, const Packet& pkt, co
           o += fmt::format("{}{} {}{}{}\n", ind, k.dim(hook), shown, std::string(pad, ' '),
                            e.target.empty() ? "" : k.verdict(e.target));
           if (st.verbose && !e.detail.empty()) o += fmt::format("{}{}   {}\n", ind, std::string(11, ' '), k.dim(e.detail));
+          if (!e.assumed.empty()) o += fmt::format("{}{}   assumed: {}\n", ind, std::string(11, ' '), e.assumed);
           break;
         }
         case TraceKind::Nat:
@@ -135,6 +136,7 @@ nlohmann::json outcome_json(const nf::Outcome& o) {
       t["after"] = e.after.str();
     }
     if (!e.detail.empty()) t["detail"] = e.detail;
+    if (!e.assumed.empty()) t["assumed"] = e.assumed;
     tr.push_back(std::move(t));
   }
   j["trace"] = std::move(tr);

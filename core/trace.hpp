@@ -33,6 +33,7 @@ struct TraceEvent {
   uint32_t rulenum = 0;    // kernel numbering: rules from 1, the tail entry is n+1
   std::string target;      // target / verdict / short label
   std::string detail;      // human text (rule text for rules, reason for notes)
+  std::string assumed;     // state a match took from the packet spec ("uid 0 gid 0 (uid=, gid=)")
   bool rewritten = false;
   FiveTuple before, after;  // set when rewritten
 };

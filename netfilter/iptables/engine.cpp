@@ -420,10 +420,10 @@ bool ip_part(const Rule& r, const Packet& p, const Node& n) {
   return true;
 }
 
-// What the rule's matches assumed about state the packet spec sets (appended to its trace detail).
+// What the rule's matches assumed about state the packet spec sets (the trace event's assumed field).
 std::string assumed(const Rule& r, const Packet& p) {
   std::string o;
-  auto add = [&](std::string s) { o += (o.empty() ? "  (assumed: " : ", ") + s; };
+  auto add = [&](std::string s) { o += (o.empty() ? "" : ", ") + s; };
   for (auto& m : r.matches) {
     if (std::holds_alternative<MacMatch>(m))
       add(fmt::format("source MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} (mac=)", p.src_mac[0], p.src_mac[1], p.src_mac[2],
@@ -444,7 +444,6 @@ std::string assumed(const Rule& r, const Packet& p) {
     else if (std::holds_alternative<CgroupMatch>(m)) add(fmt::format("net_cls classid {} (classid=)", p.classid));
     else if (std::holds_alternative<TcpmssMatch>(m)) add(fmt::format("MSS option {} (mss=)", p.mss));
   }
-  if (!o.empty()) o += ')';
   return o;
 }
 
@@ -457,7 +456,7 @@ void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t
   e.chain = ch.name;
   e.rulenum = num;
   e.target = std::move(target);
-  if (r) e.detail = rule_text(ch, *r, c.env.fam) + assumed(*r, c.p);
+  if (r) e.detail = rule_text(ch, *r, c.env.fam), e.assumed = assumed(*r, c.p);
   c.env.trace.event(std::move(e));
 }
 

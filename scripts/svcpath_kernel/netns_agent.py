@@ -21,6 +21,7 @@ ETH_P_ALL = 0x0003
 def main():
     caps = {}
     raw = None
+    by_src = {}
     joined = []
     for line in sys.stdin:
         cmd = json.loads(line)
@@ -38,14 +39,23 @@ def main():
             s.send(bytes.fromhex(cmd["hex"]))
             s.close()
         elif op == "ip":
-            if raw is None:
-                raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-                # A process sending to a broadcast address says so (else sendto fails with EACCES).
-                raw.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             pkt = bytes.fromhex(cmd["hex"])
-            dst = socket.inet_ntoa(pkt[16:20])
+            src, dst = socket.inet_ntoa(pkt[12:16]), socket.inet_ntoa(pkt[16:20])
+            # The output route is looked up with the socket's bound address, not the header's: a
+            # program sending from one of the node's addresses has bound to it (and for broadcast
+            # and multicast that picks the device owning it). A foreign source stays unbound.
+            s = by_src.get(src)
+            if s is None:
+                s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+                # A process sending to a broadcast address says so (else sendto fails with EACCES).
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                try:
+                    s.bind((src, 0))
+                except OSError:
+                    pass
+                by_src[src] = s
             try:
-                raw.sendto(pkt, (dst, 0))
+                s.sendto(pkt, (dst, 0))
                 out["sent"] = True
             except OSError as e:  # EPERM when OUTPUT drops or rejects it
                 out["sent"] = False
