@@ -31,10 +31,44 @@ bool color_wanted(const std::string& mode) {
   return isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR");
 }
 
-int run_trace(const TraceOptions& o, std::ostream& out) {
+sim::Snapshot open_snapshot(const std::string& path, std::string* rules, std::string* rules6, std::string* ipsets,
+                            std::string* ipvs, std::string* nft, NodeOptions* node) {
+  sim::Snapshot s = sim::load_snapshot(path);
+  for (auto& n : s.notes) std::cerr << "svcpath: snapshot " << path << ": " << n << "\n";
+  auto fill = [&](std::string* slot, const std::string& from, const char* flag) {
+    if (!slot || from.empty()) return;
+    if (slot->empty()) *slot = from;
+    else std::cerr << "svcpath: snapshot " << path << ": " << flag << " given, overrides the snapshot's\n";
+  };
+  fill(rules, s.rules, "--rules");
+  fill(rules6, s.rules6, "--rules6");
+  fill(ipsets, s.ipsets, "--ipsets");
+  fill(ipvs, s.ipvs, "--ipvs");
+  fill(nft, s.nft, "--nft");
+  if (node) {
+    if (!node->node_config.empty())
+      std::cerr << "svcpath: snapshot " << path << ": --node-config applies on top of the snapshot's node\n";
+    node->snapshot = std::make_shared<const nf::Node>(s.node);
+  }
+  return s;
+}
+
+void seed_lanes(const sim::Snapshot& s, std::vector<std::unique_ptr<Lane>>& lanes, uint64_t now_ns) {
+  for (auto& l : lanes) {
+    size_t clash = sim::seed_conntrack(l->dp->conntrack(), s.conntrack, now_ns);
+    if (clash)
+      std::cerr << "svcpath: snapshot " << s.path << ": " << clash << " conntrack entries clash with another's tuple, skipped\n";
+  }
+}
+
+int run_trace(const TraceOptions& o_in, std::ostream& out) {
+  TraceOptions o = o_in;
+  std::optional<sim::Snapshot> snap;
+  if (!o.snapshot.empty()) snap = open_snapshot(o.snapshot, &o.rules, &o.rules6, &o.ipsets, &o.ipvs, &o.nft, &o.node);
   if (o.rules.empty() && o.rules6.empty() && o.ipvs.empty() && o.nft.empty() && !o.cluster.given())
     throw LoadError({{"trace", 0, 0, "give --rules FILE (an iptables-save dump) or --cluster FILE... --node NAME"}});
   auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.ipvs, o.nft, o.cluster, o.node, o.seed});
+  if (snap) seed_lanes(*snap, lanes);
   const nf::Node& node = lanes[0]->node;
 
   std::vector<std::pair<std::string, std::string>> specs;  // (origin, text)
@@ -182,7 +216,15 @@ int run_trace(const TraceOptions& o, std::ostream& out) {
 
 namespace svcpath::cli {
 
-int run_rules(const RulesOptions& o, std::ostream& out) {
+int run_rules(const RulesOptions& o_in, std::ostream& out) {
+  RulesOptions o = o_in;
+  if (!o.snapshot.empty()) {
+    std::string rules6;
+    auto s = open_snapshot(o.snapshot, &o.rules, &rules6, &o.ipsets, nullptr, &o.nft, nullptr);
+    // rules prints one dump: IPv6 with -6, and the snapshot's IPv4 dump otherwise.
+    if (o.v6 && o_in.rules.empty()) o.rules = rules6;
+    if (o.v6 && o.rules.empty()) throw LoadError(o.snapshot, "no ip6tables rules in the snapshot");
+  }
   if (o.rules.empty() && o.ipsets.empty() && o.nft.empty() && !o.cluster.given())
     throw LoadError({{"rules", 0, 0, "give --rules FILE, --ipsets FILE, --nft FILE, or --cluster FILE... --node NAME"}});
   if (o.cluster.given()) {

@@ -8,6 +8,7 @@
 
 #include "kube/sim/inputs.hpp"
 #include "kube/sim/lanes.hpp"
+#include "kube/sim/snapshot.hpp"
 
 namespace svcpath::cli {
 
@@ -24,7 +25,16 @@ using sim::NodeOptions;
 using sim::policy_placement;
 using sim::source_interface;
 
+/// --snapshot FILE: loads the archive and fills each input not given explicitly (rules, rules6,
+/// ipsets, ipvs, nft; the node unless node is null) from it, saying on stderr which back end it
+/// chose and what it skipped. Null pointers are inputs the command does not take.
+sim::Snapshot open_snapshot(const std::string& path, std::string* rules, std::string* rules6, std::string* ipsets,
+                            std::string* ipvs, std::string* nft, NodeOptions* node);
+/// Puts the snapshot's conntrack entries into every lane's table (established flows keep their NAT).
+void seed_lanes(const sim::Snapshot& s, std::vector<std::unique_ptr<Lane>>& lanes, uint64_t now_ns = 0);
+
 struct TraceOptions {
+  std::string snapshot;  // a scripts/svcpath-snapshot archive: the node, its dumps and conntrack
   std::string rules, rules6, ipsets;
   ClusterOptions cluster;
   NodeOptions node;
@@ -46,6 +56,7 @@ struct TraceOptions {
 int run_trace(const TraceOptions& o, std::ostream& out);
 
 struct RulesOptions {
+  std::string snapshot;
   std::string rules, ipsets, nft;
   ClusterOptions cluster;
   bool counters = false, v6 = false, restore_input = false;
@@ -57,6 +68,7 @@ int run_rules(const RulesOptions& o, std::ostream& out);
 
 /// The command line of svcpath replay; the engine's part maps onto sim::ReplayConfig.
 struct ReplayOptions {
+  std::string snapshot;
   std::string rules, rules6, ipsets, ipvs, nft;
   ClusterOptions cluster;
   NodeOptions node;
@@ -130,6 +142,7 @@ int run_bench_model(const BenchModelOptions& o, std::ostream& out);
 /// svcpath verify: the dumps in a throwaway namespace on the local kernel against svcpath, packet
 /// by packet (scripts/svcpath_kernel/verify.py does the kernel side).
 struct VerifyOptions {
+  std::string snapshot;
   std::string rules, rules6, ipsets, nft;
   NodeOptions node;
   uint32_t packets = 50;

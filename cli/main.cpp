@@ -115,9 +115,15 @@ int main(int argc, char** argv) {
       "Exit status: 0 traced, 1 bad input (file:line: message on stderr), 2 bad usage.");
   cli::TraceOptions to;
   to.color = "auto";
-  auto& [rules, rules6, ipsets, copt, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color, verbose,
-         ipvs_dump, outcome, nft_dump] = to;
+  auto& [snapshot, rules, rules6, ipsets, copt, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color,
+         verbose, ipvs_dump, outcome, nft_dump] = to;
   add_cluster_options(trace, copt);
+  trace
+      ->add_option("--snapshot", snapshot,
+                   "a scripts/svcpath-snapshot archive (node-NAME-DATE.tar.gz): the node (interfaces, addresses, routes, rules, "
+                   "sysctls), its dumps and its conntrack table; --rules, --rules6, --ipsets, --ipvs, --nft given with it "
+                   "override its part, --node-config/--sysctl/--local-ip/--route apply on top")
+      ->check(CLI::ExistingFile);
   trace->add_option("--rules", rules, "iptables-save dump (legacy or nft; ip6tables-save is detected)")->check(CLI::ExistingFile);
   trace->add_option("--rules6", rules6, "ip6tables-save dump for IPv6 packets")->check(CLI::ExistingFile);
   trace->add_option("--ipsets", ipsets, "ipset save output the rules refer to")->check(CLI::ExistingFile);
@@ -169,6 +175,10 @@ int main(int argc, char** argv) {
       "With NetworkPolicies in --cluster, the node's view includes the policy engine's chains and sets\n"
       "(--policy-placement off leaves them out).");
   cli::RulesOptions ro;
+  rcmd->add_option("--snapshot", ro.snapshot,
+                   "a scripts/svcpath-snapshot archive: prints its ipsets, nft ruleset and the live back end's iptables-save "
+                   "(-6: ip6tables-save); --rules, --ipsets, --nft given with it override its part")
+      ->check(CLI::ExistingFile);
   rcmd->add_option("--rules", ro.rules, "iptables-save dump")->check(CLI::ExistingFile);
   rcmd->add_option("--ipsets", ro.ipsets, "ipset save output")->check(CLI::ExistingFile);
   rcmd->add_option("--nft", ro.nft, "nft list ruleset output or nft -f input: printed back as nft list ruleset prints it")
@@ -201,6 +211,12 @@ int main(int argc, char** argv) {
   cli::ReplayOptions rpo;
   add_cluster_options(rp, rpo.cluster);
   rp->add_option("--modes", rpo.cluster.mode, "kube-proxy modes to compare, comma-separated (iptables,ipvs,nftables)");
+  rp->add_option(
+        "--snapshot", rpo.snapshot,
+        "a scripts/svcpath-snapshot archive (node-NAME-DATE.tar.gz): the node (interfaces, addresses, routes, rules, sysctls), "
+        "its dumps and its conntrack table; --rules, --rules6, --ipsets, --ipvs, --nft given with it override its part, "
+        "--node-config/--sysctl/--local-ip/--route apply on top; its conntrack timeouts count from the capture's first packet")
+      ->check(CLI::ExistingFile);
   rp->add_option("--rules", rpo.rules, "iptables-save dump (instead of --cluster)")->check(CLI::ExistingFile);
   rp->add_option("--rules6", rpo.rules6, "ip6tables-save dump for IPv6 packets")->check(CLI::ExistingFile);
   rp->add_option("--ipsets", rpo.ipsets, "ipset save output the rules refer to")->check(CLI::ExistingFile);
@@ -330,6 +346,11 @@ int main(int argc, char** argv) {
       "3 disagreements (or the kernel refused the dump), 4 cannot run here (not root, no network\n"
       "namespaces, a tool or python3 missing).");
   cli::VerifyOptions vo;
+  vf->add_option("--snapshot", vo.snapshot,
+                 "a scripts/svcpath-snapshot archive: verifies its live back end's dumps, ipsets and nft ruleset "
+                 "(--rules, --rules6, --ipsets, --nft given with it override its part; the node is derived as without "
+                 "--node-config)")
+      ->check(CLI::ExistingFile);
   vf->add_option("--rules", vo.rules, "iptables-save (or iptables -S) dump to verify")->check(CLI::ExistingFile);
   vf->add_option("--rules6", vo.rules6, "ip6tables-save dump to verify")->check(CLI::ExistingFile);
   vf->add_option("--ipsets", vo.ipsets, "ipset save output the rules refer to")->check(CLI::ExistingFile);

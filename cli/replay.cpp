@@ -15,6 +15,7 @@
 #include "kube/sim/lanes.hpp"
 #include "kube/sim/replay.hpp"
 #include "pcap/decode.hpp"
+#include "pcap/io.hpp"
 
 namespace svcpath::cli {
 
@@ -223,11 +224,21 @@ void replay_text(const sim::ReplayResult& r, const ReplayOptions& o, std::ostrea
 
 }  // namespace
 
-int run_replay(const ReplayOptions& o, std::ostream& out) {
+int run_replay(const ReplayOptions& o_in, std::ostream& out) {
+  ReplayOptions o = o_in;
+  std::optional<sim::Snapshot> snap;
+  if (!o.snapshot.empty()) snap = open_snapshot(o.snapshot, &o.rules, &o.rules6, &o.ipsets, &o.ipvs, &o.nft, &o.node);
   if (o.pcap.empty()) throw LoadError({{"replay", 0, 0, "give --pcap FILE (pcap or pcapng)"}});
   if (o.rules.empty() && o.rules6.empty() && o.ipvs.empty() && o.nft.empty() && !o.cluster.given())
     throw LoadError({{"replay", 0, 0, "give --rules FILE (an iptables-save dump) or --cluster FILE... --node NAME"}});
   auto lanes = build_lanes({o.rules, o.rules6, o.ipsets, o.ipvs, o.nft, o.cluster, o.node, o.seed});
+  if (snap) {
+    // The snapshot's timeouts count from the capture's first packet.
+    uint64_t t0 = 0;
+    pcap::Reader first(o.pcap);
+    if (pcap::Frame f; first.next(f)) t0 = f.ts_ns;
+    seed_lanes(*snap, lanes, t0);
+  }
   Progress progress(o.progress);
   sim::ReplayConfig cfg{.in_default = o.in_default,
                         .seed = o.seed,

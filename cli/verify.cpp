@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -44,7 +45,9 @@ std::string self_path() {
 
 }  // namespace
 
-int run_verify(const VerifyOptions& o, std::ostream& out) {
+int run_verify(const VerifyOptions& o_in, std::ostream& out) {
+  VerifyOptions o = o_in;
+  if (!o.snapshot.empty()) open_snapshot(o.snapshot, &o.rules, &o.rules6, &o.ipsets, nullptr, &o.nft, nullptr);
   if (o.rules.empty() && o.rules6.empty() && o.nft.empty())
     throw LoadError({{"verify", 0, 0, "give the dump to verify: --rules FILE, --rules6 FILE or --nft FILE"}});
   // Everything loads here first, exactly as trace would load it.
@@ -63,8 +66,29 @@ int run_verify(const VerifyOptions& o, std::ostream& out) {
   std::vector<std::string> args{
       "python3", module.string(),        "--svcpath", self_path(), "--packets", std::to_string(o.packets),
       "--seed",  std::to_string(o.seed), "--backend", o.backend};
+  // The kernel side reads files: a snapshot's members go to a private directory while it runs.
+  fs::path members;
+  struct Cleanup {
+    fs::path& dir;
+    ~Cleanup() {
+      std::error_code ec;
+      if (!dir.empty()) fs::remove_all(dir, ec);
+    }
+  } cleanup{members};
   auto add = [&](const char* flag, const std::string& v) {
-    if (!v.empty()) args.insert(args.end(), {flag, fs::absolute(v).string()});
+    if (v.empty()) return;
+    if (!o.snapshot.empty() && v.starts_with(o.snapshot + ":")) {
+      if (members.empty()) {
+        std::string tmpl = (fs::temp_directory_path() / "svcpath-verify-XXXXXX").string();
+        if (!mkdtemp(tmpl.data())) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+        members = tmpl;
+      }
+      fs::path f = members / v.substr(o.snapshot.size() + 1);
+      std::ofstream(f, std::ios::binary) << read_input_file(v);
+      args.insert(args.end(), {flag, f.string()});
+      return;
+    }
+    args.insert(args.end(), {flag, fs::absolute(v).string()});
   };
   add("--rules", o.rules);
   add("--rules6", o.rules6);

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -35,7 +37,24 @@ void Diagnostics::throw_if_errors() const {
   if (!diags_.empty()) throw LoadError(diags_);
 }
 
+namespace {
+std::mutex members_mu;
+std::map<std::string, std::string>& members() {
+  static std::map<std::string, std::string> m;
+  return m;
+}
+}  // namespace
+
+void add_input_member(const std::string& name, std::string text) {
+  std::lock_guard lock(members_mu);
+  members()[name] = std::move(text);
+}
+
 std::string read_input_file(const std::string& path) {
+  {
+    std::lock_guard lock(members_mu);
+    if (auto it = members().find(path); it != members().end()) return it->second;
+  }
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw LoadError({{path, 0, 0, "is a directory, not a file"}});
   std::ifstream in(path, std::ios::binary);

@@ -37,6 +37,9 @@ inline constexpr size_t kMaxInputFileBytes = size_t(2) << 30;
 
 /// The whole of an input file as bytes, or a LoadError naming it.
 std::string read_input_file(const std::string& path);
+/// Makes read_input_file return text for name instead of opening a file: the members of a node
+/// snapshot archive, named ARCHIVE:MEMBER so every loader's diagnostics point into the archive.
+void add_input_member(const std::string& name, std::string text);
 
 /// Collector used while parsing one input.
 class Diagnostics {

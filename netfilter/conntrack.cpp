@@ -57,10 +57,8 @@ CtLookup Conntrack::find(const FiveTuple& t, uint16_t zone, uint64_t now_ns) {
   return {id, (it->second & 1) ? CtDir::Reply : CtDir::Original};
 }
 
-CtEntry* Conntrack::create(const FiveTuple& orig, uint16_t zone) {
+CtEntry* Conntrack::alloc() {
   if (live_ >= max_) return nullptr;
-  auto rep = invert(orig);
-  if (!rep) return nullptr;
   uint32_t id;
   if (!free_.empty()) {
     id = free_.back();
@@ -72,12 +70,20 @@ CtEntry* Conntrack::create(const FiveTuple& orig, uint16_t zone) {
   CtEntry& e = entries_[id - 1];
   e = CtEntry{};
   e.id = id;
-  e.orig = orig;
-  e.reply = *rep;
-  e.zone = zone;
   ++live_;
   ++created_;
   return &e;
+}
+
+CtEntry* Conntrack::create(const FiveTuple& orig, uint16_t zone) {
+  if (live_ >= max_) return nullptr;
+  auto rep = invert(orig);
+  if (!rep) return nullptr;
+  CtEntry* e = alloc();
+  e->orig = orig;
+  e->reply = *rep;
+  e->zone = zone;
+  return e;
 }
 
 bool Conntrack::confirm(uint32_t id) {
@@ -90,6 +96,24 @@ bool Conntrack::confirm(uint32_t id) {
   e->confirmed = true;
   e->status |= ctstatus::CONFIRMED;
   return true;
+}
+
+CtEntry* Conntrack::insert(const CtEntry& src) {
+  if (index_.contains(Key{src.orig, src.zone}) || index_.contains(Key{src.reply, src.zone})) return nullptr;
+  CtEntry* e = alloc();
+  if (!e) return nullptr;
+  uint32_t id = e->id;
+  *e = src;
+  e->id = id;
+  e->confirmed = false;
+  // IPS_SRC_NAT / IPS_DST_NAT from how the reply tuple differs from the plain inverse.
+  if (auto plain = invert(src.orig)) {
+    if (src.reply.dst != plain->dst || src.reply.dport != plain->dport) e->status |= ctstatus::SRC_NAT;
+    if (src.reply.src != plain->src || src.reply.sport != plain->sport) e->status |= ctstatus::DST_NAT;
+  }
+  e->nat_done[0] = e->nat_done[1] = true;
+  confirm(id);
+  return e;
 }
 
 void Conntrack::destroy(uint32_t id) {

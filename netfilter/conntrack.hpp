@@ -76,6 +76,12 @@ class Conntrack {
   CtEntry* create(const FiveTuple& orig, uint16_t zone);
   /// Inserts both tuples (nf_conntrack_confirm). False on a clash: the packet is dropped.
   bool confirm(uint32_t id);
+  /// Adds a confirmed entry as a node's table already holds it (conntrack -L: both tuples, status,
+  /// mark, zone, state, timeout), as ctnetlink's IPCTNL_MSG_CT_NEW does. A reply tuple that is not
+  /// the inverse of the original is a NAT binding already set up: both manips count as done, so
+  /// later packets are rewritten from it and no rule is asked again. nullptr when the table is full
+  /// or either tuple is already taken.
+  CtEntry* insert(const CtEntry& e);
   void destroy(uint32_t id);
   /// Drops unconfirmed entries (the packet that created them died).
   void drop_unconfirmed(uint32_t id);
@@ -102,6 +108,8 @@ class Conntrack {
   struct KeyHash {
     size_t operator()(const Key& k) const noexcept { return FiveTupleHash{}(k.t) ^ (size_t(k.zone) << 1); }
   };
+  CtEntry* alloc();  // a blank entry with its id, or nullptr when full
+
   boost::unordered_flat_map<Key, uint64_t, KeyHash> index_;  // value: id << 1 | dir
   std::vector<CtEntry> entries_;                             // id - 1 -> entry; destroyed entries get id 0
   std::vector<uint32_t> free_;

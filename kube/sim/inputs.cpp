@@ -52,8 +52,8 @@ ClusterInput load_cluster(const ClusterOptions& o) {
 }
 
 nf::Node NodeOptions::build(std::optional<nf::Node> base) const {
-  nf::Node n = base ? std::move(*base) : nf::Node();
-  n.ensure("eth0");
+  nf::Node n = base ? std::move(*base) : snapshot ? *snapshot : nf::Node();
+  if (!snapshot) n.ensure("eth0");
   if (!node_config.empty()) nf::load_node_config(node_config, n);
   std::vector<Diagnostic> errs;
   for (auto& s : local_ips)
@@ -70,7 +70,7 @@ nf::Node NodeOptions::build(std::optional<nf::Node> base) const {
   else if (!nfqueue.empty() && nfqueue != "unknown")
     errs.push_back({"--nfqueue", 0, 0, fmt::format("'{}': expected 'none' (no listener) or 'unknown'", nfqueue)});
   if (!errs.empty()) throw LoadError(errs);
-  n.add_default_route_if_none();
+  if (!snapshot) n.add_default_route_if_none();
   return n;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The inputs every simulation starts from: the node options every command shares, a cluster and
 // the node of it being simulated, iptables-save dumps.
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,9 @@ struct NodeOptions {
   std::string node_config;
   std::vector<std::string> sysctls, local_ips, routes;
   std::string nfqueue;  // "" (unknown listener) or "none" (--nfqueue none)
+  /// The node a snapshot (--snapshot) describes; the flags above apply on top of it, and no eth0
+  /// or default route is invented for it.
+  std::shared_ptr<const nf::Node> snapshot;
   /// Builds the node on top of base (a plain host with lo and eth0 when none); throws LoadError
   /// naming the flag or file:line of each problem.
   nf::Node build(std::optional<nf::Node> base = std::nullopt) const;
