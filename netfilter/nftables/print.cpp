@@ -1,6 +1,7 @@
 // The `nft list ruleset` printer: tables, named sets and maps, chains with their base-chain line,
 // and each rule's statements spelled as nft lists them (`nft -a` adds `# handle N`). What it
 // prints loads back to the same ruleset (tests/kernel/roundtrip.sh compares it with nft's own).
+#include <cstdint>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -125,12 +126,49 @@ std::string rule_text(const Table& t, const Rule& r) {
     if (!s.empty()) s += ' ';
     s += x;
   };
-  for (auto& st : r.stmts) {
+  // nft lists a protocol match that a later port match depends on as that port match's implicit
+  // dependency, and drops it (netlink_delinearize's payload_dependency_kill): `meta l4proto udp
+  // iifname "x" udp dport 53` prints `iifname "x" udp dport 53`, `meta l4proto tcp th dport 80`
+  // prints `tcp dport 80`. Matches in between keep the dependency pending; other statements end it.
+  std::vector<uint8_t> dep_of(r.stmts.size(), 0);  // a port match: the protocol it now names
+  std::vector<bool> killed(r.stmts.size(), false);
+  for (size_t i = 0, pending = SIZE_MAX; i < r.stmts.size(); ++i) {
+    auto* m = std::get_if<MatchStmt>(&r.stmts[i]);
+    if (!m) {
+      pending = SIZE_MAX;
+      continue;
+    }
+    if (m->lhs.size() != 1) continue;
+    Sel sel = m->lhs[0].sel;
+    bool dep = (sel == Sel::L4Proto || (sel == Sel::IpProtocol && t.family == TableFamily::Ip)) && m->op == MatchStmt::Op::Eq &&
+               !m->bitwise && m->lo == m->hi;
+    if (dep) {
+      pending = i;
+    } else if ((sel == Sel::Sport || sel == Sel::Dport) && pending != SIZE_MAX) {
+      auto& d = std::get<MatchStmt>(r.stmts[pending]);
+      uint8_t pr = d.lo.b[0];
+      if ((m->lhs[0].proto == 0 || m->lhs[0].proto == pr) && (pr == proto::TCP || pr == proto::UDP || pr == proto::SCTP)) {
+        killed[pending] = true;
+        dep_of[i] = pr;
+      }
+      pending = SIZE_MAX;
+    }
+  }
+  for (size_t si = 0; si < r.stmts.size(); ++si) {
+    const Stmt& st = r.stmts[si];
+    if (killed[si]) continue;
     std::visit(
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;
           if constexpr (std::is_same_v<T, MatchStmt>) {
-            std::string lhs = concat_text(x.lhs);
+            std::string lhs;
+            if (dep_of[si]) {
+              Selector named = x.lhs[0];
+              named.proto = dep_of[si];
+              lhs = selector_text(named);
+            } else {
+              lhs = concat_text(x.lhs);
+            }
             if (x.bitwise) {
               if (x.xor_val == 0) lhs += fmt::format(" & 0x{:08x}", x.and_mask);
               else if (x.and_mask == ~x.xor_val) lhs += fmt::format(" | 0x{:08x}", x.xor_val);

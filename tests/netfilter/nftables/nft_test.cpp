@@ -469,3 +469,13 @@ TEST_CASE("nft: nft 0.9's snat/dnat without 'to' print in the current form") {
   CHECK(out.find("\t\tsnat to 10.0.0.1-10.0.0.5\n") != std::string::npos);
   CHECK(out.find("\t\tdnat to 10.0.0.1:80\n") != std::string::npos);
 }
+
+TEST_CASE("nft: a protocol match a later port match depends on prints as nft lists it") {
+  std::string in = svcpath::read_input_file(svcpath::test::source_dir() + "/tests/data/nft-json/dependencies.nft");
+  std::string out = nf::nft::print(nf::nft::load(in, "dependencies.nft"));
+  CHECK(out.find("\t\tiifname \"x\" udp dport 53 accept\n") != std::string::npos);
+  CHECK(out.find("\t\ttcp dport 53 accept\n") != std::string::npos);  // th dport after meta l4proto tcp
+  CHECK(out.find("meta l4proto tcp counter packets 0 bytes 0 tcp dport 53 accept") != std::string::npos);
+  CHECK(out.find("meta l4proto { tcp, udp } th dport 53 accept") != std::string::npos);
+  CHECK(out.find("ip protocol") == std::string::npos);
+}
