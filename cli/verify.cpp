@@ -11,9 +11,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "core/diag.hpp"
@@ -45,9 +49,45 @@ std::string self_path() {
 
 }  // namespace
 
+static bool link_local(const Addr& a) { return !a.is_v4() && a.b[0] == 0xfe && (a.b[1] & 0xc0) == 0x80; }
+
+// A node config (JSON, node-config.md's keys) for the parts of a node the kernel side rebuilds.
+static std::string snapshot_node_config(const nf::Node& n, bool v6) {
+  nlohmann::json ifs = nlohmann::json::array(), routes = nlohmann::json::array();
+  for (auto& i : n.interfaces()) {
+    if (i.loopback) continue;
+    nlohmann::json j{{"name", i.name}, {"addresses", nlohmann::json::array()}};
+    // Link-local addresses are the kernel's own doing on every device; they are not configured.
+    for (auto& a : i.addrs)
+      if (a.addr.is_v4() || (v6 && !link_local(a.addr))) j["addresses"].push_back(fmt::format("{}/{}", a.addr.str(), a.len));
+    if (i.master >= 0) j["master"] = std::string(n.ifname(i.master));
+    ifs.push_back(std::move(j));
+  }
+  for (auto& r : n.routes()) {
+    if (r.table != 254 || r.type != nf::RouteType::Unicast || r.oif < 0 || (!r.dst.addr.is_v4() && (!v6 || link_local(r.dst.addr)))) continue;
+    nlohmann::json j{{"dst", r.dst.str()}, {"dev", std::string(n.ifname(r.oif))}};
+    if (r.via) j["via"] = r.via->str();
+    routes.push_back(std::move(j));
+  }
+  // The sysctls the model reads that a namespace has (bridge ones need br_netfilter loaded).
+  const nf::Sysctls& sy = n.sys;
+  nlohmann::json sys{{"net.ipv4.ip_forward", int(sy.ip_forward)},
+                     {"net.ipv4.conf.all.rp_filter", sy.rp_filter_all},
+                     {"net.ipv4.conf.all.route_localnet", int(sy.route_localnet_all)},
+                     {"net.netfilter.nf_conntrack_tcp_loose", int(sy.tcp_loose)},
+                     {"net.netfilter.nf_conntrack_tcp_be_liberal", int(sy.tcp_be_liberal)}};
+  if (v6) sys["net.ipv6.conf.all.forwarding"] = int(sy.ip6_forward);
+  for (auto& [dev, v] : sy.rp_filter)
+    if (n.find(dev) >= 0 && v) sys[fmt::format("net.ipv4.conf.{}.rp_filter", dev)] = v;
+  for (auto& [dev, v] : sy.route_localnet)
+    if (n.find(dev) >= 0 && v) sys[fmt::format("net.ipv4.conf.{}.route_localnet", dev)] = int(v);
+  return nlohmann::json{{"interfaces", ifs}, {"routes", routes}, {"sysctls", sys}}.dump();
+}
+
 int run_verify(const VerifyOptions& o_in, std::ostream& out) {
   VerifyOptions o = o_in;
-  if (!o.snapshot.empty()) open_snapshot(o.snapshot, &o.rules, &o.rules6, &o.ipsets, nullptr, &o.nft, nullptr);
+  std::optional<sim::Snapshot> snap;
+  if (!o.snapshot.empty()) snap = open_snapshot(o.snapshot, &o.rules, &o.rules6, &o.ipsets, nullptr, &o.nft, nullptr);
   if (o.rules.empty() && o.rules6.empty() && o.nft.empty())
     throw LoadError({{"verify", 0, 0, "give the dump to verify: --rules FILE, --rules6 FILE or --nft FILE"}});
   // Everything loads here first, exactly as trace would load it.
@@ -95,6 +135,13 @@ int run_verify(const VerifyOptions& o_in, std::ostream& out) {
   add("--ipsets", o.ipsets);
   add("--nft", o.nft);
   add("--node-config", o.node.node_config);
+  if (snap && o.node.node_config.empty()) {
+    // The snapshot's interfaces, addresses and main-table routes, as a node config the kernel side
+    // recreates (it says what it could not: bridges' ports, other tables' routes are not rebuilt;
+    // IPv6 only with IPv6 rules, as the kernel side enables it only then).
+    add_input_member(o.snapshot + ":node.json", snapshot_node_config(snap->node, !o.rules6.empty()));
+    add("--node-config", o.snapshot + ":node.json");
+  }
   if (o.progress) args.push_back("--progress");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -189,7 +189,13 @@ Snapshot load_snapshot(const std::string& path) {
     if (text(m4)) s.rules = origin(m4), add_input_member(s.rules, get(m4));
     if (text(m6) && !get(m6).empty()) s.rules6 = origin(m6), add_input_member(s.rules6, get(m6));
   } else {
+    // No rules anywhere still makes a node: its routing decides. The empty dump stands in.
     s.notes.push_back("iptables back end: none holds rules");
+    for (const char* m : {member::kNft4, member::kLegacy4})
+      if (text(m)) {
+        s.rules = origin(m), add_input_member(s.rules, get(m));
+        break;
+      }
   }
   if (auto t = text(member::kIpset); t && !t->empty()) s.ipsets = origin(member::kIpset), add_input_member(s.ipsets, *t);
   if (auto t = text(member::kIpvs); t && !t->empty()) s.ipvs = origin(member::kIpvs), add_input_member(s.ipvs, *t);
