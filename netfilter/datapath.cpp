@@ -259,7 +259,8 @@ void Datapath::local_out(Walk& w) {
            sys.route_localnet_for(node_.iface(oif).name);
   };
   ++st_.ctr.route_lookups;
-  RouteResult r = node_.lookup(p.t.dst);
+  Node::RouteKey key{p.t.src, "lo", p.mark};
+  RouteResult r = node_.lookup(p.t.dst, &key);
   if (p.t.dst.is_v4() && p.t.dst.is_unspecified()) {
     // ip_route_output_key_hash_rcu: no destination means this host, through lo.
     r = RouteResult{RouteType::Local, node_.find("lo"), p.t.dst, std::nullopt};
@@ -294,7 +295,8 @@ void Datapath::local_out(Walk& w) {
   if (!(p.t.dst == dst0) || p.mark != mark0) {
     // ip_route_me_harder: the destination (or the mark) changed, route again.
     ++st_.ctr.route_lookups;
-    r = node_.lookup(p.t.dst);
+    key = Node::RouteKey{p.t.src, "lo", p.mark};
+    r = node_.lookup(p.t.dst, &key);
     if (r.type == RouteType::Unreachable || r.oif < 0) return drop(w, DropReason::NoRoute, Hook::LocalOut);
     p.oif = r.oif;
     if (sink_->enabled())
@@ -446,7 +448,8 @@ void Datapath::route_input(Walk& w) {
     if (dst.is_loopback() && !localnet) return drop(w, DropReason::MartianDest, Hook::PreRouting);
     if (!dst.is_loopback() && src.is_loopback() && !localnet) return drop(w, DropReason::MartianSource, Hook::PreRouting);
   }
-  RouteResult r = node_.lookup(dst);
+  Node::RouteKey key{src, node_.ifname(p.iif), p.mark};
+  RouteResult r = node_.lookup(dst, &key);
   bool local = p.tproxied || r.type == RouteType::Local || r.type == RouteType::Broadcast;
   if (local) {
     if (!source_valid(w)) return;

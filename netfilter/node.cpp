@@ -137,55 +137,77 @@ bool Node::is_local(const Addr& a) const {
   return false;
 }
 
-RouteResult Node::lookup(const Addr& dst) const {
-  RouteResult res;
-  if (is_local(dst)) {
-    res.type = RouteType::Local;
-    res.oif = find("lo");
-    res.nexthop = dst;
-    return res;
-  }
-  if (dst.is_limited_broadcast()) {
-    res.type = RouteType::Broadcast;
-    res.nexthop = dst;
-    return res;
-  }
-  // Explicit routes and the connected routes of interface addresses, longest prefix first.
-  int best_len = -1;
-  uint32_t best_metric = 0;
-  auto consider = [&](const Prefix& p, const RouteResult& r, uint32_t metric) {
-    if (!p.contains(dst)) return;
-    if (int(p.len) > best_len || (int(p.len) == best_len && metric < best_metric)) {
-      best_len = p.len;
-      best_metric = metric;
-      res = r;
+namespace {
+constexpr uint32_t kTableLocal = 255, kTableMain = 254, kTableDefault = 253;
+}
+
+RouteResult Node::lookup(const Addr& dst, const RouteKey* key) const {
+  // One table: longest prefix, then lowest metric. Connected routes live in main.
+  auto in_table = [&](uint32_t table, RouteResult& res) {
+    if (table == kTableLocal) {
+      if (is_local(dst)) {
+        res = RouteResult{RouteType::Local, find("lo"), dst, std::nullopt};
+        return true;
+      }
+      if (dst.is_limited_broadcast()) {
+        res = RouteResult{RouteType::Broadcast, kNoIf, dst, std::nullopt};
+        return true;
+      }
     }
+    int best_len = -1;
+    uint32_t best_metric = 0;
+    auto consider = [&](const Prefix& p, const RouteResult& r, uint32_t metric) {
+      if (!p.contains(dst)) return;
+      if (int(p.len) > best_len || (int(p.len) == best_len && metric < best_metric)) {
+        best_len = p.len;
+        best_metric = metric;
+        res = r;
+      }
+    };
+    if (table == kTableMain)
+      for (auto& [idx, a] : connected_) {
+        if (a.addr.fam != dst.fam) continue;
+        RouteResult r{RouteType::Unicast, idx, dst, a.addr};
+        // Subnet broadcast address (not for /31).
+        if (dst.is_v4() && a.len < 31) {
+          uint32_t host = ~(0xffffffffu << (32 - a.len));
+          if ((dst.host4() & host) == host) r.type = RouteType::Broadcast;
+        }
+        consider(Prefix{a.addr.masked(a.len), a.len}, r, 0);
+      }
+    for (auto& rt : routes_)
+      if (rt.table == table) consider(rt.dst, RouteResult{rt.type, rt.oif, rt.via ? *rt.via : dst, rt.src}, rt.metric);
+    return best_len >= 0;
   };
-  for (auto& [idx, a] : connected_) {
-    if (a.addr.fam != dst.fam) continue;
-    Prefix p{a.addr.masked(a.len), a.len};
-    RouteResult r;
-    r.type = RouteType::Unicast;
-    r.oif = idx;
-    r.nexthop = dst;
-    r.src = a.addr;
-    // Subnet broadcast address (not for /31).
-    if (dst.is_v4() && a.len < 31) {
-      uint32_t host = ~(0xffffffffu << (32 - a.len));
-      if ((dst.host4() & host) == host) r.type = RouteType::Broadcast;
+  auto selects = [&](const RouteRule& r) {
+    if (r.family != (dst.is_v4() ? Family::V4 : Family::V6)) return false;
+    bool m = true;
+    if (r.src_set) m = m && key && !key->src.is_unspecified() && r.src.contains(key->src);
+    if (r.dst_set) m = m && r.dst.contains(dst);
+    if (r.fwmask) m = m && key && ((key->mark ^ r.fwmark) & r.fwmask) == 0;
+    if (!r.iif.empty()) m = m && key && key->iif == r.iif;
+    if (!r.oif.empty()) m = false;  // a socket bound to a device is not modelled
+    return m != r.invert;
+  };
+  RouteResult res;
+  bool any_rule = false;
+  for (auto& r : rules) {
+    if (r.family != (dst.is_v4() ? Family::V4 : Family::V6)) continue;
+    any_rule = true;
+    if (!selects(r)) continue;
+    switch (r.action) {
+      case RouteRule::Action::Blackhole: return RouteResult{RouteType::Blackhole, kNoIf, dst, std::nullopt};
+      case RouteRule::Action::Unreachable: return RouteResult{RouteType::Unreachable, kNoIf, dst, std::nullopt};
+      case RouteRule::Action::Prohibit: return RouteResult{RouteType::Prohibit, kNoIf, dst, std::nullopt};
+      case RouteRule::Action::Table:
+        if (in_table(r.table, res)) return res;
+        break;
     }
-    consider(p, r, 0);
   }
-  for (auto& rt : routes_) {
-    RouteResult r;
-    r.type = rt.type;
-    r.oif = rt.oif;
-    r.nexthop = rt.via ? *rt.via : dst;
-    r.src = rt.src;
-    consider(rt.dst, r, rt.metric);
-  }
-  if (best_len < 0) res.type = RouteType::Unreachable;
-  return res;
+  if (!any_rule)
+    for (uint32_t t : {kTableLocal, kTableMain, kTableDefault})
+      if (in_table(t, res)) return res;
+  return RouteResult{};
 }
 
 std::optional<Addr> Node::select_source(int16_t oif, const Addr& nexthop) const {

@@ -141,8 +141,16 @@ class Node {
   bool is_local(const Addr& a) const;
   /// An address configured on some interface (not the rest of 127/8): inet_lookup_ifaddr_rcu.
   bool has_address(const Addr& a) const { return local_.contains(a); }
-  /// Route lookup for a destination (local table first, then the longest prefix).
-  RouteResult lookup(const Addr& dst) const;
+  /// What a policy-routing rule can select on besides the destination (fib_rule_match).
+  struct RouteKey {
+    Addr src;                   // unspecified: a local socket that has not picked one
+    std::string_view iif = {};  // "lo" for locally generated packets, as the kernel's flowi has it
+    uint32_t mark = 0;
+  };
+  /// Route lookup (fib_lookup): the rules in priority order (the kernel's local, main and default
+  /// when none are configured), each table's longest prefix, lowest metric. Without a key, rules
+  /// with a source, interface or fwmark selector do not match.
+  RouteResult lookup(const Addr& dst, const RouteKey* key = nullptr) const;
   /// The kernel's inet_select_addr: the address a packet leaving oif towards nexthop gets.
   std::optional<Addr> select_source(int16_t oif, const Addr& nexthop) const;
   /// RTN_* type as xt_addrtype sees it; limit_dev restricts LOCAL to that device's addresses.

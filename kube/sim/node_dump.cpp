@@ -328,6 +328,8 @@ void read_ip_rules(std::string_view text, const std::string& origin, Family fam,
     if (!bad) node.rules.push_back(r);
   }
   d.throw_if_errors();
+  // Node::lookup walks them in order: by priority, as the kernel keeps them.
+  std::stable_sort(node.rules.begin(), node.rules.end(), [](auto& a, auto& b) { return a.priority < b.priority; });
 }
 
 namespace {
