@@ -1,5 +1,8 @@
 #include "kube/sim/node_config.hpp"
 
+#include <algorithm>
+#include <optional>
+
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -9,6 +12,16 @@
 namespace svcpath::nf {
 
 namespace {
+
+// ip route's table names (rt_tables' reserved ones) or a number.
+std::optional<uint32_t> route_table(const std::string& s) {
+  if (s == "main") return 254u;
+  if (s == "local") return 255u;
+  if (s == "default") return 253u;
+  auto n = parse_uint(s, 0xffffffff);
+  if (!n || *n == 0) return std::nullopt;
+  return uint32_t(*n);
+}
 
 std::optional<IfAddr> parse_ifaddr(std::string_view s, std::string& why) {
   auto slash = s.find('/');
@@ -89,7 +102,7 @@ void load_node_config_doc(const std::string& path, Node& node) {
   YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
   auto err = [&](const YAML::Node& n, std::string msg) { d.error(n.Mark().line + 1, n.Mark().column + 1, std::move(msg)); };
   if (!root.IsMap()) {
-    if (!root.IsNull()) err(root, "expected a mapping with interfaces, routes, sysctls, neighbors, sockets");
+    if (!root.IsNull()) err(root, "expected a mapping with interfaces, routes, rules, sysctls, neighbors, sockets");
     d.throw_if_errors();
     return;
   }
@@ -210,8 +223,12 @@ void load_node_config_doc(const std::string& path, Node& node) {
             auto m = parse_uint(*s, 0xffffffff);
             if (!m) err(f.second, fmt::format("routes[{}].metric: expected a number", i)), ok = false;
             else r.metric = uint32_t(*m);
+          } else if (k == "table") {
+            auto t = route_table(*s);
+            if (!t) err(f.second, fmt::format("routes[{}].table: '{}' (main, local, default or a number)", i, *s)), ok = false;
+            else r.table = *t;
           } else {
-            err(f.first, fmt::format("routes[{}]: unknown field '{}' (dst, dev, via, src, type, metric)", i, k));
+            err(f.first, fmt::format("routes[{}]: unknown field '{}' (dst, dev, via, src, type, metric, table)", i, k));
             ok = false;
           }
         }
@@ -221,6 +238,76 @@ void load_node_config_doc(const std::string& path, Node& node) {
         }
         if (ok) node.add_route(r);
       }
+    } else if (key == "rules") {
+      // ip rule: {priority, from, to, iif, fwmark: MARK[/MASK], not, table | action}.
+      if (!v.IsSequence()) {
+        err(v, "rules: expected a list");
+        continue;
+      }
+      for (size_t i = 0; i < v.size(); ++i) {
+        const YAML::Node& it = v[i];
+        RouteRule r;
+        bool ok = true, fam_set = false;
+        std::string why;
+        auto family = [&](const Prefix& p, const YAML::Node& at) {
+          Family f = p.addr.is_v4() ? Family::V4 : Family::V6;
+          if (fam_set && f != r.family) err(at, fmt::format("rules[{}]: from and to are of different families", i)), ok = false;
+          r.family = f, fam_set = true;
+        };
+        for (auto f : it) {
+          std::string k = f.first.Scalar();
+          auto s = str(f.second, fmt::format("rules[{}].{}", i, k));
+          if (!s) {
+            ok = false;
+            continue;
+          }
+          if (k == "priority") {
+            auto n = parse_uint(*s, 0xffffffff);
+            if (!n) err(f.second, fmt::format("rules[{}].priority: expected a number", i)), ok = false;
+            else r.priority = uint32_t(*n);
+          } else if (k == "from" || k == "to") {
+            auto p = parse_dst(*s, why);
+            if (!p) {
+              err(f.second, fmt::format("rules[{}].{}: {}", i, k, why)), ok = false;
+              continue;
+            }
+            family(*p, f.second);
+            (k == "from" ? r.src : r.dst) = *p;
+            (k == "from" ? r.src_set : r.dst_set) = true;
+          } else if (k == "iif" || k == "oif") {
+            (k == "iif" ? r.iif : r.oif) = *s;
+          } else if (k == "fwmark") {
+            auto slash = s->find('/');
+            auto m = parse_uint(s->substr(0, slash), 0xffffffff, true);
+            auto mask = slash == std::string::npos ? std::optional<uint64_t>(0xffffffff)
+                                                   : parse_uint(s->substr(slash + 1), 0xffffffff, true);
+            if (!m || !mask || !*mask) err(f.second, fmt::format("rules[{}].fwmark: expected MARK or MARK/MASK", i)), ok = false;
+            else r.fwmark = uint32_t(*m), r.fwmask = uint32_t(*mask);
+          } else if (k == "not") {
+            r.invert = *s == "true" || *s == "1";
+          } else if (k == "table") {
+            auto t = route_table(*s);
+            if (!t) err(f.second, fmt::format("rules[{}].table: '{}' (main, local, default or a number)", i, *s)), ok = false;
+            else r.table = *t;
+          } else if (k == "action") {
+            if (*s == "blackhole") r.action = RouteRule::Action::Blackhole;
+            else if (*s == "unreachable") r.action = RouteRule::Action::Unreachable;
+            else if (*s == "prohibit") r.action = RouteRule::Action::Prohibit;
+            else err(f.second, fmt::format("rules[{}].action: '{}' (blackhole, unreachable, prohibit)", i, *s)), ok = false;
+          } else if (k == "family") {
+            if (*s == "inet" || *s == "ipv4") r.family = Family::V4, fam_set = true;
+            else if (*s == "inet6" || *s == "ipv6") r.family = Family::V6, fam_set = true;
+            else err(f.second, fmt::format("rules[{}].family: '{}' (inet, inet6)", i, *s)), ok = false;
+          } else {
+            err(f.first, fmt::format("rules[{}]: unknown field '{}' (priority, from, to, iif, oif, fwmark, not, table, "
+                                     "action, family)", i, k));
+            ok = false;
+          }
+        }
+        if (!it["priority"]) err(it, fmt::format("rules[{}]: needs a priority (as ip rule show prints it)", i)), ok = false;
+        if (ok) node.rules.push_back(r);
+      }
+      std::stable_sort(node.rules.begin(), node.rules.end(), [](auto& a, auto& b) { return a.priority < b.priority; });
     } else if (key == "sysctls") {
       if (!v.IsMap()) {
         err(v, "sysctls: expected a mapping of key: value");
@@ -276,7 +363,7 @@ void load_node_config_doc(const std::string& path, Node& node) {
         node.sockets.push_back(s);
       }
     } else {
-      err(kv.first, fmt::format("unknown section '{}' (interfaces, routes, sysctls, neighbors, sockets)", key));
+      err(kv.first, fmt::format("unknown section '{}' (interfaces, routes, rules, sysctls, neighbors, sockets)", key));
     }
   }
   d.throw_if_errors();

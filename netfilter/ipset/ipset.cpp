@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -60,6 +61,17 @@ int IpSets::index_of(std::string_view name) const {
 }
 
 namespace {
+
+std::optional<uint16_t> parse_hex16(std::string_view s) {
+  if (s.empty() || s.size() > 4) return std::nullopt;
+  uint32_t v = 0;
+  for (char c : s) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (d < 0) return std::nullopt;
+    v = v * 16 + uint32_t(d);
+  }
+  return uint16_t(v);
+}
 
 bool port_proto(std::string_view proto) { return proto == "tcp" || proto == "udp" || proto == "sctp" || proto == "udplite"; }
 
@@ -412,7 +424,27 @@ class IpsetLoader {
         (o == "packets" ? opts.packets : opts.bytes) = *n;
         opts.counters_set = true;
       } else if (o == "skbmark" || o == "skbprio" || o == "skbqueue") {
-        if (!need()) return;
+        auto v = need();
+        if (!v) return;
+        if (!s->skbinfo) return d_.error(ln, t[i].col, fmt::format("{} given for a set created without skbinfo support", o));
+        if (o == "skbmark") {
+          auto slash = v->find('/');
+          auto m = parse_uint(v->substr(0, slash), 0xffffffff, true);
+          auto k = slash == std::string::npos ? std::optional<uint64_t>(0xffffffff) : parse_uint(v->substr(slash + 1), 0xffffffff, true);
+          if (!m || !k) return d_.error(ln, t[i].col, fmt::format("bad skbmark '{}' (MARK or MARK/MASK)", *v));
+          opts.skbmark = uint32_t(*m), opts.skbmark_mask = uint32_t(*k), opts.skbmark_set = true;
+        } else if (o == "skbprio") {
+          // MAJOR:MINOR in hex, as tc writes class ids.
+          auto colon = v->find(':');
+          auto maj = colon == std::string::npos ? std::nullopt : parse_hex16(v->substr(0, colon));
+          auto min = colon == std::string::npos ? std::nullopt : parse_hex16(v->substr(colon + 1));
+          if (!maj || !min) return d_.error(ln, t[i].col, fmt::format("bad skbprio '{}' (MAJOR:MINOR, hex)", *v));
+          opts.skbprio = (uint32_t(*maj) << 16) | *min, opts.skbprio_set = true;
+        } else {
+          auto q = parse_uint(*v, 65535);
+          if (!q) return d_.error(ln, t[i].col, fmt::format("bad skbqueue '{}'", *v));
+          opts.skbqueue = uint16_t(*q), opts.skbqueue_set = true;
+        }
       } else {
         return d_.error(ln, t[i].col, fmt::format("unknown element option '{}'", o));
       }
@@ -511,7 +543,68 @@ class IpsetLoader {
   std::vector<IpSet> work_;
 };
 
-void load_ipsets(std::string_view text, const std::string& file, IpSets& sets) { IpsetLoader(file, sets).run(text); }
+namespace {
+
+// `ipset list` prints each set as Name:/Type:/Revision:/Header:/.../Members: lines and one member a
+// line, with the same option words `ipset save` uses. Rewritten line for line into save's form
+// (create at the Header: line, add per member, blanks elsewhere), so the one parser reads both and
+// its errors keep the pasted file's line numbers.
+bool is_ipset_list(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t e = text.find('\n', i);
+    std::string_view l = text.substr(i, e == std::string_view::npos ? std::string_view::npos : e - i);
+    size_t b = l.find_first_not_of(" \t\r");
+    if (b != std::string_view::npos && l[b] != '#') return l.substr(b).starts_with("Name: ");
+    if (e == std::string_view::npos) break;
+    i = e + 1;
+  }
+  return false;
+}
+
+std::string ipset_list_as_save(std::string_view text) {
+  std::string out, name, type;
+  bool members = false;
+  size_t i = 0;
+  while (i <= text.size()) {
+    size_t e = text.find('\n', i);
+    std::string_view l = text.substr(i, e == std::string_view::npos ? std::string_view::npos : e - i);
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    auto field = [&](std::string_view key) -> std::optional<std::string_view> {
+      if (!l.starts_with(key)) return std::nullopt;
+      std::string_view v = l.substr(key.size());
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      return v;
+    };
+    if (auto v = field("Name:")) {
+      name = std::string(*v), type.clear(), members = false;
+    } else if (auto t = field("Type:")) {
+      type = std::string(*t);
+    } else if (auto h = field("Header:")) {
+      out += fmt::format("create {} {}{}{}", name, type, h->empty() ? "" : " ", *h);
+    } else if (field("Members:")) {
+      members = true;
+    } else if (members && !l.empty() && l.find_first_not_of(" \t") != std::string_view::npos) {
+      out += fmt::format("add {} {}", name, l);
+    } else if (!members && !l.empty() && l.find(':') == std::string_view::npos && l.front() != '#') {
+      out += std::string(l);  // not a list line: the parser says what is wrong with it
+    }
+    if (e == std::string_view::npos) break;
+    out += '\n';
+    i = e + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+void load_ipsets(std::string_view text, const std::string& file, IpSets& sets) {
+  if (is_ipset_list(text)) {
+    IpsetLoader(file, sets).run(ipset_list_as_save(text));
+    return;
+  }
+  IpsetLoader(file, sets).run(text);
+}
 
 IpSets load_ipsets_file(const std::string& path) {
   IpSets s;
@@ -568,6 +661,11 @@ std::string save_ipsets(const IpSets& sets) {
         }
         o += '"';
       }
+      if (e.skbmark_set)
+        o += e.skbmark_mask == 0xffffffff ? fmt::format(" skbmark 0x{:x}", e.skbmark)
+                                          : fmt::format(" skbmark 0x{:x}/0x{:x}", e.skbmark, e.skbmark_mask);
+      if (e.skbprio_set) o += fmt::format(" skbprio {:x}:{:x}", e.skbprio >> 16, e.skbprio & 0xffff);
+      if (e.skbqueue_set) o += fmt::format(" skbqueue {}", e.skbqueue);
       if (e.nomatch) o += " nomatch";
       o += '\n';
     }

@@ -37,6 +37,10 @@ struct SetEntry {
   std::string comment;
   uint64_t packets = 0, bytes = 0;
   bool counters_set = false;
+  // skbinfo extension: what a SET --map-set target would write to the packet (kept and printed).
+  uint32_t skbmark = 0, skbmark_mask = 0xffffffff, skbprio = 0;
+  uint16_t skbqueue = 0;
+  bool skbmark_set = false, skbprio_set = false, skbqueue_set = false;
 };
 
 struct IpSet {

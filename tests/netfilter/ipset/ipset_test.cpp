@@ -76,3 +76,30 @@ TEST_CASE("ipset errors carry their line") {
     CHECK_LOAD_ERROR(nf::load_ipsets(b.text, "sets", sets), b.line, b.msg);
   }
 }
+
+TEST_CASE("ipset list output reads as ipset save does, errors on the pasted file's lines") {
+  const char* list =
+      "Name: web\nType: hash:ip,port\nRevision: 7\n"
+      "Header: family inet hashsize 1024 maxelem 65536 comment skbinfo bucketsize 12 initval 0x1234abcd\n"
+      "Size in memory: 264\nReferences: 1\nNumber of entries: 2\nMembers:\n"
+      "10.0.0.1,tcp:80 comment \"a\" skbmark 0x10/0xff\n10.0.0.2,udp:53 skbprio 1:2 skbqueue 3\n\n"
+      "Name: ports\nType: bitmap:port\nRevision: 3\nHeader: range 0-1023\nSize in memory: 192\nReferences: 0\n"
+      "Number of entries: 1\nMembers:\n22\n";
+  nf::IpSets sets;
+  nf::load_ipsets(list, "list.txt", sets);
+  std::string saved = nf::save_ipsets(sets);
+  CHECK(saved.find("add web 10.0.0.1,tcp:80 comment \"a\" skbmark 0x10/0xff\n") != std::string::npos);
+  CHECK(saved.find("add web 10.0.0.2,udp:53 skbprio 1:2 skbqueue 3\n") != std::string::npos);
+  CHECK(saved.find("create ports bitmap:port range 0-1023\nadd ports 22\n") != std::string::npos);
+  // The same sets from their save form print the same.
+  nf::IpSets again;
+  nf::load_ipsets(saved, "saved", again);
+  CHECK(nf::save_ipsets(again) == saved);
+  // A bad member is reported on its own line of the listing.
+  std::string bad = std::string(list);
+  bad.replace(bad.find("10.0.0.2,udp:53"), 15, "10.0.0.300,udp:53");
+  nf::IpSets b;
+  CHECK_LOAD_ERROR(nf::load_ipsets(bad, "list.txt", b), 10, "10.0.0.300");
+  nf::IpSets c;
+  CHECK_LOAD_ERROR(nf::load_ipsets("create s hash:ip\nadd s 10.0.0.1 skbmark 0x1\n", "s", c), 2, "without skbinfo support");
+}
