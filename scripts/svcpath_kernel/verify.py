@@ -195,8 +195,14 @@ def config_node(path):
             raise ValueError(f"interface name '{i['name']}' is too long for the namespace's veth peer (14 characters at most)")
         ifaces.append({"name": i["name"], "addresses": [str(a) for a in i.get("addresses", []) or []]})
     names = {i["name"] for i in ifaces}
-    routes = [{k: str(v) for k, v in r.items() if k in ("dst", "dev", "via")} for r in cfg.get("routes", []) or []
-              if r.get("dev") in names]
+    routes = []
+    for r in cfg.get("routes", []) or []:
+        if str(r.get("table", "main")) not in ("main", "254"):
+            dropped.append(f"route {r.get('dst')} table {r.get('table')}")
+        elif r.get("dev") in names:
+            routes.append({k: str(v) for k, v in r.items() if k in ("dst", "dev", "via")})
+    if cfg.get("rules"):
+        dropped.append("ip rules")
     sysctls = {}
     for k, v in (cfg.get("sysctls") or {}).items():
         if os.path.exists("/proc/sys/" + k.replace(".", "/")) and not k.startswith("net.bridge."):

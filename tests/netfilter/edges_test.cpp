@@ -2,6 +2,8 @@
 // "edges" scenario): martians are dropped after PREROUTING has seen them (ip_route_input_slow),
 // IPv6's before it (ip6_rcv_core); multicast is delivered only for joined groups; broadcasts are
 // delivered, not forwarded.
+#include <fstream>
+
 #include <doctest/doctest.h>
 
 #include "helpers.hpp"
@@ -101,4 +103,33 @@ TEST_CASE("host-originated: 0.0.0.0 goes to the host through lo; 255.255.255.255
   auto m = run(dp, "udp 10.0.0.10:5 -> 239.1.1.1:53", "eth0", true);
   CHECK(m.kind == nf::OutcomeKind::Forwarded);
   CHECK(m.out == "eth0");
+}
+
+TEST_CASE("policy routing: rules by priority pick the table (fwmark, from, action), for forwarded and sent packets") {
+  nf::Node n;
+  nf::load_node_config(source_dir() + "/tests/data/nodes/policy-routing.yaml", n);
+  auto rs = rules("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n");
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
+  CHECK(run(dp, "tcp 8.8.4.4:1 -> 1.1.1.1:80", "eth1").out == "eth0");         // main: default via eth0
+  CHECK(run(dp, "tcp 8.8.4.4:1 -> 1.1.1.1:80 mark=1", "eth1").out == "eth1");  // fwmark 0x1/0x1: table 100
+  CHECK(run(dp, "tcp 8.8.4.4:1 -> 1.1.1.1:80 mark=2", "eth1").out == "eth0");  // mask leaves it to main
+  auto p = run(dp, "tcp 172.16.0.9:1 -> 1.1.1.1:80", "eth1");                  // from 172.16/12: prohibit
+  CHECK(p.kind == nf::OutcomeKind::Dropped);
+  CHECK(run(dp, "tcp 10.0.0.10:5 -> 1.1.1.1:80 mark=1", "eth0", true).out == "eth1");
+  CHECK(run(dp, "tcp 10.0.0.10:5 -> 10.0.0.10:80", "eth0", true).kind == nf::OutcomeKind::Delivered);  // local table first
+}
+
+TEST_CASE("policy routing: node-config rules errors name the line") {
+  auto bad = [](const std::string& yaml, int line, const char* text) {
+    std::string f = "/tmp/svcpath-test-rules.yaml";
+    std::ofstream(f) << yaml;
+    nf::Node n;
+    CHECK_LOAD_ERROR(nf::load_node_config(f, n), line, text);
+  };
+  bad("rules:\n  - {priority: 1, table: nowhere}\n", 2, "rules[0].table");
+  bad("rules:\n  - {table: main}\n", 2, "needs a priority");
+  bad("rules:\n  - {priority: 1, fwmark: 0x1/0}\n", 2, "fwmark");
+  bad("rules:\n  - {priority: 1, from: 10.0.0.0/8, to: fd00::/8}\n", 2, "different families");
+  bad("rules:\n  - {priority: 1, colour: red}\n", 2, "unknown field 'colour'");
 }
