@@ -4,6 +4,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -562,7 +563,9 @@ bool is_ipset_list(std::string_view text) {
   return false;
 }
 
-std::string ipset_list_as_save(std::string_view text) {
+// shift[i]: how many columns line i+1 of the rewrite has more than the pasted line (the "add NAME "
+// or "create NAME TYPE " put in front), so errors point into what the user pasted.
+std::string ipset_list_as_save(std::string_view text, std::vector<int>& shift) {
   std::string out, name, type;
   bool members = false;
   size_t i = 0;
@@ -576,16 +579,21 @@ std::string ipset_list_as_save(std::string_view text) {
       while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
       return v;
     };
+    shift.push_back(0);
     if (auto v = field("Name:")) {
       name = std::string(*v), type.clear(), members = false;
     } else if (auto t = field("Type:")) {
       type = std::string(*t);
     } else if (auto h = field("Header:")) {
-      out += fmt::format("create {} {}{}{}", name, type, h->empty() ? "" : " ", *h);
+      std::string head = fmt::format("create {} {}{}", name, type, h->empty() ? "" : " ");
+      shift.back() = int(head.size()) - int(l.size() - h->size());
+      out += head + std::string(*h);
     } else if (field("Members:")) {
       members = true;
     } else if (members && !l.empty() && l.find_first_not_of(" \t") != std::string_view::npos) {
-      out += fmt::format("add {} {}", name, l);
+      std::string head = fmt::format("add {} ", name);
+      shift.back() = int(head.size());
+      out += head + std::string(l);
     } else if (!members && !l.empty() && l.find(':') == std::string_view::npos && l.front() != '#') {
       out += std::string(l);  // not a list line: the parser says what is wrong with it
     }
@@ -600,7 +608,17 @@ std::string ipset_list_as_save(std::string_view text) {
 
 void load_ipsets(std::string_view text, const std::string& file, IpSets& sets) {
   if (is_ipset_list(text)) {
-    IpsetLoader(file, sets).run(ipset_list_as_save(text));
+    std::vector<int> shift;
+    std::string save = ipset_list_as_save(text, shift);
+    try {
+      IpsetLoader(file, sets).run(save);
+    } catch (const LoadError& e) {
+      std::vector<Diagnostic> d = e.diagnostics();
+      for (auto& x : d)
+        if (x.line >= 1 && size_t(x.line) <= shift.size() && x.column > 0)
+          x.column = std::max(1, x.column - shift[size_t(x.line - 1)]);
+      throw LoadError(std::move(d));
+    }
     return;
   }
   IpsetLoader(file, sets).run(text);
