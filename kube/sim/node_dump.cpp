@@ -188,6 +188,8 @@ void read_ip_routes(std::string_view text, const std::string& origin, nf::Node& 
     else if (type == "prohibit") r.type = nf::RouteType::Prohibit;
     else if (type == "multicast" || type == "throw" || type == "anycast" || type == "nat" || type == "xresolve") {
       const std::string* dst = je.str(o, "dst", path, false);
+      // The kernel adds ff00::/8 to the local table for every IPv6 device: nothing to say about it.
+      if (type == "multicast" && dst && *dst == "ff00::/8") continue;
       notes.push_back(fmt::format("{}: {}: {} route {} skipped (not modelled)", origin, path, type, dst ? *dst : "?"));
       continue;
     } else {

@@ -50,7 +50,16 @@ std::map<std::string, std::string> read_archive(const std::string& path) {
 }
 
 // Whether an iptables-save dump printed table T (a "*T" line).
+// iptables-nft-save prints an nft table of an xtables name that holds chains it cannot express as
+// "# Table `nat' contains incompatible base-chains..." (or "... is incompatible..."), then an empty
+// block for it: that table belongs to nft, not to iptables.
+bool incompatible(std::string_view save, std::string_view table) {
+  return save.find(fmt::format("# Table `{}' contains incompatible", table)) != std::string_view::npos ||
+         save.find(fmt::format("# Table `{}' is incompatible", table)) != std::string_view::npos;
+}
+
 bool has_table(std::string_view save, std::string_view table) {
+  if (incompatible(save, table)) return false;
   size_t at = 0;
   while ((at = save.find(fmt::format("*{}\n", table), at)) != std::string_view::npos) {
     if (at == 0 || save[at - 1] == '\n') return true;
@@ -80,6 +89,26 @@ DumpRules count_rules(std::string_view s) {
     at = nl + 1;
   }
   return d;
+}
+
+static std::string without_incompatible_tables(std::string_view save) {
+  std::string out;
+  bool skipping = false;
+  size_t at = 0;
+  while (at < save.size()) {
+    auto nl = save.find('\n', at);
+    std::string_view line = save.substr(at, nl == std::string_view::npos ? std::string_view::npos : nl - at + 1);
+    at = nl == std::string_view::npos ? save.size() : nl + 1;
+    if (line.starts_with("*")) {
+      std::string_view name = line.substr(1);
+      while (!name.empty() && (name.back() == '\n' || name.back() == '\r')) name.remove_suffix(1);
+      skipping = incompatible(save, name);
+    }
+    // Blank lines keep the member's line numbers for errors.
+    out += skipping ? std::string_view("\n") : line;
+    if (skipping && line.starts_with("COMMIT")) skipping = false;
+  }
+  return out;
 }
 
 std::string without_xtables_tables(std::string_view text, std::string_view nft4, std::string_view nft6) {
@@ -186,14 +215,14 @@ Snapshot load_snapshot(const std::string& path) {
     s.notes.push_back(fmt::format("iptables back end: {} ({} IPv4 and {} IPv6 rules{})", s.backend,
                                   (s.backend == "legacy" ? leg4 : nft4).rules, (s.backend == "legacy" ? leg6 : nft6).rules,
                                   (s.backend == "legacy" ? leg_kube : nft_kube) ? ", kube-proxy's chains" : ""));
-    if (text(m4)) s.rules = origin(m4), add_input_member(s.rules, get(m4));
-    if (text(m6) && !get(m6).empty()) s.rules6 = origin(m6), add_input_member(s.rules6, get(m6));
+    if (text(m4)) s.rules = origin(m4), add_input_member(s.rules, without_incompatible_tables(get(m4)));
+    if (text(m6) && !get(m6).empty()) s.rules6 = origin(m6), add_input_member(s.rules6, without_incompatible_tables(get(m6)));
   } else {
     // No rules anywhere still makes a node: its routing decides. The empty dump stands in.
     s.notes.push_back("iptables back end: none holds rules");
     for (const char* m : {member::kNft4, member::kLegacy4})
       if (text(m)) {
-        s.rules = origin(m), add_input_member(s.rules, get(m));
+        s.rules = origin(m), add_input_member(s.rules, without_incompatible_tables(get(m)));
         break;
       }
   }

@@ -258,6 +258,11 @@ class Kernel:
         # REJECT's ICMP errors must not be rate limited away between test packets.
         sh("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", ns=n)
         sh("sysctl", "-qw", "net.ipv4.icmp_msgs_per_sec=100000", ns=n)
+        # A packet forwarded out of the interface it came in on makes the kernel send an ICMP
+        # redirect now and then (inet_peer's token bucket): a side packet whose TRACE lines would
+        # mix into the packet's own path at random. svcpath does not model redirects.
+        for conf in ("all", "default"):
+            sh("sysctl", "-qw", f"net.ipv4.conf.{conf}.send_redirects=0", ns=n)
         self.mac = {}
         for itf in self.sc["node"]["interfaces"]:
             name = itf["name"]
@@ -471,7 +476,7 @@ def svc_trace_legacy(o):
     keep = []
     marked = False
     for e in o["trace"]:
-        if e["kind"] not in ("rule", "return", "policy") or e["table"] not in ("raw", "mangle", "nat", "filter"):
+        if e["kind"] not in ("rule", "return", "policy") or e["table"] not in ("raw", "mangle", "nat", "filter", "security"):
             continue
         if not marked and e["table"] == "raw" and e.get("target") == "TRACE":
             marked = True
@@ -493,7 +498,7 @@ def svc_trace(o):
     return."""
     keep = []
     for e in o["trace"]:
-        if e["kind"] not in ("rule", "return", "policy") or e["table"] not in ("raw", "mangle", "nat", "filter"):
+        if e["kind"] not in ("rule", "return", "policy") or e["table"] not in ("raw", "mangle", "nat", "filter", "security"):
             continue
         text = e.get("detail", "")
         explicit = text.startswith("-A ")

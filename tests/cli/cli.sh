@@ -150,5 +150,14 @@ expect "replay --in names an unknown interface" 1 "unknown interface 'eth9' \(mo
   "$bin" replay $C --pcap "$P" --in eth9
 printf 'not a pcap' > "$tmp/junk.pcap"
 expect "replay of a non-capture names the file" 1 "junk.pcap: error: not a pcap or pcapng capture" -- "$bin" replay --rules "$R" --pcap "$tmp/junk.pcap"
+# The example snapshots (examples/snapshots/make.sh) load as their nodes: the established DNS flow
+# keeps its DNAT to node-b's pod, a new one is balanced by the rules; the gateway routes by fwmark.
+S=$src/examples/snapshots
+expect "snapshot: conntrack from the node keeps an established flow's DNAT" 0 "forwarded out eth0: udp 10.244.1.5:40000 -> 10.244.2.4:53 dnat" -- \
+  "$bin" trace --snapshot "$S/node-kube-node-a-20261206T000000Z.tar.gz" --packet "udp 10.244.1.5:40000 -> 172.30.0.10:53 in=cni0"
+expect "snapshot: says which iptables back end held the rules" 0 "iptables back end: nft \([0-9]+ IPv4 and 0 IPv6 rules, kube-proxy's chains\)" -- \
+  sh -c '"$@" 2>&1 >/dev/null' _ "$bin" rules --snapshot "$S/node-kube-node-a-20261206T000000Z.tar.gz"
+expect "snapshot: the gateway's policy routing and nft masquerade" 0 "forwarded out wan0: tcp 203.0.113.7:5000 -> 8.8.8.8:443 snat" -- \
+  "$bin" trace --snapshot "$S/node-nat-gateway-20261206T000000Z.tar.gz" --packet "tcp 192.168.1.20:5000 -> 8.8.8.8:443 in=lan0"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
