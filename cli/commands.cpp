@@ -49,6 +49,7 @@ sim::Snapshot open_snapshot(const std::string& path, std::string* rules, std::st
     if (!node->node_config.empty())
       std::cerr << "svcpath: snapshot " << path << ": --node-config applies on top of the snapshot's node\n";
     node->snapshot = std::make_shared<const nf::Node>(s.node);
+    if (node->iptables_backend.empty()) node->iptables_backend = s.backend;
   }
   return s;
 }

@@ -58,6 +58,10 @@ void add_node_options(CLI::App* app, sim::NodeOptions& n) {
   app->add_option("--nfqueue", n.nfqueue,
                   "none: no program listens on NFQUEUE queues (the kernel drops, or accepts with --queue-bypass); "
                   "default: a queued packet's outcome is unsimulated");
+  app->add_option("--iptables-backend", n.iptables_backend,
+                  "legacy or nft: whose view of the iptables tables to simulate (iptables-nft creates only the "
+                  "built-in chains a dump names and runs the security table after nat); default: the dump's header")
+      ->check(CLI::IsMember({"legacy", "nft"}));
 }
 
 uint64_t physical_memory_mib() {

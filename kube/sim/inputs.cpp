@@ -75,13 +75,17 @@ nf::Node NodeOptions::build(std::optional<nf::Node> base) const {
 }
 
 // An iptables-save dump of either family: ip6tables-save says so in its header.
-nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters) {
+nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters, const std::string& backend) {
   std::string text = read_input_file(path);
   Family fam = force ? *force : (text.find("ip6tables-save") != std::string::npos ? Family::V6 : Family::V4);
   nf::Ruleset rs;
   rs.family = fam;
   nf::RestoreOptions opt;
   opt.counters = counters;
+  if (backend == "nft") opt.backend = nf::XtBackend::Nft;
+  else if (backend == "legacy") opt.backend = nf::XtBackend::Legacy;
+  else if (backend.empty()) opt.backend = nf::detect_backend(text);
+  else throw LoadError({{"--iptables-backend", 0, 0, fmt::format("'{}': expected legacy or nft", backend)}});
   nf::load_restore(text, path, rs, opt);
   return rs;
 }

@@ -17,6 +17,8 @@ struct NodeOptions {
   std::string node_config;
   std::vector<std::string> sysctls, local_ips, routes;
   std::string nfqueue;  // "" (unknown listener) or "none" (--nfqueue none)
+  /// --iptables-backend: "" (what the dump's header says), "legacy" or "nft" (nf::XtBackend).
+  std::string iptables_backend;
   /// The node a snapshot (--snapshot) describes; the flags above apply on top of it, and no eth0
   /// or default route is invented for it.
   std::shared_ptr<const nf::Node> snapshot;
@@ -47,6 +49,7 @@ struct ClusterInput {
 ClusterInput load_cluster(const ClusterOptions& o);
 
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.
-nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters = false);
+nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters = false,
+                       const std::string& backend = "");
 
 }  // namespace svcpath::sim

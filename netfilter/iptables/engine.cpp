@@ -269,8 +269,14 @@ bool eval(const RpfilterMatch& m, Ctx& c) {
   const Node& n = c.env.node;
   if (c.p.iif >= 0 && n.iface(c.p.iif).loopback) return !m.invert;
   const Addr& s = c.p.t.src;
-  if (s.is_limited_broadcast() || (s.is_v4() && (s.host4() >> 24) == 0)) return !m.invert;
-  auto r = n.lookup(s);
+  const Addr& d = c.p.t.dst;
+  // rpfilter_mt: a 0/8 source passes only towards limited broadcast or 224.0.0.0/24 (DHCP, IGMP);
+  // anything else is looked up in reverse from the packet's source, as from lo.
+  if (s.is_v4() && (s.host4() >> 24) == 0 && (d.is_limited_broadcast() || (d.is_v4() && (d.host4() >> 8) == 0xe00000)))
+    return !m.invert;
+  Node::RouteKey key{d, "lo", m.validmark ? c.p.mark : 0};
+  if (d.is_multicast() || d.is_limited_broadcast() || (d.is_v4() && (d.host4() >> 24) == 0)) key.src = Addr::any(d.fam);
+  auto r = n.lookup(s, &key);
   bool ok;
   if (r.type == RouteType::Unicast) ok = m.loose || r.oif == c.p.iif;
   else ok = m.accept_local && r.type == RouteType::Local;

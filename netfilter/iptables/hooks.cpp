@@ -78,10 +78,15 @@ Xtables& attach_iptables(Datapath& dp, const Ruleset* v4, const Ruleset* v6, con
   NatLookup& nat = dp.nat_core().own(std::make_unique<NatTable>(x));
   for (Hook h : {Hook::PreRouting, Hook::LocalOut, Hook::PostRouting, Hook::LocalIn})
     dp.nat_core().add(h, table_priority(TableId::Nat, h), &nat);
+  bool nft = (v4 ? v4->backend : v6 ? v6->backend : XtBackend::Legacy) == XtBackend::Nft;
   for (TableId t : {TableId::Raw, TableId::Mangle, TableId::Filter, TableId::Security}) {
     Stage& s = dp.own(std::make_unique<TableStage>(x, t));
     for (int h = 0; h < kNumHooks; ++h)
-      if (table_hooks(t) & hook_bit(Hook(h))) dp.add_stage(Hook(h), table_priority(t, Hook(h)), &s);
+      if (table_hooks(t) & hook_bit(Hook(h))) {
+        // iptables-nft's security base chains sit at 150 (after nat INPUT), not at NF_IP_PRI_SECURITY.
+        int prio = t == TableId::Security && nft ? prio::SECURITY_NFT : table_priority(t, Hook(h));
+        dp.add_stage(Hook(h), prio, &s);
+      }
   }
   return x;
 }

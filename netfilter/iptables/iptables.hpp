@@ -13,6 +13,8 @@ struct RestoreOptions {
   bool noflush = false;
   /// iptables-restore --counters: keep "[p:b]" counters from the input (otherwise they read as 0).
   bool counters = false;
+  /// The back end whose view of the tables to build (see XtBackend).
+  XtBackend backend = XtBackend::Legacy;
   /// Upper bounds that keep hostile input bounded.
   size_t max_line = 64 * 1024;
   size_t max_rules = 10'000'000;

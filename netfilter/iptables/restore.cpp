@@ -491,7 +491,7 @@ class Loader {
     bool ok = true;
     // iptables-restore (legacy and nft alike) creates every built-in chain of the table.
     for (int h = 0; h < kNumHooks; ++h)
-      if ((table_hooks(t.id) & hook_bit(Hook(h))) && find(hook_name(Hook(h))) < 0) add_builtin(Hook(h), Policy::Accept, ln);
+      if ((table_hooks(t.id) & hook_bit(Hook(h))) && find(hook_name(Hook(h))) < 0) add_builtin(Hook(h), Policy::Accept, ln)->implicit = true;
     for (auto& c : t.chains) {
       c.reach = 0;
       for (auto& r : c.rules)
@@ -514,7 +514,8 @@ class Loader {
     }
     for (int h = 0; h < kNumHooks; ++h) t.builtin[h] = -1;
     for (size_t i = 0; i < t.chains.size(); ++i)
-      if (t.chains[i].builtin) t.builtin[int(t.chains[i].hook)] = int(i);
+      if (t.chains[i].builtin && !(t.chains[i].implicit && opt_.backend == XtBackend::Nft))
+        t.builtin[int(t.chains[i].hook)] = int(i);
     if (ok) {
       uint32_t depth = 0;
       for (int h = 0; h < kNumHooks && ok; ++h)
@@ -676,7 +677,16 @@ class Loader {
 }  // namespace
 
 void load_restore(std::string_view text, const std::string& file, Ruleset& rs, const RestoreOptions& opt) {
+  rs.backend = opt.backend;
   Loader(file, rs, opt).run(text);
+}
+
+XtBackend detect_backend(std::string_view dump) {
+  // Only the header comments before the first table say it.
+  std::string_view head = dump.substr(0, std::min(dump.find("\n*"), dump.size()));
+  return head.find("(nf_tables)") != std::string_view::npos || head.find("iptables-nft-save") != std::string_view::npos
+             ? XtBackend::Nft
+             : XtBackend::Legacy;
 }
 
 Ruleset load_restore_file(const std::string& path, Family fam, const RestoreOptions& opt) {

@@ -436,7 +436,7 @@ def kernel_outcome_traced(p, ipid, captured, trace):
 
 # ---------------------------------------------------------------------------------- svcpath
 
-def svcpath_outcomes(binary, sc, workdir):
+def svcpath_outcomes(binary, sc, workdir, backend=None):
     node = os.path.join(workdir, "node.yaml")
     json.dump(sc["node"], open(node, "w"))
     specs = os.path.join(workdir, "packets")
@@ -447,6 +447,10 @@ def svcpath_outcomes(binary, sc, workdir):
         rules = os.path.join(workdir, "rules")
         open(rules, "w").write(text)
         args += ["--rules", rules]
+    # The back end the kernel side loaded the dump with: iptables-nft and -legacy differ in which
+    # built-in chains exist and where the security table sits.
+    if backend in ("nft", "legacy") and (text or sc.get("rules6")):
+        args += ["--iptables-backend", backend]
     if sc.get("nft"):
         nft = os.path.join(workdir, "ruleset.nft")
         open(nft, "w").write(sc.get("svcpath_nft", sc["nft"]))
@@ -586,7 +590,7 @@ def compare(binary, sc, backend, tag):
                 if sc.get("progress"):
                     sc["progress"](i + 1, len(sc["packets"]))
             traces = k.traces()
-        svc = svcpath_outcomes(binary, sc, work)
+        svc = svcpath_outcomes(binary, sc, work, backend)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results = []
