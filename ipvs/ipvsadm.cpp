@@ -191,6 +191,7 @@ class Loader {
     Addr va;
     uint16_t vp = 0;
     uint32_t fwm = 0;
+    Family fwm_fam = Family::V4;  // -6: an IPv6 firewall-mark service
     bool have_vs = false;
     Dest d;
     const Word* real = nullptr;
@@ -223,6 +224,8 @@ class Loader {
         if (!m || *m == 0) return d_.error(ln, v->col, fmt::format("'{}' is not a firewall mark", v->s));
         fwm = uint32_t(*m);
         have_vs = true;
+      } else if (o == "-6" || o == "--ipv6") {
+        fwm_fam = Family::V6;
       } else if (o == "-r" || o == "--real-server") {
         auto v = need();
         if (!v) return;
@@ -291,12 +294,13 @@ class Loader {
         d.addr = *h, d.port = 0;
       } else if (!endpoint(rs, pr, false, d.addr, d.port, e)) return d_.error(ln, real->col + e.off, e.why);
     }
+    if (fwm) va = Addr::any(fwm_fam);
     Service* s = fwm ? t_.find_fwmark(fwm, va.fam) : t_.find(pr, va, vp);
     if (service) {
       if (s) return d_.error(ln, w[0].col, fmt::format("virtual service {} already exists", s->key()));
       auto ns = std::make_unique<Service>();
       ns->proto = pr;
-      ns->addr = fwm ? Addr::any(Family::V4) : va;
+      ns->addr = va;
       ns->port = vp;
       ns->fwmark = fwm;
       ns->persistent = persistent;
@@ -336,8 +340,10 @@ class Loader {
                          opt));
   }
 
-  // "TCP  10.96.0.1:443 rr [persistent 10800] [mask ...]" / "FWM  5 rr"
-  void list_service(int ln, const std::vector<Word>& w) {
+  // "TCP  10.96.0.1:443 rr [persistent 10800] [mask ...]" / "FWM  5 rr" / "FWM  5 IPv6 rr"
+  void list_service(int ln, std::vector<Word> w) {
+    bool fwm_v6 = w[0].s == "FWM" && w.size() > 2 && w[2].s == "IPv6";
+    if (fwm_v6) w.erase(w.begin() + 2);
     if (w.size() < 3) return d_.error(ln, w[0].col, "expected 'PROTO ADDRESS:PORT SCHEDULER'");
     auto ns = std::make_unique<Service>();
     std::string why;
@@ -346,6 +352,7 @@ class Loader {
       if (!m) return d_.error(ln, w[1].col, "bad firewall mark");
       ns->fwmark = uint32_t(*m);
       ns->proto = 0;
+      ns->addr = Addr::any(fwm_v6 ? Family::V6 : Family::V4);
     } else {
       ns->proto = w[0].s == "TCP" ? proto::TCP : w[0].s == "UDP" ? proto::UDP : proto::SCTP;
       EpError e;
@@ -460,7 +467,8 @@ std::string save_ipvsadm(const ServiceTable& t) {
   std::string o;
   for (auto& sp : t.all()) {
     const Service& s = *sp;
-    std::string vs = s.fwmark ? fmt::format("-f {}", s.fwmark) : fmt::format("{} {}", proto_flag(s.proto), ep(s.addr, s.port));
+    std::string vs = s.fwmark ? fmt::format("-f {}{}", s.fwmark, s.addr.is_v4() ? "" : " -6")
+                              : fmt::format("{} {}", proto_flag(s.proto), ep(s.addr, s.port));
     o += fmt::format("-A {} -s {}", vs, s.sched_name());
     std::string fl = flags_str(s);
     if (!fl.empty()) o += " -b " + fl;
@@ -489,7 +497,7 @@ std::string list_ipvsadm(const ServiceTable& t, unsigned size) {
   o += "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
   for (auto& sp : t.all()) {
     const Service& s = *sp;
-    std::string head = s.fwmark ? fmt::format("FWM  {} {}", s.fwmark, s.sched_name())
+    std::string head = s.fwmark ? fmt::format("FWM  {}{} {}", s.fwmark, s.addr.is_v4() ? "" : " IPv6", s.sched_name())
                                 : fmt::format("{:<4} {} {}", proto_word(s.proto), ep(s.addr, s.port), s.sched_name());
     std::string fl = flags_str(s);
     if (!fl.empty()) head += " (" + fl + ")";

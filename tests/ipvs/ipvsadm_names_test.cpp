@@ -154,3 +154,13 @@ TEST_CASE("svcpath rules --ipvs prints an ipvsadm -L listing as ipvsadm-save -n"
   CHECK(cli::run_rules(o, out) == 0);
   CHECK(out.str() == kNumeric);
 }
+
+TEST_CASE("IPv6 firewall-mark services: ipvsadm prints 'FWM  N IPv6' and '-f N -6'") {
+  std::string want = "-A -f 5 -6 -s rr\n-a -f 5 -6 -r [fd00::7]:80 -m -w 1\n-A -f 5 -s rr\n";
+  CHECK(saved("FWM  5 IPv6 rr\n  -> [fd00::7]:http Masq 1 0 0\nFWM  5 rr\n") == want);
+  CHECK(saved(want) == want);
+  ServiceTable t;
+  load_ipvsadm(want, "x.ipvs", t);
+  CHECK(t.find_fwmark(5, Family::V6) != t.find_fwmark(5, Family::V4));
+  CHECK(list_ipvsadm(t).find("FWM  5 IPv6 rr\n  -> [fd00::7]:80 ") != std::string::npos);
+}
