@@ -283,12 +283,12 @@ class Loader {
     }
     if (!have_vs) return d_.error(ln, w[0].col, "no virtual service (-t, -u, --sctp-service or -f)");
     if (real) {
-      // Like ipvsadm's parse_service: an address alone (the service's port is used), else address:port.
+      // Like ipvsadm's parse_service: an address alone (the service's port is used; IPv6 bare, as
+      // "[addr]" without a port is refused there), else address:port.
       std::string_view rs = real->s;
-      bool bracketed = rs.size() > 2 && rs.front() == '[' && rs.back() == ']';
       EpError e;
-      if (auto a = Addr::parse(bracketed ? rs.substr(1, rs.size() - 2) : rs)) d.addr = *a, d.port = 0;
-      else if (rs.find(':') == std::string_view::npos && !bracketed) {
+      if (auto a = Addr::parse(rs)) d.addr = *a, d.port = 0;
+      else if (rs.find(':') == std::string_view::npos) {
         auto h = address(rs, false, false, e);
         if (!h) return d_.error(ln, real->col, e.why);
         d.addr = *h, d.port = 0;
