@@ -42,8 +42,8 @@ constexpr ServiceName kServices[] = {
 #include "ipvs/services_db.inc"
 };
 
-// ipvsadm asks for the service's own protocol ("tcp" for -t, "udp" for -u, "sctp" for SCTP);
-// -f sets the protocol to TCP, so a firewall-mark service's ports are TCP names.
+// ipvsadm's service_to_port / port_to_service (1.29) ask for the service's own protocol ("tcp",
+// "udp", "sctp"); -f sets the protocol to TCP, so a firewall-mark service's ports are TCP names.
 const char* db_proto(uint8_t p) { return p == proto::UDP ? "udp" : p == proto::SCTP ? "sctp" : "tcp"; }
 
 // The width ipvsadm -L cuts an IPv4 address:port to (svc_name[33] less "TCP  ", dname[28]).
