@@ -226,8 +226,9 @@ int run_rules(const RulesOptions& o_in, std::ostream& out) {
     if (o.v6 && o_in.rules.empty()) o.rules = rules6;
     if (o.v6 && o.rules.empty()) throw LoadError(o.snapshot, "no ip6tables rules in the snapshot");
   }
-  if (o.rules.empty() && o.ipsets.empty() && o.nft.empty() && !o.cluster.given())
-    throw LoadError({{"rules", 0, 0, "give --rules FILE, --ipsets FILE, --nft FILE, or --cluster FILE... --node NAME"}});
+  if (o.rules.empty() && o.ipsets.empty() && o.nft.empty() && o.ipvs.empty() && !o.cluster.given())
+    throw LoadError(
+        {{"rules", 0, 0, "give --rules FILE, --ipsets FILE, --nft FILE, --ipvs FILE, or --cluster FILE... --node NAME"}});
   if (o.cluster.given()) {
     ClusterInput ci = load_cluster(o.cluster);
     Family fam = o.family == 6 ? Family::V6 : Family::V4;
@@ -290,6 +291,8 @@ int run_rules(const RulesOptions& o_in, std::ostream& out) {
     return 0;
   }
   if (!o.ipsets.empty()) out << nf::save_ipsets(nf::load_ipsets_file(o.ipsets));
+  // Numeric whatever form was read (ipvsadm -L names included), as ipvsadm-save -n prints.
+  if (!o.ipvs.empty()) out << ipvs::save_ipvsadm(ipvs::load_ipvsadm_file(o.ipvs));
   if (!o.nft.empty()) out << nf::nft::print(nf::nft::load_file(o.nft));
   if (!o.rules.empty()) {
     auto rs = load_rules(o.rules, o.v6 ? std::optional<Family>(Family::V6) : std::nullopt, o.counters);

@@ -57,7 +57,7 @@ int run_trace(const TraceOptions& o, std::ostream& out);
 
 struct RulesOptions {
   std::string snapshot;
-  std::string rules, ipsets, nft;
+  std::string rules, ipsets, nft, ipvs;
   ClusterOptions cluster;
   bool counters = false, v6 = false, restore_input = false;
   bool policy = false;  // only the NetworkPolicy engine's ipset and iptables-restore input

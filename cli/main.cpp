@@ -174,6 +174,7 @@ int main(int argc, char** argv) {
       "  svcpath rules --cluster objs.yaml --node n1 --mode nftables   what nft list ruleset shows after kube-proxy's\n"
       "      nftables mode ran (--restore-input: its nft -f transaction)\n"
       "  svcpath rules --nft ruleset.nft               check an nft list ruleset dump loads; print it as nft does\n"
+      "  svcpath rules --ipvs ipvsadm-L.txt           check an ipvsadm listing or save loads; print it numeric\n"
       "  svcpath rules --cluster objs.yaml --node n1 --policy   what a policy engine loads for the node's\n"
       "      NetworkPolicies (ipset restore + iptables-restore --noflush input; --mode ipvs for IPVS-aware placement)\n"
       "With NetworkPolicies in --cluster, the node's view includes the policy engine's chains and sets\n"
@@ -186,6 +187,9 @@ int main(int argc, char** argv) {
   rcmd->add_option("--rules", ro.rules, "iptables-save dump")->check(CLI::ExistingFile);
   rcmd->add_option("--ipsets", ro.ipsets, "ipset save output")->check(CLI::ExistingFile);
   rcmd->add_option("--nft", ro.nft, "nft list ruleset output or nft -f input: printed back as nft list ruleset prints it")
+      ->check(CLI::ExistingFile);
+  rcmd->add_option("--ipvs", ro.ipvs,
+                   "ipvsadm-save or ipvsadm -L output, with -n or with names: printed back as ipvsadm-save -n prints it")
       ->check(CLI::ExistingFile);
   rcmd->add_flag("--counters,-c", ro.counters, "keep and print [packets:bytes] counters (iptables-restore -c, iptables-save -c)");
   rcmd->add_flag("-6", ro.v6, "the dump is ip6tables-save output");

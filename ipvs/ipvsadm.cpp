@@ -1,6 +1,7 @@
 #include "ipvs/ipvsadm.hpp"
 
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <vector>
 
@@ -30,31 +31,102 @@ std::vector<Word> words(std::string_view line) {
   return w;
 }
 
-// "10.0.0.1:80", "[fd00::1]:80"
-bool endpoint(std::string_view s, Addr& a, uint16_t& port, std::string& why) {
+// The services database ipvsadm consults (getservbyname/getservbyport), fixed at netbase's so a
+// name means one port on every machine svcpath runs on.
+struct ServiceName {
+  const char* name;
+  uint16_t port;
+  const char* proto;
+};
+constexpr ServiceName kServices[] = {
+#include "ipvs/services_db.inc"
+};
+
+// ipvsadm's service_to_port / port_to_service (1.29) ask for the service's own protocol ("tcp",
+// "udp", "sctp"); -f sets the protocol to TCP, so a firewall-mark service's ports are TCP names.
+const char* db_proto(uint8_t p) { return p == proto::UDP ? "udp" : p == proto::SCTP ? "sctp" : "tcp"; }
+
+// The width ipvsadm -L cuts an IPv4 address:port to (svc_name[33] less "TCP  ", dname[28]).
+constexpr size_t kListCut = 28;
+
+bool host_chars(std::string_view s) {
+  if (s.empty()) return false;
+  bool letter = false;
+  for (char c : s) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) letter = true;
+    else if (!(c >= '0' && c <= '9') && c != '.' && c != '-' && c != '_') return false;
+  }
+  return letter;
+}
+
+// A problem in an address:port word, at `off` characters into it.
+struct EpError {
+  std::string why;
+  int off = 0;
+};
+
+// The address part. Numeric only, as svcpath never looks names up; the loopback names that
+// /etc/hosts gives 127.0.0.1 and ::1 on Debian and RHEL nodes (what ipvsadm -L prints for a
+// NodePort on 127.0.0.1) are read as those addresses.
+std::optional<Addr> address(std::string_view s, bool v6, bool listing, EpError& e) {
+  std::string why;
+  if (auto a = Addr::parse(s, &why)) return a;
+  if (!host_chars(s)) {
+    e.why = why;
+    return std::nullopt;
+  }
+  static constexpr std::string_view v4_loop[] = {"localhost", "localhost.localdomain", "localhost4", "localhost4.localdomain4"};
+  static constexpr std::string_view v6_loop[] = {"localhost", "ip6-localhost", "ip6-loopback", "localhost6",
+                                                 "localhost6.localdomain6"};
+  for (auto n : v6 ? std::span<const std::string_view>(v6_loop) : std::span<const std::string_view>(v4_loop))
+    if (s == n) return v6 ? Addr::parse("::1") : Addr::parse("127.0.0.1");
+  e.why = fmt::format("'{}' is a host name: svcpath does not resolve host names; list the table with {}", s,
+                      listing ? "ipvsadm -Ln" : "ipvsadm-save -n");
+  return std::nullopt;
+}
+
+// "10.0.0.1:80", "[fd00::1]:80", and with names as ipvsadm -L / ipvsadm-save print them:
+// "10.0.0.1:https", "localhost:30080". `pr` picks the services database's protocol.
+bool endpoint(std::string_view s, uint8_t pr, bool listing, Addr& a, uint16_t& port, EpError& e) {
   std::string_view addr, ps;
-  if (!s.empty() && s[0] == '[') {
+  int port_off = 0;
+  bool v6 = !s.empty() && s[0] == '[';
+  if (v6) {
     auto close = s.find(']');
     if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
-      why = fmt::format("'{}' is not [address]:port", s);
+      e.why = fmt::format("'{}' is not [address]:port", s);
       return false;
     }
     addr = s.substr(1, close - 1);
-    ps = s.substr(close + 2);
+    port_off = int(close + 2);
   } else {
     auto colon = s.rfind(':');
     if (colon == std::string_view::npos) {
-      why = fmt::format("'{}' is not address:port", s);
+      e.why = fmt::format("'{}' is not address:port", s);
       return false;
     }
     addr = s.substr(0, colon);
-    ps = s.substr(colon + 1);
+    port_off = int(colon + 1);
   }
-  auto pa = Addr::parse(addr, &why);
-  if (!pa) return false;
+  ps = s.substr(size_t(port_off));
+  auto pa = address(addr, v6, listing, e);
+  if (!pa) {
+    e.off = v6 ? 1 : 0;
+    return false;
+  }
   auto pp = parse_uint(ps, 65535);
+  if (!pp && host_chars(ps)) {
+    if (auto n = service_port(ps, pr)) pp = *n;
+    else {
+      e.off = port_off;
+      e.why = fmt::format("'{}' is not a {} service name in netbase's /etc/services; list the table with {}", ps, db_proto(pr),
+                          listing ? "ipvsadm -Ln" : "ipvsadm-save -n");
+      if (listing && !v6 && s.size() == kListCut) e.why += " (ipvsadm -L cuts address:port to 28 characters)";
+      return false;
+    }
+  }
   if (!pp) {
-    why = fmt::format("'{}': port must be 0..65535", s);
+    e.why = fmt::format("'{}': port must be 0..65535", s);
     return false;
   }
   a = *pa;
@@ -86,7 +158,7 @@ class Loader {
   void run(std::string_view text) {
     int ln = 0;
     size_t pos = 0;
-    while (pos <= text.size() && !d_.full()) {
+    while (pos <= text.size() && !d_.full() && !stop_) {
       size_t nl = text.find('\n', pos);
       auto line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
       ++ln;
@@ -106,7 +178,8 @@ class Loader {
     if (first == "-A" || first == "--add-service" || first == "-a" || first == "--add-server") return command(ln, w);
     // ipvsadm -Ln
     if (first == "IP" && w.size() > 1 && w[1].s == "Virtual") return;
-    if (first == "Prot" || (first == "->" && w.size() > 1 && w[1].s == "RemoteAddress:Port")) return;
+    if (first == "Prot") return list_header(ln, w);
+    if (first == "->" && w.size() > 1 && w[1].s == "RemoteAddress:Port") return;
     if (first == "TCP" || first == "UDP" || first == "SCTP" || first == "FWM") return list_service(ln, w);
     if (first == "->") return list_dest(ln, w);
     d_.error(ln, w[0].col, fmt::format("'{}': expected an ipvsadm-save command (-A, -a) or an ipvsadm -Ln line", first));
@@ -118,9 +191,10 @@ class Loader {
     Addr va;
     uint16_t vp = 0;
     uint32_t fwm = 0;
+    Family fwm_fam = Family::V4;  // -6: an IPv6 firewall-mark service
     bool have_vs = false;
     Dest d;
-    bool have_r = false;
+    const Word* real = nullptr;
     std::string sched = "wlc";
     bool persistent = false;
     uint32_t timeout = 300;
@@ -139,8 +213,9 @@ class Loader {
       if (o == "-t" || o == "--tcp-service" || o == "-u" || o == "--udp-service" || o == "--sctp-service") {
         auto v = need();
         if (!v) return;
-        if (!endpoint(v->s, va, vp, why)) return d_.error(ln, v->col, why);
         pr = (o == "-t" || o == "--tcp-service") ? proto::TCP : (o == "-u" || o == "--udp-service") ? proto::UDP : proto::SCTP;
+        EpError e;
+        if (!endpoint(v->s, pr, false, va, vp, e)) return d_.error(ln, v->col + e.off, e.why);
         have_vs = true;
       } else if (o == "-f" || o == "--fwmark-service") {
         auto v = need();
@@ -149,18 +224,12 @@ class Loader {
         if (!m || *m == 0) return d_.error(ln, v->col, fmt::format("'{}' is not a firewall mark", v->s));
         fwm = uint32_t(*m);
         have_vs = true;
+      } else if (o == "-6" || o == "--ipv6") {
+        fwm_fam = Family::V6;
       } else if (o == "-r" || o == "--real-server") {
         auto v = need();
         if (!v) return;
-        if (!endpoint(v->s, d.addr, d.port, why)) {
-          // a real server without a port takes the service's
-          std::string w2;
-          auto a = Addr::parse(v->s, &w2);
-          if (!a) return d_.error(ln, v->col, why);
-          d.addr = *a;
-          d.port = 0;
-        }
-        have_r = true;
+        real = v;  // read once the service's protocol (which names the port) is known
       } else if (o == "-s" || o == "--scheduler") {
         auto v = need();
         if (!v) return;
@@ -213,12 +282,25 @@ class Loader {
       }
     }
     if (!have_vs) return d_.error(ln, w[0].col, "no virtual service (-t, -u, --sctp-service or -f)");
+    if (real) {
+      // Like ipvsadm's parse_service: an address alone (the service's port is used; IPv6 bare, as
+      // "[addr]" without a port is refused there), else address:port.
+      std::string_view rs = real->s;
+      EpError e;
+      if (auto a = Addr::parse(rs)) d.addr = *a, d.port = 0;
+      else if (rs.find(':') == std::string_view::npos) {
+        auto h = address(rs, false, false, e);
+        if (!h) return d_.error(ln, real->col, e.why);
+        d.addr = *h, d.port = 0;
+      } else if (!endpoint(rs, pr, false, d.addr, d.port, e)) return d_.error(ln, real->col + e.off, e.why);
+    }
+    if (fwm) va = Addr::any(fwm_fam);
     Service* s = fwm ? t_.find_fwmark(fwm, va.fam) : t_.find(pr, va, vp);
     if (service) {
       if (s) return d_.error(ln, w[0].col, fmt::format("virtual service {} already exists", s->key()));
       auto ns = std::make_unique<Service>();
       ns->proto = pr;
-      ns->addr = fwm ? Addr::any(Family::V4) : va;
+      ns->addr = va;
       ns->port = vp;
       ns->fwmark = fwm;
       ns->persistent = persistent;
@@ -230,15 +312,38 @@ class Loader {
       return;
     }
     if (!s) return d_.error(ln, w[0].col, "the real server's virtual service does not exist (add it first with -A)");
-    if (!have_r) return d_.error(ln, w[0].col, "-a needs -r ADDRESS:PORT");
+    if (!real) return d_.error(ln, w[0].col, "-a needs -r ADDRESS:PORT");
     if (d.port == 0) d.port = s->port;
     if (s->find_dest(d.addr, d.port) >= 0)
       return d_.error(ln, w[0].col, fmt::format("real server {} already exists", ep(d.addr, d.port)));
     s->add_dest(d);
   }
 
-  // "TCP  10.96.0.1:443 rr [persistent 10800] [mask ...]" / "FWM  5 rr"
-  void list_service(int ln, const std::vector<Word>& w) {
+  // "Prot LocalAddress:Port Scheduler Flags". The --stats, --rate, --thresholds and
+  // --persistent-conn listings put counters where the scheduler, forwarding method and weight
+  // would be, so they cannot be read as a table.
+  void list_header(int ln, const std::vector<Word>& w) {
+    if (w.size() < 3 || w[2].s == "Scheduler") return;
+    const std::string& c = w[2].s;
+    const char* opt = c == "Conns"        ? "--stats"
+                      : c == "CPS"        ? "--rate"
+                      : c == "Uthreshold" ? "--thresholds"
+                      : c == "Weight"     ? "--persistent-conn"
+                                          : nullptr;
+    if (!opt)
+      return d_.error(ln, w[2].col,
+                      fmt::format("'{}': expected the ipvsadm -L header 'Prot LocalAddress:Port Scheduler Flags'", c));
+    stop_ = true;  // every line after it would only repeat the problem
+    d_.error(ln, w[2].col,
+             fmt::format("an ipvsadm -L {} listing has no schedulers, forwarding methods or weights; list the table with ipvsadm "
+                         "-Ln (or ipvsadm-save -n)",
+                         opt));
+  }
+
+  // "TCP  10.96.0.1:443 rr [persistent 10800] [mask ...]" / "FWM  5 rr" / "FWM  5 IPv6 rr"
+  void list_service(int ln, std::vector<Word> w) {
+    bool fwm_v6 = w[0].s == "FWM" && w.size() > 2 && w[2].s == "IPv6";
+    if (fwm_v6) w.erase(w.begin() + 2);
     if (w.size() < 3) return d_.error(ln, w[0].col, "expected 'PROTO ADDRESS:PORT SCHEDULER'");
     auto ns = std::make_unique<Service>();
     std::string why;
@@ -247,9 +352,11 @@ class Loader {
       if (!m) return d_.error(ln, w[1].col, "bad firewall mark");
       ns->fwmark = uint32_t(*m);
       ns->proto = 0;
+      ns->addr = Addr::any(fwm_v6 ? Family::V6 : Family::V4);
     } else {
       ns->proto = w[0].s == "TCP" ? proto::TCP : w[0].s == "UDP" ? proto::UDP : proto::SCTP;
-      if (!endpoint(w[1].s, ns->addr, ns->port, why)) return d_.error(ln, w[1].col, why);
+      EpError e;
+      if (!endpoint(w[1].s, ns->proto, true, ns->addr, ns->port, e)) return d_.error(ln, w[1].col + e.off, e.why);
     }
     if (!known_scheduler(w[2].s)) return d_.error(ln, w[2].col, fmt::format("unknown scheduler '{}'", w[2].s));
     ns->netmask = Addr::netmask(ns->addr.fam, ns->addr.bits());
@@ -291,7 +398,8 @@ class Loader {
     if (w.size() < 4) return d_.error(ln, w[0].col, "expected '-> ADDRESS:PORT FORWARD WEIGHT ...'");
     Dest d;
     std::string why;
-    if (!endpoint(w[1].s, d.addr, d.port, why)) return d_.error(ln, w[1].col, why);
+    EpError e;
+    if (!endpoint(w[1].s, current_->proto, true, d.addr, d.port, e)) return d_.error(ln, w[1].col + e.off, e.why);
     const std::string& f = w[2].s;
     if (f == "Masq") d.fwd = Fwd::Masq;
     else if (f == "Route" || f == "Local") d.fwd = Fwd::Route;
@@ -335,9 +443,17 @@ class Loader {
   Diagnostics d_;
   ServiceTable& t_;
   Service* current_ = nullptr;
+  bool stop_ = false;
 };
 
 }  // namespace
+
+std::optional<uint16_t> service_port(std::string_view name, uint8_t pr) {
+  std::string_view want = db_proto(pr);
+  for (const ServiceName& s : kServices)  // the first entry wins, as getservbyname's file scan
+    if (name == s.name && want == s.proto) return s.port;
+  return std::nullopt;
+}
 
 void load_ipvsadm(std::string_view text, const std::string& file, ServiceTable& t) { Loader(file, t).run(text); }
 
@@ -351,7 +467,8 @@ std::string save_ipvsadm(const ServiceTable& t) {
   std::string o;
   for (auto& sp : t.all()) {
     const Service& s = *sp;
-    std::string vs = s.fwmark ? fmt::format("-f {}", s.fwmark) : fmt::format("{} {}", proto_flag(s.proto), ep(s.addr, s.port));
+    std::string vs = s.fwmark ? fmt::format("-f {}{}", s.fwmark, s.addr.is_v4() ? "" : " -6")
+                              : fmt::format("{} {}", proto_flag(s.proto), ep(s.addr, s.port));
     o += fmt::format("-A {} -s {}", vs, s.sched_name());
     std::string fl = flags_str(s);
     if (!fl.empty()) o += " -b " + fl;
@@ -380,7 +497,7 @@ std::string list_ipvsadm(const ServiceTable& t, unsigned size) {
   o += "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
   for (auto& sp : t.all()) {
     const Service& s = *sp;
-    std::string head = s.fwmark ? fmt::format("FWM  {} {}", s.fwmark, s.sched_name())
+    std::string head = s.fwmark ? fmt::format("FWM  {}{} {}", s.fwmark, s.addr.is_v4() ? "" : " IPv6", s.sched_name())
                                 : fmt::format("{:<4} {} {}", proto_word(s.proto), ep(s.addr, s.port), s.sched_name());
     std::string fl = flags_str(s);
     if (!fl.empty()) head += " (" + fl + ")";
