@@ -159,5 +159,8 @@ expect "snapshot: says which iptables back end held the rules" 0 "iptables back 
   sh -c '"$@" 2>&1 >/dev/null' _ "$bin" rules --snapshot "$S/node-kube-node-a-20261206T000000Z.tar.gz"
 expect "snapshot: the gateway's policy routing and nft masquerade" 0 "forwarded out wan0: tcp 203.0.113.7:5000 -> 8.8.8.8:443 snat" -- \
   "$bin" trace --snapshot "$S/node-nat-gateway-20261206T000000Z.tar.gz" --packet "tcp 192.168.1.20:5000 -> 8.8.8.8:443 in=lan0"
+expect "snapshot: replay of a capture through it, with the HTML report" 0 "^<!DOCTYPE html>" -- \
+  sh -c '"$@" >/dev/null 2>&1 && head -c 15 "$0"' "$tmp/snap.html" "$bin" replay --snapshot "$S/node-kube-node-a-20261206T000000Z.tar.gz" \
+  --pcap "$src/examples/pcaps/demo-node-a.pcap" --report "$tmp/snap.html"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
