@@ -151,6 +151,7 @@ struct Datapath::Walk {
   Packet p;
   Outcome o;
   bool done = false;
+  bool copy = false;  // a clone the kernel loops back; its fate is not the packet's outcome
 };
 
 Datapath::Datapath(const Node& node, uint64_t seed) : node_(node), chooser_(st_.rng) {
@@ -229,7 +230,7 @@ void Datapath::finish(Walk& w, OutcomeKind k, Verdict v) {
   bool reply = p.ct && p.dir == CtDir::Reply;
   o.dnat = reply ? src_changed : dst_changed;
   o.snat = reply ? dst_changed : src_changed;
-  if (p.ct && (o.kind == OutcomeKind::Dropped || o.kind == OutcomeKind::Rejected || o.kind == OutcomeKind::Queued))
+  if (p.ct && !w.copy && (o.kind == OutcomeKind::Dropped || o.kind == OutcomeKind::Rejected || o.kind == OutcomeKind::Queued))
     st_.ct.drop_unconfirmed(p.ct);
 }
 
@@ -266,8 +267,7 @@ void Datapath::local_out(Walk& w) {
     r = RouteResult{RouteType::Local, node_.find("lo"), p.t.dst, std::nullopt};
   } else if (p.t.dst.is_v4() && (p.t.dst.is_limited_broadcast() || p.t.dst.is_multicast()) && !p.t.src.is_unspecified()) {
     // ip_route_output_key_hash_rcu: limited broadcast and multicast leave through the device that
-    // owns the source address (__ip_dev_find). The copy the kernel loops back to the host
-    // (ip_mc_output) is not modelled.
+    // owns the source address (__ip_dev_find).
     if (auto it = std::find_if(node_.interfaces().begin(), node_.interfaces().end(),
                                [&](const Interface& i) {
                                  return std::any_of(i.addrs.begin(), i.addrs.end(),
@@ -304,7 +304,16 @@ void Datapath::local_out(Walk& w) {
                                              node_.ifname(p.oif)));
     if (!localnet_ok(p.oif)) return drop(w, DropReason::LocalnetOut, Hook::LocalOut);
   }
-  if (r.type != RouteType::Local) return leave(w, false);
+  if (r.type != RouteType::Local) {
+    // ip_mc_output: a broadcast, or multicast to a group joined on the way out, is cloned and the
+    // clone looped back to the host after its own POSTROUTING (dev_loopback_xmit).
+    bool v4 = p.t.dst.is_v4();
+    if (v4 && !node_.iface(p.oif).loopback &&
+        (r.type == RouteType::Broadcast || p.t.dst.is_limited_broadcast() ||
+         (p.t.dst.is_multicast() && node_.joined(p.oif, p.t.dst))))
+      loop_copy(w);
+    return leave(w, false);
+  }
   if (!hook(w, Hook::PostRouting)) return;
   // Sent to a local address: the packet loops back through lo, PREROUTING and INPUT.
   p.iif = node_.find("lo");
@@ -315,6 +324,27 @@ void Datapath::local_out(Walk& w) {
   if (!hook(w, Hook::LocalIn)) return;
   w.o.out = "lo";
   finish(w, OutcomeKind::Delivered);
+}
+
+// The looped-back clone: POSTROUTING, then in again on the same device (pkt_type LOOPBACK, which
+// -m pkttype reads as broadcast or multicast), PREROUTING with its connection already attached
+// (conntrack lets it pass as seen), and INPUT to the local socket. It runs before the original's
+// POSTROUTING, as netif_rx processes it on the spot; the outcome stays the original's.
+void Datapath::loop_copy(const Walk& w) {
+  Walk c{w.p, w.o, false, true};
+  RuleHit saved = hit_;
+  route_note(Hook::PostRouting, "broadcast/multicast: a copy loops back to this host (ip_mc_output)");
+  if (hook(c, Hook::PostRouting)) {
+    Packet& p = c.p;
+    p.iif = p.oif;
+    p.oif = kNoIf;
+    p.local_out = false;
+    p.looped = true;
+    p.pkt_type = p.t.dst.is_multicast() ? PktType::Multicast : PktType::Broadcast;
+    if (hook(c, Hook::PreRouting) && hook(c, Hook::LocalIn))
+      route_note(Hook::LocalIn, fmt::format("the copy is delivered locally on {}", node_.ifname(p.iif)));
+  }
+  hit_ = saved;
 }
 
 // ip_rcv: the receiving interface (a bridge port's frames arrive on the bridge), IPv6's header

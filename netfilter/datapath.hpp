@@ -102,6 +102,7 @@ class Datapath {
   void local_in(Walk& w);
   void forward(Walk& w, int16_t oif);
   void leave(Walk& w, bool report_port);
+  void loop_copy(const Walk& w);
   bool hook(Walk& w, Hook h, bool reinject = false);
   void drop(Walk& w, DropReason r, Hook h);
   void finish(Walk& w, OutcomeKind k, Verdict v = {});

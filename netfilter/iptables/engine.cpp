@@ -267,7 +267,7 @@ bool eval(const NfacctMatch& m, Ctx& c) {
 }
 bool eval(const RpfilterMatch& m, Ctx& c) {
   const Node& n = c.env.node;
-  if (c.p.iif >= 0 && n.iface(c.p.iif).loopback) return !m.invert;
+  if (c.p.looped || (c.p.iif >= 0 && n.iface(c.p.iif).loopback)) return !m.invert;  // rpfilter_is_loopback
   const Addr& s = c.p.t.src;
   const Addr& d = c.p.t.dst;
   // rpfilter_mt: a 0/8 source passes only towards limited broadcast or 224.0.0.0/24 (DHCP, IGMP);

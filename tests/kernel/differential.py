@@ -236,6 +236,7 @@ def edges_scenario():
 -A PREROUTING -j MARK --set-xmark 0x1/0x1
 -A INPUT -j MARK --set-xmark 0x2/0x2
 -A FORWARD -j MARK --set-xmark 0x2/0x2
+-A POSTROUTING -j MARK --set-xmark 0x4/0x4
 COMMIT
 *filter
 :INPUT ACCEPT [0:0]
@@ -257,6 +258,11 @@ COMMIT
     pkts.append({"proto": "udp", "src": "10.0.1.5", "dst": "239.1.1.1", "dport": 53, "in": "eth1"})  # joined on eth0 only
     # Host-originated to 0.0.0.0: the output route sends it to the host itself through lo.
     pkts.append({"proto": "udp", "src": "10.0.0.10", "dst": "0.0.0.0", "dport": 53, "in": None})
+    # Host-originated broadcasts and multicast: out of the source's device, and for broadcasts and
+    # joined groups a copy looped back through POSTROUTING, PREROUTING and INPUT (ip_mc_output).
+    for s, d in [("10.0.1.10", "255.255.255.255"), ("10.0.0.10", "10.0.0.255"), ("10.0.0.10", "239.1.1.1"),
+                 ("10.0.0.10", "239.2.2.2")]:
+        pkts.append({"proto": "udp", "src": s, "dst": d, "dport": 53, "in": None})
     return {"name": "edges: martians, multicast, broadcast", "rules": rules, "ipsets": "", "node": node, "packets": pkts}
 
 

@@ -133,3 +133,27 @@ TEST_CASE("policy routing: node-config rules errors name the line") {
   bad("rules:\n  - {priority: 1, from: 10.0.0.0/8, to: fd00::/8}\n", 2, "different families");
   bad("rules:\n  - {priority: 1, colour: red}\n", 2, "unknown field 'colour'");
 }
+
+TEST_CASE("host broadcasts and joined multicast: a copy loops back through POSTROUTING, PREROUTING and INPUT first") {
+  auto rs = rules(
+      "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
+      "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m rpfilter --invert -j DROP\nCOMMIT\n");
+  nf::Node n = node();
+  n.iface(n.find("eth0")).mcast_groups.push_back(*Addr::parse("239.1.1.1"));
+  nf::Datapath dp(n);
+  nf::attach_iptables(dp, &rs, nullptr, nullptr);
+  const std::vector<std::string> looped{"raw:OUTPUT:policy:1", "mangle:OUTPUT:policy:1",     "mangle:POSTROUTING:policy:1", "raw:PREROUTING:policy:2",
+                                        "mangle:PREROUTING:policy:1", "mangle:INPUT:policy:1",       "mangle:POSTROUTING:policy:1"};
+  for (const char* p : {"udp 10.0.0.10:5 -> 255.255.255.255:67", "udp 10.0.0.10:5 -> 10.0.0.255:67",
+                        "udp 10.0.0.10:5 -> 239.1.1.1:5353"}) {
+    std::string pkt = p;
+    CAPTURE(pkt);
+    auto o = run(dp, p, "eth0", true);
+    CHECK(o.kind == nf::OutcomeKind::Forwarded);  // the original leaves; the copy is the host's own
+    CHECK(o.out == "eth0");
+    CHECK(trace_ids(o) == looped);  // the looped copy passes rpfilter (pkt_type LOOPBACK)
+  }
+  // An unjoined group: no copy.
+  CHECK(trace_ids(run(dp, "udp 10.0.0.10:5 -> 239.2.2.2:5353", "eth0", true)) ==
+        std::vector<std::string>{"raw:OUTPUT:policy:1", "mangle:OUTPUT:policy:1", "mangle:POSTROUTING:policy:1"});
+}
