@@ -66,16 +66,24 @@ struct SScan {
   int never[kNumTables] = {};   // targets the table refuses (DROP: nat)
 };
 
-void target_hint(SScan& s, std::string_view tg) {
+// The table a target is valid in, for targets the kernel registers for one table only (their
+// xt_target .table): checked at COMMIT, and what tells which table `iptables -S` lines are from.
+std::optional<TableId> target_only_table(std::string_view target) {
   using enum TableId;
   static constexpr std::pair<std::string_view, TableId> kOnly[] = {
       {"DNAT", Nat}, {"SNAT", Nat},    {"MASQUERADE", Nat}, {"REDIRECT", Nat},  {"NETMAP", Nat},
       {"CT", Raw},   {"NOTRACK", Raw}, {"TRACE", Raw},      {"TPROXY", Mangle}, {"CHECKSUM", Mangle}};
+  for (auto& [n, t] : kOnly)
+    if (target == n) return t;
+  return std::nullopt;
+}
+
+void target_hint(SScan& s, std::string_view tg) {
+  using enum TableId;
   static constexpr std::pair<std::string_view, TableId> kLikely[] = {
       {"MARK", Mangle}, {"CONNMARK", Mangle}, {"TOS", Mangle},      {"DSCP", Mangle}, {"TTL", Mangle},
       {"HL", Mangle},   {"TCPMSS", Mangle},   {"CLASSIFY", Mangle}, {"ECN", Mangle},  {"REJECT", Filter}};
-  for (auto& [n, t] : kOnly)
-    if (tg == n) ++s.only[int(t)];
+  if (auto t = target_only_table(tg)) ++s.only[int(*t)];
   for (auto& [n, t] : kLikely)
     if (tg == n) ++s.likely[int(t)];
   if (tg == "DROP") ++s.never[int(Nat)];
@@ -724,12 +732,16 @@ class Loader {
         };
         if (auto* st = std::get_if<StandardTarget>(&r.target); st && st->v == StdVerdict::Drop && t.id == TableId::Nat)
           d_.error(r.line, 0, "The \"nat\" table is not intended for filtering, the use of DROP is therefore inhibited.");
+        if (!std::holds_alternative<JumpTarget>(r.target)) {
+          std::string n = target_name(r.target);
+          if (auto only = target_only_table(n); only && t.id != *only)
+            d_.error(r.line, 0, fmt::format("{} is only valid in the {} table", n, table_name(*only)));
+        }
         std::visit(
             [&](auto& tg) {
               using T = std::decay_t<decltype(tg)>;
               if constexpr (std::is_same_v<T, NatTarget>) {
                 std::string n = target_name(r.target);
-                bad_table(n, TableId::Nat);
                 bool dst = tg.kind == NatTarget::Kind::Dnat || tg.kind == NatTarget::Kind::Redirect;
                 if (tg.kind == NatTarget::Kind::Netmap) {
                 } else if (dst) bad_hook(n, hook_bit(PreRouting) | hook_bit(LocalOut));
@@ -738,17 +750,11 @@ class Loader {
               } else if constexpr (std::is_same_v<T, RejectTarget>) {
                 bad_hook("REJECT", hook_bit(LocalIn) | hook_bit(Forward) | hook_bit(LocalOut));
               } else if constexpr (std::is_same_v<T, TproxyTarget>) {
-                bad_table("TPROXY", TableId::Mangle);
                 bad_hook("TPROXY", hook_bit(PreRouting));
-              } else if constexpr (std::is_same_v<T, CtTarget> || std::is_same_v<T, NotrackTarget> ||
-                                   std::is_same_v<T, TraceTarget>) {
-                bad_table(target_name(r.target), TableId::Raw);
               } else if constexpr (std::is_same_v<T, SetTarget>) {
                 if (tg.map.set()) bad_table("SET --map-set", TableId::Mangle);
                 if (tg.map_prio || tg.map_queue)
                   bad_hook("SET --map-prio/--map-queue", hook_bit(Forward) | hook_bit(LocalOut) | hook_bit(PostRouting));
-              } else if constexpr (std::is_same_v<T, ChecksumTarget>) {
-                bad_table("CHECKSUM", TableId::Mangle);
               } else if constexpr (std::is_same_v<T, TcpmssTarget>) {
                 if (tg.clamp)
                   bad_hook("TCPMSS --clamp-mss-to-pmtu", hook_bit(Forward) | hook_bit(LocalOut) | hook_bit(PostRouting));

@@ -4,11 +4,19 @@
 #include <doctest/doctest.h>
 
 #include "helpers.hpp"
+#include "netfilter/ipset/ipset.hpp"
+#include "netfilter/nftables/nft.hpp"
 
 using namespace svcpath;
 using svcpath::test::rules;
 
 namespace {
+
+std::string crlf(std::string_view lf) {
+  std::string out;
+  for (char c : lf) out += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  return out;
+}
 
 std::string saved(const std::string& text, Family f = Family::V4) { return nf::save(rules(text, f)); }
 
@@ -112,10 +120,27 @@ TEST_CASE("ip6tables -S: the family is guessed from IPv6 addresses or ICMPv6") {
 
 TEST_CASE("CRLF line ends read as LF, in restore input and in -S output") {
   std::string lf = "*filter\n:INPUT DROP [0:0]\n-A INPUT -m comment --comment \"a b\" -j ACCEPT\nCOMMIT\n";
-  std::string crlf;
-  for (char c : lf) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
-  CHECK(saved(crlf) == saved(lf));
+  CHECK(saved(crlf(lf)) == saved(lf));
   CHECK(saved("-P INPUT DROP\r\n-A INPUT -j ACCEPT\r\n") == saved("-P INPUT DROP\n-A INPUT -j ACCEPT\n"));
   // A line's column counts are unchanged by the CR at its end.
   CHECK_LOAD_ERROR(rules("*filter\r\n:INPUT ACCEPT [0:0]\r\n-A INPUT -s 1.2.3 -j ACCEPT\r\nCOMMIT\r\n"), 3, "not an IP address");
+}
+
+TEST_CASE("CRLF in the other readers: ipset save and list, nft list ruleset") {
+  // ipset restore itself accepts CRLF; nft -f refuses it ("unexpected junk"), svcpath reads both.
+  auto sets = [](std::string_view text) {
+    nf::IpSets s;
+    nf::load_ipsets(text, "t.ipsets", s);
+    return nf::save_ipsets(s);
+  };
+  std::string save = "create s hash:ip family inet hashsize 1024 maxelem 65536 comment\nadd s 1.2.3.4 comment \"x y\"\n";
+  CHECK(sets(crlf(save)) == sets(save));
+  std::string list =
+      "Name: s\nType: hash:ip\nRevision: 6\nHeader: family inet hashsize 1024 maxelem 65536 comment bucketsize 12 initval "
+      "0x1\nSize in memory: 200\nReferences: 0\nNumber of entries: 1\nMembers:\n1.2.3.4 comment \"x y\"\n";
+  CHECK(sets(crlf(list)) == sets(list));
+  std::string nft =
+      "table ip t {\n\tchain c {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tip saddr 1.2.3.4 "
+      "drop\n\t}\n}\n";
+  CHECK(nf::nft::print(nf::nft::load(crlf(nft), "t.nft")) == nf::nft::print(nf::nft::load(nft, "t.nft")));
 }
