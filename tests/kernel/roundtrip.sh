@@ -46,7 +46,7 @@ done
 
 # `iptables -S` as nodes print it, of the tables the kernel holds after restoring each dump (and two
 # real ip6tables dumps from the corpus): each table alone (`iptables -t T -S`), all of them
-# concatenated, and CRLF copies of that and of the dump itself must read back as iptables-save prints
+# concatenated (also as `-S -v` prints them, with counters), and CRLF copies of that and of the dump itself must read back as iptables-save prints
 # the kernel's tables. svcpath infers each block's table and, for ip6tables -S, the family; the
 # security table alone cannot be told from filter and is given wrapped in *security / COMMIT.
 tables_of() { sed -n 's/^\*//p'; }
@@ -54,15 +54,16 @@ table_block() { awk -v t="*$1" '$0 == t {on = 1} on {print} on && $0 == "COMMIT"
 s_check() {  # NAME IPT: the dump is loaded in $ns already
   local name=$1 ipt=$2 t form
   ip netns exec "$ns" "$ipt-legacy-save" 2>/dev/null | grep -v '^#' > "$tmp/ksave"
-  : > "$tmp/all.S"
+  : > "$tmp/all.S"; : > "$tmp/all-v.S"
   for t in $(tables_of < "$tmp/ksave"); do
     ip netns exec "$ns" "$ipt-legacy" -t "$t" -S > "$tmp/$t.S"
+    ip netns exec "$ns" "$ipt-legacy" -t "$t" -S -v >> "$tmp/all-v.S"
     cat "$tmp/$t.S" >> "$tmp/all.S"
     table_block "$t" < "$tmp/ksave" > "$tmp/want.$t"
   done
   sed 's/$/\r/' "$tmp/all.S" > "$tmp/all-crlf.S"
   sed 's/$/\r/' "$tmp/dump" > "$tmp/dump-crlf"
-  for form in $(tables_of < "$tmp/ksave") all all-crlf dump-crlf; do
+  for form in $(tables_of < "$tmp/ksave") all all-v all-crlf dump-crlf; do
     n=$((n + 1))
     in="$tmp/$form.S"; want="$tmp/ksave"
     [ -f "$tmp/want.$form" ] && want="$tmp/want.$form"
