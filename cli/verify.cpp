@@ -21,6 +21,7 @@
 
 #include "cli/commands.hpp"
 #include "core/diag.hpp"
+#include "netfilter/iptables/iptables.hpp"
 
 namespace svcpath::cli {
 namespace fs = std::filesystem;
@@ -64,7 +65,9 @@ static std::string snapshot_node_config(const nf::Node& n, bool v6) {
     ifs.push_back(std::move(j));
   }
   for (auto& r : n.routes()) {
-    if (r.table != 254 || r.type != nf::RouteType::Unicast || r.oif < 0 || (!r.dst.addr.is_v4() && (!v6 || link_local(r.dst.addr)))) continue;
+    if (r.table != 254 || r.type != nf::RouteType::Unicast || r.oif < 0 ||
+        (!r.dst.addr.is_v4() && (!v6 || link_local(r.dst.addr))))
+      continue;
     nlohmann::json j{{"dst", r.dst.str()}, {"dev", std::string(n.ifname(r.oif))}};
     if (r.via) j["via"] = r.via->str();
     routes.push_back(std::move(j));
@@ -115,23 +118,34 @@ int run_verify(const VerifyOptions& o_in, std::ostream& out) {
       if (!dir.empty()) fs::remove_all(dir, ec);
     }
   } cleanup{members};
+  auto private_file = [&](const std::string& name, const std::string& text) {
+    if (members.empty()) {
+      std::string tmpl = (fs::temp_directory_path() / "svcpath-verify-XXXXXX").string();
+      if (!mkdtemp(tmpl.data())) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+      members = tmpl;
+    }
+    fs::path f = members / name;
+    std::ofstream(f, std::ios::binary) << text;
+    return f.string();
+  };
   auto add = [&](const char* flag, const std::string& v) {
     if (v.empty()) return;
     if (!o.snapshot.empty() && v.starts_with(o.snapshot + ":")) {
-      if (members.empty()) {
-        std::string tmpl = (fs::temp_directory_path() / "svcpath-verify-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
-        members = tmpl;
-      }
-      fs::path f = members / v.substr(o.snapshot.size() + 1);
-      std::ofstream(f, std::ios::binary) << read_input_file(v);
-      args.insert(args.end(), {flag, f.string()});
+      args.insert(args.end(), {flag, private_file(v.substr(o.snapshot.size() + 1), read_input_file(v))});
       return;
     }
     args.insert(args.end(), {flag, fs::absolute(v).string()});
   };
-  add("--rules", o.rules);
-  add("--rules6", o.rules6);
+  // The kernel's iptables-restore reads neither `iptables -S` output nor CRLF: it gets the same
+  // lines as restore input (the tables as svcpath inferred them).
+  auto add_rules = [&](const char* flag, const std::string& v) {
+    if (v.empty()) return;
+    if (auto text = nf::kernel_restore_input(read_input_file(v)))
+      args.insert(args.end(), {flag, private_file(std::string(flag + 2) + ".restore", *text)});
+    else add(flag, v);
+  };
+  add_rules("--rules", o.rules);
+  add_rules("--rules6", o.rules6);
   add("--ipsets", o.ipsets);
   add("--nft", o.nft);
   add("--node-config", o.node.node_config);

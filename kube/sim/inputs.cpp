@@ -74,10 +74,10 @@ nf::Node NodeOptions::build(std::optional<nf::Node> base) const {
   return n;
 }
 
-// An iptables-save dump of either family: ip6tables-save says so in its header.
+// An iptables-save dump or iptables -S output of either family (nf::guess_family).
 nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters, const std::string& backend) {
   std::string text = read_input_file(path);
-  Family fam = force ? *force : (text.find("ip6tables-save") != std::string::npos ? Family::V6 : Family::V4);
+  Family fam = force ? *force : nf::guess_family(text);
   nf::Ruleset rs;
   rs.family = fam;
   nf::RestoreOptions opt;

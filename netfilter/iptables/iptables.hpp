@@ -1,5 +1,6 @@
 #pragma once
 // iptables-save / iptables-restore text <-> Ruleset.
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,9 +21,21 @@ struct RestoreOptions {
   size_t max_rules = 10'000'000;
 };
 
-/// Parses restore-format text (what iptables-save prints, or kube-proxy writes) into rs. Collects
+/// Parses restore-format text (what iptables-save prints, or kube-proxy writes) or `iptables -S`
+/// output (one or several tables, each table inferred from its chains and targets) into rs; CRLF
+/// line ends read as LF. Collects
 /// every error with file:line:column and throws LoadError if there was any; rs is then unchanged.
 void load_restore(std::string_view text, const std::string& file, Ruleset& rs, const RestoreOptions& opt = {});
+
+/// The family a dump is for when the user did not say: ip6tables-save's header; for `iptables -S`
+/// output (no header) an IPv6 address after -s/-d or ICMPv6; IPv4 otherwise.
+Family guess_family(std::string_view text);
+
+/// What the kernel's iptables-restore reads for the same rules, when that differs from text: CR
+/// line ends dropped (iptables-restore refuses them), and `iptables -S` output wrapped in "*table" /
+/// "COMMIT" per table as load_restore infers them ("-P" lines become chain lines). nullopt: text
+/// is restore input already. For running a user's dump in a kernel (svcpath verify).
+std::optional<std::string> kernel_restore_input(std::string_view text);
 
 /// Reads a file and loads it; the family must be given (iptables vs ip6tables dump).
 Ruleset load_restore_file(const std::string& path, Family fam, const RestoreOptions& opt = {});

@@ -32,6 +32,134 @@ bool looks_like_target(std::string_view name) {
   return true;
 }
 
+// Lines without their '\n'; a '\r' before it goes too (CRLF files: iptables-restore refuses
+// them, but the rules are the same and the paste came from a terminal or an editor that added it).
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    out.push_back(line);
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return out;
+}
+
+// One table of `iptables -S` output: its first and last line and the table it is taken to be.
+struct SBlock {
+  int first = 0, last = 0;
+  TableId table = TableId::Filter;
+};
+
+// What one block's lines say about its table: the built-in chains its "-P" lines name (iptables -S
+// names every built-in chain of the table), the built-in chains its rules use, and its targets.
+struct SScan {
+  int first = 0, last = 0;
+  uint8_t policies = 0, chains = 0;
+  int last_hook = -1;
+  bool body = false;            // a "-N" or rule line was seen: a later "-P" starts a table
+  int only[kNumTables] = {};    // targets valid in that table alone (DNAT: nat)
+  int likely[kNumTables] = {};  // targets usually found there (MARK: mangle)
+  int never[kNumTables] = {};   // targets the table refuses (DROP: nat)
+};
+
+// The table a target is valid in, for targets the kernel registers for one table only (their
+// xt_target .table): checked at COMMIT, and what tells which table `iptables -S` lines are from.
+std::optional<TableId> target_only_table(std::string_view target) {
+  using enum TableId;
+  static constexpr std::pair<std::string_view, TableId> kOnly[] = {
+      {"DNAT", Nat}, {"SNAT", Nat},    {"MASQUERADE", Nat}, {"REDIRECT", Nat},  {"NETMAP", Nat},
+      {"CT", Raw},   {"NOTRACK", Raw}, {"TRACE", Raw},      {"TPROXY", Mangle}, {"CHECKSUM", Mangle}};
+  for (auto& [n, t] : kOnly)
+    if (target == n) return t;
+  return std::nullopt;
+}
+
+void target_hint(SScan& s, std::string_view tg) {
+  using enum TableId;
+  static constexpr std::pair<std::string_view, TableId> kLikely[] = {
+      {"MARK", Mangle}, {"CONNMARK", Mangle}, {"TOS", Mangle},      {"DSCP", Mangle}, {"TTL", Mangle},
+      {"HL", Mangle},   {"TCPMSS", Mangle},   {"CLASSIFY", Mangle}, {"ECN", Mangle},  {"REJECT", Filter}};
+  if (auto t = target_only_table(tg)) ++s.only[int(*t)];
+  for (auto& [n, t] : kLikely)
+    if (tg == n) ++s.likely[int(t)];
+  if (tg == "DROP") ++s.never[int(Nat)];
+}
+
+// The table a block is from. Its built-in chains rule out tables without them (mangle has all
+// five, so one always remains); then a target valid in one table alone decides, then "-P" lines
+// naming exactly a table's chains, then targets usually found in a table; a table an earlier block
+// already was counts against (filter then security, which -S cannot tell apart otherwise); ties go
+// to filter, nat, mangle, raw, security in that order.
+TableId infer_table(const SScan& s, const bool (&used)[kNumTables]) {
+  using enum TableId;
+  int only_total = 0;
+  for (int n : s.only) only_total += n;
+  TableId best = Mangle;
+  long best_score = 0;
+  bool have = false;
+  for (TableId t : {Filter, Nat, Mangle, Raw, Security}) {
+    uint8_t hooks = table_hooks(t);
+    if ((s.policies | s.chains) & ~hooks) continue;
+    int k = int(t);
+    long score =
+        100L * (2 * s.only[k] - only_total - s.never[k]) + (s.policies == hooks ? 10 : 0) + s.likely[k] - (used[k] ? 1000 : 0);
+    if (!have || score > best_score) best = t, best_score = score, have = true;
+  }
+  return best;
+}
+
+// iptables -S prints no "*table" and no COMMIT: "-P" for each built-in chain in hook order, "-N" for
+// each user chain, then the rules ("-A"). Input is read so when it has such lines and none of
+// restore's own ("*table", ":chain", "[p:b]", COMMIT); otherwise it is restore input, where a bare
+// "-A" keeps its "outside a table" error. A "-P" after "-N"/"-A" lines, or one naming a hook not
+// after the previous "-P"'s, starts the next table (`iptables -t T -S` of several tables
+// concatenated). Returns no blocks for restore input.
+std::vector<SBlock> s_blocks(const std::vector<std::string_view>& lines) {
+  std::vector<SScan> scans;
+  bool s_lines = false;
+  std::vector<Word> toks;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    toks.clear();
+    // A line the tokenizer refuses still belongs to the block it is in: the loader reports it there.
+    bool bad = split_words(lines[i], toks).has_value();
+    if (!bad && (toks.empty() || toks[0].s.empty() || toks[0].s[0] == '#')) continue;
+    static const std::string kNone;
+    const std::string& cmd = toks.empty() ? kNone : toks[0].s;
+    if (!cmd.empty() && (cmd[0] == '*' || cmd[0] == ':' || cmd[0] == '[' || cmd == "COMMIT")) return {};
+    bool policy = cmd == "-P" || cmd == "--policy";
+    if (policy || cmd == "-N" || cmd == "--new-chain" || cmd == "-A" || cmd == "--append") s_lines = true;
+    int hook = -1;  // the built-in chain the line names, if any
+    if (toks.size() > 1)
+      if (auto h = parse_builtin_chain(toks[1].s)) hook = int(*h);
+    if (scans.empty() || (policy && (scans.back().body || (hook >= 0 && hook <= scans.back().last_hook)))) {
+      scans.emplace_back();
+      scans.back().first = int(i) + 1;
+    }
+    SScan& s = scans.back();
+    s.last = int(i) + 1;
+    if (policy) {
+      if (hook >= 0) s.policies |= hook_bit(Hook(hook)), s.last_hook = hook;
+      continue;
+    }
+    s.body = true;
+    if (hook >= 0) s.chains |= hook_bit(Hook(hook));
+    for (size_t k = 2; k + 1 < toks.size(); ++k)
+      if (toks[k].s == "-j" || toks[k].s == "--jump") target_hint(s, toks[k + 1].s);
+  }
+  if (!s_lines) return {};
+  std::vector<SBlock> out;
+  bool used[kNumTables] = {};
+  for (const SScan& s : scans) {
+    out.push_back({s.first, s.last, infer_table(s, used)});
+    used[int(out.back().table)] = true;
+  }
+  return out;
+}
+
 struct WorkTable {
   Table t;
   int opened_at = 0;
@@ -43,17 +171,19 @@ class Loader {
   Loader(const std::string& file, Ruleset& rs, const RestoreOptions& opt) : d_(file), rs_(rs), opt_(opt), fam_(rs.family) {}
 
   void run(std::string_view text) {
-    int lineno = 0;
-    size_t pos = 0;
-    while (pos <= text.size() && !d_.full()) {
-      size_t nl = text.find('\n', pos);
-      std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-      ++lineno;
-      line_(lineno, line);
-      if (nl == std::string_view::npos) break;
-      pos = nl + 1;
+    std::vector<std::string_view> lines = split_lines(text);
+    if (auto blocks = s_blocks(lines); !blocks.empty()) {
+      // iptables -S output: each block is a table opened before its first line and committed after
+      // its last, so every line keeps its own number.
+      for (const auto& b : blocks) {
+        open_table(b.first, b.table);
+        for (int ln = b.first; ln <= b.last && !d_.full(); ++ln) line_(ln, lines[size_t(ln - 1)]);
+        commit(b.last);
+      }
+    } else {
+      for (size_t i = 0; i < lines.size() && !d_.full(); ++i) line_(int(i) + 1, lines[i]);
+      if (cur_) d_.error(cur_->opened_at, 0, fmt::format("table '{}' opened here has no COMMIT", table_name(cur_->t.id)));
     }
-    if (cur_) d_.error(cur_->opened_at, 0, fmt::format("table '{}' opened here has no COMMIT", table_name(cur_->t.id)));
     d_.throw_if_errors();
     // Install atomically: only when the whole input was good.
     for (auto& wt : done_) {
@@ -107,17 +237,7 @@ class Loader {
         return;
       }
       if (toks.size() > 1) d_.error(ln, toks[1].col, "unexpected text after the table name");
-      cur_.emplace();
-      cur_->opened_at = ln;
-      const Table* existing = nullptr;
-      for (auto& dt : done_)
-        if (dt.id == *id) existing = &dt;
-      if (!existing) existing = rs_.table(*id);
-      if (opt_.noflush && existing) cur_->t = *existing;
-      else cur_->t = Table{};
-      cur_->t.id = *id;
-      cur_->t.line = ln;
-      reindex();
+      open_table(ln, *id);
       return;
     }
     if (!cur_) {
@@ -149,6 +269,20 @@ class Loader {
       start = 1;
     }
     command(ln, toks, start, counters, pk, by);
+  }
+
+  void open_table(int ln, TableId id) {
+    cur_.emplace();
+    cur_->opened_at = ln;
+    const Table* existing = nullptr;
+    for (auto& dt : done_)
+      if (dt.id == id) existing = &dt;
+    if (!existing) existing = rs_.table(id);
+    if (opt_.noflush && existing) cur_->t = *existing;
+    else cur_->t = Table{};
+    cur_->t.id = id;
+    cur_->t.line = ln;
+    reindex();
   }
 
   static std::optional<std::pair<uint64_t, uint64_t>> parse_counters(std::string_view s) {
@@ -460,6 +594,17 @@ class Loader {
       return;
     }
     c->policy = cl.arg(2).s == "ACCEPT" ? Policy::Accept : Policy::Drop;
+    if (!cl.has(3)) return;
+    // `iptables -S -v` prints the chain's counters after the policy: "-P INPUT DROP -c 10 840".
+    auto pk = cl.has(4) ? parse_uint(cl.arg(4).s, UINT64_MAX) : std::nullopt;
+    auto by = cl.has(5) ? parse_uint(cl.arg(5).s, UINT64_MAX) : std::nullopt;
+    if ((cl.arg(3).s != "-c" && cl.arg(3).s != "--set-counters") || !pk || !by) {
+      d_.error(cl.ln, cl.arg(3).col, "unexpected text after the policy (only '-c PACKETS BYTES' may follow it)");
+      return;
+    }
+    if (cl.has(6)) d_.error(cl.ln, cl.arg(6).col, "unexpected text after the policy's counters");
+    c->pkts = opt_.counters ? *pk : 0;
+    c->bytes = opt_.counters ? *by : 0;
   }
 
   // -E: renames a user chain and the jumps to it.
@@ -588,12 +733,16 @@ class Loader {
         };
         if (auto* st = std::get_if<StandardTarget>(&r.target); st && st->v == StdVerdict::Drop && t.id == TableId::Nat)
           d_.error(r.line, 0, "The \"nat\" table is not intended for filtering, the use of DROP is therefore inhibited.");
+        if (!std::holds_alternative<JumpTarget>(r.target)) {
+          std::string n = target_name(r.target);
+          if (auto only = target_only_table(n); only && t.id != *only)
+            d_.error(r.line, 0, fmt::format("{} is only valid in the {} table", n, table_name(*only)));
+        }
         std::visit(
             [&](auto& tg) {
               using T = std::decay_t<decltype(tg)>;
               if constexpr (std::is_same_v<T, NatTarget>) {
                 std::string n = target_name(r.target);
-                bad_table(n, TableId::Nat);
                 bool dst = tg.kind == NatTarget::Kind::Dnat || tg.kind == NatTarget::Kind::Redirect;
                 if (tg.kind == NatTarget::Kind::Netmap) {
                 } else if (dst) bad_hook(n, hook_bit(PreRouting) | hook_bit(LocalOut));
@@ -602,17 +751,11 @@ class Loader {
               } else if constexpr (std::is_same_v<T, RejectTarget>) {
                 bad_hook("REJECT", hook_bit(LocalIn) | hook_bit(Forward) | hook_bit(LocalOut));
               } else if constexpr (std::is_same_v<T, TproxyTarget>) {
-                bad_table("TPROXY", TableId::Mangle);
                 bad_hook("TPROXY", hook_bit(PreRouting));
-              } else if constexpr (std::is_same_v<T, CtTarget> || std::is_same_v<T, NotrackTarget> ||
-                                   std::is_same_v<T, TraceTarget>) {
-                bad_table(target_name(r.target), TableId::Raw);
               } else if constexpr (std::is_same_v<T, SetTarget>) {
                 if (tg.map.set()) bad_table("SET --map-set", TableId::Mangle);
                 if (tg.map_prio || tg.map_queue)
                   bad_hook("SET --map-prio/--map-queue", hook_bit(Forward) | hook_bit(LocalOut) | hook_bit(PostRouting));
-              } else if constexpr (std::is_same_v<T, ChecksumTarget>) {
-                bad_table("CHECKSUM", TableId::Mangle);
               } else if constexpr (std::is_same_v<T, TcpmssTarget>) {
                 if (tg.clamp)
                   bad_hook("TCPMSS --clamp-mss-to-pmtu", hook_bit(Forward) | hook_bit(LocalOut) | hook_bit(PostRouting));
@@ -675,6 +818,58 @@ class Loader {
 };
 
 }  // namespace
+
+Family guess_family(std::string_view text) {
+  if (text.find("ip6tables-save") != std::string_view::npos) return Family::V6;
+  // Restore input without the header is IPv4 (an IPv6 address in it is an error); `iptables -S`
+  // prints no header for either family: an IPv6 source or destination, or ICMPv6, says so.
+  if (s_blocks(split_lines(text)).empty()) return Family::V4;
+  std::vector<Word> toks;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+    toks.clear();
+    if (split_words(line, toks)) continue;
+    for (size_t k = 0; k < toks.size(); ++k) {
+      std::string_view w = toks[k].s;
+      if (w == "ipv6-icmp" || w == "icmpv6" || w == "icmp6" || w.starts_with("icmp6-")) return Family::V6;
+      bool addr_opt = w == "-s" || w == "-d" || w == "--source" || w == "--destination" || w == "--src" || w == "--dst";
+      if (addr_opt && k + 1 < toks.size() && toks[k + 1].s.find(':') != std::string::npos) return Family::V6;
+    }
+  }
+  return Family::V4;
+}
+
+std::optional<std::string> kernel_restore_input(std::string_view text) {
+  std::vector<std::string_view> lines = split_lines(text);
+  std::vector<SBlock> blocks = s_blocks(lines);
+  if (blocks.empty() && text.find('\r') == std::string_view::npos) return std::nullopt;
+  std::string out;
+  if (blocks.empty()) {
+    for (auto l : lines) out.append(l).push_back('\n');
+    if (!text.empty() && text.back() == '\n') out.pop_back();
+    return out;
+  }
+  std::vector<Word> toks;
+  for (const SBlock& b : blocks) {
+    out += fmt::format("*{}\n", table_name(b.table));
+    for (int ln = b.first; ln <= b.last; ++ln) {
+      std::string_view l = lines[size_t(ln - 1)];
+      toks.clear();
+      // "-P CHAIN POLICY [-c P B]" becomes the chain line iptables-restore reads counters from.
+      if (!split_words(l, toks) && toks.size() >= 3 && (toks[0].s == "-P" || toks[0].s == "--policy")) {
+        bool c = toks.size() == 6 && (toks[3].s == "-c" || toks[3].s == "--set-counters");
+        out += fmt::format(":{} {} [{}:{}]\n", toks[1].s, toks[2].s, c ? toks[4].s : "0", c ? toks[5].s : "0");
+      } else {
+        out.append(l).push_back('\n');
+      }
+    }
+    out += "COMMIT\n";
+  }
+  return out;
+}
 
 void load_restore(std::string_view text, const std::string& file, Ruleset& rs, const RestoreOptions& opt) {
   rs.backend = opt.backend;

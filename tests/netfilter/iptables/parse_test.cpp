@@ -258,7 +258,7 @@ TEST_CASE("bad input: every error has its line and says what was expected") {
     int line;
     const char* msg;
   } bad[] = {
-      {"-A INPUT -j ACCEPT\n", 1, "outside a table"},
+      {"-A INPUT -j ACCEPT\n*filter\nCOMMIT\n", 1, "outside a table"},
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\n", 1, "has no COMMIT"},
       {"*bogus\nCOMMIT\n", 1, "unknown table 'bogus'"},
       {"*filter\n*nat\nCOMMIT\n", 2, "before table 'filter'"},
