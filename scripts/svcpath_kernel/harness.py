@@ -330,6 +330,21 @@ class Kernel:
         return [(f["iface"][1:], parse_ip(bytes.fromhex(f["hex"])[14:])) for f in frames
                 if bytes.fromhex(f["hex"])[12:14] in (b"\x08\x00", b"\x86\xdd")]
 
+    def own_walk(self, ipid, events):
+        """A packet's own TRACE lines: the kernel reuses trace ids (skb addresses), so an answer the
+        node sends straight after (an echo reply, a reset) can be logged under the packet's id.
+        Such a packet starts at the raw OUTPUT TRACE rule: an arriving packet never meets it, one
+        the node sent meets it once."""
+        i = ipid - IPID_BASE
+        local = 0 <= i < len(self.sc["packets"]) and self.sc["packets"][i].get("in") is None
+        seen = 0
+        for n, e in enumerate(events):
+            if e[0] == "raw" and e[1] == "OUTPUT" and "-j TRACE" in (e[-1] or ""):
+                seen += 1
+                if seen > (1 if local else 0):
+                    return events[:n]
+        return events
+
     def traces(self):
         """ipid -> [(table, chain, kind, rule text or number)]: xtables-monitor for nft, the
         kernel log for legacy (rule numbers, resolved to text from the kernel's own save)."""
@@ -357,7 +372,7 @@ class Kernel:
                     rules = chains.get((fam_of.get(ipid, 4), t, c), [])
                     text = rules[num - 1] if kind != "policy" and 0 < num <= len(rules) else ""
                     lst.append((t, c, kind, num, text))
-                out[ipid] = lst
+                out[ipid] = self.own_walk(ipid, lst)
             return out
         if not self.monitor:
             return None
@@ -385,7 +400,7 @@ class Kernel:
             text = (m.group(3) or "").strip()
             text = re.sub(r"^-[46] -t \S+ ", "", text)
             by_id.setdefault(ipid_of[m.group(1)], []).append((table, chain, kind, text if kind == "rule" else ""))
-        return by_id
+        return {k: self.own_walk(k, v) for k, v in by_id.items()}
 
     def __exit__(self, *exc):
         for a in self.agents.values():
