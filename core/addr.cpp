@@ -25,6 +25,14 @@ std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max, bool allow_
   return v;
 }
 
+std::optional<ValueMask> parse_value_mask(std::string_view s, uint32_t default_mask) {
+  auto slash = s.find('/');
+  auto v = parse_uint(s.substr(0, slash), 0xffffffff, true);
+  auto m = slash == std::string_view::npos ? std::optional<uint64_t>(default_mask) : parse_uint(s.substr(slash + 1), 0xffffffff, true);
+  if (!v || !m) return std::nullopt;
+  return ValueMask{uint32_t(*v), uint32_t(*m)};
+}
+
 std::optional<Addr> Addr::parse(std::string_view s, std::string* why) {
   auto fail = [&](const char* m) -> std::optional<Addr> {
     if (why) *why = fmt::format("'{}' is not an IP address: {}", s, m);

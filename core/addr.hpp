@@ -109,5 +109,11 @@ inline bool has_ports(uint8_t p) { return p == TCP || p == UDP || p == SCTP || p
 
 /// Strict unsigned integer parse (decimal, or 0x hex when allow_hex), range-checked.
 std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max, bool allow_hex = false);
+/// "VALUE[/MASK]" of 32-bit numbers, decimal or 0x hex (marks, fwmarks); the mask defaults to
+/// default_mask.
+struct ValueMask {
+  uint32_t value = 0, mask = 0;
+};
+std::optional<ValueMask> parse_value_mask(std::string_view s, uint32_t default_mask = 0xffffffff);
 
 }  // namespace svcpath

@@ -277,12 +277,9 @@ void load_node_config_doc(const std::string& path, Node& node) {
           } else if (k == "iif" || k == "oif") {
             (k == "iif" ? r.iif : r.oif) = *s;
           } else if (k == "fwmark") {
-            auto slash = s->find('/');
-            auto m = parse_uint(s->substr(0, slash), 0xffffffff, true);
-            auto mask = slash == std::string::npos ? std::optional<uint64_t>(0xffffffff)
-                                                   : parse_uint(s->substr(slash + 1), 0xffffffff, true);
-            if (!m || !mask || !*mask) err(f.second, fmt::format("rules[{}].fwmark: expected MARK or MARK/MASK", i)), ok = false;
-            else r.fwmark = uint32_t(*m), r.fwmask = uint32_t(*mask);
+            auto vm = parse_value_mask(*s);
+            if (!vm || !vm->mask) err(f.second, fmt::format("rules[{}].fwmark: expected MARK or MARK/MASK", i)), ok = false;
+            else r.fwmark = vm->value, r.fwmask = vm->mask;
           } else if (k == "not") {
             r.invert = *s == "true" || *s == "1";
           } else if (k == "table") {

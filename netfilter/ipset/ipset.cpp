@@ -429,11 +429,9 @@ class IpsetLoader {
         if (!v) return;
         if (!s->skbinfo) return d_.error(ln, t[i].col, fmt::format("{} given for a set created without skbinfo support", o));
         if (o == "skbmark") {
-          auto slash = v->find('/');
-          auto m = parse_uint(v->substr(0, slash), 0xffffffff, true);
-          auto k = slash == std::string::npos ? std::optional<uint64_t>(0xffffffff) : parse_uint(v->substr(slash + 1), 0xffffffff, true);
-          if (!m || !k) return d_.error(ln, t[i].col, fmt::format("bad skbmark '{}' (MARK or MARK/MASK)", *v));
-          opts.skbmark = uint32_t(*m), opts.skbmark_mask = uint32_t(*k), opts.skbmark_set = true;
+          auto vm = parse_value_mask(*v);
+          if (!vm) return d_.error(ln, t[i].col, fmt::format("bad skbmark '{}' (MARK or MARK/MASK)", *v));
+          opts.skbmark = vm->value, opts.skbmark_mask = vm->mask, opts.skbmark_set = true;
         } else if (o == "skbprio") {
           // MAJOR:MINOR in hex, as tc writes class ids.
           auto colon = v->find(':');

@@ -63,16 +63,13 @@ std::optional<uint64_t> ParseCtx::num(const std::string& s, uint64_t max, const 
 
 // "value[/mask]" as the mark modules accept it.
 bool ParseCtx::value_mask(const std::string& s, uint32_t& v, uint32_t& m, uint32_t default_mask) {
-  auto slash = s.find('/');
-  auto a = parse_uint(std::string_view(s).substr(0, slash), 0xffffffff, true);
-  std::optional<uint64_t> b = default_mask;
-  if (slash != std::string::npos) b = parse_uint(std::string_view(s).substr(slash + 1), 0xffffffff, true);
-  if (!a || !b) {
+  auto vm = parse_value_mask(s, default_mask);
+  if (!vm) {
     err(fmt::format("'{}' is not a value[/mask] of 32-bit numbers", s));
     return false;
   }
-  v = uint32_t(*a);
-  m = uint32_t(*b);
+  v = vm->value;
+  m = vm->mask;
   return true;
 }
 
