@@ -65,7 +65,7 @@ static std::string snapshot_node_config(const nf::Node& n, bool v6) {
     ifs.push_back(std::move(j));
   }
   for (auto& r : n.routes()) {
-    if (r.table != 254 || r.type != nf::RouteType::Unicast || r.oif < 0 ||
+    if (r.table != nf::rt_table::Main || r.type != nf::RouteType::Unicast || r.oif < 0 ||
         (!r.dst.addr.is_v4() && (!v6 || link_local(r.dst.addr))))
       continue;
     nlohmann::json j{{"dst", r.dst.str()}, {"dev", std::string(n.ifname(r.oif))}};

@@ -137,14 +137,19 @@ bool Node::is_local(const Addr& a) const {
   return false;
 }
 
-namespace {
-constexpr uint32_t kTableLocal = 255, kTableMain = 254, kTableDefault = 253;
+std::optional<uint32_t> parse_route_table(std::string_view s) {
+  if (s == "local") return rt_table::Local;
+  if (s == "main") return rt_table::Main;
+  if (s == "default") return rt_table::Default;
+  if (s == "unspec") return rt_table::Unspec;
+  if (auto v = parse_uint(s, 0xffffffffu)) return uint32_t(*v);
+  return std::nullopt;
 }
 
 RouteResult Node::lookup(const Addr& dst, const RouteKey* key) const {
   // One table: longest prefix, then lowest metric. Connected routes live in main.
   auto in_table = [&](uint32_t table, RouteResult& res) {
-    if (table == kTableLocal) {
+    if (table == rt_table::Local) {
       if (is_local(dst)) {
         res = RouteResult{RouteType::Local, find("lo"), dst, std::nullopt};
         return true;
@@ -164,7 +169,7 @@ RouteResult Node::lookup(const Addr& dst, const RouteKey* key) const {
         res = r;
       }
     };
-    if (table == kTableMain)
+    if (table == rt_table::Main)
       for (auto& [idx, a] : connected_) {
         if (a.addr.fam != dst.fam) continue;
         RouteResult r{RouteType::Unicast, idx, dst, a.addr};
@@ -205,7 +210,7 @@ RouteResult Node::lookup(const Addr& dst, const RouteKey* key) const {
     }
   }
   if (!any_rule)
-    for (uint32_t t : {kTableLocal, kTableMain, kTableDefault})
+    for (uint32_t t : {rt_table::Local, rt_table::Main, rt_table::Default})
       if (in_table(t, res)) return res;
   return RouteResult{};
 }

@@ -42,6 +42,13 @@ struct Interface {
 
 enum class RouteType : uint8_t { Unicast, Local, Broadcast, Blackhole, Unreachable, Prohibit };
 
+/// The routing tables iproute2 names (rt_tables' reserved ids); any other id is a policy table.
+namespace rt_table {
+inline constexpr uint32_t Unspec = 0, Default = 253, Main = 254, Local = 255;
+}
+/// A table as `ip route`/`ip rule` print it: main, local, default, unspec or a number.
+std::optional<uint32_t> parse_route_table(std::string_view s);
+
 struct Route {
   Prefix dst;
   int16_t oif = kNoIf;
@@ -49,7 +56,7 @@ struct Route {
   std::optional<Addr> src;
   RouteType type = RouteType::Unicast;
   uint32_t metric = 0;
-  uint32_t table = 254;  // RT_TABLE_MAIN; 255 local, 253 default, any other a policy-routing table
+  uint32_t table = rt_table::Main;
 };
 
 /// A policy-routing rule (ip rule): the first matching rule by priority picks the table.
@@ -63,7 +70,7 @@ struct RouteRule {
   std::string iif, oif;             // empty = any
   bool invert = false;              // ip rule not ...
   Action action = Action::Table;
-  uint32_t table = 254;
+  uint32_t table = rt_table::Main;
 };
 
 struct RouteResult {

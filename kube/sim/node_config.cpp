@@ -13,14 +13,11 @@ namespace svcpath::nf {
 
 namespace {
 
-// ip route's table names (rt_tables' reserved ones) or a number.
+// A table a node config names: unspec (0) is no table to route in.
 std::optional<uint32_t> route_table(const std::string& s) {
-  if (s == "main") return 254u;
-  if (s == "local") return 255u;
-  if (s == "default") return 253u;
-  auto n = parse_uint(s, 0xffffffff);
-  if (!n || *n == 0) return std::nullopt;
-  return uint32_t(*n);
+  auto t = parse_route_table(s);
+  if (t == rt_table::Unspec) return std::nullopt;
+  return t;
 }
 
 std::optional<IfAddr> parse_ifaddr(std::string_view s, std::string& why) {

@@ -75,15 +75,6 @@ struct JsonErrors {
   }
 };
 
-std::optional<uint32_t> table_id(std::string_view s) {
-  if (s == "local") return 255;
-  if (s == "main") return 254;
-  if (s == "default") return 253;
-  if (s == "unspec") return 0;
-  if (auto v = parse_uint(s, 0xffffffffu)) return uint32_t(*v);
-  return std::nullopt;
-}
-
 // Route and rule types by name; ip -N prints RTN_* numbers instead (rtnl_rtntype_n2a).
 std::string rtn_name(const std::string& s) {
   static constexpr const char* kNames[] = {"unspec",    "unicast",     "local",    "broadcast", "anycast", "multicast",
@@ -233,7 +224,7 @@ void read_ip_routes(std::string_view text, const std::string& origin, nf::Node& 
     if (const std::string* dev = je.str(o, "dev", path, false)) r.oif = node.ensure(*dev);
     if (auto m = je.num(o, "metric", path, 0xffffffffu)) r.metric = uint32_t(*m);
     if (const std::string* t = je.str(o, "table", path, false)) {
-      auto id = table_id(*t);
+      auto id = nf::parse_route_table(*t);
       if (!id) {
         je.at(path + ".table", fmt::format("table '{}' is a name from /etc/iproute2/rt_tables; snapshot with ip -N", *t));
         continue;
@@ -317,7 +308,7 @@ void read_ip_rules(std::string_view text, const std::string& origin, Family fam,
         continue;
       }
     } else if (const std::string* t = je.str(o, "table", path, false)) {
-      auto id = table_id(*t);
+      auto id = nf::parse_route_table(*t);
       if (!id) {
         je.at(path + ".table", fmt::format("table '{}' is a name from /etc/iproute2/rt_tables; snapshot with ip -N", *t));
         continue;
