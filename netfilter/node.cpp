@@ -185,7 +185,6 @@ RouteResult Node::lookup(const Addr& dst, const RouteKey* key) const {
     return best_len >= 0;
   };
   auto selects = [&](const RouteRule& r) {
-    if (r.family != (dst.is_v4() ? Family::V4 : Family::V6)) return false;
     bool m = true;
     if (r.src_set) m = m && key && !key->src.is_unspecified() && r.src.contains(key->src);
     if (r.dst_set) m = m && r.dst.contains(dst);

@@ -1,6 +1,7 @@
 #include "netfilter/ipset/ipset.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -63,15 +64,12 @@ int IpSets::index_of(std::string_view name) const {
 
 namespace {
 
+// Up to four hex digits without 0x, as tc prints class ids.
 std::optional<uint16_t> parse_hex16(std::string_view s) {
-  if (s.empty() || s.size() > 4) return std::nullopt;
-  uint32_t v = 0;
-  for (char c : s) {
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-    if (d < 0) return std::nullopt;
-    v = v * 16 + uint32_t(d);
-  }
-  return uint16_t(v);
+  uint16_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (s.empty() || s.size() > 4 || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
 }
 
 bool port_proto(std::string_view proto) { return proto == "tcp" || proto == "udp" || proto == "sctp" || proto == "udplite"; }

@@ -762,8 +762,7 @@ class Reader {
     }
     auto g = enter("right");
     const json& right = need(o, "right");
-    // ct state and ct status are bit sets: a bare value or a list tests any of the bits.
-    bool ct_state = m.types.size() == 1 && (m.types[0] == Type::CtState || m.types[0] == Type::CtStatus);
+    bool flags = m.types.size() == 1 && is_bitset(m.types[0]);
     if (right.is_string() && right.get<std::string>().size() > 1 && right.get<std::string>()[0] == '@') {
       if (m.op != Op::Eq && m.op != Op::Ne) fail("a set takes == or !=");
       m.op = m.op == Op::Ne ? Op::NotInSet : Op::InSet;
@@ -778,7 +777,7 @@ class Reader {
     }
     if (right.is_array()) {
       // "ct state established,related": a flag list, its bits ORed.
-      if (!ct_state) fail("a list of values compares flags (ct state, ct status); use {\"set\": [...]} for a set");
+      if (!flags) fail("a list of values compares flags (ct state, ct status); use {\"set\": [...]} for a set");
       if (right.empty()) fail("an empty flag list");
       Key acc{};
       for (size_t i = 0; i < right.size(); ++i) {
@@ -796,8 +795,8 @@ class Reader {
     if ((m.op == Op::Lt || m.op == Op::Gt || m.op == Op::Le || m.op == Op::Ge) && !(m.lo == m.hi))
       fail("an ordering comparison takes a single value");
     if (m.lhs.size() == 1 && m.lhs[0].sel == Sel::L4Proto && m.op == Op::Eq && m.lo == m.hi) pin(l4, m.lo.b[0]);
-    if (ct_state && implicit) m.op = Op::FlagsAny;
-    else if (ct_state && m.op == Op::Ne) m.op = Op::FlagsNone;
+    if (flags && implicit) m.op = Op::FlagsAny;
+    else if (flags && m.op == Op::Ne) m.op = Op::FlagsNone;
     return m;
   }
 

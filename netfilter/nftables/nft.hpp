@@ -51,6 +51,9 @@ enum class Type : uint8_t {
   Icmp6Type,
   CtStatus,
 };
+/// ct state and ct status are bit sets: a bare value or a list tests any of its bits, and sets of
+/// them are not intervals.
+inline bool is_bitset(Type t) { return t == Type::CtState || t == Type::CtStatus; }
 std::string_view type_name(Type t);
 /// Bytes a value of the type occupies in a key (a register slot: rounded up to 4 as the kernel does).
 size_t type_width(Type t);

@@ -496,7 +496,7 @@ class Parser {
       }
       std::string err = parse_component(types[i], wv, lo.b.data() + off, hi.b.data() + off);
       if (!err.empty()) fail_at(tk, err);
-      if (types[i] == Type::CtState || types[i] == Type::CtStatus) {
+      if (is_bitset(types[i])) {
         // "new,established" in a comparison is a flag list: OR the bits.
         while (at(Tk::Comma) && t_[i_ + 1].k == Tk::Word && ct_list_ok_) {
           ++i_;
@@ -703,7 +703,7 @@ class Parser {
   // merged: { 203.0.113.0/24, 10.0.0.0/24, 203.0.113.50 } lists as { 10.0.0.0/24, 203.0.113.0/24 }
   // (a set of single values stays as written).
   static void merge_intervals(Set& s) {
-    if (s.key.size() != 1 || s.key[0] == Type::Ifname || s.key[0] == Type::CtState || s.key[0] == Type::CtStatus) return;
+    if (s.key.size() != 1 || s.key[0] == Type::Ifname || is_bitset(s.key[0])) return;
     size_t n = value_bytes(s.key[0]);
     auto less = [n](const Key& a, const Key& b) { return std::memcmp(a.b.data(), b.b.data(), n) < 0; };
     std::sort(s.elems.begin(), s.elems.end(), [&](const Element& a, const Element& b) { return less(a.lo, b.lo); });
@@ -891,7 +891,7 @@ class Parser {
           !(m.lo == m.hi))
         fail_at(tk, "an ordering comparison takes a single value");
       if (lhs.size() == 1 && lhs[0].sel == Sel::L4Proto && m.op == MatchStmt::Op::Eq && m.lo == m.hi) pin(l4, m.lo.b[0], tk);
-      bool flags = types.size() == 1 && (types[0] == Type::CtState || types[0] == Type::CtStatus);
+      bool flags = types.size() == 1 && is_bitset(types[0]);
       if (flags && !explicit_op) m.op = MatchStmt::Op::FlagsAny;
       else if (flags && m.op == MatchStmt::Op::Ne) m.op = MatchStmt::Op::FlagsNone;
     }
