@@ -134,6 +134,28 @@ bool endpoint(std::string_view s, uint8_t pr, bool listing, Addr& a, uint16_t& p
   return true;
 }
 
+// A persistence mask as ipvsadm takes and prints it: a dotted netmask for an IPv4 service (the
+// kernel ANDs with it, so it need not be contiguous), a prefix length 1..128 for an IPv6 one.
+std::optional<Addr> persistence_mask(std::string_view s, Family fam, std::string& why) {
+  if (fam == Family::V4) {
+    auto a = Addr::parse(s, &why);
+    if (a && !a->is_v4()) a.reset(), why = fmt::format("'{}': an IPv4 service's mask is a dotted netmask", s);
+    return a;
+  }
+  auto len = parse_uint(s, 128);
+  if (!len || *len == 0) {
+    why = fmt::format("'{}': an IPv6 service's mask is a prefix length 1..128", s);
+    return std::nullopt;
+  }
+  return Addr::netmask(Family::V6, unsigned(*len));
+}
+
+// The mask as ipvsadm prints it, or "" for a full one (which it leaves out).
+std::string mask_str(const Service& s) {
+  if (s.netmask == Addr::netmask(s.netmask.fam, s.netmask.bits())) return "";
+  return s.netmask.is_v4() ? s.netmask.str() : std::to_string(*s.netmask.mask_len());
+}
+
 std::string ep(const Addr& a, uint16_t port) {
   return a.is_v4() ? fmt::format("{}:{}", a.str(), port) : fmt::format("[{}]:{}", a.str(), port);
 }
@@ -198,7 +220,7 @@ class Loader {
     std::string sched = "wlc";
     bool persistent = false;
     uint32_t timeout = 300;
-    std::optional<Addr> netmask;
+    const Word* mask = nullptr;
     uint32_t flags = 0;
     std::string why;
     for (size_t i = 1; i < w.size(); ++i) {
@@ -244,15 +266,8 @@ class Loader {
           timeout = uint32_t(*v);
         }
       } else if (o == "-M" || o == "--netmask") {
-        auto v = need();
-        if (!v) return;
-        auto a = Addr::parse(v->s, &why);
-        if (!a) {
-          auto len = parse_uint(v->s, 128);  // IPv6 prefix length form
-          if (!len) return d_.error(ln, v->col, why);
-          a = Addr::netmask(Family::V6, unsigned(*len));
-        }
-        netmask = *a;
+        mask = need();  // read once the service's family is known
+        if (!mask) return;
       } else if (o == "-b" || o == "--sched-flags") {
         auto v = need();
         if (!v) return;
@@ -295,6 +310,8 @@ class Loader {
       } else if (!endpoint(rs, pr, false, d.addr, d.port, e)) return d_.error(ln, real->col + e.off, e.why);
     }
     if (fwm) va = Addr::any(fwm_fam);
+    std::optional<Addr> netmask;
+    if (mask && !(netmask = persistence_mask(mask->s, va.fam, why))) return d_.error(ln, mask->col, why);
     Service* s = fwm ? t_.find_fwmark(fwm, va.fam) : t_.find(pr, va, vp);
     if (service) {
       if (s) return d_.error(ln, w[0].col, fmt::format("virtual service {} already exists", s->key()));
@@ -367,7 +384,7 @@ class Loader {
         if (!v) return d_.error(ln, w[i].col, "bad persistence timeout");
         ns->timeout = uint32_t(*v);
       } else if (w[i].s == "mask" && i + 1 < w.size()) {
-        auto a = Addr::parse(w[++i].s, &why);
+        auto a = persistence_mask(w[++i].s, ns->addr.fam, why);
         if (!a) return d_.error(ln, w[i].col, why);
         ns->netmask = *a;
       } else if (w[i].s.find("fallback") != std::string::npos || w[i].s.find("-port") != std::string::npos ||
@@ -474,8 +491,7 @@ std::string save_ipvsadm(const ServiceTable& t) {
     if (!fl.empty()) o += " -b " + fl;
     if (s.persistent) {
       o += fmt::format(" -p {}", s.timeout);
-      if (s.netmask != Addr::netmask(s.netmask.fam, s.netmask.bits()))
-        o += fmt::format(" -M {}", s.netmask.is_v4() ? s.netmask.str() : std::to_string(*s.netmask.mask_len()));
+      if (auto m = mask_str(s); !m.empty()) o += " -M " + m;
     }
     o += '\n';
     // Like ipvsadm-save: servers in the kernel's list order. Restoring them with -a reverses that
@@ -501,7 +517,10 @@ std::string list_ipvsadm(const ServiceTable& t, unsigned size) {
                                 : fmt::format("{:<4} {} {}", proto_word(s.proto), ep(s.addr, s.port), s.sched_name());
     std::string fl = flags_str(s);
     if (!fl.empty()) head += " (" + fl + ")";
-    if (s.persistent) head += fmt::format(" persistent {}", s.timeout);
+    if (s.persistent) {
+      head += fmt::format(" persistent {}", s.timeout);
+      if (auto m = mask_str(s); !m.empty()) head += " mask " + m;
+    }
     o += head + "\n";
     for (auto& d : s.dests) {
       const char* fw = d.fwd == Fwd::Masq ? "Masq" : d.fwd == Fwd::Route ? "Route" : "Tunnel";

@@ -164,3 +164,21 @@ TEST_CASE("IPv6 firewall-mark services: ipvsadm prints 'FWM  N IPv6' and '-f N -
   CHECK(t.find_fwmark(5, Family::V6) != t.find_fwmark(5, Family::V4));
   CHECK(list_ipvsadm(t).find("FWM  5 IPv6 rr\n  -> [fd00::7]:80 ") != std::string::npos);
 }
+
+// Found by the fuzzer: an IPv6 service's listed mask read as an address, then printed through a
+// prefix length it did not have. ipvsadm takes and prints an IPv4 mask dotted, an IPv6 one as a
+// prefix length.
+TEST_CASE("persistence masks follow the service's family, in both the listing and the save form") {
+  std::string v6 = "-A -t [fd00::1]:80 -s rr -p 300 -M 64\n-A -t 10.0.0.1:80 -s rr -p 300 -M 255.255.255.0\n";
+  CHECK(saved(v6) == v6);
+  CHECK(saved("TCP  [fd00::1]:80 rr persistent 300 mask 64\nTCP  10.0.0.1:80 rr persistent 300 mask 255.255.255.0\n") == v6);
+  ServiceTable t;
+  load_ipvsadm(v6, "x.ipvs", t);
+  CHECK(list_ipvsadm(t).find("TCP  [fd00::1]:80 rr persistent 300 mask 64\n") != std::string::npos);
+  CHECK(list_ipvsadm(t).find("TCP  10.0.0.1:80 rr persistent 300 mask 255.255.255.0\n") != std::string::npos);
+  CHECK(first_error("TCP  [fd00::1]:80 rr persistent 5 mask ffff::1\n") ==
+        "1:40: 'ffff::1': an IPv6 service's mask is a prefix length 1..128");
+  CHECK(first_error("-A -t [fd00::1]:80 -s rr -p 5 -M 0\n") == "1:34: '0': an IPv6 service's mask is a prefix length 1..128");
+  CHECK(first_error("-A -t 10.0.0.1:80 -s rr -p 5 -M 64\n").starts_with("1:33: '64' is not an IP address"));
+  CHECK(first_error("-A -t 10.0.0.1:80 -s rr -p 5 -M ffff::\n") == "1:33: 'ffff::': an IPv4 service's mask is a dotted netmask");
+}
