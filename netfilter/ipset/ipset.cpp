@@ -1,6 +1,8 @@
 #include "netfilter/ipset/ipset.hpp"
 
 #include <algorithm>
+#include <array>
+#include <functional>
 #include <charconv>
 #include <fstream>
 #include <optional>
@@ -626,6 +628,20 @@ IpSets load_ipsets_file(const std::string& path) {
   return s;
 }
 
+std::string element_text(const IpSet& s, const SetKey& k) {
+  switch (s.type) {
+    case SetType::BitmapPort: return std::to_string(k.port);
+    case SetType::HashIp:
+    case SetType::HashNet: return addr_str(k.a1, k.cidr1);
+    case SetType::HashIpPort:
+    case SetType::HashNetPort: return addr_str(k.a1, k.cidr1) + "," + port_str(k.proto, k.port);
+    case SetType::HashIpPortIp:
+    case SetType::HashIpPortNet: return addr_str(k.a1, k.cidr1) + "," + port_str(k.proto, k.port) + "," + addr_str(k.a3, k.cidr3);
+    case SetType::ListSet: break;
+  }
+  return "";
+}
+
 std::string save_ipsets(const IpSets& sets) {
   std::string o;
   auto one = [&](const IpSet& s) {
@@ -651,20 +667,7 @@ std::string save_ipsets(const IpSets& sets) {
       return;
     }
     for (auto& e : s.entries) {
-      o += fmt::format("add {} ", s.name);
-      const auto& k = e.key;
-      switch (s.type) {
-        case SetType::BitmapPort: o += std::to_string(k.port); break;
-        case SetType::HashIp:
-        case SetType::HashNet: o += addr_str(k.a1, k.cidr1); break;
-        case SetType::HashIpPort:
-        case SetType::HashNetPort: o += addr_str(k.a1, k.cidr1) + "," + port_str(k.proto, k.port); break;
-        case SetType::HashIpPortIp:
-        case SetType::HashIpPortNet:
-          o += addr_str(k.a1, k.cidr1) + "," + port_str(k.proto, k.port) + "," + addr_str(k.a3, k.cidr3);
-          break;
-        case SetType::ListSet: break;
-      }
+      o += fmt::format("add {} {}", s.name, element_text(s, e.key));
       if (e.timeout_set) o += fmt::format(" timeout {}", e.timeout);
       if (e.counters_set || s.counters) o += fmt::format(" packets {} bytes {}", e.packets, e.bytes);
       if (!e.comment.empty()) {
@@ -703,52 +706,195 @@ bool packet_port(const Packet& p, bool src, uint8_t& pr, uint16_t& port) {
   return true;
 }
 
-bool test_one(const IpSet& s, const Packet& p, uint8_t flags, uint8_t dims, bool return_nomatch, uint64_t* lookups) {
+bool is_net_dim1(SetType t) { return t == SetType::HashNet || t == SetType::HashNetPort; }
+
+// The element key the packet gives for one (cidr1, cidr3) pair, as the kernel's kadt builds it.
+// False when the packet has no such element (no port on a fragment, wrong family...).
+bool packet_key(const IpSet& s, const Packet& p, SetDims d, uint8_t c1, uint8_t c3, SetKey& k) {
   if (s.type != SetType::BitmapPort && s.family != p.t.src.fam) return false;
-  if (dims < s.dims()) return false;  // not enough direction flags for this set type
-  auto pick = [&](unsigned dim) -> const Addr& { return (flags >> dim) & 1 ? p.t.src : p.t.dst; };
-  SetKey k;
+  if (d.dims < s.dims()) return false;  // not enough direction flags for this set type
+  auto pick = [&](unsigned dim) -> const Addr& { return (d.src_flags >> dim) & 1 ? p.t.src : p.t.dst; };
+  k = SetKey{};
   if (s.type == SetType::BitmapPort) {
     uint8_t pr;
-    uint16_t port;
-    if (!packet_port(p, flags & 1, pr, port) || !proto::has_ports(pr)) return false;
-    if (lookups) ++*lookups;
-    k.port = port;
-    return s.index.contains(k);
+    if (!packet_port(p, d.src_flags & 1, pr, k.port) || !proto::has_ports(pr)) return false;
+    return true;
   }
-  if (s.dims() >= 2 && !packet_port(p, (flags >> 1) & 1, k.proto, k.port)) return false;
+  if (s.dims() >= 2 && !packet_port(p, (d.src_flags >> 1) & 1, k.proto, k.port)) return false;
   const Addr& a1 = pick(0);
-  const Addr& a3 = s.dims() == 3 ? pick(2) : a1;
-  // Most specific prefix first: the first element found decides (nomatch included).
-  for (uint8_t c1 : s.cidrs1) {
-    for (uint8_t c3 : s.cidrs3) {
-      k.a1 = s.netmask && s.type == SetType::HashIp ? a1.masked(s.netmask) : a1.masked(c1);
-      k.cidr1 = c1;
-      if (s.dims() == 3) {
-        k.a3 = a3.masked(c3);
-        k.cidr3 = c3;
-      } else {
-        k.a3 = Addr::any(s.family);
-        k.cidr3 = 0;
-      }
-      if (lookups) ++*lookups;
-      auto it = s.index.find(k);
-      if (it != s.index.end()) return s.entries[it->second].nomatch ? return_nomatch : true;
+  k.a1 = s.netmask && s.type == SetType::HashIp ? a1.masked(s.netmask) : a1.masked(c1);
+  k.cidr1 = c1;
+  if (s.dims() == 3) {
+    k.a3 = pick(2).masked(c3);
+    k.cidr3 = c3;
+  } else {
+    k.a3 = Addr::any(s.family);
+  }
+  return true;
+}
+
+const SetChanges::PerSet* changes_of(const SetChanges* c, int set_index) {
+  return c && size_t(set_index) < c->sets.size() ? &c->sets[size_t(set_index)] : nullptr;
+}
+
+// Prefix lengths to try, most specific first: the loaded elements' and the added ones'. No
+// allocation: at most 129 lengths.
+struct CidrList {
+  std::array<uint8_t, 129> v{};
+  size_t n = 0;
+  CidrList(const std::vector<uint8_t>& a, const std::vector<uint8_t>* b) {
+    for (uint8_t c : a) v[n++] = c;
+    if (b)
+      for (uint8_t c : *b)
+        if (std::find(v.begin(), v.begin() + long(n), c) == v.begin() + long(n)) v[n++] = c;
+    std::sort(v.begin(), v.begin() + long(n), std::greater<>());
+  }
+  const uint8_t* begin() const { return v.data(); }
+  const uint8_t* end() const { return v.data() + n; }
+};
+
+// One element looked up: an added/deleted one first (a deletion hides the loaded element).
+enum class Found { No, Yes, NoMatch };
+Found find_key(const IpSet& s, const SetChanges::PerSet* ch, const SetKey& k, uint64_t now, const SetEntry** entry) {
+  if (ch) {
+    auto it = ch->keys.find(k);
+    if (it != ch->keys.end()) {
+      if (!it->second.present || it->second.expires_ns <= now) return Found::No;
+      if (entry) *entry = nullptr;
+      return Found::Yes;
     }
   }
+  auto it = s.index.find(k);
+  if (it == s.index.end()) return Found::No;
+  const SetEntry& e = s.entries[it->second];
+  if (entry) *entry = &e;
+  return e.nomatch ? Found::NoMatch : Found::Yes;
+}
+
+bool test_one(const IpSet& s, const SetChanges::PerSet* ch, const Packet& p, SetDims d, bool return_nomatch, uint64_t* lookups,
+              const SetEntry** entry) {
+  SetKey k;
+  if (s.type == SetType::BitmapPort) {
+    if (!packet_key(s, p, d, 0, 0, k)) return false;
+    if (lookups) ++*lookups;
+    return find_key(s, ch, k, p.ts_ns, entry) == Found::Yes;
+  }
+  // Most specific prefix first: the first element found decides (nomatch included).
+  CidrList l1(s.cidrs1, ch ? &ch->cidrs1 : nullptr), l3(s.cidrs3, ch ? &ch->cidrs3 : nullptr);
+  for (uint8_t c1 : l1)
+    for (uint8_t c3 : l3) {
+      if (!packet_key(s, p, d, c1, c3, k)) return false;
+      if (lookups) ++*lookups;
+      Found f = find_key(s, ch, k, p.ts_ns, entry);
+      if (f != Found::No) return f == Found::Yes || return_nomatch;
+    }
   return false;
+}
+
+// The key kadt adds or deletes: host prefixes for address dimensions, the most specific prefix in
+// use for a net dimension (IP_SET_INIT_CIDR of the set's first net), the host one when it has none.
+bool change_key(const IpSet& s, const SetChanges::PerSet& ch, const Packet& p, SetDims d, SetKey& k) {
+  uint8_t host = uint8_t(s.family == Family::V4 ? 32 : 128);
+  auto first = [&](const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+    uint8_t c = 0;
+    for (uint8_t x : a) c = std::max(c, x);
+    for (uint8_t x : b) c = std::max(c, x);
+    return c ? c : host;
+  };
+  uint8_t c1 = is_net_dim1(s.type) ? first(s.cidrs1, ch.cidrs1) : host;
+  uint8_t c3 = s.type == SetType::HashIpPortNet ? first(s.cidrs3, ch.cidrs3) : s.dims() == 3 ? host : 0;
+  return packet_key(s, p, d, s.type == SetType::BitmapPort ? 0 : c1, c3, k);
+}
+
+void note_cidr(std::vector<uint8_t>& v, uint8_t c) {
+  if (std::find(v.begin(), v.end(), c) == v.end()) v.push_back(c);
+}
+
+SetChanges::PerSet& per_set(SetChanges& c, const IpSets& sets, int set_index) {
+  if (c.sets.size() < sets.size()) c.sets.resize(sets.size());
+  return c.sets[size_t(set_index)];
+}
+
+SetChange add_one(const IpSets& sets, SetChanges& changes, int idx, const Packet& p, SetDims d, std::optional<uint32_t> timeout,
+                  bool exist) {
+  const IpSet& s = sets.at(idx);
+  if (s.type == SetType::ListSet) {
+    SetChange first;
+    for (int m : s.member_index) {  // list_set_kadd: the first member that takes it
+      if (m < 0) continue;
+      SetChange c = add_one(sets, changes, m, p, d, timeout, exist);
+      if (c.done) return c;
+      if (first.set_index < 0) first = c;
+    }
+    return first;
+  }
+  SetChanges::PerSet& ch = per_set(changes, sets, idx);
+  SetChange r{idx, {}, false, false};
+  if (!change_key(s, ch, p, d, r.key)) return r;
+  const SetKey& k = r.key;
+  const uint64_t now = p.ts_ns;
+  bool live = find_key(s, &ch, k, now, nullptr) != Found::No;
+  // A live element stays as it is (-IPSET_ERR_EXIST) unless --exist, which re-adds it with a fresh
+  // timeout; a nomatch one counts as present here too.
+  r.present = live;
+  if (live && !exist) return r;
+  bool loaded = s.index.contains(k);
+  auto it = ch.keys.find(k);
+  bool counted = it != ch.keys.end() ? it->second.present && it->second.expires_ns > now : loaded;
+  if (!counted && !s.forceadd && int64_t(s.entries.size()) + ch.count_delta >= int64_t(s.maxelem)) return r;
+  uint32_t t = timeout ? *timeout : s.timeout;
+  SetChanges::Change c{true, s.timeout_set && t ? now + uint64_t(t) * 1'000'000'000ull : UINT64_MAX};
+  if (!counted) ++ch.count_delta;
+  ch.keys.insert_or_assign(k, c);
+  if (s.type != SetType::BitmapPort) note_cidr(ch.cidrs1, k.cidr1), note_cidr(ch.cidrs3, k.cidr3);
+  r.done = true;
+  return r;
+}
+
+SetChange del_one(const IpSets& sets, SetChanges& changes, int idx, const Packet& p, SetDims d) {
+  const IpSet& s = sets.at(idx);
+  if (s.type == SetType::ListSet) {
+    SetChange first;
+    for (int m : s.member_index) {
+      if (m < 0) continue;
+      SetChange c = del_one(sets, changes, m, p, d);
+      if (c.done) return c;
+      if (first.set_index < 0) first = c;
+    }
+    return first;
+  }
+  SetChanges::PerSet& ch = per_set(changes, sets, idx);
+  SetChange r{idx, {}, false, false};
+  if (!change_key(s, ch, p, d, r.key)) return r;
+  if (find_key(s, &ch, r.key, p.ts_ns, nullptr) == Found::No) return r;
+  r.present = true;
+  --ch.count_delta;
+  ch.keys.insert_or_assign(r.key, SetChanges::Change{false, 0});
+  r.done = true;
+  return r;
 }
 
 }  // namespace
 
-bool ipset_test(const IpSets& sets, int set_index, const Packet& p, uint8_t src_flags, uint8_t dims, bool return_nomatch,
-                uint64_t* lookups) {
+bool ipset_test(const IpSets& sets, const SetChanges* changes, int set_index, const Packet& p, SetDims d, bool return_nomatch,
+                uint64_t* lookups, const SetEntry** entry) {
   if (set_index < 0 || size_t(set_index) >= sets.size()) return false;
   const IpSet& s = sets.at(set_index);
-  if (s.type != SetType::ListSet) return test_one(s, p, src_flags, dims, return_nomatch, lookups);
+  if (s.type != SetType::ListSet) return test_one(s, changes_of(changes, set_index), p, d, return_nomatch, lookups, entry);
   for (int m : s.member_index)
-    if (m >= 0 && test_one(sets.at(m), p, src_flags, dims, return_nomatch, lookups)) return true;
+    if (m >= 0 && test_one(sets.at(m), changes_of(changes, m), p, d, return_nomatch, lookups, entry)) return true;
   return false;
+}
+
+SetChange ipset_add(const IpSets& sets, SetChanges& changes, int set_index, const Packet& p, SetDims d,
+                    std::optional<uint32_t> timeout, bool exist) {
+  if (set_index < 0 || size_t(set_index) >= sets.size()) return {};
+  return add_one(sets, changes, set_index, p, d, timeout, exist);
+}
+
+SetChange ipset_del(const IpSets& sets, SetChanges& changes, int set_index, const Packet& p, SetDims d) {
+  if (set_index < 0 || size_t(set_index) >= sets.size()) return {};
+  return del_one(sets, changes, set_index, p, d);
 }
 
 }  // namespace svcpath::nf

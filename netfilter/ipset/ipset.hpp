@@ -1,6 +1,7 @@
 #pragma once
 // ipsets as `ipset save` prints them and `ipset restore` reads them, and the -m set test.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,10 +87,54 @@ IpSets load_ipsets_file(const std::string& path);
 /// Prints in `ipset save` form: sets in load order (list:set last, as ipset does), elements in
 /// insertion order.
 std::string save_ipsets(const IpSets& sets);
+/// One element as `ipset save` prints it ("10.0.0.0/16", "10.0.0.5,udp:53").
+std::string element_text(const IpSet& s, const SetKey& k);
 
-/// The -m set test: flags bit i set means dimension i comes from the source. Returns whether the
-/// packet matches; *nomatch_hit is set when the deciding element was flagged nomatch.
-bool ipset_test(const IpSets& sets, int set_index, const Packet& p, uint8_t src_flags, uint8_t dims, bool return_nomatch,
-                uint64_t* lookups);
+/// What -j SET changed while packets ran (xt_SET --add-set/--del-set): per set, the elements added
+/// (with their expiry) or deleted. The loaded IpSets stay as loaded; the test reads both. One per
+/// datapath, cleared with its other rule state.
+struct SetChanges {
+  struct Change {
+    bool present = false;
+    uint64_t expires_ns = UINT64_MAX;  // packet time the element times out; UINT64_MAX: never
+  };
+  struct PerSet {
+    boost::unordered_flat_map<SetKey, Change, SetKeyHash> keys;
+    std::vector<uint8_t> cidrs1, cidrs3;  // prefix lengths of the added elements, most specific first
+    int64_t count_delta = 0;              // elements added less loaded ones deleted (maxelem)
+  };
+  std::vector<PerSet> sets;  // by set index; empty until the first change
+  void clear() { sets.clear(); }
+};
+
+/// How a rule names a set's dimensions: flags bit i set means dimension i comes from the source.
+struct SetDims {
+  uint8_t src_flags = 0;
+  uint8_t dims = 0;
+};
+
+/// The -m set test (and --map-set's lookup). Returns whether the packet matches; an element
+/// flagged nomatch matches only with return_nomatch. `changes` may be null. *entry, when given, is
+/// set to the loaded element that decided (null for one a SET target added).
+bool ipset_test(const IpSets& sets, const SetChanges* changes, int set_index, const Packet& p, SetDims d, bool return_nomatch,
+                uint64_t* lookups, const SetEntry** entry = nullptr);
+
+/// What an --add-set/--del-set did: the set (a list:set's member) and element it tried, whether
+/// the element was there before, and whether it was added/refreshed or deleted. set_index -1: the
+/// packet gives no element for the set (family, dimensions, no port).
+struct SetChange {
+  int set_index = -1;
+  SetKey key;
+  bool present = false, done = false;
+};
+
+/// xt_SET's --add-set: adds the element the packet gives (a hash:net type at its most specific
+/// prefix present, as the kernel's kadt does); an existing live element keeps its timeout unless
+/// `exist`. `timeout` is the target's --timeout, or nullopt for the set's default. A list:set adds
+/// to the first member that takes it.
+SetChange ipset_add(const IpSets& sets, SetChanges& changes, int set_index, const Packet& p, SetDims d,
+                    std::optional<uint32_t> timeout, bool exist);
+/// xt_SET's --del-set: deletes from the set, or a list:set's first member holding it.
+SetChange ipset_del(const IpSets& sets, SetChanges& changes, int set_index, const Packet& p, SetDims d);
 
 }  // namespace svcpath::nf

@@ -28,22 +28,24 @@ void RuleState::reset(const Ruleset& rs) {
 
 void resolve_sets(Ruleset& rs, const IpSets& sets, const std::string& file) {
   Diagnostics d(file);
+  auto resolve = [&](const Rule& r, const std::string& name, int& index) {
+    index = sets.index_of(name);
+    if (index < 0) return d.error(r.line, 0, fmt::format("Set {} doesn't exist (load it with --ipsets)", name));
+    const IpSet& set = sets.at(index);
+    if (set.type != SetType::ListSet && set.type != SetType::BitmapPort && set.family != rs.family)
+      d.error(r.line, 0,
+              fmt::format("set {} is family inet{}, the ruleset is IPv{}", name, set.family == Family::V4 ? "" : "6",
+                          int(rs.family)));
+  };
   for (auto& t : rs.tables)
     for (auto& c : t.chains)
-      for (auto& r : c.rules)
+      for (auto& r : c.rules) {
         for (auto& m : r.matches)
-          if (auto* s = std::get_if<SetMatch>(&m)) {
-            s->set_index = sets.index_of(s->name);
-            if (s->set_index < 0) {
-              d.error(r.line, 0, fmt::format("Set {} doesn't exist (load it with --ipsets)", s->name));
-              continue;
-            }
-            const IpSet& set = sets.at(s->set_index);
-            if (set.type != SetType::ListSet && set.type != SetType::BitmapPort && set.family != rs.family)
-              d.error(r.line, 0,
-                      fmt::format("set {} is family inet{}, the ruleset is IPv{}", s->name, set.family == Family::V4 ? "" : "6",
-                                  int(rs.family)));
-          }
+          if (auto* s = std::get_if<SetMatch>(&m)) resolve(r, s->name, s->set_index);
+        if (auto* st = std::get_if<SetTarget>(&r.target))
+          for (SetTarget::Ref* ref : {&st->add, &st->del, &st->map})
+            if (ref->set()) resolve(r, ref->name, ref->set_index);
+      }
   d.throw_if_errors();
 }
 
@@ -207,7 +209,8 @@ bool eval(const RecentMatch& m, Ctx& c) {
 }
 bool eval(const SetMatch& m, Ctx& c) {
   ++c.env.ctr.set_lookups;
-  bool hit = c.env.sets && ipset_test(*c.env.sets, m.set_index, c.p, m.src_flags, m.dims, m.return_nomatch, nullptr);
+  bool hit = c.env.sets &&
+             ipset_test(*c.env.sets, &c.env.set_changes, m.set_index, c.p, {m.src_flags, m.dims}, m.return_nomatch, nullptr);
   return hit != m.inv;
 }
 bool eval(const IprangeMatch& m, Ctx& c) {
@@ -466,6 +469,28 @@ void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t
   c.env.trace.event(std::move(e));
 }
 
+// What a SET target did, for the trace: the element, and why nothing changed when nothing did.
+void note_set_change(Ctx& c, const char* op, const std::string& name, const SetChange& r) {
+  if (!c.env.trace.enabled()) return;
+  TraceEvent e;
+  e.hook = c.hook;
+  e.kind = TraceKind::Note;
+  e.table = "SET";
+  bool add = op[0] == 'a';
+  if (r.set_index < 0) {
+    e.detail = fmt::format("the packet gives no element for set {}", name);
+  } else {
+    const IpSet& s = c.env.sets->at(r.set_index);
+    std::string elem = element_text(s, r.key);
+    e.detail = r.done      ? fmt::format("{} {} {} {}", add ? (r.present ? "refreshed" : "added") : "deleted", elem,
+                                    add ? (r.present ? "in" : "to") : "from", s.name)
+               : r.present ? fmt::format("{} is already in {}", elem, s.name)
+               : add       ? fmt::format("{} not added: set {} is full (maxelem {})", elem, s.name, s.maxelem)
+                           : fmt::format("{} is not in {}", elem, s.name);
+  }
+  c.env.trace.event(std::move(e));
+}
+
 // NF_QUEUE: a listener's verdict cannot be simulated; with none running, nf_queue fails and the
 // packet is dropped, or with --queue-bypass accepted by this table (nf_hook_slow goes on).
 Verdict queue_verdict(const Node& n, uint16_t num, bool bypass) {
@@ -529,6 +554,22 @@ bool run_target(const Rule& r, Ctx& c, Verdict* v) {
           return false;
         } else if constexpr (std::is_same_v<T, TosTarget>) {
           p.tos = uint8_t((p.tos & ~tg.mask) ^ tg.value);
+          return false;
+        } else if constexpr (std::is_same_v<T, SetTarget>) {
+          if (!env.sets) return false;
+          auto dims = [](const SetTarget::Ref& ref) { return SetDims{ref.src_flags, ref.dims}; };
+          if (tg.add.set())
+            note_set_change(c, "add", tg.add.name,
+                            ipset_add(*env.sets, env.set_changes, tg.add.set_index, p, dims(tg.add),
+                                      tg.timeout_set ? std::optional<uint32_t>(tg.timeout) : std::nullopt, tg.exist));
+          if (tg.del.set())
+            note_set_change(c, "del", tg.del.name, ipset_del(*env.sets, env.set_changes, tg.del.set_index, p, dims(tg.del)));
+          const SetEntry* e = nullptr;
+          // --map-set: the element's skbinfo; one a SET target added carries none (zero mark and mask).
+          if (tg.map.set() && tg.map_mark &&
+              ipset_test(*env.sets, &env.set_changes, tg.map.set_index, p, dims(tg.map), false, nullptr, &e) && e &&
+              e->skbmark_set)
+            p.mark = (p.mark & ~e->skbmark_mask) ^ e->skbmark;
           return false;
         } else if constexpr (std::is_same_v<T, TeeTarget>) {
           if (env.trace.enabled()) {

@@ -49,6 +49,7 @@ struct RuleState {
 struct EvalEnv {
   const Node& node;
   const IpSets* sets;
+  SetChanges& set_changes;  // -j SET's additions and deletions
   Conntrack& ct;
   Chooser& choose;
   TraceSink& trace;

@@ -7,12 +7,20 @@ Xtables::Xtables(const Ruleset* v4, const Ruleset* v6, const IpSets* sets) : v4_
   if (v6_) rs6_.reset(*v6_);
 }
 
-std::shared_ptr<void> Xtables::snapshot() const { return std::make_shared<std::pair<RuleState, RuleState>>(rs4_, rs6_); }
+namespace {
+struct Saved {
+  RuleState rs4, rs6;
+  SetChanges sets;
+};
+}  // namespace
+
+std::shared_ptr<void> Xtables::snapshot() const { return std::make_shared<Saved>(Saved{rs4_, rs6_, set_changes_}); }
 
 void Xtables::restore(const std::shared_ptr<void>& s) {
-  auto& saved = *static_cast<const std::pair<RuleState, RuleState>*>(s.get());
-  rs4_ = saved.first;
-  rs6_ = saved.second;
+  auto& saved = *static_cast<const Saved*>(s.get());
+  rs4_ = saved.rs4;
+  rs6_ = saved.rs6;
+  set_changes_ = saved.sets;
 }
 
 namespace {
@@ -21,7 +29,7 @@ namespace {
 // the trace (and the kernel's TRACE) labels it.
 Verdict run(Xtables& x, const Table& t, Hook h, Packet& p, HookContext& ctx) noexcept {
   Family fam = p.t.src.fam;
-  EvalEnv env{ctx.node, x.sets(), ctx.ct, ctx.chooser, ctx.sink, ctx.ctr, x.rule_state(fam), fam, x.linear_walk};
+  EvalEnv env{ctx.node, x.sets(), x.set_changes(), ctx.ct, ctx.chooser, ctx.sink, ctx.ctr, x.rule_state(fam), fam, x.linear_walk};
   Verdict v = run_table(t, h, p, env);
   if (v.kind == VerdictKind::Accept) return v;
   const Rule* r = env.hit_rule;

@@ -18,6 +18,9 @@ class Xtables final : public Stateful {
   /// Per-rule packet counters (indexed by Rule::id), as iptables -L -v would show them.
   const RuleState& rule_state(Family f) const { return f == Family::V4 ? rs4_ : rs6_; }
   RuleState& rule_state(Family f) { return f == Family::V4 ? rs4_ : rs6_; }
+  /// What -j SET added to or deleted from the sets (both families' rules share the sets).
+  const SetChanges& set_changes() const { return set_changes_; }
+  SetChanges& set_changes() { return set_changes_; }
   /// Walk every rule instead of using the destination index: benchmarks compare the two; results
   /// are identical (a property test checks it).
   bool linear_walk = false;
@@ -29,6 +32,7 @@ class Xtables final : public Stateful {
   const Ruleset* v6_;
   const IpSets* sets_;
   RuleState rs4_, rs6_;
+  SetChanges set_changes_;
 };
 
 /// Registers the tables of v4 and v6 (either may be null) on dp; the rulesets and sets must

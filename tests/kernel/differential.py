@@ -266,6 +266,40 @@ COMMIT
     return {"name": "edges: martians, multicast, broadcast", "rules": rules, "ipsets": "", "node": node, "packets": pkts}
 
 
+def set_target_scenario():
+    """-j SET at run time: packets add and delete elements that later packets' -m set sees. The
+    hash:net addition takes the most specific prefix in use (kadt), so 10.0.1.77 adds 10.0.0.0/16."""
+    rules = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 8 -j SET --del-set banned src
+-A INPUT -m set --match-set banned src -j DROP
+-A INPUT -p udp -m udp --dport 7 -j SET --add-set banned src
+-A INPUT -p udp -j ACCEPT
+-A FORWARD -m set --match-set seen src,src -j DROP
+-A FORWARD -m set --match-set nets dst -j DROP
+-A FORWARD -p udp -m udp --dport 9 -j SET --add-set nets dst
+-A FORWARD -p udp -m udp --dport 10 -j SET --add-set seen dst,dst --exist
+COMMIT
+"""
+    ipsets = ("create banned hash:ip family inet hashsize 1024 maxelem 65536\n"
+              "create nets hash:net family inet hashsize 1024 maxelem 65536\nadd nets 192.168.0.0/16\n"
+              "create seen hash:ip,port family inet hashsize 1024 maxelem 65536 timeout 600\n")
+    node = {"interfaces": [{"name": "eth0", "addresses": ["10.0.0.10/24"]}, {"name": "eth1", "addresses": ["10.0.1.10/24"]}],
+            "routes": [{"dst": "10.0.0.0/16", "dev": "eth1", "via": "10.0.1.1"},
+                       {"dst": "172.16.0.0/16", "dev": "eth1", "via": "10.0.1.1"},
+                       {"dst": "default", "dev": "eth0", "via": "10.0.0.1"}], "sysctls": {"net.ipv4.ip_forward": 1}}
+    u = lambda src, dst, dport, iface="eth0": {"proto": "udp", "src": src, "dst": dst, "dport": dport, "in": iface}
+    pkts = [u("10.0.0.5", "10.0.0.10", 53), u("10.0.0.5", "10.0.0.10", 7), u("10.0.0.5", "10.0.0.10", 53),
+            u("10.0.0.6", "10.0.0.10", 53), u("10.0.0.5", "10.0.0.10", 8), u("10.0.0.5", "10.0.0.10", 53),
+            u("10.0.0.5", "10.0.1.77", 9), u("10.0.0.5", "10.0.2.99", 53), u("10.0.0.5", "10.1.0.1", 53),
+            u("10.0.0.5", "172.16.3.3", 10), dict(u("172.16.3.3", "203.0.113.5", 53, "eth1"), sport=10),
+            dict(u("172.16.3.3", "203.0.113.5", 53, "eth1"), sport=11)]
+    return {"name": "SET target: run-time additions and deletions", "rules": rules, "ipsets": ipsets, "node": node,
+            "packets": pkts, "sequential": True}
+
+
 # ------------------------------------------------------------------------------ random rulesets
 
 def random_scenario(rng, idx):
@@ -603,7 +637,7 @@ def main():
             scenarios.append(sc)
         a.only, a.random = "case ", 0
     else:
-        scenarios = cluster_scenarios(a.svcpath, rng) + [conntrack_scenario(), edges_scenario()]
+        scenarios = cluster_scenarios(a.svcpath, rng) + [conntrack_scenario(), edges_scenario(), set_target_scenario()]
         kept = os.path.join(SRC, "tests/data/kernel-diff")
         for f in sorted(os.listdir(kept)) if os.path.isdir(kept) else []:
             if f.endswith(".json"):
