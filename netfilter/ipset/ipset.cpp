@@ -815,19 +815,23 @@ SetChanges::PerSet& per_set(SetChanges& c, const IpSets& sets, int set_index) {
   return c.sets[size_t(set_index)];
 }
 
+// list_set_kadd / kdel: the members in order until one takes the change; else what the first tried.
+template <typename Op>
+SetChange first_member(const IpSet& list, Op op) {
+  SetChange first;
+  for (int m : list.member_index) {
+    if (m < 0) continue;
+    SetChange c = op(m);
+    if (c.done) return c;
+    if (first.set_index < 0) first = c;
+  }
+  return first;
+}
+
 SetChange add_one(const IpSets& sets, SetChanges& changes, int idx, const Packet& p, SetDims d, std::optional<uint32_t> timeout,
                   bool exist) {
   const IpSet& s = sets.at(idx);
-  if (s.type == SetType::ListSet) {
-    SetChange first;
-    for (int m : s.member_index) {  // list_set_kadd: the first member that takes it
-      if (m < 0) continue;
-      SetChange c = add_one(sets, changes, m, p, d, timeout, exist);
-      if (c.done) return c;
-      if (first.set_index < 0) first = c;
-    }
-    return first;
-  }
+  if (s.type == SetType::ListSet) return first_member(s, [&](int m) { return add_one(sets, changes, m, p, d, timeout, exist); });
   SetChanges::PerSet& ch = per_set(changes, sets, idx);
   SetChange r{idx, {}, false, false};
   if (!change_key(s, ch, p, d, r.key)) return r;
@@ -853,16 +857,7 @@ SetChange add_one(const IpSets& sets, SetChanges& changes, int idx, const Packet
 
 SetChange del_one(const IpSets& sets, SetChanges& changes, int idx, const Packet& p, SetDims d) {
   const IpSet& s = sets.at(idx);
-  if (s.type == SetType::ListSet) {
-    SetChange first;
-    for (int m : s.member_index) {
-      if (m < 0) continue;
-      SetChange c = del_one(sets, changes, m, p, d);
-      if (c.done) return c;
-      if (first.set_index < 0) first = c;
-    }
-    return first;
-  }
+  if (s.type == SetType::ListSet) return first_member(s, [&](int m) { return del_one(sets, changes, m, p, d); });
   SetChanges::PerSet& ch = per_set(changes, sets, idx);
   SetChange r{idx, {}, false, false};
   if (!change_key(s, ch, p, d, r.key)) return r;
