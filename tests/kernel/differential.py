@@ -346,7 +346,7 @@ COMMIT
             nft = (f"table {fam} t {{\n"
                    "\tchain pre {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
                    "\t\tmeta l4proto tcp meta mark set 0x00000001\n\t}\n"
-                   "\tchain fwd {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+                   "\tchain filt {\n\t\ttype filter hook forward priority filter; policy accept;\n"
                    "\t\tmeta mark 0x00000001 drop\n\t}\n" + extra + "}\n")
             out.append({"name": f"engagement: nftables {fam} table {'with' if with_ct else 'without'} a ct expression",
                         "rules": "", "ipsets": "", "nft": nft, "v6": v6, "node": engagement_node(v6=v6), "backends": ["nftables"],
