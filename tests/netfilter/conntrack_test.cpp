@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include "helpers.hpp"
+#include "ipvs/engine.hpp"
+#include "ipvs/ipvsadm.hpp"
 #include "kube/sim/snapshot.hpp"
 #include "netfilter/nftables/hooks.hpp"
 #include "netfilter/nftables/nft.hpp"
@@ -186,4 +188,18 @@ TEST_CASE("conntrack: a tuple that is its own reply is found as the reply after 
   // An ordinary tuple sent twice stays in the original direction: NEW until a reply.
   CHECK(where("udp 192.168.1.7:81 -> 192.168.1.7:80") == "filter:FORWARD:rule:1");
   CHECK(where("udp 192.168.1.7:81 -> 192.168.1.7:80") == "filter:FORWARD:rule:1");
+}
+
+TEST_CASE("engagement: IPVS attaches conntrack only for an FTP-NAT service (__ip_vs_update_dest)") {
+  auto engaged = [](const std::string& ipvsadm) {
+    ipvs::Engine e;
+    ipvs::load_ipvsadm(ipvsadm, "t.ipvs", e.services);
+    nf::Node n = node();
+    nf::Datapath dp(n);
+    e.attach(dp);
+    return dp.conntrack().engaged(Family::V4);
+  };
+  CHECK_FALSE(engaged("-A -t 10.96.0.1:80 -s rr\n-a -t 10.96.0.1:80 -r 10.244.1.5:80 -m -w 1\n"));
+  CHECK_FALSE(engaged("-A -t 10.96.0.1:21 -s rr\n-a -t 10.96.0.1:21 -r 10.244.1.5:21 -g -w 1\n"));
+  CHECK(engaged("-A -t 10.96.0.1:21 -s rr\n-a -t 10.96.0.1:21 -r 10.244.1.5:21 -m -w 1\n"));
 }
