@@ -232,7 +232,6 @@ class Kernel:
         self.agents = {}
         self.monitor = None
         self.legacy_traces = {}
-        self.sent = set()  # (proto, both ends) of the packets sent since conntrack was last emptied
 
     def __enter__(self):
         for ns in (self.node, self.peer):
@@ -316,16 +315,7 @@ class Kernel:
         a.stdin.flush()
         return json.loads(a.stdout.readline())
 
-    def send(self, p, ipid, wait=0.06, fresh=False):
-        """Sends one packet. fresh: an independent packet meets the kernel as svcpath's --enumerate
-        meets it, with no entry an earlier packet of the same ends left (which would make a repeated
-        TCP tuple INVALID, or a tuple that is its own reply ESTABLISHED): conntrack is emptied first
-        when those ends were sent before."""
-        ends = (p["proto"], frozenset([(p["src"], p.get("sport")), (p["dst"], p.get("dport"))]))
-        if fresh and ends in self.sent and shutil.which("conntrack"):
-            sh("conntrack", "-F", ns=self.node, check=False)
-            self.sent.clear()
-        self.sent.add(ends)
+    def send(self, p, ipid, wait=0.06):
         pkt = build_ip(p, ipid)
         if p.get("in") is None:
             self.ask(self.node, {"op": "ip6" if is_v6(p) else "ip", "hex": pkt.hex()})
@@ -611,7 +601,7 @@ def compare(binary, sc, backend, tag):
                         p["dst"], p["dport"] = fwd[0]["src"], fwd[0]["sport"]
                     else:
                         p["dport"] = 1
-                captured.append(k.send(p, IPID_BASE + i, fresh=not sc.get("sequential")))
+                captured.append(k.send(p, IPID_BASE + i))
                 if sc.get("progress"):
                     sc["progress"](i + 1, len(sc["packets"]))
             traces = k.traces()
