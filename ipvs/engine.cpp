@@ -1,5 +1,7 @@
 #include "ipvs/engine.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace svcpath::ipvs {
@@ -66,6 +68,11 @@ void Engine::attach(nf::Datapath& dp) {
   dp.add_stage(Hook::LocalOut, prio::OUT_LOCAL_OUT, out_s);
   dp.add_stage(Hook::LocalOut, prio::IN_LOCAL_OUT, in_s);
   dp.add_stage(Hook::Forward, prio::OUT_FORWARD, out_s);
+  // FTP-NAT needs conntrack to mangle the control connection: a masq destination of a port-21
+  // service attaches it for the service's family (__ip_vs_update_dest); nothing else in IPVS does.
+  for (auto& svc : services.all())
+    if (svc->port == 21 && std::any_of(svc->dests.begin(), svc->dests.end(), [](const Dest& d) { return d.fwd == Fwd::Masq; }))
+      dp.conntrack().engage(svc->addr.fam);
 }
 
 void Engine::set_state(Conn& c, Service& s, ConnState next) {

@@ -92,7 +92,10 @@ bool Conntrack::confirm(uint32_t id) {
   Key ko{e->orig, e->zone}, kr{e->reply, e->zone};
   if (index_.contains(ko) || index_.contains(kr)) return false;  // insert clash
   index_.emplace(ko, uint64_t(id) << 1);
-  index_.emplace(kr, uint64_t(id) << 1 | 1);
+  // A tuple that is its own reply (the same address and port at both ends) puts both hash nodes in
+  // one chain, the reply's added last, at the head (__nf_conntrack_hash_insert): every later packet
+  // is found as the reply direction, ESTABLISHED, and marks the entry SEEN_REPLY.
+  index_.insert_or_assign(kr, uint64_t(id) << 1 | 1);
   e->confirmed = true;
   e->status |= ctstatus::CONFIRMED;
   return true;

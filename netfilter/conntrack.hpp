@@ -65,6 +65,20 @@ class Conntrack {
  public:
   explicit Conntrack(size_t max_entries = 1u << 22) : max_(max_entries) {}
 
+  /// Whether conntrack is attached to the namespace for a family. The kernel registers its hooks
+  /// (and nf_defrag's) per family only once something asks (nf_ct_netns_get: a rule or statement
+  /// using conntrack, a NAT target, a ct object; an inet table asks for both families). Until
+  /// then packets carry no entry: nothing is created, the nat chains are never walked
+  /// (nf_nat_inet_fn returns without a ct) and no NAT happens. Decided once, at load: a rule
+  /// removed later does not release it within one load.
+  void engage(Family f) { engaged_[f == Family::V6] = true; }
+  bool engaged(Family f) const { return engaged_[f == Family::V6]; }
+  /// Whether IPv4/IPv6 fragments are reassembled before PREROUTING/OUTPUT (nf_defrag_ipv4/6 at
+  /// -400): registered together with conntrack, or on its own by a user that needs whole packets
+  /// without conntrack (xt_socket, TPROXY). Without it every fragment walks the hooks on its own.
+  void enable_defrag(Family f) { defrag_[f == Family::V6] = true; }
+  bool defrag(Family f) const { return engaged(f) || defrag_[f == Family::V6]; }
+
   /// The reply tuple the kernel expects for an original tuple (ports swapped; ICMP echo type inverted).
   static std::optional<FiveTuple> invert(const FiveTuple& t);
 
@@ -115,6 +129,8 @@ class Conntrack {
   std::vector<uint32_t> free_;
   size_t live_ = 0, max_;
   uint64_t created_ = 0;
+  bool engaged_[2] = {false, false};  // nf_conntrack_net users4 / users6 != 0
+  bool defrag_[2] = {false, false};   // nf_defrag_ipv4/6 users besides conntrack
 };
 
 }  // namespace svcpath::nf

@@ -44,6 +44,13 @@ class ConntrackIn final : public Stage {
   std::string name() const override { return "conntrack"; }
   Verdict run(Hook h, Packet& p, HookContext& ctx) noexcept override {
     TraceSink& s = ctx.sink;
+    if (!ctx.ct.engaged(p.t.src.fam)) {
+      // The kernel has no conntrack hook here at all; the trace says why nothing is tracked.
+      if (s.enabled())
+        note(s, h, TraceKind::Conntrack, "conntrack", "off",
+             fmt::format("conntrack not engaged for {}: no rule needs it", p.t.src.is_v4() ? "IPv4" : "IPv6"));
+      return Verdict::accept();
+    }
     if (p.notrack) {
       p.ct = 0;
       p.ctinfo = CtInfo::Untracked;
@@ -156,6 +163,10 @@ struct Datapath::Walk {
 
 Datapath::Datapath(const Node& node, uint64_t seed) : node_(node), chooser_(st_.rng) {
   st_.rng.reseed(seed);
+  // A node whose table already counts entries has conntrack attached (for a family its rules may
+  // not show, e.g. a dump of one table only).
+  if (node.sys.ct_count > 0)
+    for (Family f : {Family::V4, Family::V6}) st_.ct.engage(f);
   using enum Hook;
   Stage& ct_in = own(std::make_unique<ConntrackIn>());
   Stage& confirm = own(std::make_unique<ConntrackConfirm>());

@@ -53,6 +53,11 @@ std::string Sysctls::set(std::string_view key_in, std::string_view value) {
   } else if (key == "net.netfilter.nf_conntrack_tcp_be_liberal") {
     if (auto e = need_int(); !e.empty()) return e;
     tcp_be_liberal = *v != 0;
+  } else if (key == "net.netfilter.nf_conntrack_count") {
+    // A busy node counts millions: more than the other keys' bound.
+    auto n = parse_uint(value, UINT32_MAX);
+    if (!n) return fmt::format("sysctl {} needs a number, not '{}'", key, value);
+    ct_count = *n;
   } else if (key == "net.ipv4.vs.conntrack") {
     if (auto e = need_int(); !e.empty()) return e;
     vs_conntrack = *v != 0;

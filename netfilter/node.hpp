@@ -100,6 +100,7 @@ struct Sysctls {
   bool tcp_loose = true;                     // net.netfilter.nf_conntrack_tcp_loose
   bool tcp_be_liberal = false;               // net.netfilter.nf_conntrack_tcp_be_liberal
   bool vs_conntrack = false;                 // net.ipv4.vs.conntrack
+  uint64_t ct_count = 0;                     // net.netfilter.nf_conntrack_count (a node's; > 0: conntrack engaged)
   std::map<std::string, std::string> other;  // accepted, recorded, not modelled
 
   /// Sets "net.ipv4.ip_forward" (or the net/ipv4/ip_forward form). Returns an error text or "".

@@ -146,6 +146,8 @@ std::string without_xtables_tables(std::string_view text, std::string_view nft4,
 size_t seed_conntrack(nf::Conntrack& ct, const std::vector<nf::CtEntry>& entries, uint64_t now_ns) {
   size_t clashes = 0;
   for (nf::CtEntry e : entries) {
+    // A table that lists entries of a family has conntrack attached for it.
+    ct.engage(e.orig.src.fam);
     e.expires_ns += now_ns;
     if (!ct.insert(e)) ++clashes;
   }

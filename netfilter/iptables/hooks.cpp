@@ -83,6 +83,18 @@ class NatTable final : public NatLookup {
 
 Xtables& attach_iptables(Datapath& dp, const Ruleset* v4, const Ruleset* v6, const IpSets* sets) {
   Xtables& x = dp.own_state(std::make_unique<Xtables>(v4, v6, sets));
+  // Each family's rules attach conntrack (or only defragmentation) to that family alone, as
+  // iptables and ip6tables rules do; the nat table's registration by itself attaches nothing.
+  for (const Ruleset* rs : {v4, v6}) {
+    if (!rs) continue;
+    for (auto& t : rs->tables)
+      for (auto& c : t.chains)
+        for (auto& r : c.rules) {
+          CtNeed need = ct_need(r);
+          if (need == CtNeed::Conntrack) dp.conntrack().engage(rs->family);
+          else if (need == CtNeed::Defrag) dp.conntrack().enable_defrag(rs->family);
+        }
+  }
   NatLookup& nat = dp.nat_core().own(std::make_unique<NatTable>(x));
   for (Hook h : {Hook::PreRouting, Hook::LocalOut, Hook::PostRouting, Hook::LocalIn})
     dp.nat_core().add(h, table_priority(TableId::Nat, h), &nat);

@@ -116,6 +116,24 @@ bool Rule::unconditional() const {
   return !src_set && !dst_set && !iif.set && !oif.set && !proto_set && !frag_set && matches.empty();
 }
 
+CtNeed ct_need(const Rule& r) {
+  CtNeed need = CtNeed::None;
+  auto at_least = [&](CtNeed n) { need = std::max(need, n); };
+  for (auto& m : r.matches) {
+    if (std::holds_alternative<ConntrackMatch>(m) || std::holds_alternative<StateMatch>(m) ||
+        std::holds_alternative<ConnmarkMatch>(m) || std::holds_alternative<ConnlimitMatch>(m) ||
+        std::holds_alternative<HelperMatch>(m))
+      at_least(CtNeed::Conntrack);
+    else if (std::holds_alternative<SocketMatch>(m)) at_least(CtNeed::Defrag);
+  }
+  if (std::holds_alternative<NatTarget>(r.target) || std::holds_alternative<ConnmarkTarget>(r.target))
+    at_least(CtNeed::Conntrack);
+  // CT --notrack returns before nf_ct_netns_get (xt_ct_tg_check); NOTRACK has no check at all.
+  if (auto* ct = std::get_if<CtTarget>(&r.target); ct && !ct->notrack) at_least(CtNeed::Conntrack);
+  if (std::holds_alternative<TproxyTarget>(r.target)) at_least(CtNeed::Defrag);
+  return need;
+}
+
 int Table::find(std::string_view chain) const {
   for (size_t i = 0; i < chains.size(); ++i)
     if (chains[i].name == chain) return int(i);

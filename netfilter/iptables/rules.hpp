@@ -458,6 +458,13 @@ struct Rule {
   bool unconditional() const;
 };
 
+/// What loading a rule attaches to its namespace, as the checkentry functions do: conntrack
+/// (conntrack, state, connmark, connlimit, helper; CONNMARK, CT without --notrack and the NAT
+/// targets call nf_ct_netns_get) or only defragmentation (socket, TPROXY enable nf_defrag alone).
+/// Loading is what counts: a rule in a chain nothing jumps to attaches it too.
+enum class CtNeed : uint8_t { None, Defrag, Conntrack };
+CtNeed ct_need(const Rule& r);
+
 enum class Policy : uint8_t { None, Accept, Drop };
 
 // Consecutive rules that each name one full-length, non-inverted destination (-d a.b.c.d/32), as

@@ -1,5 +1,7 @@
 #include "netfilter/nftables/hooks.hpp"
 
+#include <algorithm>
+
 namespace svcpath::nf::nft {
 
 Verdict Hooks::run(const Table& t, const Chain& c, Hook h, Packet& p, HookContext& ctx) noexcept {
@@ -43,10 +45,37 @@ class NatChain final : public NatLookup {
   const Chain& c_;
 };
 
+bool reads_ct(const std::vector<Selector>& sel) {
+  return std::any_of(sel.begin(), sel.end(),
+                     [](const Selector& s) { return s.sel == Sel::CtState || s.sel == Sel::CtMark || s.sel == Sel::CtStatus; });
+}
+
+// nft_ct's and nft_nat's (masq, redir) init call nf_ct_netns_get for the table's family, whether
+// or not a base chain reaches the rule; a nat chain alone does not, nor does notrack.
+bool needs_conntrack(const Rule& r) {
+  for (auto& st : r.stmts) {
+    bool ct = std::visit(
+        [](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, MatchStmt>) return reads_ct(x.lhs);
+          else if constexpr (std::is_same_v<T, VmapStmt> || std::is_same_v<T, SetUpdateStmt>) return reads_ct(x.key);
+          else return std::is_same_v<T, NatStmt>;
+        },
+        st);
+    if (ct) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Hooks& attach(Datapath& dp, const Ruleset& rs) {
   Hooks& hooks = dp.own_state(std::make_unique<Hooks>(rs));
+  for (auto& t : rs.tables)
+    for (auto& c : t->chains)
+      if (std::any_of(c.rules.begin(), c.rules.end(), needs_conntrack))
+        for (Family f : {Family::V4, Family::V6})
+          if (t->matches(f)) dp.conntrack().engage(f);
   for (auto& t : rs.tables)
     for (auto& c : t->chains) {
       if (!c.base) continue;

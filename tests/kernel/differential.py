@@ -300,6 +300,117 @@ COMMIT
             "packets": pkts, "sequential": True}
 
 
+
+def engagement_node(v6=False):
+    n = {"interfaces": [{"name": "eth0", "addresses": ["10.0.0.10/24"]}, {"name": "eth1", "addresses": ["10.0.1.10/24"]}],
+         "routes": [{"dst": "192.0.2.0/24", "dev": "eth1", "via": "10.0.1.11"},
+                    {"dst": "default", "dev": "eth0", "via": "10.0.0.1"}],
+         "sysctls": {"net.ipv4.ip_forward": 1}}
+    if v6:
+        n["interfaces"][0]["addresses"].append("fd00::10/64")
+        n["interfaces"][1]["addresses"].append("fd00:1::10/64")
+        n["routes"] += [{"dst": "2001:db8:2::/64", "dev": "eth1", "via": "fd00:1::11"},
+                        {"dst": "::/0", "dev": "eth0", "via": "fd00::1"}]
+        n["sysctls"]["net.ipv6.conf.all.forwarding"] = 1
+    return n
+
+
+# A nat table whose rules only log, accept and mark: registering it attaches no conntrack, so
+# without another conntrack user the kernel never walks it (the mark it would set stays unset, and
+# the filter rule below tells the two apart in the outcome as well as in the TRACE path).
+ENGAGE_NAT = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -p udp -j LOG --log-prefix "nat-pre "
+-A PREROUTING -p tcp -j MARK --set-xmark 0x1/0x1
+-A PREROUTING -j ACCEPT
+-A OUTPUT -p tcp -j MARK --set-xmark 0x1/0x1
+-A POSTROUTING -j ACCEPT
+COMMIT
+"""
+
+
+def engagement_packets(v4=True, v6=False):
+    pkts = []
+    if v4:
+        pkts += [{"proto": "tcp", "src": "198.51.100.7", "dst": "192.0.2.5", "dport": 80, "in": "eth0"},
+                 {"proto": "udp", "src": "198.51.100.7", "dst": "192.0.2.5", "dport": 53, "in": "eth0"},
+                 {"proto": "tcp", "src": "198.51.100.7", "dst": "10.0.0.10", "dport": 22, "in": "eth0"},
+                 {"proto": "tcp", "src": "10.0.1.10", "dst": "192.0.2.5", "dport": 443, "in": None}]
+    if v6:
+        pkts += [{"proto": "tcp", "src": "2001:db8::7", "dst": "2001:db8:2::5", "dport": 80, "in": "eth0"},
+                 {"proto": "udp", "src": "2001:db8::7", "dst": "2001:db8:2::5", "dport": 53, "in": "eth0"},
+                 {"proto": "tcp", "src": "2001:db8::7", "dst": "fd00::10", "dport": 22, "in": "eth0"}]
+    return pkts
+
+
+def engagement_scenarios():
+    """Conntrack engagement (kernel 6.18, by experiment): a namespace gets conntrack's hooks per
+    family only when a loaded rule asks for them (nf_ct_netns_get from the checkentry of conntrack,
+    state, connmark, CONNMARK, CT without --notrack, the NAT targets; nft's ct expressions and nat
+    statements; an inet table asks for both). Until then the nat chains are never walked."""
+    filt = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m mark --mark 0x1/0x1 -j DROP
+-A FORWARD -p udp -j ACCEPT
+COMMIT
+"""
+    out = [{"name": "engagement: nat table with only LOG/ACCEPT/MARK, no conntrack user", "rules": ENGAGE_NAT + filt,
+            "ipsets": "", "node": engagement_node(), "packets": engagement_packets()},
+           {"name": "engagement: the same nat table with a -m conntrack rule in a chain nothing jumps to",
+            "rules": ENGAGE_NAT + filt.replace(":OUTPUT ACCEPT [0:0]\n", ":OUTPUT ACCEPT [0:0]\n:UNUSED - [0:0]\n"
+                                               "-A UNUSED -m conntrack --ctstate INVALID -j DROP\n"),
+            "ipsets": "", "node": engagement_node(), "packets": engagement_packets()},
+           {"name": "engagement: CT --notrack in raw does not attach conntrack",
+            "rules": "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -p udp -j CT --notrack\nCOMMIT\n"
+            + ENGAGE_NAT + filt, "ipsets": "", "node": engagement_node(), "packets": engagement_packets()}]
+    # Only ip6tables has a conntrack user: IPv6 packets walk the nat table, IPv4 ones do not.
+    filt6 = filt.replace("-A FORWARD -p udp -j ACCEPT", "-A FORWARD -m conntrack --ctstate NEW -p udp -j ACCEPT")
+    out.append({"name": "engagement: only ip6tables uses conntrack", "rules": ENGAGE_NAT + filt, "rules6": ENGAGE_NAT + filt6,
+                "ipsets": "", "node": engagement_node(v6=True), "packets": engagement_packets(v4=True, v6=True)})
+    # nftables: a nat chain alone attaches nothing; a ct expression anywhere in the table (even in a
+    # chain nothing jumps to) attaches the table's family, both for inet.
+    for fam, v4, v6 in (("ip", True, False), ("inet", True, True)):
+        for with_ct in (False, True):
+            extra = "\tchain unused {\n\t\tct state invalid drop\n\t}\n" if with_ct else ""
+            nft = (f"table {fam} t {{\n"
+                   "\tchain pre {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+                   "\t\tmeta l4proto tcp meta mark set 0x00000001\n\t}\n"
+                   "\tchain filt {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+                   "\t\tmeta mark 0x00000001 drop\n\t}\n" + extra + "}\n")
+            out.append({"name": f"engagement: nftables {fam} table {'with' if with_ct else 'without'} a ct expression",
+                        "rules": "", "ipsets": "", "nft": nft, "v6": v6, "node": engagement_node(v6=v6), "backends": ["nftables"],
+                        "packets": engagement_packets(v4=v4, v6=v6)})
+    return out
+
+
+def self_tuple_scenario():
+    """A packet whose tuple is its own reply (same address and port at both ends): the first is NEW;
+    conntrack hashes the entry's reply node last, at the head of the same chain, so every later one
+    is found as the reply: ESTABLISHED (and a SYN after that is INVALID for TCP)."""
+    rules = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate NEW -j ACCEPT
+-A FORWARD -m conntrack --ctstate ESTABLISHED --ctdir REPLY -j ACCEPT
+-A FORWARD -m conntrack --ctstate ESTABLISHED --ctdir ORIGINAL -j ACCEPT
+-A FORWARD -m conntrack --ctstate INVALID -j ACCEPT
+COMMIT
+"""
+    same = lambda proto, a, flags=None, i="eth0": dict({"proto": proto, "src": a, "dst": a, "sport": 80, "dport": 80, "in": i},
+                                                        **({"flags": flags} if flags else {}))
+    pkts = [same("udp", "192.0.2.2"), same("udp", "192.0.2.2"), same("udp", "192.0.2.2", i="eth1"),
+            same("tcp", "192.0.2.2"), same("tcp", "192.0.2.2"), same("tcp", "192.0.2.2", "A", "eth1"),
+            same("tcp", "192.0.2.3", "A"), same("tcp", "192.0.2.3", "A"), same("tcp", "192.0.2.3")]
+    return {"name": "conntrack: a tuple that is its own reply", "rules": rules, "ipsets": "", "node": engagement_node(),
+            "packets": pkts, "sequential": True}
+
+
 # ------------------------------------------------------------------------------ random rulesets
 
 def random_scenario(rng, idx):
@@ -402,7 +513,15 @@ def random_scenario(rng, idx):
              "in": rng.choice(["eth0", "eth0", "eth1", None])}
         p["src"] = "10.0.0.10" if p["in"] is None else rng.choice(sources)
         pkts.append(p)
-    return {"name": f"random ruleset {idx}", "rules": text, "ipsets": ipsets, "node": node, "packets": pkts}
+    name = f"random ruleset {idx}"
+    if idx % 5 == 4:
+        # Every fifth ruleset has no conntrack user (no --ctstate, marks where NAT was), so the
+        # kernel never attaches conntrack and never walks its nat table. Decided by idx, not rng:
+        # the other scenarios keep their draws.
+        text = re.sub(r"-m conntrack --ctstate \S+ ", "", text)
+        text = re.sub(r"-j (DNAT --to-destination|SNAT --to-source) \S+|-j MASQUERADE", "-j MARK --set-xmark 0x8/0x8", text)
+        name += " (no conntrack user)"
+    return {"name": name, "rules": text, "ipsets": ipsets, "node": node, "packets": pkts}
 
 
 def random_nft_scenario(rng, idx):
@@ -512,7 +631,13 @@ def random_nft_scenario(rng, idx):
         ipt = re.sub(r"-m set --match-set \S+ \S+ ", "", f)
         # OUTPUT stays open for the same reason as the nft output chain.
         ipt = "\n".join(l for l in ipt.splitlines() if not l.startswith("-A OUTPUT")).replace(":OUTPUT DROP", ":OUTPUT ACCEPT") + "\n"
-    return {"name": f"random nftables ruleset {idx}", "rules": ipt, "ipsets": "", "nft": text, "node": base["node"],
+    name = f"random nftables ruleset {idx}"
+    if idx % 5 == 4:
+        # As for iptables: no ct expression and marks where NAT was, so nothing attaches conntrack.
+        text = re.sub(r"ct state (\{[^}]*\}|\S+) ", "", text)
+        text = re.sub(r"(dnat to|snat to) \S+|masquerade( fully-random)?", "meta mark set 0x00000008", text)
+        name += " (no conntrack user)"
+    return {"name": name, "rules": ipt, "ipsets": "", "nft": text, "node": base["node"],
             "backends": ["nftables"], "packets": base["packets"]}
 
 
@@ -637,7 +762,8 @@ def main():
             scenarios.append(sc)
         a.only, a.random = "case ", 0
     else:
-        scenarios = cluster_scenarios(a.svcpath, rng) + [conntrack_scenario(), edges_scenario(), set_target_scenario()]
+        scenarios = (cluster_scenarios(a.svcpath, rng) + [conntrack_scenario(), edges_scenario(), self_tuple_scenario(),
+                                                          set_target_scenario()] + engagement_scenarios())
         kept = os.path.join(SRC, "tests/data/kernel-diff")
         for f in sorted(os.listdir(kept)) if os.path.isdir(kept) else []:
             if f.endswith(".json"):
