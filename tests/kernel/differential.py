@@ -300,7 +300,6 @@ COMMIT
             "packets": pkts, "sequential": True}
 
 
-
 def engagement_node(v6=False):
     n = {"interfaces": [{"name": "eth0", "addresses": ["10.0.0.10/24"]}, {"name": "eth1", "addresses": ["10.0.1.10/24"]}],
          "routes": [{"dst": "192.0.2.0/24", "dev": "eth1", "via": "10.0.1.11"},
