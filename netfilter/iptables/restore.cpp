@@ -360,17 +360,22 @@ class Loader {
     if (toks.size() > 3) d_.error(ln, toks[3].col, "unexpected text after the chain counters");
     auto h = parse_builtin_chain(name);
     if (h && (table_hooks(cur_->t.id) & hook_bit(*h))) {
+      // '-' keeps the chain's policy (ACCEPT for a new one); iptables-legacy-restore then leaves its
+      // counters alone too, iptables-nft-restore sets them.
+      bool keep = pol == "-";
       Policy p = pol == "ACCEPT" ? Policy::Accept : pol == "DROP" ? Policy::Drop : Policy::None;
-      if (p == Policy::None) {
-        d_.error(ln, toks[1].col, fmt::format("built-in chain {} needs policy ACCEPT or DROP, not '{}'", name, pol));
+      if (p == Policy::None && !keep) {
+        d_.error(ln, toks[1].col, fmt::format("built-in chain {} needs policy ACCEPT, DROP or '-', not '{}'", name, pol));
         return;
       }
       Chain* c = chain(name);
-      if (!c) c = add_builtin(*h, p, ln);
-      c->policy = p;
+      if (!c) c = add_builtin(*h, keep ? Policy::Accept : p, ln);
+      if (!keep) c->policy = p;
       c->line = ln;
-      c->pkts = opt_.counters ? pk : 0;
-      c->bytes = opt_.counters ? by : 0;
+      if (!keep || opt_.backend == XtBackend::Nft) {
+        c->pkts = opt_.counters ? pk : 0;
+        c->bytes = opt_.counters ? by : 0;
+      }
       return;
     }
     if (pol != "-") {

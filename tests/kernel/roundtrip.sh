@@ -24,13 +24,30 @@ blocks() {
 }
 
 fail=0 n=0
-files=("$src"/examples/rulesets/*.rules "$src"/tests/data/kernel-probe-*.rules)
+# tests/conformance/restore/ holds iptables-restore's grammar (commands inside a table block,
+# counters, quoting); a file's "# backends: legacy" line names the back ends that can run it (with
+# why), "# refused: N" the line both the kernel and svcpath must refuse.
+files=("$src"/examples/rulesets/*.rules "$src"/tests/data/kernel-probe-*.rules "$src"/tests/conformance/restore/*.rules)
 for f in "${files[@]}"; do
-  for v in legacy nft; do
+  backends=$(sed -n 's/^# backends: \([a-z ]*\).*/\1/p' "$f" | head -1)
+  refused=$(sed -n 's/^# refused: \([0-9]*\).*/\1/p' "$f" | head -1)
+  for v in ${backends:-legacy nft}; do
     n=$((n + 1))
     ip netns del "$ns" 2>/dev/null; ip netns add "$ns"
     sets="${f%.rules}.ipsets"
     [ -f "$sets" ] && ip netns exec "$ns" ipset restore < "$sets"
+    if [ -n "$refused" ]; then
+      ip netns exec "$ns" "iptables-$v-restore" < "$f" > "$tmp/err" 2>&1
+      kline=$(sed -n 's/.*[Ee]rror occurred at line: \([0-9]*\).*/\1/p; s/^line \([0-9]*\):.*/\1/p' "$tmp/err" | head -1)
+      sline=$("$svcpath" rules --rules "$f" 2>&1 >/dev/null | sed -n 's/^[^:]*:\([0-9]*\):.*error.*/\1/p' | head -1)
+      if [ "$kline" = "$refused" ] && [ "$sline" = "$refused" ]; then
+        echo "ok: $(basename "$f") [$v] refused at line $refused by both"
+      else
+        echo "FAIL: $(basename "$f") [$v]: want both to refuse line $refused; kernel: ${kline:-accepted}, svcpath: ${sline:-accepted}"
+        fail=$((fail + 1))
+      fi
+      continue
+    fi
     if ! ip netns exec "$ns" "iptables-$v-restore" < "$f" 2> "$tmp/err"; then
       echo "FAIL: $(basename "$f") [$v]: the kernel refused it: $(cat "$tmp/err")"; fail=$((fail + 1)); continue
     fi
@@ -84,6 +101,7 @@ s_check() {  # NAME IPT: the dump is loaded in $ns already
 }
 for f in "${files[@]}" "$src"/tests/data/realworld/handwritten-medium-sized-company.rules "$src"/tests/data/realworld/firewalld-fedora27.rules6 "$src"/tests/data/realworld/synology-dsm-ds414.rules6; do
   ipt=iptables; [ "${f##*.}" = rules6 ] && ipt=ip6tables
+  grep -q '^# refused:' "$f" && continue
   ip netns del "$ns" 2>/dev/null; ip netns add "$ns"
   sets="${f%.rules}.ipsets"
   [ -f "$sets" ] && ip netns exec "$ns" ipset restore < "$sets"

@@ -288,7 +288,7 @@ TEST_CASE("bad input: every error has its line and says what was expected") {
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j MARK\nCOMMIT\n", 3, "MARK target: one of"},
       {"*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -j SNAT --to-source 1.2.3.4:80\nCOMMIT\n", 3,
        "Need TCP, UDP, SCTP or DCCP"},
-      {"*filter\n:INPUT MAYBE [0:0]\nCOMMIT\n", 2, "needs policy ACCEPT or DROP"},
+      {"*filter\n:INPUT MAYBE [0:0]\nCOMMIT\n", 2, "needs policy ACCEPT, DROP or"},
       {"*filter\n:FOO ACCEPT [0:0]\nCOMMIT\n", 2, "cannot have a policy"},
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT extra\nCOMMIT\n", 3, "unexpected argument 'extra'"},
       {"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT --frob 1 -j ACCEPT\nCOMMIT\n", 3, "unknown option '--frob'"},
@@ -349,4 +349,23 @@ TEST_CASE("errors are collected: several in one pass, input unchanged") {
     CHECK(e.diagnostics()[1].str().rfind("many.rules:4:", 0) == 0);
   }
   CHECK(rs.tables.empty());
+}
+
+// iptables-restore takes '-' for a built-in chain too: its policy stays (ACCEPT in a new table);
+// iptables-legacy-restore -c then leaves its counters alone, iptables-nft-restore -c sets them.
+// (tests/conformance/restore/builtin-keep-policy.rules checks the policy against the kernel.)
+TEST_CASE("':INPUT - [p:b]' keeps a built-in chain's policy; counters per back end") {
+  const std::string text = "*filter\n:INPUT DROP [1:2]\n:INPUT - [5:6]\n:FORWARD - [7:8]\nCOMMIT\n";
+  for (auto backend : {nf::XtBackend::Legacy, nf::XtBackend::Nft}) {
+    nf::Ruleset rs;
+    nf::RestoreOptions opt;
+    opt.counters = true;
+    opt.backend = backend;
+    CHECK_THROWS(nf::load_restore(text, "t.rules", rs, opt));  // declared twice, as iptables-restore says
+    nf::Ruleset ok;
+    nf::load_restore("*filter\n:INPUT DROP [1:2]\n-P INPUT DROP\n:FORWARD - [7:8]\nCOMMIT\n", "t.rules", ok, opt);
+    std::string saved = nf::save(ok, true);
+    CHECK(saved.find(":INPUT DROP [1:2]") != std::string::npos);
+    CHECK(saved.find(backend == nf::XtBackend::Nft ? ":FORWARD ACCEPT [7:8]" : ":FORWARD ACCEPT [0:0]") != std::string::npos);
+  }
 }
