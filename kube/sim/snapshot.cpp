@@ -8,6 +8,7 @@
 #include <memory>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "core/diag.hpp"
 
@@ -238,7 +239,53 @@ Snapshot load_snapshot(const std::string& path) {
     }
   }
   if (!s.conntrack.empty()) s.notes.push_back(fmt::format("conntrack: {} entries", s.conntrack.size()));
+  if (auto t = text(member::kKubeProxy)) {
+    auto kp = kube_proxy_mode(*t);
+    s.kube_proxy_mode = kp.mode;
+    if (!kp.mode.empty()) s.notes.push_back(fmt::format("kube-proxy: {} mode ({})", kp.mode, kp.how));
+    // What svcpath then simulates is the node's tables; say when the mode's own state is missing.
+    if (kp.mode == "ipvs" && s.ipvs.empty())
+      s.notes.push_back("warning: kube-proxy runs in IPVS mode but the snapshot has no ipvsadm-save (install ipvsadm on the "
+                        "node and take it again): Services are not simulated");
+    if (kp.mode == "nftables" && s.nft.empty())
+      s.notes.push_back("warning: kube-proxy runs in nftables mode but the snapshot has no nft ruleset with its table");
+  }
   return s;
+}
+
+KubeProxyMode kube_proxy_mode(std::string_view txt) {
+  std::string proxy_mode, configz, chains;
+  bool ipvs_device = false;
+  size_t pos = 0;
+  while (pos < txt.size()) {
+    size_t nl = txt.find('\n', pos);
+    std::string_view line = txt.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? txt.size() : nl + 1;
+    auto tab = line.find('\t');
+    if (tab == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, tab), val = line.substr(tab + 1);
+    if (key == "proxyMode" && val != "unreachable") proxy_mode = std::string(val);
+    else if (key == "configz" && val != "unreachable") configz = std::string(val);
+    else if (key == "chains" && chains.empty()) chains = std::string(val);
+    else if (key == "device" && val == "kube-ipvs0") ipvs_device = true;
+  }
+  for (const char* m : {"iptables", "ipvs", "nftables"})
+    if (proxy_mode == m) return {m, "kube-proxy's /proxyMode"};
+  if (!configz.empty()) {
+    auto j = nlohmann::json::parse(configz, nullptr, false);
+    if (!j.is_discarded() && j.is_object())
+      for (auto& [group, cfg] : j.items())
+        if (group.starts_with("kubeproxy.config.k8s.io") && cfg.is_object() && cfg.contains("mode") && cfg["mode"].is_string()) {
+          std::string m = cfg["mode"].get<std::string>();
+          // An empty mode is the platform default: iptables on Linux.
+          if (m.empty() || m == "iptables" || m == "ipvs" || m == "nftables")
+            return {m.empty() ? "iptables" : m, m.empty() ? "kube-proxy's /configz: mode unset, the Linux default" : "kube-proxy's /configz"};
+        }
+  }
+  if (ipvs_device) return {"ipvs", "the kube-ipvs0 device"};
+  if (chains.starts_with("nft table kube-proxy")) return {"nftables", "kube-proxy's nft table"};
+  if (!chains.empty()) return {"iptables", fmt::format("kube-proxy's chains: {}", chains)};
+  return {};
 }
 
 }  // namespace svcpath::sim

@@ -21,7 +21,8 @@ inline constexpr const char *kManifest = "manifest", *kLegacy4 = "iptables-legac
                             *kIpvs = "ipvsadm-save", *kNftRuleset = "nft-ruleset", *kConntrack4 = "conntrack.v4",
                             *kConntrack6 = "conntrack.v6", *kLink = "ip-link.json", *kAddr = "ip-addr.json",
                             *kRoute4 = "ip-route.v4.json", *kRoute6 = "ip-route.v6.json", *kRule4 = "ip-rule.v4.json",
-                            *kRule6 = "ip-rule.v6.json", *kMaddr = "ip-maddr.txt", *kSysctl = "sysctl.txt";
+                            *kRule6 = "ip-rule.v6.json", *kMaddr = "ip-maddr.txt", *kSysctl = "sysctl.txt",
+                            *kKubeProxy = "kube-proxy.txt";
 }
 
 struct Snapshot {
@@ -30,6 +31,7 @@ struct Snapshot {
   nf::Node node;                               // interfaces, addresses, routes of every table, rules, sysctls
   std::vector<nf::CtEntry> conntrack;          // conntrack -L of both families; expires_ns: remaining
   std::string backend;                         // iptables back end holding the rules: "nft", "legacy" or ""
+  std::string kube_proxy_mode;                 // "iptables", "ipvs", "nftables" or "" (no kube-proxy seen)
   Notes notes;                                 // what was skipped or chosen, for stderr
   /// The inputs for the lanes, as names read_input_file resolves (empty: the node had none).
   std::string rules, rules6, ipsets, ipvs, nft;
@@ -45,6 +47,14 @@ struct DumpRules {
   bool kube = false;
 };
 DumpRules count_rules(std::string_view iptables_save);
+
+/// kube-proxy's mode from the snapshot's kube-proxy.txt (what kube-proxy answered on /proxyMode,
+/// else its /configz "mode", else the chains and devices it leaves: kube-ipvs0 means IPVS), and
+/// how it was told. Empty when nothing there says kube-proxy runs.
+struct KubeProxyMode {
+  std::string mode, how;
+};
+KubeProxyMode kube_proxy_mode(std::string_view kube_proxy_txt);
 
 /// nft list ruleset text without the tables iptables-nft owns (family ip/ip6, a table name
 /// iptables-nft-save printed): those rules are loaded once, from iptables-nft-save.

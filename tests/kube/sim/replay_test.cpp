@@ -19,6 +19,7 @@
 #include "pcap/decode.hpp"
 #include "pcap/io.hpp"
 #include "helpers.hpp"
+#include "kube/sim/snapshot.hpp"
 
 using namespace svcpath;
 
@@ -520,4 +521,22 @@ TEST_CASE("an outcome printed as JSON reads back into the same picture") {
     CHECK(svg.find(mode == "ipvs" ? "data-hook=\"INPUT\" data-order=\"2\"" : "data-hook=\"FORWARD\" data-order=\"2\"") !=
           std::string::npos);
   }
+}
+
+TEST_CASE("a snapshot's kube-proxy.txt tells kube-proxy's mode: /proxyMode, else /configz, else its traces") {
+  using sim::kube_proxy_mode;
+  CHECK(kube_proxy_mode("proxyMode\tipvs\nconfigz\tunreachable\n").mode == "ipvs");
+  CHECK(kube_proxy_mode("proxyMode\tipvs\n").how == "kube-proxy's /proxyMode");
+  auto c = kube_proxy_mode("proxyMode\tunreachable\nconfigz\t{\"kubeproxy.config.k8s.io\":{\"mode\":\"nftables\",\"x\":1}}\n");
+  CHECK(c.mode == "nftables");
+  CHECK(c.how == "kube-proxy's /configz");
+  auto d = kube_proxy_mode("configz\t{\"kubeproxy.config.k8s.io\":{\"mode\":\"\"}}\n");
+  CHECK(d.mode == "iptables");
+  CHECK(d.how == "kube-proxy's /configz: mode unset, the Linux default");
+  CHECK(kube_proxy_mode("configz\t{not json\nchains\tKUBE-SERVICES in iptables-nft-save.v4\ndevice\tkube-ipvs0\n").mode == "ipvs");
+  auto e = kube_proxy_mode("configz\tunreachable\nmetrics\tunreachable\nchains\tKUBE-SERVICES in iptables-nft-save.v4\n");
+  CHECK(e.mode == "iptables");
+  CHECK(e.how == "kube-proxy's chains: KUBE-SERVICES in iptables-nft-save.v4");
+  CHECK(kube_proxy_mode("chains\tnft table kube-proxy\n").mode == "nftables");
+  CHECK(kube_proxy_mode("configz\tunreachable\nmetrics\tunreachable\n").mode.empty());
 }
