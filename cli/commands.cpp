@@ -295,7 +295,7 @@ int run_rules(const RulesOptions& o_in, std::ostream& out) {
   if (!o.ipvs.empty()) out << ipvs::save_ipvsadm(ipvs::load_ipvsadm_file(o.ipvs));
   if (!o.nft.empty()) out << nf::nft::print(nf::nft::load_file(o.nft));
   if (!o.rules.empty()) {
-    auto rs = load_rules(o.rules, o.v6 ? std::optional<Family>(Family::V6) : std::nullopt, o.counters);
+    auto rs = load_rules(o.rules, o.v6 ? std::optional<Family>(Family::V6) : std::nullopt, o.counters, "", o.noflush);
     out << nf::save(rs, o.counters);
   }
   return 0;

@@ -59,7 +59,7 @@ struct RulesOptions {
   std::string snapshot;
   std::string rules, ipsets, nft, ipvs;
   ClusterOptions cluster;
-  bool counters = false, v6 = false, restore_input = false;
+  bool counters = false, v6 = false, restore_input = false, noflush = false;
   bool policy = false;  // only the NetworkPolicy engine's ipset and iptables-restore input
   int family = 4;
 };

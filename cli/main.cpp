@@ -62,6 +62,9 @@ void add_node_options(CLI::App* app, sim::NodeOptions& n) {
                   "legacy or nft: whose view of the iptables tables to simulate (iptables-nft creates only the "
                   "built-in chains a dump names and runs the security table after nat); default: the dump's header")
       ->check(CLI::IsMember({"legacy", "nft"}));
+  app->add_flag("--noflush", n.noflush,
+                "read the dumps as iptables-restore --noflush does: a table named again (an iptables-save dump "
+                "followed by a policy engine's --noflush input) is edited, not replaced");
 }
 
 uint64_t physical_memory_mib() {
@@ -192,6 +195,8 @@ int main(int argc, char** argv) {
                    "ipvsadm-save or ipvsadm -L output, with -n or with names: printed back as ipvsadm-save -n prints it")
       ->check(CLI::ExistingFile);
   rcmd->add_flag("--counters,-c", ro.counters, "keep and print [packets:bytes] counters (iptables-restore -c, iptables-save -c)");
+  rcmd->add_flag("--noflush", ro.noflush,
+                 "read --rules as iptables-restore --noflush does: a table named again is edited, not replaced");
   rcmd->add_flag("-6", ro.v6, "the dump is ip6tables-save output");
   add_cluster_options(rcmd, ro.cluster);
   rcmd->add_option("--family", ro.family, "with --cluster: 4 (iptables-save) or 6 (ip6tables-save)")

@@ -75,13 +75,15 @@ nf::Node NodeOptions::build(std::optional<nf::Node> base) const {
 }
 
 // An iptables-save dump or iptables -S output of either family (nf::guess_family).
-nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters, const std::string& backend) {
+nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters, const std::string& backend,
+                       bool noflush) {
   std::string text = read_input_file(path);
   Family fam = force ? *force : nf::guess_family(text);
   nf::Ruleset rs;
   rs.family = fam;
   nf::RestoreOptions opt;
   opt.counters = counters;
+  opt.noflush = noflush;
   if (backend == "nft") opt.backend = nf::XtBackend::Nft;
   else if (backend == "legacy") opt.backend = nf::XtBackend::Legacy;
   else if (backend.empty()) opt.backend = nf::detect_backend(text);

@@ -19,6 +19,9 @@ struct NodeOptions {
   std::string nfqueue;  // "" (unknown listener) or "none" (--nfqueue none)
   /// --iptables-backend: "" (what the dump's header says), "legacy" or "nft" (nf::XtBackend).
   std::string iptables_backend;
+  /// --noflush: the dumps are read as iptables-restore --noflush reads them (a table named again
+  /// is edited, not replaced).
+  bool noflush = false;
   /// The node a snapshot (--snapshot) describes; the flags above apply on top of it, and no eth0
   /// or default route is invented for it.
   std::shared_ptr<const nf::Node> snapshot;
@@ -50,6 +53,6 @@ ClusterInput load_cluster(const ClusterOptions& o);
 
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.
 nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters = false,
-                       const std::string& backend = "");
+                       const std::string& backend = "", bool noflush = false);
 
 }  // namespace svcpath::sim

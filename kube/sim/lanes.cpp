@@ -107,10 +107,10 @@ std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
   l->node = o.node.build();
   if (!o.ipsets.empty()) l->sets = nf::load_ipsets_file(o.ipsets);
   if (!o.rules.empty()) {
-    auto rs = load_rules(o.rules, std::nullopt, false, o.node.iptables_backend);
+    auto rs = load_rules(o.rules, std::nullopt, false, o.node.iptables_backend, o.node.noflush);
     (rs.family == Family::V4 ? l->v4 : l->v6) = std::move(rs);
   }
-  if (!o.rules6.empty()) l->v6 = load_rules(o.rules6, Family::V6, false, o.node.iptables_backend);
+  if (!o.rules6.empty()) l->v6 = load_rules(o.rules6, Family::V6, false, o.node.iptables_backend, o.node.noflush);
   if (!o.nft.empty()) l->nft = nf::nft::load_file(o.nft);
   nf::IpSets empty;
   if (l->v4) nf::resolve_sets(*l->v4, l->sets ? *l->sets : empty, o.rules);

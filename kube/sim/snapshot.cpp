@@ -245,8 +245,9 @@ Snapshot load_snapshot(const std::string& path) {
     if (!kp.mode.empty()) s.notes.push_back(fmt::format("kube-proxy: {} mode ({})", kp.mode, kp.how));
     // What svcpath then simulates is the node's tables; say when the mode's own state is missing.
     if (kp.mode == "ipvs" && s.ipvs.empty())
-      s.notes.push_back("warning: kube-proxy runs in IPVS mode but the snapshot has no ipvsadm-save (install ipvsadm on the "
-                        "node and take it again): Services are not simulated");
+      s.notes.push_back(
+          "warning: kube-proxy runs in IPVS mode but the snapshot has no ipvsadm-save (install ipvsadm on the "
+          "node and take it again): Services are not simulated");
     if (kp.mode == "nftables" && s.nft.empty())
       s.notes.push_back("warning: kube-proxy runs in nftables mode but the snapshot has no nft ruleset with its table");
   }
@@ -279,7 +280,8 @@ KubeProxyMode kube_proxy_mode(std::string_view txt) {
           std::string m = cfg["mode"].get<std::string>();
           // An empty mode is the platform default: iptables on Linux.
           if (m.empty() || m == "iptables" || m == "ipvs" || m == "nftables")
-            return {m.empty() ? "iptables" : m, m.empty() ? "kube-proxy's /configz: mode unset, the Linux default" : "kube-proxy's /configz"};
+            return {m.empty() ? "iptables" : m,
+                    m.empty() ? "kube-proxy's /configz: mode unset, the Linux default" : "kube-proxy's /configz"};
         }
   }
   if (ipvs_device) return {"ipvs", "the kube-ipvs0 device"};

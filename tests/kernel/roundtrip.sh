@@ -31,6 +31,7 @@ files=("$src"/examples/rulesets/*.rules "$src"/tests/data/kernel-probe-*.rules "
 for f in "${files[@]}"; do
   backends=$(sed -n 's/^# backends: \([a-z ]*\).*/\1/p' "$f" | head -1)
   refused=$(sed -n 's/^# refused: \([0-9]*\).*/\1/p' "$f" | head -1)
+  noflush=(); grep -q '^# noflush' "$f" && noflush=(--noflush)
   for v in ${backends:-legacy nft}; do
     n=$((n + 1))
     ip netns del "$ns" 2>/dev/null; ip netns add "$ns"
@@ -48,11 +49,11 @@ for f in "${files[@]}"; do
       fi
       continue
     fi
-    if ! ip netns exec "$ns" "iptables-$v-restore" < "$f" 2> "$tmp/err"; then
+    if ! ip netns exec "$ns" "iptables-$v-restore" "${noflush[@]}" < "$f" 2> "$tmp/err"; then
       echo "FAIL: $(basename "$f") [$v]: the kernel refused it: $(cat "$tmp/err")"; fail=$((fail + 1)); continue
     fi
     ip netns exec "$ns" "iptables-$v-save" 2>/dev/null | blocks > "$tmp/kernel"
-    "$svcpath" rules --rules "$f" | blocks > "$tmp/svcpath"
+    "$svcpath" rules "${noflush[@]}" --rules "$f" | blocks > "$tmp/svcpath"
     if diff -u "$tmp/kernel" "$tmp/svcpath" > "$tmp/diff"; then
       echo "ok: $(basename "$f") [$v] $(wc -l < "$tmp/kernel") lines identical"
     else
@@ -101,7 +102,7 @@ s_check() {  # NAME IPT: the dump is loaded in $ns already
 }
 for f in "${files[@]}" "$src"/tests/data/realworld/handwritten-medium-sized-company.rules "$src"/tests/data/realworld/firewalld-fedora27.rules6 "$src"/tests/data/realworld/synology-dsm-ds414.rules6; do
   ipt=iptables; [ "${f##*.}" = rules6 ] && ipt=ip6tables
-  grep -q '^# refused:' "$f" && continue
+  grep -q '^# refused:\|^# noflush' "$f" && continue
   ip netns del "$ns" 2>/dev/null; ip netns add "$ns"
   sets="${f%.rules}.ipsets"
   [ -f "$sets" ] && ip netns exec "$ns" ipset restore < "$sets"
