@@ -233,9 +233,14 @@ void NatCore::add(Hook h, int priority, NatLookup* l) {
 
 Verdict NatCore::run(Hook h, Packet& p, HookContext& ctx) noexcept {
   const Family fam = p.t.src.fam;
-  bool any = false;
-  for (auto& l : lookups_[int(h)]) any |= l.lookup->applies(fam);
-  if (!any) return Verdict::accept();
+  // nf_nat_register_fn registers the family's nat hooks at every hook once any nat table or chain
+  // exists: a hook without a chain of its own still sets up null bindings and rewrites packets
+  // (an nft ruleset with only a prerouting nat chain still un-DNATs at postrouting).
+  bool here = false, any = false;
+  for (auto& l : lookups_[int(h)]) here |= l.lookup->applies(fam);
+  for (int k = 0; k < kNumHooks && !here && !any; ++k)
+    for (auto& l : lookups_[k]) any |= l.lookup->applies(fam);
+  if (!here && !any) return Verdict::accept();
   if (!p.ct || p.ctinfo == CtInfo::Untracked || p.ctinfo == CtInfo::Invalid) return Verdict::accept();
   Manip manip = (h == Hook::PreRouting || h == Hook::LocalOut) ? Manip::Dst : Manip::Src;
   CtEntry* e = ctx.ct.get(p.ct);
@@ -267,7 +272,7 @@ Verdict NatCore::run(Hook h, Packet& p, HookContext& ctx) noexcept {
   // this manip has no binding yet (nf_nat_inet_fn falls through to the NEW case).
   bool first = p.ctinfo == CtInfo::New || p.ctinfo == CtInfo::Related;
   if (first && !e->nat_done[int(manip)]) {
-    ++ctx.ctr.nat_table_runs;
+    if (here) ++ctx.ctr.nat_table_runs;
     for (auto& l : lookups_[int(h)]) {
       if (!l.lookup->applies(fam)) continue;
       Verdict v = l.lookup->run(h, p, ctx);
@@ -277,7 +282,7 @@ Verdict NatCore::run(Hook h, Packet& p, HookContext& ctx) noexcept {
     }
     e = ctx.ct.get(p.ct);
     if (!e->nat_done[int(manip)]) nat_setup(ctx.ct, *e, manip, nullptr, nullptr, ctx.chooser);
-  } else if (s.enabled()) {
+  } else if (here && s.enabled()) {
     TraceEvent ev;
     ev.hook = h;
     ev.kind = TraceKind::Nat;

@@ -71,18 +71,25 @@ RejectKind reject_kind(std::string_view with, Family fam) {
     std::string_view name;
     uint8_t code;
   };
-  // ipt_REJECT / ip6t_REJECT names (nft's icmp and icmpv6 codes are spelled the same after the
-  // prefix), then nft's family-independent icmpx codes.
-  static constexpr Code c4[] = {{"icmp-net-unreachable", 0},   {"icmp-host-unreachable", 1},  {"icmp-proto-unreachable", 2},
-                                {"icmp-prot-unreachable", 2},  {"icmp-port-unreachable", 3},  {"icmp-net-prohibited", 9},
-                                {"icmp-host-prohibited", 10},  {"icmp-admin-prohibited", 13}, {"icmpx-no-route", 0},
-                                {"icmpx-host-unreachable", 1}, {"icmpx-port-unreachable", 3}, {"icmpx-admin-prohibited", 13}};
-  static constexpr Code c6[] = {{"icmp6-no-route", 0},         {"icmp6-adm-prohibited", 1},   {"icmp6-admin-prohibited", 1},
-                                {"icmp6-addr-unreachable", 3}, {"icmp6-port-unreachable", 4}, {"icmp6-policy-fail", 5},
-                                {"icmp6-reject-route", 6},     {"icmp6-beyond-scope", 2},     {"icmpx-no-route", 0},
-                                {"icmpx-admin-prohibited", 1}, {"icmpx-host-unreachable", 3}, {"icmpx-port-unreachable", 4}};
+  // ipt_REJECT / ip6t_REJECT names; nft spells its codes the same after icmp- / icmp6-, and its
+  // family-independent icmpx codes as icmp- too: an icmp- name on an IPv6 packet can only be one of
+  // those (or an inet table's bare reject), mapped as nft_reject_icmpx_to_icmpv6 does.
+  static constexpr Code c4[] = {{"icmp-net-unreachable", 0},  {"icmp-host-unreachable", 1}, {"icmp-proto-unreachable", 2},
+                                {"icmp-prot-unreachable", 2}, {"icmp-port-unreachable", 3}, {"icmp-net-prohibited", 9},
+                                {"icmp-host-prohibited", 10}, {"icmp-admin-prohibited", 13}, {"icmp-no-route", 0}};
+  static constexpr Code c6[] = {{"icmp6-no-route", 0},          {"icmp6-adm-prohibited", 1},   {"icmp6-admin-prohibited", 1},
+                                {"icmp6-addr-unreachable", 3},  {"icmp6-port-unreachable", 4}, {"icmp6-policy-fail", 5},
+                                {"icmp6-reject-route", 6},      {"icmp6-beyond-scope", 2},     {"icmp-no-route", 0},
+                                {"icmp-admin-prohibited", 1},   {"icmp-host-unreachable", 3},  {"icmp-port-unreachable", 4}};
   for (const Code& c : v4 ? std::span<const Code>(c4) : std::span<const Code>(c6))
     if (c.name == with) k.code = c.code;
+  // nft's numeric codes: reject with icmp 3, icmpv6 1.
+  std::string_view num = with.substr(with.find('-') == std::string_view::npos ? with.size() : with.find('-') + 1);
+  if (!num.empty() && num.find_first_not_of("0123456789") == std::string_view::npos && num.size() <= 3) {
+    unsigned v = 0;
+    for (char ch : num) v = v * 10 + unsigned(ch - '0');
+    if (v < 256) k.code = uint8_t(v);
+  }
   return k;
 }
 

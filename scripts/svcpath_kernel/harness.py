@@ -720,7 +720,9 @@ def run_scenario(binary, sc, backend, tag, report, savedir):
         report(f"FAIL: {sc['name']} [{backend}] packet {spec_of(p)}: {r['problem']}")
         report(f"  kernel:  {json.dumps(ko)}")
         for o in outs:
-            report(f"  svcpath: {o['verdict']} {o['src']} -> {o['dst']} out={o['out']} p={o['probability']:.4f}")
+            a = o.get("answer")
+            ans = f" answer: {a['what']} {a['verdict']} {a['src']} -> {a['dst']} out={a['out']}{' at ' + a['where'] if a.get('where') else ''}" if a else ""
+            report(f"  svcpath: {o['verdict']} {o['src']} -> {o['dst']} out={o['out']} p={o['probability']:.4f}{ans}")
         if ktrace is not None:
             kern, verdict, mine = path_lines(backend, r)
             report("  kernel trace:")

@@ -266,15 +266,23 @@ COMMIT
     return {"name": "edges: martians, multicast, broadcast", "rules": rules, "ipsets": "", "node": node, "packets": pkts}
 
 
-def reject_node():
-    return {"interfaces": [{"name": "eth0", "addresses": ["10.0.0.10/24", "fd00::10/64"]},
-                           {"name": "eth1", "addresses": ["10.0.1.10/24", "fd00:1::10/64"]}],
+def reject_node(v6=True):
+    six = (["fd00::10/64"], ["fd00:1::10/64"]) if v6 else ([], [])
+    return {"interfaces": [{"name": "eth0", "addresses": ["10.0.0.10/24"] + six[0]},
+                           {"name": "eth1", "addresses": ["10.0.1.10/24"] + six[1]}],
             "routes": [{"dst": "10.244.2.0/24", "dev": "eth1", "via": "10.0.1.11"},
                        {"dst": "10.244.3.0/24", "dev": "eth1", "via": "10.0.1.11"},
                        {"dst": "default", "dev": "eth0", "via": "10.0.0.1"},
                        {"dst": "fd00:244:2::/64", "dev": "eth1", "via": "fd00:1::11"},
                        {"dst": "::/0", "dev": "eth0", "via": "fd00::1"}],
             "sysctls": {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1}}
+
+
+def reject_node4():
+    n = reject_node(v6=False)
+    n["routes"] = [r for r in n["routes"] if ":" not in r["dst"]]
+    del n["sysctls"]["net.ipv6.conf.all.forwarding"]
+    return n
 
 
 def reject_packets(v6=False):
@@ -295,6 +303,15 @@ def reject_packets(v6=False):
     pkts.append({"proto": "tcp", "src": clients[0], "dst": node_ip, "dport": 81, "in": "eth0", "flags": "R"})
     pkts.append({"proto": "tcp", "src": clients[0], "dst": node_ip, "dport": 81, "in": "eth0", "flags": "A"})
     pkts.append({"proto": "udp", "src": node_ip, "dst": fwd, "dport": 9, "in": None})
+    if v6:
+        # ip6_forward: a link-local source leaving its link is answered beyond scope (ICMPv6 1/2,
+        # out of the arrival interface, from its link-local address); a link-local destination
+        # goes back out where it came in (and meets FORWARD's REJECT there); :: is dropped.
+        pkts += [{"proto": "icmp", "src": "fe80::5", "dst": "2001:db8:1::9", "in": "eth0"},
+                 {"proto": "udp", "src": "fe80::5", "dst": "2001:db8:1::9", "dport": 9, "in": "eth1"},
+                 {"proto": "icmp", "src": "fe80::5", "dst": "fe80::6", "in": "eth0"},
+                 {"proto": "udp", "src": "fe80::5", "dst": "fe80::6", "dport": 9, "in": "eth1"},
+                 {"proto": "icmp", "src": "::", "dst": "2001:db8:1::9", "in": "eth1"}]
     return pkts
 
 
@@ -335,7 +352,7 @@ COMMIT
     out = []
     for name, pol, o4, o6 in (("OUTPUT drops ICMP", "ACCEPT", only_icmp4, only_icmp6), ("-P OUTPUT DROP", "DROP", hardened, hardened6)):
         out.append({"name": f"reject answers: {name}", "rules": nat + filt.format(policy=pol, output=o4, **v4), "ipsets": "",
-                    "node": reject_node(), "packets": reject_packets()})
+                    "node": reject_node4(), "packets": reject_packets()})
         out.append({"name": f"reject answers IPv6: {name}", "rules": "", "rules6": filt.format(policy=pol, output=o6, **v6),
                     "ipsets": "", "node": reject_node(), "packets": reject_packets(v6=True)})
     nft = """table inet filter {
@@ -362,7 +379,8 @@ COMMIT
 table ip nat {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
-		ip daddr 10.96.0.10 dnat to 10.244.2.7:8080
+		ip daddr 10.96.0.10 tcp dport 80 dnat to 10.244.2.7:8080
+		ip daddr 10.96.0.10 udp dport 80 dnat to 10.244.2.7:8080
 	}
 }
 """

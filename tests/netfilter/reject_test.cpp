@@ -135,8 +135,9 @@ TEST_CASE("REJECT answers: OUTPUT can drop the answer; the outcome stays rejecte
 TEST_CASE("reject_kind: iptables names and nft's icmpx codes per family") {
   CHECK(nf::reject_kind("tcp-reset", Family::V4).reset);
   CHECK(nf::reject_kind("icmp-admin-prohibited", Family::V4).code == 13);
-  CHECK(nf::reject_kind("icmpx-admin-prohibited", Family::V6).code == 1);
-  CHECK(nf::reject_kind("icmpx-host-unreachable", Family::V6).code == 3);
+  CHECK(nf::reject_kind("icmp-admin-prohibited", Family::V6).code == 1);  // nft's icmpx admin-prohibited
+  CHECK(nf::reject_kind("icmp-host-unreachable", Family::V6).code == 3);  // kernel 6.18, reject answers (nftables)
+  CHECK(nf::reject_kind("icmp6-1", Family::V6).code == 1);
   CHECK(nf::reject_kind("icmp-port-unreachable", Family::V6).code == 4);  // an inet table's bare reject
   CHECK(nf::reject_kind("icmp6-adm-prohibited", Family::V6).type == 1);
 }
