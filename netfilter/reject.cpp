@@ -74,13 +74,13 @@ RejectKind reject_kind(std::string_view with, Family fam) {
   // ipt_REJECT / ip6t_REJECT names; nft spells its codes the same after icmp- / icmp6-, and its
   // family-independent icmpx codes as icmp- too: an icmp- name on an IPv6 packet can only be one of
   // those (or an inet table's bare reject), mapped as nft_reject_icmpx_to_icmpv6 does.
-  static constexpr Code c4[] = {{"icmp-net-unreachable", 0},  {"icmp-host-unreachable", 1}, {"icmp-proto-unreachable", 2},
-                                {"icmp-prot-unreachable", 2}, {"icmp-port-unreachable", 3}, {"icmp-net-prohibited", 9},
+  static constexpr Code c4[] = {{"icmp-net-unreachable", 0},  {"icmp-host-unreachable", 1},  {"icmp-proto-unreachable", 2},
+                                {"icmp-prot-unreachable", 2}, {"icmp-port-unreachable", 3},  {"icmp-net-prohibited", 9},
                                 {"icmp-host-prohibited", 10}, {"icmp-admin-prohibited", 13}, {"icmp-no-route", 0}};
-  static constexpr Code c6[] = {{"icmp6-no-route", 0},          {"icmp6-adm-prohibited", 1},   {"icmp6-admin-prohibited", 1},
-                                {"icmp6-addr-unreachable", 3},  {"icmp6-port-unreachable", 4}, {"icmp6-policy-fail", 5},
-                                {"icmp6-reject-route", 6},      {"icmp6-beyond-scope", 2},     {"icmp-no-route", 0},
-                                {"icmp-admin-prohibited", 1},   {"icmp-host-unreachable", 3},  {"icmp-port-unreachable", 4}};
+  static constexpr Code c6[] = {{"icmp6-no-route", 0},         {"icmp6-adm-prohibited", 1},   {"icmp6-admin-prohibited", 1},
+                                {"icmp6-addr-unreachable", 3}, {"icmp6-port-unreachable", 4}, {"icmp6-policy-fail", 5},
+                                {"icmp6-reject-route", 6},     {"icmp6-beyond-scope", 2},     {"icmp-no-route", 0},
+                                {"icmp-admin-prohibited", 1},  {"icmp-host-unreachable", 3},  {"icmp-port-unreachable", 4}};
   for (const Code& c : v4 ? std::span<const Code>(c4) : std::span<const Code>(c6))
     if (c.name == with) k.code = c.code;
   // nft's numeric codes: reject with icmp 3, icmpv6 1.
@@ -171,9 +171,13 @@ std::optional<Packet> reject_answer_v6(const Packet& p, RejectKind k, Hook h, co
     return std::nullopt;
   }
   Packet a = blank_answer(p);
-  // The destination when it is one of ours (ipv6_chk_addr on any device), else the output route's
-  // source selection.
-  a.t.src = node.has_address(dst) ? dst : Addr::any(Family::V6);
+  // The destination when it is one of ours (ipv6_chk_addr on any device); else, for a packet that
+  // came in, source selection on the interface it came in on (icmp6_send's "a more meaningful
+  // saddr from input if"); else the output route's.
+  a.t.src = Addr::any(Family::V6);
+  if (node.has_address(dst)) a.t.src = dst;
+  else if (!p.local_out && p.iif >= 0)
+    if (auto s = node.select_source(p.iif, src)) a.t.src = *s;
   a.t.dst = src;
   a.t.proto = proto::ICMPV6;
   a.t.dport = uint16_t(k.type << 8 | k.code);

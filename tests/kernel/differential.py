@@ -311,7 +311,10 @@ def reject_packets(v6=False):
                  {"proto": "udp", "src": "fe80::5", "dst": "2001:db8:1::9", "dport": 9, "in": "eth1"},
                  {"proto": "icmp", "src": "fe80::5", "dst": "fe80::6", "in": "eth0"},
                  {"proto": "udp", "src": "fe80::5", "dst": "fe80::6", "dport": 9, "in": "eth1"},
-                 {"proto": "icmp", "src": "::", "dst": "2001:db8:1::9", "in": "eth1"}]
+                 {"proto": "icmp", "src": "::", "dst": "2001:db8:1::9", "in": "eth1"},
+                 # in on eth1, the route back out of eth0: the ICMPv6 error's source is eth1's
+                 # (icmp6_send picks it on the input interface), REJECTed in FORWARD
+                 {"proto": "udp", "src": "2001:db8:1::9", "dst": fwd, "dport": 9, "in": "eth1"}]
     return pkts
 
 

@@ -151,11 +151,13 @@ TEST_CASE("IPv6 link-local: a forwarded fe80:: source is answered beyond scope; 
   CHECK(n.sys.set("net.ipv6.conf.all.forwarding", "1").empty());
   auto rs = rules("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n", Family::V6);
   nf::Datapath dp(n);
-  nf::attach_iptables(dp, &rs, nullptr, nullptr);
+  nf::attach_iptables(dp, nullptr, &rs, nullptr);
   auto o = run(dp, "udp [fe80::5]:5 -> [2001:db8::9]:53");
   CHECK(o.kind == nf::OutcomeKind::Rejected);
   CHECK(o.reason == DropReason::BeyondScope);
-  CHECK(std::find(trace_ids(o).begin(), trace_ids(o).end(), "filter:FORWARD:policy:1") == trace_ids(o).end());
+  auto ids = trace_ids(o);
+  CHECK(std::find(ids.begin(), ids.end(), "filter:FORWARD:policy:1") == ids.end());  // before FORWARD
+  CHECK(std::find(ids.begin(), ids.end(), "filter:OUTPUT:policy:1") != ids.end());   // the answer's
   REQUIRE(o.answer);
   CHECK(o.answer->what == "icmp6 type 1 code 2");
   CHECK(o.answer->out == "eth0");                   // back where it came from (icmp6_iif)
@@ -166,4 +168,16 @@ TEST_CASE("IPv6 link-local: a forwarded fe80:: source is answered beyond scope; 
   CHECK(d.out == "eth0");
   // Unspecified sources are dropped there, without an answer.
   CHECK(run(dp, "udp [::]:5 -> [2001:db8::9]:53").reason == DropReason::MartianSource);
+
+  // icmp6_send picks a forwarded packet's error source on the interface it came in on, not the
+  // interface the error leaves by (kernel 6.18, reject answers IPv6).
+  auto fwd =
+      rules("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p udp -j REJECT\nCOMMIT\n",
+            Family::V6);
+  nf::Datapath dp2(n);
+  nf::attach_iptables(dp2, nullptr, &fwd, nullptr);
+  auto r = run(dp2, "udp [2001:db8::9]:5 -> [2001:db8:2::7]:53");
+  REQUIRE(r.answer);
+  CHECK(r.answer->out == "eth1");
+  CHECK(r.answer->after.t.src.str() == "fd00::10");
 }
