@@ -705,6 +705,16 @@ def path_lines(backend, r):
     return kern, o["verdict"], [":".join(str(x) for x in t[:-1]) + " " + t[-1] for t in mine(o)]
 
 
+def fmt_svcpath(o):
+    """One svcpath outcome for a disagreement report, with its REJECT answer's fate."""
+    a = o.get("answer")
+    ans = ""
+    if a:
+        fate = f"left out={a['out']}" if a["verdict"] == "forwarded" else a["verdict"] + (f" at {a['where']}" if a.get("where") else "")
+        ans = f"; answer {a['what']} {a['src']} -> {a['dst']} {fate}"
+    return f"{o['verdict']} {o['src']} -> {o['dst']} out={o['out']} p={o['probability']:.4f}{ans}"
+
+
 def run_scenario(binary, sc, backend, tag, report, savedir):
     """compare() with the differential test's report: each disagreement in full, saved under savedir
     as a regression case (no saving when savedir is None). Returns (packets, disagreements)."""
@@ -720,9 +730,7 @@ def run_scenario(binary, sc, backend, tag, report, savedir):
         report(f"FAIL: {sc['name']} [{backend}] packet {spec_of(p)}: {r['problem']}")
         report(f"  kernel:  {json.dumps(ko)}")
         for o in outs:
-            a = o.get("answer")
-            ans = f" answer: {a['what']} {a['verdict']} {a['src']} -> {a['dst']} out={a['out']}{' at ' + a['where'] if a.get('where') else ''}" if a else ""
-            report(f"  svcpath: {o['verdict']} {o['src']} -> {o['dst']} out={o['out']} p={o['probability']:.4f}{ans}")
+            report(f"  svcpath: {fmt_svcpath(o)}")
         if ktrace is not None:
             kern, verdict, mine = path_lines(backend, r)
             report("  kernel trace:")

@@ -403,7 +403,7 @@ def main():
             print(f"DISAGREE [{label}] packet {i + 1}: {H.spec_of(r['p'])}: {r['problem']}")
             print(f"  kernel:  {fmt_kernel(r['kernel'])}")
             for o in r["svcpath"]:
-                print(f"  svcpath: {o['verdict']} {o['src']} -> {o['dst']} out={o['out']} p={o['probability']:.4f}")
+                print(f"  svcpath: {H.fmt_svcpath(o)}")
             if r["ktrace"] is not None:
                 kern, verdict, mine = H.path_lines(backend, r)
                 print("  kernel path:")
