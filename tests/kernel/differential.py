@@ -303,6 +303,10 @@ def reject_packets(v6=False):
     pkts.append({"proto": "tcp", "src": clients[0], "dst": node_ip, "dport": 81, "in": "eth0", "flags": "R"})
     pkts.append({"proto": "tcp", "src": clients[0], "dst": node_ip, "dport": 81, "in": "eth0", "flags": "A"})
     pkts.append({"proto": "udp", "src": node_ip, "dst": fwd, "dport": 9, "in": None})
+    if not v6:
+        # In on eth1, the route back out of eth0: the ICMP error's source is the route's (eth0's),
+        # or eth1's with icmp_errors_use_inbound_ifaddr.
+        pkts.append({"proto": "udp", "src": clients[0], "dst": fwd, "dport": 9, "in": "eth1"})
     if v6:
         # ip6_forward: a link-local source leaving its link is answered beyond scope (ICMPv6 1/2,
         # out of the arrival interface, from its link-local address); a link-local destination
@@ -358,6 +362,10 @@ COMMIT
                     "node": reject_node4(), "packets": reject_packets()})
         out.append({"name": f"reject answers IPv6: {name}", "rules": "", "rules6": filt.format(policy=pol, output=o6, **v6),
                     "ipsets": "", "node": reject_node(), "packets": reject_packets(v6=True)})
+    inbound = reject_node4()
+    inbound["sysctls"]["net.ipv4.icmp_errors_use_inbound_ifaddr"] = 1
+    out.append({"name": "reject answers: icmp_errors_use_inbound_ifaddr", "rules": nat + filt.format(policy="ACCEPT", output="", **v4),
+                "ipsets": "", "node": inbound, "packets": reject_packets()})
     nft = """table inet filter {
 	chain input {
 		type filter hook input priority filter; policy accept;
