@@ -129,6 +129,7 @@ struct Visit {
 std::vector<Visit> visits_of(const nf::Outcome& o) {
   std::vector<Visit> v;
   for (auto& e : o.trace) {
+    if (e.answer) continue;  // a REJECT's answer is a packet of its own; the picture is the packet's
     if (v.empty() || v.back().hook != e.hook) v.push_back({e.hook, {}});
     v.back().events.push_back(&e);
   }
@@ -423,8 +424,8 @@ std::string render_html(const std::vector<Picture>& pics, const std::string& hea
       traces +=
           fmt::format("<details><summary>{} — {} mode: every step</summary><pre>", xml_escape(pic.title), xml_escape(pn.mode));
       for (auto& e : pn.outcomes.at(pn.shown).trace) {
-        traces += xml_escape(fmt::format("{:<11} {}:{}{} {} {}\n", hook_name(e.hook), e.table, e.chain,
-                                         e.chain.empty() ? "" : fmt::format(":{}", e.rulenum), e.target,
+        traces += xml_escape(fmt::format("{:<11} {}:{}{} {} {}\n", fmt::format("{}{}", hook_name(e.hook), e.answer ? "<" : ""),
+                                         e.table, e.chain, e.chain.empty() ? "" : fmt::format(":{}", e.rulenum), e.target,
                                          e.assumed.empty() ? e.detail : e.detail + "  (assumed: " + e.assumed + ")"));
         if (e.rewritten) traces += xml_escape(fmt::format("{:<11} {} → {}\n", "", e.before.str(), e.after.str()));
       }

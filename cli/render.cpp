@@ -43,7 +43,8 @@ std::string render_text(int index, const PacketSpec& spec, const Packet& pkt, co
     if (enumerated) o += fmt::format("  outcome {}/{}  p={:.6f}\n", n + 1, outcomes.size(), oc.probability);
     std::string ind = enumerated ? "    " : "  ";
     for (auto& e : oc.trace) {
-      std::string hook = fmt::format("{:<11}", hook_name(e.hook));
+      // The answer's steps (a REJECT's reset or ICMP error) are marked where the hook is shown.
+      std::string hook = fmt::format("{:<11}", e.answer ? fmt::format("{}<", hook_name(e.hook)) : std::string(hook_name(e.hook)));
       switch (e.kind) {
         case TraceKind::Rule:
         case TraceKind::Return:
@@ -85,6 +86,17 @@ std::string render_text(int index, const PacketSpec& spec, const Packet& pkt, co
                            oc.reject_with.empty() ? "" : ", " + oc.reject_with);
     }
     o += fmt::format("{}=> {}{}: {}{}\n", ind, k.verdict(verdict), where, tuple_str(oc.after.t), extra);
+    if (const auto& a = oc.answer) {
+      std::string fate = a->kind == nf::OutcomeKind::Forwarded   ? "left out " + a->out
+                         : a->kind == nf::OutcomeKind::Delivered ? std::string("delivered to a local socket")
+                                                                 : fmt::format("dropped ({}{})", drop_reason_name(a->reason),
+                                                                               a->where.empty() ? "" : " at " + a->where);
+      const FiveTuple& t = a->after.t;
+      std::string shown = a->after.is_icmp()
+                              ? fmt::format("{} -> {} about {}", t.src.str(), t.dst.str(), tuple_str(a->after.inner))
+                              : tuple_str(t);
+      o += fmt::format("{}   answer: {} {}: {}\n", ind, a->what, shown, k.verdict(fate));
+    }
     if (auto line = nf::netpol::story_line(nf::netpol::story(oc.trace, oc.before)); !line.empty())
       o += fmt::format("{}   policy: {}\n", ind, line);
   }
@@ -120,6 +132,24 @@ nlohmann::json outcome_json(const nf::Outcome& o) {
   j["reason"] = o.reason == DropReason::None ? "" : std::string(drop_reason_name(o.reason));
   if (!o.where.empty() && o.reason != DropReason::None) j["where"] = o.where;
   if (!o.reject_with.empty()) j["reject_with"] = o.reject_with;
+  if (const auto& a = o.answer) {
+    nlohmann::json aj;
+    aj["what"] = a->what;
+    aj["verdict"] = nf::outcome_name(a->kind);
+    aj["src"] = endpoint(a->after.t.src, a->after.t.sport, a->after.t.proto);
+    aj["dst"] = endpoint(a->after.t.dst, a->after.t.dport, a->after.t.proto);
+    if (a->after.is_icmp()) {
+      aj["icmp_type"] = a->after.icmp_type();
+      aj["icmp_code"] = a->after.icmp_code();
+      aj["quoted"] = {{"src", endpoint(a->after.inner.src, a->after.inner.sport, a->after.inner.proto)},
+                      {"dst", endpoint(a->after.inner.dst, a->after.inner.dport, a->after.inner.proto)},
+                      {"proto", proto::name(a->after.inner.proto)}};
+    }
+    aj["out"] = a->out;
+    aj["reason"] = a->reason == DropReason::None ? "" : std::string(drop_reason_name(a->reason));
+    if (!a->where.empty()) aj["where"] = a->where;
+    j["answer"] = std::move(aj);
+  }
   auto tr = nlohmann::json::array();
   for (auto& e : o.trace) {
     nlohmann::json t;
@@ -137,6 +167,7 @@ nlohmann::json outcome_json(const nf::Outcome& o) {
     }
     if (!e.detail.empty()) t["detail"] = e.detail;
     if (!e.assumed.empty()) t["assumed"] = e.assumed;
+    if (e.answer) t["answer"] = true;
     tr.push_back(std::move(t));
   }
   j["trace"] = std::move(tr);

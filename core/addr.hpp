@@ -48,6 +48,8 @@ struct Addr {
   bool is_unspecified() const;
   bool is_loopback() const;   // 127.0.0.0/8, ::1
   bool is_multicast() const;  // 224.0.0.0/4, ff00::/8
+  /// fe80::/10
+  bool is_link_local() const { return !is_v4() && b[0] == 0xfe && (b[1] & 0xc0) == 0x80; }
   bool is_limited_broadcast() const { return is_v4() && host4() == 0xffffffffu; }
   std::string str() const;
   /// Address masked to its first len bits.

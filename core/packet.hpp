@@ -57,6 +57,7 @@ struct Packet {
   bool nf_trace = false;       // raw TRACE target
   bool tproxied = false;       // TPROXY assigned a local socket: route to local delivery
   uint64_t ts_ns = 0;          // arrival time, drives conntrack/recent/limit timers
+  FiveTuple inner;             // an ICMP error's quoted header: the packet it answers (NAT translates it)
 
   // What a match may read that a packet spec cannot show and svcpath does not simulate. Each has a
   // packet-spec key and a documented default (docs/inputs.md); a rule's trace names the value a match

@@ -34,6 +34,7 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::MartianSource: return "martian source";
     case DropReason::MartianDest: return "martian destination";
     case DropReason::McastNotJoined: return "multicast group not joined on the receiving interface";
+    case DropReason::BeyondScope: return "link-local source beyond its scope";
     case DropReason::LocalnetOut: return "loopback source leaving a non-loopback interface (route_localnet=0)";
     case DropReason::NoRoute: return "no route to destination";
     case DropReason::Blackhole: return "blackhole/prohibit route";

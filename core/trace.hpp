@@ -35,6 +35,7 @@ struct TraceEvent {
   std::string detail;      // human text (rule text for rules, reason for notes)
   std::string assumed;     // state a match took from the packet spec ("uid 0 gid 0 (uid=, gid=)")
   bool rewritten = false;
+  bool answer = false;      // a step of the answer a REJECT sent (its reset or ICMP error), not of the packet
   FiveTuple before, after;  // set when rewritten
 };
 

@@ -29,6 +29,7 @@ enum class DropReason : uint8_t {
   Ipvs,            // IPVS refused the packet
   IpvsNoDest,      // IPVS found the service but the scheduler gave no destination (ICMP unreachable)
   McastNotJoined,  // multicast to a group the receiving interface has not joined
+  BeyondScope,     // a link-local source forwarded off its link (ip6_forward answers ICMPv6 beyond scope)
 };
 
 std::string_view drop_reason_name(DropReason r);

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "netfilter/reject.hpp"
+
 namespace svcpath::nf {
 
 std::string_view outcome_name(OutcomeKind k) {
@@ -58,8 +60,12 @@ class ConntrackIn final : public Stage {
       return Verdict::accept();
     }
     if (p.ct) {
-      // Loopback re-entry keeps the entry the packet was given on the way out (nf_conntrack_in ignores it).
-      note(s, h, TraceKind::Conntrack, "conntrack", "seen", "already tracked (looped back or re-injected)");
+      // Loopback re-entry keeps the entry the packet was given on the way out (nf_conntrack_in
+      // ignores it), as does a REJECT's answer, attached to the rejected packet's (nf_ct_attach).
+      if (p.ctinfo == CtInfo::Related && h == Hook::LocalOut && s.enabled())
+        note(s, h, TraceKind::Conntrack, "conntrack", "RELATED",
+             fmt::format("attached to entry {}, {} direction", p.ct, p.dir == CtDir::Reply ? "reply" : "original"));
+      else note(s, h, TraceKind::Conntrack, "conntrack", "seen", "already tracked (looped back or re-injected)");
       return Verdict::accept();
     }
     Conntrack& ct = ctx.ct;
@@ -137,6 +143,9 @@ class ConntrackConfirm final : public Stage {
     if (!p.ct || p.ctinfo == CtInfo::Untracked || p.ctinfo == CtInfo::Invalid) return Verdict::accept();
     CtEntry* e = ctx.ct.get(p.ct);
     if (!e || e->confirmed) return Verdict::accept();
+    // __nf_conntrack_confirm confirms only from the original direction: a REJECT's answer rides the
+    // rejected packet's unconfirmed entry the other way and leaves it unconfirmed.
+    if (p.dir == CtDir::Reply) return Verdict::accept();
     if (!ctx.ct.confirm(p.ct)) {
       note(ctx.sink, h, TraceKind::Conntrack, "conntrack", "DROP", "confirm: the tuple is already taken (insert clash)");
       ctx.ct.drop_unconfirmed(p.ct);
@@ -148,6 +157,20 @@ class ConntrackConfirm final : public Stage {
            fmt::format("entry {} confirmed: reply {}", e->id, e->reply.str()));
     return Verdict::accept();
   }
+};
+
+// Marks every step of a REJECT's answer as the answer's, so a trace shows both packets in order.
+class AnswerSink final : public TraceSink {
+ public:
+  explicit AnswerSink(TraceSink& s) : s_(s) {}
+  bool enabled() const override { return s_.enabled(); }
+  void event(TraceEvent&& e) override {
+    e.answer = true;
+    s_.event(std::move(e));
+  }
+
+ private:
+  TraceSink& s_;
 };
 
 }  // namespace
@@ -224,10 +247,12 @@ void Datapath::finish(Walk& w, OutcomeKind k, Verdict v) {
   if (p.phys_out >= 0) o.port = std::string(node_.ifname(p.phys_out));
   o.reason = v.reason;
   if (v.kind == VerdictKind::Drop) {
-    o.kind =
-        v.reason == DropReason::RuleReject || v.reason == DropReason::IpvsNoDest ? OutcomeKind::Rejected : OutcomeKind::Dropped;
+    bool answered =
+        v.reason == DropReason::RuleReject || v.reason == DropReason::IpvsNoDest || v.reason == DropReason::BeyondScope;
+    o.kind = answered ? OutcomeKind::Rejected : OutcomeKind::Dropped;
     if (v.reason == DropReason::IpvsNoDest) o.reject_with = "icmp-port-unreachable";
     if (!hit_.reject_with.empty()) o.reject_with = std::string(hit_.reject_with);
+    if (v.reason == DropReason::BeyondScope) o.reject_with = "icmp6-beyond-scope";
   } else if (v.kind == VerdictKind::Queue) {
     o.kind = OutcomeKind::Queued;
   } else if (v.kind == VerdictKind::Stolen) {
@@ -241,6 +266,8 @@ void Datapath::finish(Walk& w, OutcomeKind k, Verdict v) {
   bool reply = p.ct && p.dir == CtDir::Reply;
   o.dnat = reply ? src_changed : dst_changed;
   o.snat = reply ? dst_changed : src_changed;
+  // The REJECT target sends its answer before the packet is freed (its entry still attached).
+  if (o.kind == OutcomeKind::Rejected && !w.copy && !answering_) send_answer(w);
   if (p.ct && !w.copy && (o.kind == OutcomeKind::Dropped || o.kind == OutcomeKind::Rejected || o.kind == OutcomeKind::Queued))
     st_.ct.drop_unconfirmed(p.ct);
 }
@@ -271,9 +298,13 @@ void Datapath::local_out(Walk& w) {
            sys.route_localnet_for(node_.iface(oif).name);
   };
   ++st_.ctr.route_lookups;
+  int16_t bound = p.oif;
   Node::RouteKey key{p.t.src, "lo", p.mark};
   RouteResult r = node_.lookup(p.t.dst, &key);
-  if (p.t.dst.is_v4() && p.t.dst.is_unspecified()) {
+  if (answering_ && bound >= 0) {
+    // icmp6_send towards a link-local source: out of the interface the packet came in on (icmp6_iif).
+    r = RouteResult{RouteType::Unicast, bound, p.t.dst, std::nullopt};
+  } else if (p.t.dst.is_v4() && p.t.dst.is_unspecified()) {
     // ip_route_output_key_hash_rcu: no destination means this host, through lo.
     r = RouteResult{RouteType::Local, node_.find("lo"), p.t.dst, std::nullopt};
   } else if (p.t.dst.is_v4() && (p.t.dst.is_limited_broadcast() || p.t.dst.is_multicast()) && !p.t.src.is_unspecified()) {
@@ -356,6 +387,49 @@ void Datapath::loop_copy(const Walk& w) {
       route_note(Hook::LocalIn, fmt::format("the copy is delivered locally on {}", node_.ifname(p.iif)));
   }
   hit_ = saved;
+}
+
+// nf_send_reset / nf_send_unreach: the answer is built from the packet as it is at the REJECT,
+// routed and sent with ip_local_out — OUTPUT, POSTROUTING and out, or back in through lo when it
+// goes to one of our addresses — as a packet of its own. Its steps join the trace marked as the
+// answer's; the packet's outcome keeps kind Rejected and records where the answer went.
+void Datapath::send_answer(Walk& w) {
+  const Packet& p = w.p;
+  Hook h = w.o.last_hook;
+  RejectKind k = reject_kind(w.o.reject_with, p.t.src.fam);
+  std::string_view why;
+  std::optional<Packet> a = p.t.src.is_v4() ? reject_answer_v4(p, k, h, node_, &why) : reject_answer_v6(p, k, h, node_, &why);
+  if (!a) {
+    note(*sink_, h, TraceKind::Note, "reject", "no answer", std::string(why));
+    return;
+  }
+  Answer ans;
+  ans.what = answer_name(*a);
+  ans.sent = a->t;
+  Walk aw{*a, Outcome{}, false, true};
+  aw.o.before = aw.p.t;
+  AnswerSink marked(*sink_);
+  TraceSink* outer = sink_;
+  RuleHit hit = hit_;
+  sink_ = &marked;
+  hit_ = {};
+  answering_ = true;
+  if (sink_->enabled())
+    note(*sink_, Hook::LocalOut, TraceKind::Note, "reject", "answer",
+         fmt::format("{} sent back to {}{}{}", ans.what, FiveTuple::endpoint(a->t.dst, a->t.dport, a->t.proto),
+                     a->t.src.is_unspecified() ? " (its source from the output route)"
+                                               : " from " + FiveTuple::endpoint(a->t.src, a->t.sport, a->t.proto),
+                     a->ct ? "" : " (no connection to attach it to)"));
+  local_out(aw);
+  answering_ = false;
+  sink_ = outer;
+  hit_ = hit;
+  ans.kind = aw.o.kind;
+  ans.after = aw.o.after;
+  ans.out = aw.o.out;
+  ans.reason = aw.o.reason;
+  if (aw.o.kind == OutcomeKind::Dropped) ans.where = aw.o.where;
+  w.o.answer = std::move(ans);
 }
 
 // ip_rcv: the receiving interface (a bridge port's frames arrive on the bridge), IPv6's header
@@ -489,6 +563,12 @@ void Datapath::route_input(Walk& w) {
     if (dst.is_loopback() && !localnet) return drop(w, DropReason::MartianDest, Hook::PreRouting);
     if (!dst.is_loopback() && src.is_loopback() && !localnet) return drop(w, DropReason::MartianSource, Hook::PreRouting);
   }
+  if (!v4 && dst.is_link_local() && !p.tproxied && !node_.is_local(dst)) {
+    // rt6_need_strict: a link-local destination is looked up on the arrival interface alone, which
+    // (as every IPv6 interface) holds fe80::/64 — so it goes back out where it came from.
+    if (!sys.ip6_forward) return drop(w, DropReason::ForwardingOff, Hook::PreRouting);
+    return forward(w, p.iif);
+  }
   Node::RouteKey key{src, node_.ifname(p.iif), p.mark};
   RouteResult r = node_.lookup(dst, &key);
   bool local = p.tproxied || r.type == RouteType::Local || r.type == RouteType::Broadcast;
@@ -535,6 +615,14 @@ void Datapath::local_in(Walk& w) {
 void Datapath::forward(Walk& w, int16_t oif) {
   Packet& p = w.p;
   if (p.ttl <= 1) return drop(w, DropReason::NoRoute, Hook::Forward);
+  if (!p.t.src.is_v4() && oif != p.iif) {
+    // ip6_forward, before FORWARD, on the way to another link (out of the arrival interface the
+    // kernel would send a redirect instead and checks nothing): no unspecified, multicast or
+    // loopback source; a link-local source is answered with ICMPv6 unreachable, beyond scope.
+    const Addr& s = p.t.src;
+    if (s.is_unspecified() || s.is_multicast() || s.is_loopback()) return drop(w, DropReason::MartianSource, Hook::Forward);
+    if (s.is_link_local()) return drop(w, DropReason::BeyondScope, Hook::Forward);
+  }
   --p.ttl;
   p.oif = oif;
   if (sink_->enabled()) route_note(Hook::PreRouting, fmt::format("input route: forward via {}", node_.ifname(p.oif)));

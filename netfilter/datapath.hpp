@@ -3,6 +3,7 @@
 // between hooks, conntrack and the nat core — one packet in, one outcome out. Side-by-side
 // comparison is several Datapaths fed the same packets.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,20 @@ namespace svcpath::nf {
 enum class OutcomeKind : uint8_t { Delivered, Forwarded, Bridged, Dropped, Rejected, Queued, Stolen, Unsimulated };
 std::string_view outcome_name(OutcomeKind k);
 
+/// The answer a REJECT sent back (a TCP reset or an ICMP error, netfilter/reject.hpp) and its own
+/// fate: it is a locally generated packet that walks OUTPUT and POSTROUTING, so a firewall can
+/// drop it and the client then never hears of the rejection.
+struct Answer {
+  std::string what;                         // "tcp-reset", "icmp type 3 code 3"
+  OutcomeKind kind = OutcomeKind::Dropped;  // Forwarded: it left through `out`; Delivered: to a local socket
+  FiveTuple sent;                           // as the REJECT built it (an unspecified source before routing)
+  Packet after;                             // as it left or where it died; an ICMP error's quoted packet in after.inner
+  std::string out;
+  DropReason reason = DropReason::None;
+  std::string where;
+  bool left() const { return kind == OutcomeKind::Forwarded; }
+};
+
 struct Outcome {
   OutcomeKind kind = OutcomeKind::Dropped;
   double probability = 1.0;
@@ -34,6 +49,9 @@ struct Outcome {
   std::string where;  // "filter:INPUT:rule:3" for rule verdicts, the hook for others
   Hook last_hook = Hook::PreRouting;
   std::vector<TraceEvent> trace;
+  /// Rejected: the answer the kernel sent and what became of it; empty when it sends none (a reset
+  /// to a reset, an ICMP error about an ICMP error or a broadcast), which the trace notes.
+  std::optional<Answer> answer;
 };
 
 /// How the packet enters the node.
@@ -103,6 +121,7 @@ class Datapath {
   void forward(Walk& w, int16_t oif);
   void leave(Walk& w, bool report_port);
   void loop_copy(const Walk& w);
+  void send_answer(Walk& w);
   bool hook(Walk& w, Hook h, bool reinject = false);
   void drop(Walk& w, DropReason r, Hook h);
   void finish(Walk& w, OutcomeKind k, Verdict v = {});
@@ -114,6 +133,7 @@ class Datapath {
   TraceSink* sink_ = nullptr;
   RuleHit hit_;
   bool reinject_ = false;
+  bool answering_ = false;  // a REJECT's answer is walking: it gets no answer of its own
   std::vector<Registration> hooks_[kNumHooks];
   std::vector<std::unique_ptr<Stage>> owned_;
   std::vector<std::unique_ptr<Stateful>> states_;

@@ -159,6 +159,27 @@ bool nat_apply(const CtEntry& e, CtDir dir, Manip manip, Packet& p) {
   return true;
 }
 
+bool nat_icmp_apply(const CtEntry& e, CtDir dir, Manip manip, Packet& p) {
+  uint32_t bit = manip == Manip::Src ? ctstatus::SRC_NAT : ctstatus::DST_NAT;
+  if (dir == CtDir::Reply) bit = bit == ctstatus::SRC_NAT ? ctstatus::DST_NAT : ctstatus::SRC_NAT;
+  if (!(e.status & bit)) return false;
+  // The quoted packet travelled the other way: it takes that direction's tuple, for the other manip.
+  const FiveTuple& other = dir == CtDir::Original ? e.reply : e.orig;
+  FiveTuple& in = p.inner;
+  bool icmp = in.proto == proto::ICMP || in.proto == proto::ICMPV6;
+  if (manip == Manip::Dst) {
+    in.src = other.src;
+    if (icmp || proto::has_ports(in.proto)) in.sport = other.sport;
+    p.t.dst = other.src;
+  } else {
+    in.dst = other.dst;
+    if (icmp) in.sport = other.sport;
+    else if (proto::has_ports(in.proto)) in.dport = other.dport;
+    p.t.src = other.dst;
+  }
+  return true;
+}
+
 std::optional<Addr> nat_local_address(const Node& node, NatTarget::Kind kind, Hook h, const Packet& p, Family fam) {
   if (kind == NatTarget::Kind::Masquerade) {
     // nf_nat_masquerade: the address inet_select_addr picks for the way out.
@@ -212,16 +233,46 @@ void NatCore::add(Hook h, int priority, NatLookup* l) {
 
 Verdict NatCore::run(Hook h, Packet& p, HookContext& ctx) noexcept {
   const Family fam = p.t.src.fam;
-  bool any = false;
-  for (auto& l : lookups_[int(h)]) any |= l.lookup->applies(fam);
-  if (!any) return Verdict::accept();
+  // nf_nat_register_fn registers the family's nat hooks at every hook once any nat table or chain
+  // exists: a hook without a chain of its own still sets up null bindings and rewrites packets
+  // (an nft ruleset with only a prerouting nat chain still un-DNATs at postrouting).
+  bool here = false, any = false;
+  for (auto& l : lookups_[int(h)]) here |= l.lookup->applies(fam);
+  for (int k = 0; k < kNumHooks && !here && !any; ++k)
+    for (auto& l : lookups_[k]) any |= l.lookup->applies(fam);
+  if (!here && !any) return Verdict::accept();
   if (!p.ct || p.ctinfo == CtInfo::Untracked || p.ctinfo == CtInfo::Invalid) return Verdict::accept();
   Manip manip = (h == Hook::PreRouting || h == Hook::LocalOut) ? Manip::Dst : Manip::Src;
   CtEntry* e = ctx.ct.get(p.ct);
   if (!e) return Verdict::accept();
   TraceSink& s = ctx.sink;
-  if (p.ctinfo == CtInfo::New && !e->nat_done[int(manip)]) {
-    ++ctx.ctr.nat_table_runs;
+  if (p.ctinfo == CtInfo::Related && p.is_icmp()) {
+    // nf_nat_inet_fn: a RELATED ICMP error never consults the nat table nor sets up a binding.
+    FiveTuple before = p.t, inner = p.inner;
+    if (nat_icmp_apply(*e, p.dir, manip, p)) {
+      ++ctx.ctr.nat_rewrites;
+      if (s.enabled()) {
+        TraceEvent ev;
+        ev.hook = h;
+        ev.kind = TraceKind::Nat;
+        ev.table = "nat";
+        bool undo = p.dir == CtDir::Reply;
+        ev.target = manip == Manip::Dst ? (undo ? "un-SNAT" : "DNAT") : (undo ? "un-DNAT" : "SNAT");
+        ev.detail =
+            fmt::format("ICMP error translated from the conntrack binding; quoted packet {} => {}", inner.str(), p.inner.str());
+        ev.rewritten = true;
+        ev.before = before;
+        ev.after = p.t;
+        s.event(std::move(ev));
+      }
+    }
+    return Verdict::accept();
+  }
+  // A RELATED packet that is not ICMP (a REJECT's reset) walks the table like a first packet when
+  // this manip has no binding yet (nf_nat_inet_fn falls through to the NEW case).
+  bool first = p.ctinfo == CtInfo::New || p.ctinfo == CtInfo::Related;
+  if (first && !e->nat_done[int(manip)]) {
+    if (here) ++ctx.ctr.nat_table_runs;
     for (auto& l : lookups_[int(h)]) {
       if (!l.lookup->applies(fam)) continue;
       Verdict v = l.lookup->run(h, p, ctx);
@@ -231,7 +282,7 @@ Verdict NatCore::run(Hook h, Packet& p, HookContext& ctx) noexcept {
     }
     e = ctx.ct.get(p.ct);
     if (!e->nat_done[int(manip)]) nat_setup(ctx.ct, *e, manip, nullptr, nullptr, ctx.chooser);
-  } else if (s.enabled()) {
+  } else if (here && s.enabled()) {
     TraceEvent ev;
     ev.hook = h;
     ev.kind = TraceKind::Nat;

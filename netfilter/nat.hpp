@@ -37,6 +37,11 @@ bool nat_setup(Conntrack& ct, CtEntry& e, Manip manip, const NatTarget* range, c
 /// Returns true if the packet changed.
 bool nat_apply(const CtEntry& e, CtDir dir, Manip manip, Packet& p);
 
+/// nf_nat_icmp_reply_translation: an ICMP error on a connection (RELATED) is translated from the
+/// connection's bindings for the given manip — its quoted packet made to look as that packet did on
+/// its own side of the NAT, its outer addresses as a reply to it would be. Returns true if it changed.
+bool nat_icmp_apply(const CtEntry& e, CtDir dir, Manip manip, Packet& p);
+
 /// The address MASQUERADE or REDIRECT maps a packet to at hook h (nf_nat_masquerade's
 /// inet_select_addr, nf_nat_redirect's interface address or loopback); nullopt when there is none.
 std::optional<Addr> nat_local_address(const Node& node, NatTarget::Kind kind, Hook h, const Packet& p, Family fam);

@@ -383,6 +383,7 @@ Story story(const std::vector<TraceEvent>& events, const FiveTuple& original) {
   std::vector<std::string> allowed_by;
   std::string last_chain;
   for (auto& e : events) {
+    if (e.answer) continue;  // a REJECT's answer: its own packet, not this one's story
     if (e.rewritten) {
       if (!s.dnat_hook && !(e.before.dst == e.after.dst && e.before.dport == e.after.dport)) {
         s.dnat_hook = e.hook;

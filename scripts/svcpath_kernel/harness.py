@@ -272,10 +272,16 @@ class Kernel:
             sh("ip", "-n", n, "link", "set", name, "arp", "off", "up")
             sh("ip", "-n", self.peer, "link", "set", "p" + name, "arp", "off", "up")
             sh("sysctl", "-qw", f"net/ipv4/conf/{name}/rp_filter=0", ns=n)  # slashes: names may hold dots (eth0.2)
-            for a in itf.get("addresses", []):
+            # Link-local addresses are the kernel's own (from the MAC, made when the link comes up):
+            # a saved case's are dropped and the new ones read back below.
+            itf["addresses"] = [a for a in itf.get("addresses", []) if not a.lower().startswith("fe80:")]
+            for a in itf["addresses"]:
                 sh("ip", "-n", n, "addr", "add", a, "dev", name, *(["nodad"] if ":" in a else []))
             info = json.loads(sh("ip", "-n", n, "-j", "link", "show", name).stdout)[0]
             self.mac[name] = info["address"]
+
+        if v6:
+            self.read_link_local()
         for r in self.sc["node"].get("routes", []):
             args = ["ip", "-n", n, "route", "replace", r["dst"], "dev", r["dev"]]
             if r.get("via"):
@@ -308,6 +314,23 @@ class Kernel:
                                             stdout=self.trace_file, stderr=subprocess.STDOUT)
             time.sleep(0.3)
         return self
+
+    def read_link_local(self):
+        """svcpath gets the node as it is, link-local addresses included (its source for answers to
+        fe80:: hosts). The kernel makes them once a veth has carrier, which linkwatch reports a
+        moment later: wait for every interface's (at most 2 s)."""
+        want = {itf["name"]: itf for itf in self.sc["node"]["interfaces"]}
+        found = {}
+        for _ in range(40):
+            for ai in json.loads(sh("ip", "-n", self.node, "-j", "-6", "addr", "show", "scope", "link").stdout or "[]"):
+                for a in ai.get("addr_info", []):
+                    if ai.get("ifname") in want and a.get("local", "").startswith("fe80:"):
+                        found[ai["ifname"]] = f"{a['local']}/{a['prefixlen']}"
+            if len(found) == len(want):
+                break
+            time.sleep(0.05)
+        for name, a in found.items():
+            want[name]["addresses"].append(a)
 
     def ask(self, ns, cmd):
         a = self.agents[ns]
@@ -413,7 +436,9 @@ class Kernel:
 
 
 def kernel_outcome(p, ipid, captured, trace):
-    """What the kernel did with one packet."""
+    """What the kernel did with one packet: forwarded (as captured), rejected with the answer that
+    reached the wire (a TCP reset or an ICMP error quoting the packet: where it left and its
+    addresses), or not seen."""
     for iface, d in captured:
         if d and d["id"] == ipid and d["proto"] == PROTO[p["proto"]]:
             return {"verdict": "forwarded", "out": iface, "src": d["src"], "dst": d["dst"],
@@ -422,16 +447,21 @@ def kernel_outcome(p, ipid, captured, trace):
         if not d:
             continue
         inner = d.get("inner")
+        answer = {"out": iface, "src": d["src"], "dst": d["dst"]}
         if d["proto"] == 1 and inner and inner["id"] == ipid:
-            return {"verdict": "rejected", "with": f"icmp type {d['type']} code {d['code']}"}
+            answer.update({"type": d["type"], "code": d["code"], "quoted_dst": inner["dst"], "quoted_dport": inner.get("dport")})
+            return {"verdict": "rejected", "with": f"icmp type {d['type']} code {d['code']}", "answer": answer}
         if d["proto"] == 6 and d.get("flags", 0) & 4 and d["dst"] == p["src"] and d.get("dport") == p.get("sport"):
-            return {"verdict": "rejected", "with": "tcp-reset"}
+            answer.update({"sport": d.get("sport"), "dport": d.get("dport")})
+            return {"verdict": "rejected", "with": "tcp-reset", "answer": answer}
     return {"verdict": "not seen"}
 
 
 def kernel_outcome_traced(p, ipid, captured, trace):
     """With the kernel's path known, a reset or ICMP error counts as REJECT only when the path ends
-    in a REJECT rule; otherwise it is the local stack answering a delivered packet (no listener)."""
+    in a REJECT rule; otherwise it is the local stack answering a delivered packet (no listener).
+    A path ending in REJECT with no answer on the wire is "rejected" with answer None: the answer
+    died on its own way out (OUTPUT or POSTROUTING dropped it, or it went to a local address)."""
     ko = kernel_outcome(p, ipid, captured, trace)
     if trace is None and ko["verdict"] == "not seen" and p.get("in") is None:
         # A locally sent packet rejected in OUTPUT: the ICMP error goes back to the local stack,
@@ -440,13 +470,16 @@ def kernel_outcome_traced(p, ipid, captured, trace):
     if trace is None and ko["verdict"] == "rejected":
         # Without the path, a reset or port-unreachable may be REJECT or the local stack
         # answering a delivered packet that found no listener.
-        return {"verdict": "rejected or delivered", "with": ko["with"]}
+        return {"verdict": "rejected or delivered", "with": ko["with"], "answer": ko["answer"]}
     if ko["verdict"] == "forwarded" or trace is None:
         return ko
     last_text = trace[-1][-1] if trace else ""
     if re.search(r"-j REJECT\b", last_text):
-        return {"verdict": "rejected", "with": ko.get("with", "local")}
-    return {"verdict": "not seen"}
+        return {"verdict": "rejected", "with": ko.get("with", "none seen"), "answer": ko.get("answer")}
+    # No rule rejected it: nothing left the node, or the kernel itself answered (a forwarded
+    # link-local source, ip6_forward's ICMPv6 beyond scope) -- svcpath says dropped, or rejected
+    # with that very answer.
+    return {"verdict": "not seen", "answered": ko.get("answer")}
 
 
 # ---------------------------------------------------------------------------------- svcpath
@@ -495,6 +528,8 @@ def svc_trace_legacy(o):
     keep = []
     marked = False
     for e in o["trace"]:
+        if e.get("answer"):
+            continue
         if e["kind"] not in ("rule", "return", "policy") or e["table"] not in ("raw", "mangle", "nat", "filter", "security"):
             continue
         if not marked and e["table"] == "raw" and e.get("target") == "TRACE":
@@ -517,6 +552,8 @@ def svc_trace(o):
     return."""
     keep = []
     for e in o["trace"]:
+        if e.get("answer"):
+            continue
         if e["kind"] not in ("rule", "return", "policy") or e["table"] not in ("raw", "mangle", "nat", "filter", "security"):
             continue
         text = e.get("detail", "")
@@ -538,15 +575,46 @@ def split_ep(ep):
     return (a, int(port)) if a and port.isdigit() else (ep, None)
 
 
+def answer_left(o):
+    """svcpath's answer to a rejected packet when it reached the wire, else None."""
+    a = o.get("answer")
+    return a if o["verdict"] == "rejected" and a and a["verdict"] == "forwarded" else None
+
+
+def answer_matches(ka, o):
+    """The kernel's answer on the wire (None: none seen) against svcpath's: the interface, the
+    addresses, a reset's ports, an ICMP error's type, code and quoted destination (de-NATed)."""
+    a = answer_left(o)
+    if ka is None or a is None:
+        return ka is None and a is None
+    src, sport = split_ep(a["src"])
+    dst, dport = split_ep(a["dst"])
+    if (ka["out"], ka["src"], ka["dst"]) != (a["out"], src, dst):
+        return False
+    if "sport" in ka and (ka["sport"], ka["dport"]) != (sport, dport):
+        return False
+    if "type" in ka:
+        if (ka["type"], ka["code"]) != (a.get("icmp_type"), a.get("icmp_code")):
+            return False
+        qdst, qport = split_ep(a["quoted"]["dst"])
+        if ka["quoted_dst"] != qdst or (ka["quoted_dport"] is not None and ka["quoted_dport"] != qport):
+            return False
+    return True
+
+
 def matches(k, o):
     if k["verdict"] == "not seen":
+        if o["verdict"] == "rejected":
+            return answer_matches(k.get("answered"), o)
         return o["verdict"] in ("dropped", "delivered")
     if k["verdict"] == "not seen or rejected":
         return o["verdict"] in ("dropped", "delivered", "rejected")
     if k["verdict"] == "rejected or delivered":
-        return o["verdict"] in ("rejected", "delivered")
+        return o["verdict"] == "delivered" or (o["verdict"] == "rejected" and answer_matches(k["answer"], o))
     if k["verdict"] != o["verdict"]:
         return False
+    if k["verdict"] == "rejected":
+        return answer_matches(k.get("answer"), o)
     if k["verdict"] != "forwarded":
         return True
     src, sport = split_ep(o["src"])
@@ -637,6 +705,16 @@ def path_lines(backend, r):
     return kern, o["verdict"], [":".join(str(x) for x in t[:-1]) + " " + t[-1] for t in mine(o)]
 
 
+def fmt_svcpath(o):
+    """One svcpath outcome for a disagreement report, with its REJECT answer's fate."""
+    a = o.get("answer")
+    ans = ""
+    if a:
+        fate = f"left out={a['out']}" if a["verdict"] == "forwarded" else a["verdict"] + (f" at {a['where']}" if a.get("where") else "")
+        ans = f"; answer {a['what']} {a['src']} -> {a['dst']} {fate}"
+    return f"{o['verdict']} {o['src']} -> {o['dst']} out={o['out']} p={o['probability']:.4f}{ans}"
+
+
 def run_scenario(binary, sc, backend, tag, report, savedir):
     """compare() with the differential test's report: each disagreement in full, saved under savedir
     as a regression case (no saving when savedir is None). Returns (packets, disagreements)."""
@@ -652,7 +730,7 @@ def run_scenario(binary, sc, backend, tag, report, savedir):
         report(f"FAIL: {sc['name']} [{backend}] packet {spec_of(p)}: {r['problem']}")
         report(f"  kernel:  {json.dumps(ko)}")
         for o in outs:
-            report(f"  svcpath: {o['verdict']} {o['src']} -> {o['dst']} out={o['out']} p={o['probability']:.4f}")
+            report(f"  svcpath: {fmt_svcpath(o)}")
         if ktrace is not None:
             kern, verdict, mine = path_lines(backend, r)
             report("  kernel trace:")

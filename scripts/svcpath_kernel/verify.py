@@ -299,6 +299,13 @@ def fmt_kernel(ko):
         sp = f":{ko['sport']}" if ko.get("sport") is not None else ""
         dp = f":{ko['dport']}" if ko.get("dport") is not None else ""
         return f"forwarded out={ko['out']} {ko['src']}{sp} -> {ko['dst']}{dp}"
+    if v in ("rejected", "rejected or delivered"):
+        a = ko.get("answer")
+        seen = f"answer out={a['out']} {a['src']} -> {a['dst']}" if a else "answer not seen (it died on its way out)"
+        return f"{v} ({ko.get('with', 'no answer')}; {seen})"
+    if ko.get("answered"):
+        a = ko["answered"]
+        return f"{v} by a rule (the kernel answered out={a['out']} {a['src']} -> {a['dst']})"
     if ko.get("with"):
         return f"{v} ({ko['with']})"
     return v + (" (dropped or delivered locally: nothing left the node)" if v == "not seen" else "")
@@ -396,7 +403,7 @@ def main():
             print(f"DISAGREE [{label}] packet {i + 1}: {H.spec_of(r['p'])}: {r['problem']}")
             print(f"  kernel:  {fmt_kernel(r['kernel'])}")
             for o in r["svcpath"]:
-                print(f"  svcpath: {o['verdict']} {o['src']} -> {o['dst']} out={o['out']} p={o['probability']:.4f}")
+                print(f"  svcpath: {H.fmt_svcpath(o)}")
             if r["ktrace"] is not None:
                 kern, verdict, mine = H.path_lines(backend, r)
                 print("  kernel path:")

@@ -410,6 +410,140 @@ COMMIT
             "packets": pkts, "sequential": True}
 
 
+def reject_node(v6=True):
+    six = (["fd00::10/64"], ["fd00:1::10/64"]) if v6 else ([], [])
+    return {"interfaces": [{"name": "eth0", "addresses": ["10.0.0.10/24"] + six[0]},
+                           {"name": "eth1", "addresses": ["10.0.1.10/24"] + six[1]}],
+            "routes": [{"dst": "10.244.2.0/24", "dev": "eth1", "via": "10.0.1.11"},
+                       {"dst": "10.244.3.0/24", "dev": "eth1", "via": "10.0.1.11"},
+                       {"dst": "default", "dev": "eth0", "via": "10.0.0.1"},
+                       {"dst": "fd00:244:2::/64", "dev": "eth1", "via": "fd00:1::11"},
+                       {"dst": "::/0", "dev": "eth0", "via": "fd00::1"}],
+            "sysctls": {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1}}
+
+
+def reject_node4():
+    n = reject_node(v6=False)
+    n["routes"] = [r for r in n["routes"] if ":" not in r["dst"]]
+    del n["sysctls"]["net.ipv6.conf.all.forwarding"]
+    return n
+
+
+def reject_packets(v6=False):
+    """To every REJECT of the answer scenarios, from a client whose ICMP answers OUTPUT lets out
+    and from one whose it drops: resets and ICMP errors leave or die on their own path."""
+    if v6:
+        clients, node_ip, vip, fwd = ("2001:db8:1::9", "2001:db8:bad::7"), "fd00::10", None, "fd00:244:2::7"
+    else:
+        clients, node_ip, vip, fwd = ("203.0.113.9", "198.51.100.7"), "10.0.0.10", "10.96.0.10", "10.244.3.5"
+    pkts = []
+    for c in clients:
+        for proto, port in (("tcp", 81), ("udp", 81), ("tcp", 82), ("udp", 83)):
+            pkts.append({"proto": proto, "src": c, "dst": node_ip, "dport": port, "in": "eth0"})
+        if vip:  # DNAT, then REJECT in FORWARD: the answer leaves de-NATed (its source the Service's)
+            pkts += [{"proto": pr, "src": c, "dst": vip, "dport": 80, "in": "eth0"} for pr in ("tcp", "udp")]
+        pkts += [{"proto": pr, "src": c, "dst": fwd, "dport": 9, "in": "eth0"} for pr in ("tcp", "udp")]
+    # A reset gets no reset; an ACK gets a bare RST; a locally sent packet's answer stays local.
+    pkts.append({"proto": "tcp", "src": clients[0], "dst": node_ip, "dport": 81, "in": "eth0", "flags": "R"})
+    pkts.append({"proto": "tcp", "src": clients[0], "dst": node_ip, "dport": 81, "in": "eth0", "flags": "A"})
+    pkts.append({"proto": "udp", "src": node_ip, "dst": fwd, "dport": 9, "in": None})
+    if not v6:
+        # In on eth1, the route back out of eth0: the ICMP error's source is the route's (eth0's),
+        # or eth1's with icmp_errors_use_inbound_ifaddr.
+        pkts.append({"proto": "udp", "src": clients[0], "dst": fwd, "dport": 9, "in": "eth1"})
+    if v6:
+        # ip6_forward: a link-local source leaving its link is answered beyond scope (ICMPv6 1/2,
+        # out of the arrival interface, from its link-local address); a link-local destination
+        # goes back out where it came in (and meets FORWARD's REJECT there); :: is dropped.
+        pkts += [{"proto": "icmp", "src": "fe80::5", "dst": "2001:db8:1::9", "in": "eth0"},
+                 {"proto": "udp", "src": "fe80::5", "dst": "2001:db8:1::9", "dport": 9, "in": "eth1"},
+                 {"proto": "icmp", "src": "fe80::5", "dst": "fe80::6", "in": "eth0"},
+                 {"proto": "udp", "src": "fe80::5", "dst": "fe80::6", "dport": 9, "in": "eth1"},
+                 {"proto": "icmp", "src": "::", "dst": "2001:db8:1::9", "in": "eth1"},
+                 # in on eth1, the route back out of eth0: the ICMPv6 error's source is eth1's
+                 # (icmp6_send picks it on the input interface), REJECTed in FORWARD
+                 {"proto": "udp", "src": "2001:db8:1::9", "dst": fwd, "dport": 9, "in": "eth1"}]
+    return pkts
+
+
+def reject_scenarios():
+    """REJECT's answers walk their own path (kernel 6.18, by experiment): the reset or ICMP error is
+    RELATED to the rejected packet's connection in the reply direction, so OUTPUT and POSTROUTING
+    see it (nat POSTROUTING too, for a reset whose connection has no source binding yet), NAT undoes
+    the connection's DNAT on it, and an OUTPUT rule or policy can keep it from the client."""
+    nat = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.96.0.10/32 -p tcp -j DNAT --to-destination 10.244.2.7:8080
+-A PREROUTING -d 10.96.0.10/32 -p udp -j DNAT --to-destination 10.244.2.7:8080
+-A POSTROUTING -p tcp -m tcp --tcp-flags RST RST -m conntrack --ctstate RELATED
+COMMIT
+"""
+    filt = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT {policy} [0:0]
+-A INPUT -p tcp -m tcp --dport 81 -j REJECT --reject-with tcp-reset
+-A INPUT -p udp -m udp --dport 81 -j REJECT --reject-with {port}
+-A INPUT -p tcp -m tcp --dport 82 -j REJECT --reject-with {host}
+-A INPUT -p udp -m udp --dport 83 -j REJECT --reject-with {admin}
+-A FORWARD -p tcp -j REJECT --reject-with tcp-reset
+-A FORWARD -p udp -j REJECT --reject-with {net}
+{output}COMMIT
+"""
+    v4 = dict(port="icmp-port-unreachable", host="icmp-host-prohibited", admin="icmp-admin-prohibited", net="icmp-net-unreachable")
+    v6 = dict(port="icmp6-port-unreachable", host="icmp6-adm-prohibited", admin="icmp6-addr-unreachable", net="icmp6-no-route")
+    only_icmp4 = "-A OUTPUT -d 198.51.100.0/24 -p icmp -j DROP\n"
+    only_icmp6 = "-A OUTPUT -d 2001:db8:bad::/48 -p ipv6-icmp -j DROP\n"
+    # A hardened OUTPUT: established traffic and resets only, so every ICMP answer dies there.
+    hardened = "-A OUTPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n-A OUTPUT -p tcp -m tcp --tcp-flags RST RST -d 203.0.113.0/24 -j ACCEPT\n"
+    hardened6 = "-A OUTPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n-A OUTPUT -p tcp -m tcp --tcp-flags RST RST -d 2001:db8:1::/48 -j ACCEPT\n"
+    out = []
+    for name, pol, o4, o6 in (("OUTPUT drops ICMP", "ACCEPT", only_icmp4, only_icmp6), ("-P OUTPUT DROP", "DROP", hardened, hardened6)):
+        out.append({"name": f"reject answers: {name}", "rules": nat + filt.format(policy=pol, output=o4, **v4), "ipsets": "",
+                    "node": reject_node4(), "packets": reject_packets()})
+        out.append({"name": f"reject answers IPv6: {name}", "rules": "", "rules6": filt.format(policy=pol, output=o6, **v6),
+                    "ipsets": "", "node": reject_node(), "packets": reject_packets(v6=True)})
+    inbound = reject_node4()
+    inbound["sysctls"]["net.ipv4.icmp_errors_use_inbound_ifaddr"] = 1
+    out.append({"name": "reject answers: icmp_errors_use_inbound_ifaddr", "rules": nat + filt.format(policy="ACCEPT", output="", **v4),
+                "ipsets": "", "node": inbound, "packets": reject_packets()})
+    nft = """table inet filter {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		tcp dport 81 reject with tcp reset
+		udp dport 81 reject
+		tcp dport 82 reject with icmpx admin-prohibited
+		udp dport 83 reject with icmpx host-unreachable
+	}
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		meta l4proto tcp reject with tcp reset
+		ip daddr 10.244.2.7 reject with icmp host-prohibited
+		ip6 daddr fd00:244:2::7 reject with icmpv6 admin-prohibited
+		reject
+	}
+	chain output {
+		type filter hook output priority filter; policy accept;
+		ip daddr 198.51.100.0/24 meta l4proto icmp drop
+		ip6 daddr 2001:db8:bad::/48 meta l4proto ipv6-icmp drop
+	}
+}
+table ip nat {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 10.96.0.10 tcp dport 80 dnat to 10.244.2.7:8080
+		ip daddr 10.96.0.10 udp dport 80 dnat to 10.244.2.7:8080
+	}
+}
+"""
+    out.append({"name": "reject answers (nftables): OUTPUT drops ICMP", "rules": "", "ipsets": "", "nft": nft, "v6": True,
+                "node": reject_node(), "backends": ["nftables"], "packets": reject_packets() + reject_packets(v6=True)})
+    return out
+
+
 # ------------------------------------------------------------------------------ random rulesets
 
 def random_scenario(rng, idx):
@@ -762,7 +896,7 @@ def main():
         a.only, a.random = "case ", 0
     else:
         scenarios = (cluster_scenarios(a.svcpath, rng) + [conntrack_scenario(), edges_scenario(), self_tuple_scenario(),
-                                                          set_target_scenario()] + engagement_scenarios())
+                                                          set_target_scenario()] + engagement_scenarios() + reject_scenarios())
         kept = os.path.join(SRC, "tests/data/kernel-diff")
         for f in sorted(os.listdir(kept)) if os.path.isdir(kept) else []:
             if f.endswith(".json"):

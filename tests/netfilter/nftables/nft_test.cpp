@@ -479,3 +479,29 @@ TEST_CASE("nft: a protocol match a later port match depends on prints as nft lis
   CHECK(out.find("meta l4proto { tcp, udp } th dport 53 accept") != std::string::npos);
   CHECK(out.find("ip protocol") == std::string::npos);
 }
+
+TEST_CASE(
+    "nft: with only a prerouting nat chain the nat core still un-DNATs at postrouting (nf_nat_register_fn hooks every hook)") {
+  NftNode n(R"(table ip t {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 10.96.0.10 udp dport 80 dnat to 192.168.1.7:8080
+	}
+	chain fwd {
+		type filter hook forward priority filter; policy accept;
+		ip saddr 203.0.113.0/24 reject
+	}
+}
+)");
+  // The reply from the backend leaves with the Service's address as its source.
+  auto o = run(*n.dp, "udp 198.51.100.7:5000 -> 10.96.0.10:80");
+  CHECK(o.kind == nf::OutcomeKind::Forwarded);
+  auto r = run(*n.dp, "udp 192.168.1.7:8080 -> 198.51.100.7:5000", "eth1");
+  CHECK(r.kind == nf::OutcomeKind::Forwarded);
+  CHECK(r.after.t.str() == "udp 10.96.0.10:80 -> 198.51.100.7:5000");
+  // A REJECT's ICMP error after the DNAT leaves de-NATed too (kernel 6.18, reject answers (nftables)).
+  auto j = run(*n.dp, "udp 203.0.113.9:5000 -> 10.96.0.10:80");
+  REQUIRE(j.answer);
+  CHECK(j.answer->after.t.src.str() == "10.96.0.10");
+  CHECK(j.answer->after.inner.str() == "udp 203.0.113.9:5000 -> 10.96.0.10:80");
+}
