@@ -44,6 +44,8 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::QueueNoListener: return "NFQUEUE: no listener";
     case DropReason::Ipvs: return "IPVS";
     case DropReason::IpvsNoDest: return "IPVS: no destination available";
+    case DropReason::HotDrop: return "hotdrop: a header the rule reads is missing or cut short";
+    case DropReason::FragHeld: return "fragment held for reassembly (nf_defrag); the other fragments never arrive";
   }
   return "unknown";
 }

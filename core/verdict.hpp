@@ -29,6 +29,8 @@ enum class DropReason : uint8_t {
   Ipvs,            // IPVS refused the packet
   IpvsNoDest,      // IPVS found the service but the scheduler gave no destination (ICMP unreachable)
   McastNotJoined,  // multicast to a group the receiving interface has not joined
+  HotDrop,         // a match (or ip6tables' -p) found a header missing or cut short: the table drops it
+  FragHeld,        // a fragment held for reassembly (nf_defrag) whose other fragments never arrive
 };
 
 std::string_view drop_reason_name(DropReason r);

@@ -82,7 +82,7 @@ s_check() {  # NAME IPT: the dump is loaded in $ns already
     fi
   done
 }
-for f in "${files[@]}" "$src"/tests/data/realworld/handwritten-medium-sized-company.rules "$src"/tests/data/realworld/firewalld-fedora27.rules6 "$src"/tests/data/realworld/synology-dsm-ds414.rules6; do
+for f in "${files[@]}" "$src"/tests/data/realworld/handwritten-medium-sized-company.rules "$src"/tests/data/realworld/firewalld-fedora27.rules6 "$src"/tests/data/realworld/synology-dsm-ds414.rules6 "$src"/tests/data/kernel-probe-*.rules6; do
   ipt=iptables; [ "${f##*.}" = rules6 ] && ipt=ip6tables
   ip netns del "$ns" 2>/dev/null; ip netns add "$ns"
   sets="${f%.rules}.ipsets"
