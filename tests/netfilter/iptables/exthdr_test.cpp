@@ -280,6 +280,12 @@ TEST_CASE("defrag: a lone fragment is held before raw; an atomic one goes on wit
   }
   auto later = run(dp, "udp [fd00::5] -> [fd00::10] ext=frag/off=8");
   CHECK(later.reason == DropReason::FragHeld);
+  // What nf_ct_frag6_gather lets through as it is: More Fragments with a length not a multiple of 8
+  // (-EPROTO), or a first fragment cut before the end of its UDP header; -m frag sees those in raw.
+  CHECK(run(dp, std::string(kUdp) + " ext=frag/more len=95").reason == DropReason::RuleDrop);
+  CHECK(run(dp, std::string(kUdp) + " ext=frag/more len=50").reason == DropReason::RuleDrop);
+  CHECK(run(dp, std::string(kUdp) + " ext=frag/more len=96").reason == DropReason::FragHeld);
+  CHECK(run(dp, "udp [fd00::5] -> [fd00::10] ext=frag/off=8 len=48").reason == DropReason::FragInvalid);  // empty
   auto atomic = run(dp, std::string(kUdp) + " ext=frag");
   CHECK(atomic.kind == nf::OutcomeKind::Delivered);
   CHECK(atomic.after.ext_len == 0);
