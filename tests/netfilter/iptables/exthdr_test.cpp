@@ -7,6 +7,8 @@
 #include "core/ipv6_ext.hpp"
 #include "helpers.hpp"
 #include "netfilter/iptables/engine.hpp"
+#include "netfilter/nftables/hooks.hpp"
+#include "netfilter/nftables/nft.hpp"
 #include "pcap/decode.hpp"
 
 using namespace svcpath;
@@ -313,4 +315,20 @@ TEST_CASE("pcap: the chain decodes into the packet and builds back byte for byte
   auto eb = pcap::build(e);
   REQUIRE(pcap::decode(pcap::link::Raw, eb.data(), uint32_t(eb.size()), d) == pcap::DecodeError::None);
   CHECK(d.pkt.spi == 4242);
+}
+
+TEST_CASE("nft: ip6 nexthdr is the fixed header's field, meta l4proto the protocol behind the chain") {
+  nf::Node n = node6();
+  auto run_nft = [&](const char* expr, const char* spec) {
+    auto rs = nf::nft::load(std::string("table ip6 t {\n chain c {\n  type filter hook input priority 0; policy accept;\n  ") +
+                                expr + " drop\n }\n}\n",
+                            "t.nft");
+    nf::Datapath dp(n);
+    nf::nft::attach(dp, rs);
+    return run(dp, spec).kind == nf::OutcomeKind::Dropped;
+  };
+  CHECK(run_nft("ip6 nexthdr 0", "udp [fd00::5]:1 -> [fd00::10]:53 ext=hbh"));
+  CHECK_FALSE(run_nft("ip6 nexthdr 17", "udp [fd00::5]:1 -> [fd00::10]:53 ext=hbh"));
+  CHECK(run_nft("ip6 nexthdr 17", "udp [fd00::5]:1 -> [fd00::10]:53"));
+  CHECK(run_nft("meta l4proto udp", "udp [fd00::5]:1 -> [fd00::10]:53 ext=hbh"));
 }
