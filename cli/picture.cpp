@@ -59,7 +59,7 @@ struct TableRow {
 
 // The datapath a mode builds (iptables tables, conntrack, the nat core, and IPVS in its mode),
 // read off its real registrations: each hook's rows in the order the kernel runs them. The
-// security table is not drawn (SELinux labels; no Kubernetes node has rules there).
+// security table is not drawn (SELinux labels; no Kubernetes node has rules there), nor defrag.
 std::vector<TableRow> fixed_rows(Hook h, bool ipvs) {
   static const auto build = [](bool with_ipvs) {
     std::array<std::vector<TableRow>, kNumHooks> rows;
@@ -72,7 +72,7 @@ std::vector<TableRow> fixed_rows(Hook h, bool ipvs) {
       auto& v = rows[size_t(hk)];
       for (const nf::Registration& r : dp.registrations(Hook(hk))) {
         std::string name = r.stage->name();
-        if (name == "security") continue;
+        if (name == "security" || name == "defrag") continue;  // defrag only acts on fragments
         if (name == "ipvs in" || name == "ipvs out") {
           // ip_vs registers two functions at most hooks: one row, both priorities.
           if (!v.empty() && v.back().table == "ipvs") v.back().label += fmt::format("/{}", r.priority);

@@ -23,6 +23,10 @@ enum class PktType : uint8_t { Host, Broadcast, Multicast, OtherHost, Outgoing }
 
 inline constexpr int16_t kNoIf = -1;
 
+/// Room for an IPv6 packet's extension headers (RFC 8200), kept as on the wire: a hop-by-hop and a
+/// destination options header, a routing header with two addresses, a fragment header and AH.
+inline constexpr uint8_t kExtMax = 96;
+
 /// The default wall clock: 2026-01-07 (a Wednesday) 12:00:00 UTC.
 inline constexpr uint32_t kDefaultWall = 1767787200;
 
@@ -40,6 +44,14 @@ struct Packet {
   uint8_t tcp_flags = 0;  // tcpflag::*
   bool fragment = false;  // a non-first fragment: no L4 header (the -f match)
   bool more_fragments = false;
+  uint32_t spi = 0;  // ESP's SPI (and IPv4 AH's, where AH is the L4 header)
+
+  // IPv6 extension headers between the fixed header and t.proto's header, byte for byte as on the
+  // wire, so the matches walk them as the kernel does (core/ipv6_ext.hpp). ext_first is the fixed
+  // header's Next Header when ext_len > 0; t.proto is what ipv6_find_hdr finds behind them.
+  uint8_t ext_first = 0;
+  uint8_t ext_len = 0;
+  uint8_t ext[kExtMax] = {};
   PktType pkt_type = PktType::Host;
 
   // Kernel metadata.

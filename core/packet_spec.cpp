@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "core/ipv6_ext.hpp"
+
 namespace svcpath {
 
 namespace {
@@ -115,8 +117,10 @@ std::optional<PacketSpec> parse_packet_spec(std::string_view s, std::string* why
   else if (pname == "sctp") pr = proto::SCTP;
   else if (pname == "icmp") pr = proto::ICMP;
   else if (pname == "icmp6" || pname == "icmpv6" || pname == "ipv6-icmp") pr = proto::ICMPV6;
+  else if (pname == "esp") pr = proto::ESP;
+  else if (pname == "ah") pr = proto::AH;
   else if (auto v = parse_uint(pname, 255)) pr = uint8_t(*v);
-  else return fail(fmt::format("'{}': unknown protocol (tcp, udp, sctp, icmp, icmp6 or a number)", pname));
+  else return fail(fmt::format("'{}': unknown protocol (tcp, udp, sctp, icmp, icmp6, esp, ah or a number)", pname));
   p.t.proto = pr;
   bool ports = proto::has_ports(pr);
   uint16_t sport = 0, dport = 0;
@@ -130,7 +134,6 @@ std::optional<PacketSpec> parse_packet_spec(std::string_view s, std::string* why
   if (p.t.src.fam != p.t.dst.fam) return fail(fmt::format("'{}': source and destination are of different families", s));
   if (pr == proto::ICMP && !p.t.src.is_v4()) p.t.proto = pr = proto::ICMPV6;
   if (pr == proto::ICMPV6 && p.t.src.is_v4()) return fail("icmp6 needs IPv6 addresses");
-  if (ports && !hd) return fail(fmt::format("'{}': the destination needs a port", w[3]));
   out.sport_given = hs || !ports;
   p.t.sport = sport;
   p.t.dport = dport;
@@ -167,6 +170,8 @@ std::optional<PacketSpec> parse_packet_spec(std::string_view s, std::string* why
     return fail(fmt::format("'{}': flags only go with tcp or icmp", w[0]));
   }
   p.len = p.t.src.is_v4() ? 60 : 80;
+  bool len_given = false;
+  std::string_view chain;
   for (size_t k = 4; k < w.size(); ++k) {
     auto kv = w[k];
     auto eq = kv.find('=');
@@ -178,8 +183,22 @@ std::optional<PacketSpec> parse_packet_spec(std::string_view s, std::string* why
       return v;
     };
     if (key == "local" && eq == std::string_view::npos) out.local = true;
-    else if (key == "frag" && eq == std::string_view::npos) p.fragment = true;
-    else if (key == "in" && !val.empty()) out.in = std::string(val);
+    else if (key == "frag" && eq == std::string_view::npos) {
+      if (!p.t.src.is_v4()) return fail("'frag': an IPv6 fragment is a header: ext=frag/off=N[/more]");
+      p.fragment = true;
+    } else if (key == "mf" && eq == std::string_view::npos) {
+      if (!p.t.src.is_v4()) return fail("'mf': an IPv6 fragment is a header: ext=frag/off=N/more");
+      p.more_fragments = true;
+    } else if (key == "ext" && !val.empty()) {
+      if (p.t.src.is_v4()) return fail(fmt::format("'{}': extension headers are IPv6's (IPv4 has -f: frag, mf)", kv));
+      chain = val;
+    } else if (key == "spi") {
+      if (pr != proto::ESP && !(pr == proto::AH && p.t.src.is_v4()))
+        return fail(fmt::format("'{}': spi= goes with esp (or IPv4 ah); IPv6 AH is a header: ext=ah/spi=N", kv));
+      auto v = num(0xffffffff, true);
+      if (!v) return std::nullopt;
+      p.spi = uint32_t(*v);
+    } else if (key == "in" && !val.empty()) out.in = std::string(val);
     else if (key == "mark") {
       auto v = num(0xffffffff, true);
       if (!v) return std::nullopt;
@@ -192,6 +211,7 @@ std::optional<PacketSpec> parse_packet_spec(std::string_view s, std::string* why
       auto v = num(65535, false);
       if (!v) return std::nullopt;
       p.len = uint16_t(*v);
+      len_given = true;
     } else if (key == "id" && p.is_icmp()) {
       auto v = num(65535, false);
       if (!v) return std::nullopt;
@@ -231,10 +251,24 @@ std::optional<PacketSpec> parse_packet_spec(std::string_view s, std::string* why
       return fail(
           fmt::format("'{}': unknown option (in=IFACE, local, mark=N, ttl=N, len=N, t=SECONDS, frag, id=N, tos=N, "
                       "mac=MAC, uid=N, gid=N, nosock, classid=N, conns=N, time=EPOCH, cpu=N, mss=N, hashlimit=over, "
-                      "string=found)",
+                      "string=found, ext=HDR,..., spi=N, mf)",
                       kv));
     }
   }
+  if (!p.t.src.is_v4()) {
+    if (pr == proto::AH) return fail("IPv6 AH is an extension header: ext=ah/spi=N, then the protocol behind it");
+    if (!chain.empty() && !ext6::parse_chain(chain, pr, p, why)) return std::nullopt;
+    // A protocol that is itself an extension header can only stand behind a later fragment (the
+    // headers are in the first fragment); elsewhere it is written in ext=.
+    if (ext6::is_ext(pr) && pr != ext6::NONE && !p.fragment)
+      return fail(fmt::format("protocol {} is an IPv6 extension header: write it in ext=", pr));
+    if (len_given && p.len < 40 + p.ext_len)
+      return fail(fmt::format("len={} is shorter than the IPv6 header and its {} bytes of extension headers", p.len, p.ext_len));
+    if (!len_given) p.len = uint16_t(p.len + p.ext_len);
+  }
+  // A later fragment carries no transport header, so its ports may go unsaid.
+  if (ports && !hd && !p.fragment) return fail(fmt::format("'{}': the destination needs a port", w[3]));
+  if (p.fragment) out.sport_given = true;
   return out;
 }
 

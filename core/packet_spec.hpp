@@ -1,8 +1,10 @@
 #pragma once
 // The one-line packet description users type:
-//   PROTO[/FLAGS] SRC[:PORT] -> DST[:PORT] [in=IFACE] [local] [mark=N] [ttl=N] [len=N] [t=SECONDS] [frag] [id=N]
+//   PROTO[/FLAGS] SRC[:PORT] -> DST[:PORT] [in=IFACE] [local] [mark=N] [ttl=N] [len=N] [t=SECONDS] [frag] [mf] [id=N]
+//   [spi=N] [ext=HDR[,HDR...]] (IPv6 extension headers: hbh, dst, rt, frag, ah; core/ipv6_ext.hpp)
 // e.g. "tcp 10.0.0.2:40000 -> 172.30.0.41:80", "tcp/SA 10.1.1.5:80 -> 10.0.0.2:40000", "udp [fd00::1]:53 -> [fd00::2]:53",
-// "icmp 10.0.0.1 -> 10.0.0.2", "icmp/echo-reply 10.0.0.2 -> 10.0.0.1 id=7".
+// "icmp 10.0.0.1 -> 10.0.0.2", "icmp/echo-reply 10.0.0.2 -> 10.0.0.1 id=7",
+// "udp [fd00::1]:53 -> [fd00::2]:53 ext=hbh/5:2,frag/off=0/id=7/more".
 // A reply needs no addresses: "tcp/SA reply" answers the previous packet as it left the node (after
 // NAT), "tcp/A reply:1" answers packet 1; the caller fills the tuple in.
 #include <optional>

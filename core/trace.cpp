@@ -45,6 +45,9 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::QueueNoListener: return "NFQUEUE: no listener";
     case DropReason::Ipvs: return "IPVS";
     case DropReason::IpvsNoDest: return "IPVS: no destination available";
+    case DropReason::HotDrop: return "hotdrop: a header the rule reads is missing or cut short";
+    case DropReason::FragHeld: return "fragment held for reassembly (nf_defrag); the other fragments never arrive";
+    case DropReason::FragInvalid: return "fragment refused by reassembly (empty, or past 64 KiB)";
   }
   return "unknown";
 }

@@ -30,6 +30,9 @@ enum class DropReason : uint8_t {
   IpvsNoDest,      // IPVS found the service but the scheduler gave no destination (ICMP unreachable)
   McastNotJoined,  // multicast to a group the receiving interface has not joined
   BeyondScope,     // a link-local source forwarded off its link (ip6_forward answers ICMPv6 beyond scope)
+  HotDrop,         // a match (or ip6tables' -p) found a header missing or cut short: the table drops it
+  FragHeld,        // a fragment held for reassembly (nf_defrag) whose other fragments never arrive
+  FragInvalid,     // a fragment reassembly refuses (empty, or past 64 KiB)
 };
 
 std::string_view drop_reason_name(DropReason r);

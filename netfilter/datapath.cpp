@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include "netfilter/reject.hpp"
+#include "core/bytes.hpp"
+#include "core/ipv6_ext.hpp"
 
 namespace svcpath::nf {
 
@@ -40,6 +42,64 @@ void note(TraceSink& s, Hook h, TraceKind k, std::string_view table, std::string
   s.event(std::move(e));
 }
 
+// nf_defrag_ipv4 / nf_defrag_ipv6 at PREROUTING / OUTPUT (-400), before raw. svcpath sees each
+// packet alone, so a fragment is a lone one and meets a fresh reassembly queue. IPv4 (ip_defrag)
+// keeps every lone fragment. IPv6 (nf_ct_frag6_gather) keeps it too, except: a first fragment
+// without its whole transport header, and a fragment with More Fragments whose length is not a
+// multiple of 8 (-EPROTO), go on as they are; an empty one or one reaching past 64 KiB is dropped;
+// an atomic one (offset 0, no More Fragments) is whole and goes on without its fragment header.
+// Verified in a namespace; tests/kernel/differential.py replays each case.
+class Defrag final : public Stage {
+ public:
+  std::string name() const override { return "defrag"; }
+  Verdict run(Hook h, Packet& p, HookContext& ctx) noexcept override {
+    // nf_defrag_ipv4/6 are registered with conntrack (or alone, for socket/TPROXY): without them a
+    // fragment walks the hooks as it is. A looped-back packet is whole already.
+    if (p.ct || !ctx.ct.defrag(p.t.src.fam)) return Verdict::accept();
+    if (p.t.src.is_v4()) {
+      if (!p.fragment && !p.more_fragments) return Verdict::accept();
+      return held(h, ctx);
+    }
+    unsigned fh = 0;
+    if (!p.ext_len || ext6::find_hdr(p, ext6::FRAGMENT, &fh) < 0) return Verdict::accept();
+    unsigned fo = be16(p.ext + (fh - 40) + 2) & ~7u;
+    bool more = p.ext[fh - 40 + 3] & 1;
+    if (fo == 0) {  // ipv6frag_thdr_truncated
+      unsigned off = 0;
+      int up = ext6::find_hdr(p, -1, &off);
+      unsigned need = up == proto::TCP ? 20 : (up == proto::UDP || up == proto::ICMPV6) ? 8 : 1;
+      if (up >= 0 && up != ext6::NONE && off + need > p.len)
+        return as_is(h, ctx, "a first fragment without its whole transport header goes on unreassembled");
+    }
+    unsigned end = fo + p.len - fh - 8;
+    if (end > 65535 || end == fo) {
+      note(ctx.sink, h, TraceKind::Conntrack, "defrag", "DROP",
+           "a fragment reaching past 64 KiB, or empty: reassembly refuses it");
+      return Verdict::drop(DropReason::FragInvalid);
+    }
+    if (more && (end & 7))
+      return as_is(h, ctx, "a fragment with More Fragments whose length is not a multiple of 8 goes on unreassembled");
+    if (fo == 0 && !more) {
+      ext6::remove_header(p, fh);
+      note(ctx.sink, h, TraceKind::Conntrack, "defrag", "whole",
+           "an atomic fragment (offset 0, no more fragments): its fragment header is removed");
+      return Verdict::accept();
+    }
+    return held(h, ctx);
+  }
+
+ private:
+  static Verdict held(Hook h, HookContext& ctx) {
+    note(ctx.sink, h, TraceKind::Conntrack, "defrag", "HELD",
+         "a fragment is held for reassembly and the others never arrive: no table sees it");
+    return Verdict::drop(DropReason::FragHeld);
+  }
+  static Verdict as_is(Hook h, HookContext& ctx, const char* why) {
+    note(ctx.sink, h, TraceKind::Conntrack, "defrag", "as is", why);
+    return Verdict::accept();
+  }
+};
+
 // nf_conntrack_in at PREROUTING / OUTPUT (-200).
 class ConntrackIn final : public Stage {
  public:
@@ -57,6 +117,13 @@ class ConntrackIn final : public Stage {
       p.ct = 0;
       p.ctinfo = CtInfo::Untracked;
       note(s, h, TraceKind::Conntrack, "conntrack", "UNTRACKED", "NOTRACK: conntrack skips this packet");
+      return Verdict::accept();
+    }
+    if (p.fragment || (!p.t.src.is_v4() && p.t.proto == ext6::NONE)) {
+      // A later fragment defrag let through, or IPv6 "no next header": no transport header to
+      // track (nf_conntrack_in finds no protocol, as ipv6_skip_exthdr stops).
+      p.ctinfo = CtInfo::Invalid;
+      note(s, h, TraceKind::Conntrack, "conntrack", "INVALID", "no transport header to track");
       return Verdict::accept();
     }
     if (p.ct) {
@@ -191,9 +258,11 @@ Datapath::Datapath(const Node& node, uint64_t seed) : node_(node), chooser_(st_.
   if (node.sys.ct_count > 0)
     for (Family f : {Family::V4, Family::V6}) st_.ct.engage(f);
   using enum Hook;
+  Stage& defrag = own(std::make_unique<Defrag>());
   Stage& ct_in = own(std::make_unique<ConntrackIn>());
   Stage& confirm = own(std::make_unique<ConntrackConfirm>());
   nat_ = &own(std::make_unique<NatCore>());
+  for (Hook h : {PreRouting, LocalOut}) add_stage(h, prio::CONNTRACK_DEFRAG, &defrag);
   for (Hook h : {PreRouting, LocalOut}) add_stage(h, prio::CONNTRACK, &ct_in);
   for (Hook h : {PostRouting, LocalIn}) add_stage(h, prio::CONNTRACK_CONFIRM, &confirm);
   for (Hook h : {PreRouting, LocalOut}) add_stage(h, prio::NAT_DST, nat_);

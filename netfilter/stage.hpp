@@ -22,8 +22,8 @@ class Conntrack;
 
 /// The kernel's hook priorities (nf_ip_hook_priorities) and where IPVS and the nat core sit.
 namespace prio {
-inline constexpr int RAW = -300, CONNTRACK = -200, MANGLE = -150, NAT_DST = -100, FILTER = 0, SECURITY = 50, SECURITY_NFT = 150, NAT_SRC = 100,
-                     CONNTRACK_CONFIRM = INT_MAX;
+inline constexpr int CONNTRACK_DEFRAG = -400, RAW = -300, CONNTRACK = -200, MANGLE = -150, NAT_DST = -100, FILTER = 0,
+                     SECURITY = 50, SECURITY_NFT = 150, NAT_SRC = 100, CONNTRACK_CONFIRM = INT_MAX;
 }
 
 /// Where the last terminal rule verdict came from, in the kernel TRACE's words: what an outcome's

@@ -15,6 +15,7 @@ std::string_view decode_error_name(DecodeError e) {
     case DecodeError::NotIp: return "not IP";
     case DecodeError::Truncated: return "truncated (snaplen)";
     case DecodeError::BadHeader: return "bad IP header";
+    case DecodeError::LongExtHeaders: return "IPv6 extension headers too long";
     case DecodeError::Count_: break;
   }
   return "?";
@@ -44,6 +45,14 @@ DecodeError l4_fields(uint8_t pr, const uint8_t* l4, uint32_t avail, Packet& p) 
       if (avail < 4) return DecodeError::Truncated;
       p.t.sport = be16(l4);
       p.t.dport = be16(l4 + 2);
+      return DecodeError::None;
+    case proto::ESP:  // the SPI leads the ESP header
+      if (avail < 4) return DecodeError::Truncated;
+      p.spi = be32(l4);
+      return DecodeError::None;
+    case proto::AH:  // IPv4 only: IPv6 walks AH as an extension header
+      if (avail < 8) return DecodeError::Truncated;
+      p.spi = be32(l4 + 4);
       return DecodeError::None;
     case proto::ICMP:
     case proto::ICMPV6:
@@ -102,6 +111,15 @@ DecodeError ipv6(const uint8_t* ip, uint32_t avail, Decoded& d, uint32_t base) {
   d.l3 = base;
   uint8_t next = ip[6];
   uint32_t off = 40;
+  // The extension headers are kept byte for byte (Packet::ext) for the matches that read them.
+  auto keep_ext = [&]() {
+    if (off == 40) return true;
+    if (off - 40 > kExtMax || avail < off) return false;
+    p.ext_first = ip[6];
+    p.ext_len = uint8_t(off - 40);
+    std::memcpy(p.ext, ip + 40, off - 40);
+    return true;
+  };
   // Walk the extension headers to the transport header (at most 8, to stay bounded).
   for (int hops = 0; hops < 8; ++hops) {
     if (next == 0 || next == 43 || next == 60 || next == 51) {
@@ -122,12 +140,13 @@ DecodeError ipv6(const uint8_t* ip, uint32_t avail, Decoded& d, uint32_t base) {
       if (d.frag_offset) {
         p.t.proto = next;
         p.fragment = true;
-        return DecodeError::None;
+        return keep_ext() ? DecodeError::None : DecodeError::LongExtHeaders;
       }
       continue;
     }
     break;
   }
+  if (!keep_ext()) return avail < off ? DecodeError::Truncated : DecodeError::LongExtHeaders;
   p.t.proto = next;
   if (next == 59) return DecodeError::None;  // no next header
   if (avail < off) return DecodeError::Truncated;
@@ -319,8 +338,15 @@ std::vector<uint8_t> rewrite(const uint8_t* frame, uint32_t caplen, const Decode
 
 std::vector<uint8_t> build(const Packet& p) {
   bool v6 = !p.t.src.is_v4();
-  uint32_t iph = v6 ? 40 : 20;
-  uint32_t l4h = p.t.proto == proto::TCP ? 20 : p.t.proto == proto::UDP ? 8 : p.t.proto == proto::SCTP ? 12 : p.is_icmp() ? 8 : 0;
+  uint32_t iph = v6 ? 40u + p.ext_len : 20;  // the transport header follows the extension headers
+  uint32_t l4h = p.fragment                 ? 0
+                 : p.t.proto == proto::TCP  ? 20
+                 : p.t.proto == proto::UDP  ? 8
+                 : p.t.proto == proto::SCTP ? 12
+                 : p.t.proto == proto::ESP  ? 8
+                 : p.t.proto == proto::AH   ? 12
+                 : p.is_icmp()              ? 8
+                                            : 0;
   uint32_t total = std::max<uint32_t>(p.len, iph + l4h);
   std::vector<uint8_t> b(total, 0);
   uint8_t* ip = b.data();
@@ -336,7 +362,8 @@ std::vector<uint8_t> build(const Packet& p) {
   } else {
     ip[0] = 0x60;
     put16(ip + 4, uint16_t(total - 40));
-    ip[6] = p.t.proto;
+    ip[6] = p.ext_len ? p.ext_first : p.t.proto;
+    std::memcpy(ip + 40, p.ext, p.ext_len);
     ip[7] = p.ttl;
     std::memcpy(ip + 8, p.t.src.b.data(), 16);
     std::memcpy(ip + 24, p.t.dst.b.data(), 16);
@@ -344,7 +371,14 @@ std::vector<uint8_t> build(const Packet& p) {
   uint8_t* l4 = ip + iph;
   uint32_t l4len = total - iph;
   uint8_t* csum = nullptr;
-  if (p.t.proto == proto::TCP) {
+  if (p.fragment) {
+    // A later fragment carries no transport header.
+  } else if (p.t.proto == proto::ESP) {
+    put32(l4, p.spi);
+  } else if (p.t.proto == proto::AH) {
+    l4[1] = 1;  // Payload Len: 12 bytes, no ICV
+    put32(l4 + 4, p.spi);
+  } else if (p.t.proto == proto::TCP) {
     put16(l4, p.t.sport);
     put16(l4 + 2, p.t.dport);
     l4[12] = 5 << 4;

@@ -24,6 +24,7 @@ enum class DecodeError : uint8_t {
   NotIp,            // ARP, LLDP, ... (counted, skipped)
   Truncated,        // the capture ends inside a header (snaplen)
   BadHeader,        // IP version/header length/total length inconsistent
+  LongExtHeaders,   // IPv6 extension headers longer than a Packet keeps (kExtMax)
   Count_,
 };
 std::string_view decode_error_name(DecodeError e);

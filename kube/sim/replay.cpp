@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "core/diag.hpp"
+#include "core/ipv6_ext.hpp"
 #include "ipvs/ipvs.hpp"
 #include "pcap/io.hpp"
 
@@ -349,6 +350,8 @@ ReplayResult Replay::run(const std::string& path) {
           ++cap.fragments;
           continue;
         }
+        // A first fragment stands for the datagram the kernel reassembles from it and the later ones.
+        ext6::as_reassembled(d.pkt);
         Item& it = b.add(f, d);
         it.d.pkt.ts_ns = f.ts_ns;
         if (it.d.pkt.pkt_type == PktType::Outgoing) it.d.pkt.pkt_type = PktType::Host;

@@ -6,6 +6,7 @@
 
 #include "core/diag.hpp"
 #include "core/hash.hpp"
+#include "core/ipv6_ext.hpp"
 #include "netfilter/iptables/iptables.hpp"
 
 namespace svcpath::nf {
@@ -71,6 +72,7 @@ struct Ctx {
   EvalEnv& env;
   Hook hook;
   const char* unsim = nullptr;  // set by a match whose answer svcpath cannot know
+  bool hotdrop = false;         // a match found the packet malformed: the table drops it (par->hotdrop)
 };
 
 bool eval(const TcpMatch& m, Ctx& c) {
@@ -377,9 +379,148 @@ bool eval(const TcpmssMatch& m, Ctx& c) {
   if (c.p.mss == 0) return m.inv;  // no MSS option: xt_tcpmss returns the invert flag
   return (c.p.mss >= m.lo && c.p.mss <= m.hi) != m.inv;
 }
-bool eval(const SpiMatch&, Ctx& c) {
-  c.unsim = "the SPI of ESP/AH packets is not simulated";
-  return false;
+// xt_esp / xt_ah (IPv4): the header is the L4 one, absent from a later fragment.
+bool eval(const SpiMatch& m, Ctx& c) { return !c.p.fragment && ((c.p.spi >= m.lo && c.p.spi <= m.hi) != m.inv); }
+
+// The IPv6 extension-header matches read the packet's headers as the kernel's do: found with
+// ipv6_find_hdr, a header cut short by the packet's end is a hotdrop, a missing one no match.
+std::optional<uint32_t> be_at(const Packet& p, unsigned off, unsigned n) {
+  uint32_t v = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    auto b = ext6::byte_at(p, off + i);
+    if (!b) return std::nullopt;
+    v = v << 8 | *b;
+  }
+  return v;
+}
+
+// The header of type t, or 0 (no match; hotdrop set when the walk hit the packet's end).
+unsigned find_ext(Ctx& c, uint8_t t) {
+  unsigned off = 0;
+  int r = ext6::find_hdr(c.p, t, &off);
+  if (r >= 0) return off;
+  if (r != ext6::kNoEnt) c.hotdrop = true;
+  return 0;
+}
+
+bool eval(const FragMatch& m, Ctx& c) {  // ip6t_frag: --fraglen is never tested
+  unsigned off = find_ext(c, ext6::FRAGMENT);
+  if (!off) return false;
+  auto res = be_at(c.p, off + 1, 1), fo = be_at(c.p, off + 2, 2), id = be_at(c.p, off + 4, 4);
+  if (!res || !fo || !id) return c.hotdrop = true, false;
+  return ((*id >= m.id_lo && *id <= m.id_hi) != m.id_inv) && !(m.res && (*res || (*fo & 6))) && !(m.first && (*fo & ~7u)) &&
+         !(m.more && !(*fo & 1)) && !(m.last && (*fo & 1));
+}
+
+bool eval(const OptsMatch& m, Ctx& c) {  // ip6t_hbh: -m hbh and -m dst
+  const Packet& p = c.p;
+  unsigned ptr = find_ext(c, m.dst ? ext6::DEST : ext6::HOP);
+  if (!ptr) return false;
+  auto hl = be_at(p, ptr + 1, 1);
+  if (!hl) return c.hotdrop = true, false;
+  unsigned hdrlen = (*hl + 1) << 3;
+  if (p.len - ptr < hdrlen) return false;
+  bool ret = !m.len_set || ((m.len == hdrlen) != m.len_inv);
+  if (!m.opts_set) return ret;
+  ptr += 2;
+  hdrlen -= 2;
+  unsigned k = 0;
+  // Strict: the header's first options must be the listed ones, in order (LEN 0xff: any length).
+  for (; k < m.nopts; ++k) {
+    if (hdrlen < 1) break;
+    auto tp = be_at(p, ptr, 1);
+    if (!tp) break;
+    if (*tp != m.opts[k] >> 8) return false;
+    unsigned optlen = 1;
+    if (*tp) {
+      if (hdrlen < 2) break;
+      auto lp = be_at(p, ptr + 1, 1);
+      if (!lp) break;
+      unsigned want = m.opts[k] & 0xff;
+      if (want != 0xff && want != *lp) return false;
+      optlen = *lp + 2;
+    }
+    if ((ptr > p.len - optlen || hdrlen < optlen) && k + 1 < m.nopts) break;
+    ptr += optlen;
+    hdrlen -= optlen;
+  }
+  return k == m.nopts && ret;
+}
+
+bool eval(const RtMatch& m, Ctx& c) {  // ip6t_rt
+  const Packet& p = c.p;
+  unsigned ptr = find_ext(c, ext6::ROUTING);
+  if (!ptr) return false;
+  auto hl = be_at(p, ptr + 1, 1), type = be_at(p, ptr + 2, 1), left = be_at(p, ptr + 3, 1);
+  if (!hl || !type || !left) return c.hotdrop = true, false;
+  unsigned hdrlen = (*hl + 1) << 3;
+  if (p.len - ptr < hdrlen) return false;
+  bool ret = ((*left >= m.left_lo && *left <= m.left_hi) != m.left_inv) && (!m.len_set || ((m.len == hdrlen) != m.len_inv)) &&
+             (!m.type_set || ((m.type == *type) != m.type_inv));
+  if (ret && m.res) ret = be_at(p, ptr + 4, 4).value_or(1) == 0;
+  if (!m.addrs_set) return ret;
+  unsigned slots = (hdrlen - 8) / 16, n = unsigned(m.addrs.size());
+  if (n > slots) return false;
+  auto addr_is = [&](unsigned slot, const Addr& a) {
+    for (unsigned b = 0; b < 16; ++b)
+      if (be_at(p, ptr + 8 + 16 * slot + b, 1) != a.b[b]) return false;
+    return true;
+  };
+  if (m.not_strict) {  // the listed addresses appear in this order, others may sit between them
+    unsigned i = 0;
+    for (unsigned k = 0; k < slots && i < n; ++k)
+      if (addr_is(k, m.addrs[i])) ++i;
+    return i == n && ret;
+  }
+  unsigned k = 0;
+  while (k < n && addr_is(k, m.addrs[k])) ++k;
+  return k == n && k == slots && ret;
+}
+
+bool eval(const Ah6Match& m, Ctx& c) {  // ip6t_ah
+  unsigned off = find_ext(c, ext6::AUTH);
+  if (!off) return false;
+  auto hl = be_at(c.p, off + 1, 1), res = be_at(c.p, off + 2, 2), spi = be_at(c.p, off + 4, 4);
+  if (!be_at(c.p, off + 8, 4)) return c.hotdrop = true, false;
+  unsigned hdrlen = (*hl + 2) << 2;
+  return ((*spi >= m.spi_lo && *spi <= m.spi_hi) != m.spi_inv) && (!m.len || ((m.len == hdrlen) != m.len_inv)) &&
+         !(m.res && *res);
+}
+
+bool eval(const Ipv6HeaderMatch& m, Ctx& c) {  // ip6t_ipv6header: which headers the chain holds
+  using M = Ipv6HeaderMatch;
+  const Packet& p = c.p;
+  uint8_t nh = ext6::first_header(p);
+  unsigned ptr = 40;
+  int len = int(p.len) - 40;
+  uint8_t seen = 0;
+  while (ext6::is_ext(nh) || nh == ext6::ESP) {
+    if (nh == ext6::NONE) {
+      seen |= M::None;
+      break;
+    }
+    if (len < 2) return false;
+    if (nh == ext6::ESP) {
+      seen |= M::Esp;
+      break;
+    }
+    auto next = be_at(p, ptr, 1), hl = be_at(p, ptr + 1, 1);
+    if (!next || !hl) return c.hotdrop = true, false;
+    int hdrlen = nh == ext6::FRAGMENT ? 8 : nh == ext6::AUTH ? (*hl + 2) << 2 : (*hl + 1) << 3;
+    seen |= nh == ext6::HOP        ? M::Hop
+            : nh == ext6::ROUTING  ? M::Route
+            : nh == ext6::FRAGMENT ? M::Frag
+            : nh == ext6::AUTH     ? M::Ah
+                                   : M::Dst;
+    nh = uint8_t(*next);
+    len -= hdrlen;
+    ptr += unsigned(hdrlen);
+    if (ptr > p.len) break;
+  }
+  if (nh != ext6::NONE && nh != ext6::ESP) seen |= M::Proto;
+  uint8_t inv = m.inv ? 0xff : 0;
+  if (m.soft) return !((seen ^ m.flags ^ inv) & m.flags);
+  return m.inv ? seen != m.flags : seen == m.flags;
 }
 bool eval(const DevgroupMatch& m, Ctx& c) {
   const Node& n = c.env.node;
@@ -419,11 +560,20 @@ bool eval(const BpfMatch&, Ctx& c) {
   return false;
 }
 
-bool ip_part(const Rule& r, const Packet& p, const Node& n) {
+bool ip_part(const Rule& r, const Packet& p, const Node& n, bool& hotdrop) {
   if (r.src_set && (r.src.contains(p.t.src) == r.src_inv)) return false;
   if (r.dst_set && (r.dst.contains(p.t.dst) == r.dst_inv)) return false;
   if (r.iif.set && !r.iif.matches(n.ifname(p.iif))) return false;
   if (r.oif.set && !r.oif.matches(n.ifname(p.oif))) return false;
+  if (r.proto_set && p.ext_len) {
+    // ip6_packet_match: the protocol is what ipv6_find_hdr finds behind the extension headers; a
+    // later fragment whose next header is itself an extension header has none, a hotdrop.
+    unsigned off = 0;
+    uint16_t fragoff = 0;
+    int pr = ext6::find_hdr(p, -1, &off, &fragoff);
+    if (pr < 0) return hotdrop = fragoff == 0, false;
+    return (pr == r.proto) != r.proto_inv;
+  }
   if (r.proto_set && ((p.t.proto == r.proto) == r.proto_inv)) return false;
   if (r.frag_set && (p.fragment == r.frag_inv)) return false;
   return true;
@@ -635,12 +785,15 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
     }
     const Rule& r = ch->rules[i];
     ++env.ctr.rules_evaluated;
-    if (!ip_part(r, p, env.node)) {
+    bool hot = false;
+    if (!ip_part(r, p, env.node, hot) && !hot) {
       ++i;
       continue;
     }
-    bool ok = true;
-    for (auto& m : r.matches) {
+    bool ok = !hot;
+    c.hotdrop = hot;
+    for (size_t k = 0; ok && k < r.matches.size(); ++k) {
+      const Match& m = r.matches[k];
       ++env.ctr.matches_evaluated;
       if (!std::visit([&](const auto& mm) { return eval(mm, c); }, m)) {
         ok = false;
@@ -654,6 +807,24 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
       env.hit_chain = ch;
       env.hit_num = uint32_t(i + 1);
       return {VerdictKind::Unsimulated, DropReason::None, 0};
+    }
+    if (c.hotdrop) {
+      // ip6t_do_table stops at once and drops; TRACE never logs the rule.
+      if (env.trace.enabled()) {
+        TraceEvent e;
+        e.hook = c.hook;
+        e.kind = TraceKind::Note;
+        e.table = table_name(t.id);
+        e.chain = ch->name;
+        e.rulenum = uint32_t(i + 1);
+        e.target = "hotdrop";
+        e.detail = "a header the rule reads cannot be found: the table drops the packet";
+        env.trace.event(std::move(e));
+      }
+      env.hit_rule = &r;
+      env.hit_chain = ch;
+      env.hit_num = uint32_t(i + 1);
+      return Verdict::drop(DropReason::HotDrop);
     }
     if (!ok) {
       ++i;

@@ -1344,6 +1344,263 @@ Res opt(BpfMatch& m, std::string_view o, bool inv, ParseCtx& p) {
   return Ok;
 }
 
+// ------------------------------------------------- IPv6 extension-header modules (libip6t_*)
+// xtables' UINT32RC: "N", "N:M", "N:" (to the top) or ":M" (from 0).
+bool u32_range(ParseCtx& p, const std::string& s, std::string_view mod, uint32_t& lo, uint32_t& hi) {
+  auto colon = s.find(':');
+  std::string_view a = std::string_view(s).substr(0, colon);
+  std::string_view b = colon == std::string::npos ? a : std::string_view(s).substr(colon + 1);
+  auto l = a.empty() && colon != std::string::npos ? std::optional<uint64_t>(0) : parse_uint(a, UINT32_MAX, true);
+  auto h = b.empty() && colon != std::string::npos ? std::optional<uint64_t>(UINT32_MAX) : parse_uint(b, UINT32_MAX, true);
+  if (!l || !h || (a.empty() && b.empty())) {
+    p.err(fmt::format("{}: bad range '{}' (N, N:M, N: or :M, 0..4294967295)", mod, s));
+    return false;
+  }
+  lo = uint32_t(*l);
+  hi = uint32_t(*h);
+  return true;
+}
+
+std::optional<uint32_t> u32_arg(ParseCtx& p, std::string_view mod, std::string_view o) {
+  auto s = p.arg();
+  if (!s) return std::nullopt;
+  auto v = parse_uint(*s, UINT32_MAX, true);
+  if (!v) p.err(fmt::format("{}: {} '{}' is not a number in 0..4294967295", mod, o, *s));
+  return v ? std::optional<uint32_t>(uint32_t(*v)) : std::nullopt;
+}
+
+Res opt(FragMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o == "--fragid") {
+    auto s = p.arg();
+    if (!s || !u32_range(p, *s, "frag", m.id_lo, m.id_hi)) return Fail;
+    m.id_inv = inv;
+  } else if (o == "--fraglen") {
+    auto v = u32_arg(p, "frag", o);
+    if (!v) return Fail;
+    m.len = *v, m.len_set = true, m.len_inv = inv;
+  } else if (o == "--fragres") m.res = true;
+  else if (o == "--fragfirst") m.first = true;
+  else if (o == "--fragmore" || o == "--fraglast") {
+    if (o == "--fragmore" ? m.last : m.more) {
+      p.err("frag: option \"--fragmore\" cannot be used together with \"--fraglast\"");
+      return Fail;
+    }
+    (o == "--fragmore" ? m.more : m.last) = true;
+  } else return Unknown;
+  if (inv && o != "--fragid" && o != "--fraglen") {
+    p.err(fmt::format("frag: option \"{}\" cannot be inverted", o));
+    return Fail;
+  }
+  return Ok;
+}
+
+// --header's names: the module's own, /etc/protocols' names and aliases for the same numbers, and
+// the numbers themselves.
+std::optional<uint8_t> ipv6header_bit(std::string_view n) {
+  using M = Ipv6HeaderMatch;
+  static constexpr std::pair<std::string_view, uint8_t> kNames[] = {{"hop-by-hop", M::Hop},
+                                                                    {"hop", M::Hop},
+                                                                    {"hopopt", M::Hop},
+                                                                    {"HOPOPT", M::Hop},
+                                                                    {"0", M::Hop},
+                                                                    {"dst", M::Dst},
+                                                                    {"ipv6-opts", M::Dst},
+                                                                    {"IPv6-Opts", M::Dst},
+                                                                    {"60", M::Dst},
+                                                                    {"route", M::Route},
+                                                                    {"ipv6-route", M::Route},
+                                                                    {"IPv6-Route", M::Route},
+                                                                    {"43", M::Route},
+                                                                    {"frag", M::Frag},
+                                                                    {"ipv6-frag", M::Frag},
+                                                                    {"IPv6-Frag", M::Frag},
+                                                                    {"44", M::Frag},
+                                                                    {"auth", M::Ah},
+                                                                    {"ah", M::Ah},
+                                                                    {"IPSEC-AH", M::Ah},
+                                                                    {"51", M::Ah},
+                                                                    {"esp", M::Esp},
+                                                                    {"IPSEC-ESP", M::Esp},
+                                                                    {"50", M::Esp},
+                                                                    {"none", M::None},
+                                                                    {"ipv6-nonxt", M::None},
+                                                                    {"IPv6-NoNxt", M::None},
+                                                                    {"59", M::None},
+                                                                    {"prot", M::Proto},
+                                                                    {"protocol", M::Proto},
+                                                                    {"255", M::Proto}};
+  for (auto& [name, bit] : kNames)
+    if (n == name) return bit;
+  return std::nullopt;
+}
+
+Res opt(Ipv6HeaderMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o == "--soft") {
+    m.soft = true;
+    return Ok;
+  }
+  if (o != "--header") return Unknown;
+  auto s = p.arg();
+  if (!s) return Fail;
+  std::string_view l = *s;
+  m.flags = 0;
+  while (!l.empty()) {
+    auto comma = l.find(',');
+    auto name = l.substr(0, comma);
+    if (!name.empty()) {
+      auto bit = ipv6header_bit(name);
+      if (!bit) {
+        p.err(
+            fmt::format("ipv6header: unknown header '{}' (hop, dst, route, frag, auth, esp, none, prot, their "
+                        "/etc/protocols names, or 0, 60, 43, 44, 51, 50, 59, 255)",
+                        name));
+        return Fail;
+      }
+      m.flags |= *bit;
+    }
+    if (comma == std::string_view::npos) break;
+    l.remove_prefix(comma + 1);
+  }
+  if (!m.flags) {
+    p.err("ipv6header: cannot parse header names");
+    return Fail;
+  }
+  m.inv = inv;
+  return Ok;
+}
+
+Res opt(OptsMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  std::string_view n = m.dst ? "dst" : "hbh";
+  if (o == (m.dst ? "--dst-len" : "--hbh-len")) {
+    auto v = u32_arg(p, n, o);
+    if (!v) return Fail;
+    m.len = *v, m.len_set = true, m.len_inv = inv;
+    return Ok;
+  }
+  if (o != (m.dst ? "--dst-opts" : "--hbh-opts")) return Unknown;
+  if (inv) {
+    p.err(fmt::format("{}: option \"{}\" cannot be inverted", n, o));
+    return Fail;
+  }
+  auto s = p.arg();
+  if (!s) return Fail;
+  std::string_view l = *s;
+  m.nopts = 0;
+  while (true) {
+    auto comma = l.find(',');
+    auto item = l.substr(0, comma);
+    auto colon = item.find(':');
+    if (m.nopts == 16) {
+      p.err(fmt::format("{}: too many options (at most 16)", n));
+      return Fail;
+    }
+    // libip6t_hbh keeps the low 8 bits of each number, as the kernel's u16 TYPE<<8|LEN holds them.
+    auto t = parse_uint(item.substr(0, colon), UINT32_MAX, true);
+    auto len =
+        colon == std::string_view::npos ? std::optional<uint64_t>(0xff) : parse_uint(item.substr(colon + 1), UINT32_MAX, true);
+    if (!t || !len) {
+      p.err(fmt::format("{}: bad option '{}' (TYPE[:LEN])", n, item));
+      return Fail;
+    }
+    if ((*t & 0xff) == 0 && colon != std::string_view::npos) {
+      p.err(fmt::format("{}: PAD0 has not got length", n));
+      return Fail;
+    }
+    m.opts[m.nopts++] = uint16_t((*t & 0xff) << 8 | (*len & 0xff));
+    if (comma == std::string_view::npos) break;
+    l.remove_prefix(comma + 1);
+  }
+  m.opts_set = true;
+  return Ok;
+}
+
+Res opt(RtMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o == "--rt-type") {
+    auto v = u32_arg(p, "rt", o);
+    if (!v) return Fail;
+    m.type = *v, m.type_set = true, m.type_inv = inv;
+    return Ok;
+  }
+  if (o == "--rt-segsleft") {
+    auto s = p.arg();
+    if (!s || !u32_range(p, *s, "rt", m.left_lo, m.left_hi)) return Fail;
+    m.left_inv = inv;
+    return Ok;
+  }
+  if (o == "--rt-len") {
+    auto v = u32_arg(p, "rt", o);
+    if (!v) return Fail;
+    m.len = *v, m.len_set = true, m.len_inv = inv;
+    return Ok;
+  }
+  if (o != "--rt-0-res" && o != "--rt-0-addrs" && o != "--rt-0-not-strict") return Unknown;
+  if (inv) {
+    p.err(fmt::format("rt: option \"{}\" cannot be inverted", o));
+    return Fail;
+  }
+  if (o == "--rt-0-not-strict") {
+    if (!m.addrs_set) {
+      p.err("rt: `--rt-0-addrs ...' required before `--rt-0-not-strict'");
+      return Fail;
+    }
+    m.not_strict = true;
+    return Ok;
+  }
+  if (!m.type_set || m.type != 0 || m.type_inv) {
+    p.err(fmt::format("rt: `--rt-type 0' required before `{}'", o));
+    return Fail;
+  }
+  if (o == "--rt-0-res") {
+    m.res = true;
+    return Ok;
+  }
+  auto s = p.arg();
+  if (!s) return Fail;
+  std::string_view l = *s;
+  m.addrs.clear();
+  while (true) {
+    auto comma = l.find(',');
+    auto a = Addr::parse(l.substr(0, comma), nullptr);
+    if (!a || a->is_v4()) {
+      p.err(fmt::format("rt: bad address: {}", l.substr(0, comma)));
+      return Fail;
+    }
+    if (m.addrs.size() == 16) {
+      p.err("rt: too many addresses specified (at most 16)");
+      return Fail;
+    }
+    m.addrs.push_back(*a);
+    if (comma == std::string_view::npos) break;
+    l.remove_prefix(comma + 1);
+  }
+  m.addrs_set = true;
+  return Ok;
+}
+
+Res opt(Ah6Match& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o == "--ahspi") {
+    auto s = p.arg();
+    if (!s || !u32_range(p, *s, "ah", m.spi_lo, m.spi_hi)) return Fail;
+    m.spi_inv = inv;
+    return Ok;
+  }
+  if (o == "--ahlen") {
+    auto v = u32_arg(p, "ah", o);
+    if (!v) return Fail;
+    m.len = *v, m.len_inv = inv;
+    return Ok;
+  }
+  if (o == "--ahres") {
+    if (inv) {
+      p.err("ah: option \"--ahres\" cannot be inverted");
+      return Fail;
+    }
+    m.res = true;
+    return Ok;
+  }
+  return Unknown;
+}
+
 // ------------------------------------------------------------------------------ final checks
 template <class M>
 void finish(M&, ParseCtx&, size_t) {}
@@ -1403,6 +1660,9 @@ void finish(CgroupMatch& m, ParseCtx& p, size_t at) {
   need(m.classid || !m.path.empty() || m.inv, "cgroup: --cgroup CLASSID or --path PATH is required", p, at);
 }
 void finish(BpfMatch& m, ParseCtx& p, size_t at) { need(!m.bytecode.empty(), "bpf: --bytecode is required", p, at); }
+void finish(Ipv6HeaderMatch& m, ParseCtx& p, size_t at) {
+  need(m.flags, "ipv6header: option \"--header\" must be specified", p, at);
+}
 void finish(U32Match& m, ParseCtx& p, size_t at) { need(!m.text.empty(), "u32: --u32 TESTS is required", p, at); }
 
 void finish(MultiportMatch& m, ParseCtx& p, size_t at) {
@@ -1449,6 +1709,12 @@ Match make_connlimit(Family fam) {
 Match make_ah(Family) {
   SpiMatch m;
   m.ah = true;
+  return m;
+}
+
+Match make_dst(Family) {
+  OptsMatch m;
+  m.dst = true;
   return m;
 }
 
@@ -1503,6 +1769,12 @@ constexpr MatchModule kMatchModules[] = {
     {"tcpmss", {}, make<TcpmssMatch>},
     {"esp", {}, make<SpiMatch>},
     {"ah", Family::V4, make_ah},
+    {"ah", Family::V6, make<Ah6Match>},
+    {"frag", Family::V6, make<FragMatch>},
+    {"ipv6header", Family::V6, make<Ipv6HeaderMatch>},
+    {"hbh", Family::V6, make<OptsMatch>},
+    {"dst", Family::V6, make_dst},
+    {"rt", Family::V6, make<RtMatch>},
     {"devgroup", {}, make<DevgroupMatch>},
     {"cgroup", {}, make<CgroupMatch>},
     {"cpu", {}, make<CpuMatch>},

@@ -641,7 +641,8 @@ class Loader {
     bool ok = true;
     // iptables-restore (legacy and nft alike) creates every built-in chain of the table.
     for (int h = 0; h < kNumHooks; ++h)
-      if ((table_hooks(t.id) & hook_bit(Hook(h))) && find(hook_name(Hook(h))) < 0) add_builtin(Hook(h), Policy::Accept, ln)->implicit = true;
+      if ((table_hooks(t.id) & hook_bit(Hook(h))) && find(hook_name(Hook(h))) < 0)
+        add_builtin(Hook(h), Policy::Accept, ln)->implicit = true;
     for (auto& c : t.chains) {
       c.reach = 0;
       for (auto& r : c.rules)
@@ -827,7 +828,8 @@ class Loader {
 Family guess_family(std::string_view text) {
   if (text.find("ip6tables-save") != std::string_view::npos) return Family::V6;
   // Restore input without the header is IPv4 (an IPv6 address in it is an error); `iptables -S`
-  // prints no header for either family: an IPv6 source or destination, or ICMPv6, says so.
+  // prints no header for either family: an IPv6 source or destination, ICMPv6, or a match only
+  // ip6tables has (the extension-header ones) says so.
   if (s_blocks(split_lines(text)).empty()) return Family::V4;
   std::vector<Word> toks;
   size_t pos = 0;
@@ -840,6 +842,10 @@ Family guess_family(std::string_view text) {
     for (size_t k = 0; k < toks.size(); ++k) {
       std::string_view w = toks[k].s;
       if (w == "ipv6-icmp" || w == "icmpv6" || w == "icmp6" || w.starts_with("icmp6-")) return Family::V6;
+      if (w == "-m" && k + 1 < toks.size()) {
+        std::string_view m = toks[k + 1].s;
+        if (m == "frag" || m == "ipv6header" || m == "hbh" || m == "dst" || m == "rt" || m == "hl") return Family::V6;
+      }
       bool addr_opt = w == "-s" || w == "-d" || w == "--source" || w == "--destination" || w == "--src" || w == "--dst";
       if (addr_opt && k + 1 < toks.size() && toks[k + 1].s.find(':') != std::string::npos) return Family::V6;
     }

@@ -64,6 +64,11 @@ std::string_view match_name(const Match& m) {
                         [](const U32Match&) { return std::string_view("u32"); },
                         [](const BpfMatch&) { return std::string_view("bpf"); },
                         [](const SpiMatch& x) { return std::string_view(x.ah ? "ah" : "esp"); },
+                        [](const FragMatch&) { return std::string_view("frag"); },
+                        [](const Ipv6HeaderMatch&) { return std::string_view("ipv6header"); },
+                        [](const OptsMatch& x) { return std::string_view(x.dst ? "dst" : "hbh"); },
+                        [](const RtMatch&) { return std::string_view("rt"); },
+                        [](const Ah6Match&) { return std::string_view("ah"); },
                     },
                     m);
 }

@@ -277,6 +277,52 @@ struct SpiMatch {  // xt_esp and xt_ah (v4)
   bool ah = false;
 };
 
+// ------------------------------------------------- IPv6 extension headers (net/ipv6/netfilter/ip6t_*)
+// Each finds its header with ipv6_find_hdr over the packet's extension headers (core/ipv6_ext.hpp).
+
+struct FragMatch {  // ip6t_frag
+  uint32_t id_lo = 0, id_hi = 0xffffffff;
+  bool id_inv = false;
+  uint32_t len = 0;  // --fraglen: kept and printed; the kernel never tests it
+  bool len_set = false, len_inv = false;
+  bool res = false, first = false, more = false, last = false;
+};
+
+struct Ipv6HeaderMatch {  // ip6t_ipv6header
+  // MASK_* of ip6t_ipv6header.h, in iptables-save's print order.
+  enum : uint8_t { Hop = 128, Dst = 64, Route = 32, Frag = 16, Ah = 8, Esp = 4, None = 2, Proto = 1 };
+  uint8_t flags = 0;
+  bool inv = false, soft = false;
+};
+
+struct OptsMatch {  // ip6t_hbh, as -m hbh and -m dst
+  bool dst = false;
+  uint32_t len = 0;  // the whole header's length in bytes
+  bool len_set = false, len_inv = false;
+  bool opts_set = false;
+  uint8_t nopts = 0;
+  uint16_t opts[16] = {};  // TYPE << 8 | LEN, LEN 0xff = any length
+};
+
+struct RtMatch {  // ip6t_rt
+  uint32_t type = 0;
+  bool type_set = false, type_inv = false;
+  uint32_t left_lo = 0, left_hi = 0xffffffff;
+  bool left_inv = false;
+  uint32_t len = 0;  // bytes
+  bool len_set = false, len_inv = false;
+  bool res = false, addrs_set = false, not_strict = false;
+  std::vector<Addr> addrs;  // --rt-0-addrs, at most 16
+};
+
+struct Ah6Match {  // ip6t_ah: AH is an extension header in IPv6, found wherever it sits
+  uint32_t spi_lo = 0, spi_hi = 0xffffffff;
+  bool spi_inv = false;
+  uint32_t len = 0;  // bytes; 0 = not tested
+  bool len_inv = false;
+  bool res = false;
+};
+
 struct DevgroupMatch {
   enum : uint8_t { Src = 1, Dst = 2, InvSrc = 4, InvDst = 8 };
   uint8_t flags = 0;
@@ -310,12 +356,12 @@ struct BpfMatch {  // xt_bpf: a program svcpath does not run (the packet gets Un
   bool inv = false;
 };
 
-using Match =
-    std::variant<TcpMatch, UdpMatch, SctpMatch, MultiportMatch, IcmpMatch, CommentMatch, MarkMatch, ConnmarkMatch, ConntrackMatch,
-                 StateMatch, AddrtypeMatch, StatisticMatch, RecentMatch, SetMatch, IprangeMatch, PhysdevMatch, LimitMatch,
-                 NfacctMatch, RpfilterMatch, SocketMatch, PolicyMatch, LengthMatch, TtlMatch, PkttypeMatch, IpvsMatch, MacMatch,
-                 OwnerMatch, HashlimitMatch, ConnlimitMatch, TimeMatch, StringMatch, HelperMatch, TosMatch, DscpMatch, EcnMatch,
-                 TcpmssMatch, SpiMatch, DevgroupMatch, CgroupMatch, CpuMatch, QuotaMatch, U32Match, BpfMatch>;
+using Match = std::variant<TcpMatch, UdpMatch, SctpMatch, MultiportMatch, IcmpMatch, CommentMatch, MarkMatch, ConnmarkMatch,
+                           ConntrackMatch, StateMatch, AddrtypeMatch, StatisticMatch, RecentMatch, SetMatch, IprangeMatch,
+                           PhysdevMatch, LimitMatch, NfacctMatch, RpfilterMatch, SocketMatch, PolicyMatch, LengthMatch, TtlMatch,
+                           PkttypeMatch, IpvsMatch, MacMatch, OwnerMatch, HashlimitMatch, ConnlimitMatch, TimeMatch, StringMatch,
+                           HelperMatch, TosMatch, DscpMatch, EcnMatch, TcpmssMatch, SpiMatch, DevgroupMatch, CgroupMatch,
+                           CpuMatch, QuotaMatch, U32Match, BpfMatch, FragMatch, Ipv6HeaderMatch, OptsMatch, RtMatch, Ah6Match>;
 
 /// The -m name a match is written with ("tcp", "icmp6", "hl", ...).
 std::string_view match_name(const Match& m);

@@ -334,6 +334,56 @@ void print(std::string& o, const QuotaMatch& m, Family) { o += fmt::format("{} -
 void print(std::string& o, const U32Match& m, Family) { o += fmt::format("{} --u32 \"{}\"", m.inv ? " !" : "", m.text); }
 void print(std::string& o, const BpfMatch& m, Family) { o += fmt::format(" --bytecode \"{}\"", m.bytecode); }
 
+// libip6t_frag, _ipv6header, _hbh, _dst, _rt and _ah's save functions (iptables 1.8).
+std::string range_str(uint32_t lo, uint32_t hi) { return lo == hi ? fmt::format("{}", lo) : fmt::format("{}:{}", lo, hi); }
+void print(std::string& o, const FragMatch& m, Family) {
+  if (!(m.id_lo == 0 && m.id_hi == 0xffffffff))
+    o += fmt::format("{} --fragid {}", m.id_inv ? " !" : "", range_str(m.id_lo, m.id_hi));
+  if (m.len_set) o += fmt::format("{} --fraglen {}", m.len_inv ? " !" : "", m.len);
+  if (m.res) o += " --fragres";
+  if (m.first) o += " --fragfirst";
+  if (m.more) o += " --fragmore";
+  if (m.last) o += " --fraglast";
+}
+void print(std::string& o, const Ipv6HeaderMatch& m, Family) {
+  // The names /etc/protocols gives the header numbers (hop-by-hop is the module's own).
+  static constexpr std::pair<uint8_t, const char*> kNames[] = {
+      {Ipv6HeaderMatch::Hop, "hop-by-hop"},  {Ipv6HeaderMatch::Dst, "ipv6-opts"}, {Ipv6HeaderMatch::Route, "ipv6-route"},
+      {Ipv6HeaderMatch::Frag, "ipv6-frag"},  {Ipv6HeaderMatch::Ah, "ah"},         {Ipv6HeaderMatch::Esp, "esp"},
+      {Ipv6HeaderMatch::None, "ipv6-nonxt"}, {Ipv6HeaderMatch::Proto, "protocol"}};
+  o += fmt::format("{} --header ", m.inv ? " !" : "");
+  bool first = true;
+  for (auto& [bit, name] : kNames)
+    if (m.flags & bit) o += fmt::format("{}{}", first ? "" : ",", name), first = false;
+  if (m.soft) o += " --soft";
+}
+void print(std::string& o, const OptsMatch& m, Family) {
+  std::string_view n = m.dst ? "dst" : "hbh";
+  if (m.len_set) o += fmt::format("{} --{}-len {}", m.len_inv ? " !" : "", n, m.len);
+  if (m.opts_set) o += fmt::format(" --{}-opts", n);
+  for (uint8_t i = 0; i < m.nopts; ++i) {
+    o += i ? ',' : ' ';
+    o += fmt::format("{}", m.opts[i] >> 8);
+    if ((m.opts[i] & 0xff) != 0xff) o += fmt::format(":{}", m.opts[i] & 0xff);
+  }
+}
+void print(std::string& o, const RtMatch& m, Family) {
+  if (m.type_set) o += fmt::format("{} --rt-type {}", m.type_inv ? " !" : "", m.type);
+  if (!(m.left_lo == 0 && m.left_hi == 0xffffffff))
+    o += fmt::format("{} --rt-segsleft {}", m.left_inv ? " !" : "", range_str(m.left_lo, m.left_hi));
+  if (m.len_set) o += fmt::format("{} --rt-len {}", m.len_inv ? " !" : "", m.len);
+  if (m.res) o += " --rt-0-res";
+  if (m.addrs_set) o += " --rt-0-addrs";
+  for (size_t i = 0; i < m.addrs.size(); ++i) o += (i ? "," : " ") + m.addrs[i].str();
+  if (m.not_strict) o += " --rt-0-not-strict";
+}
+void print(std::string& o, const Ah6Match& m, Family) {
+  if (!(m.spi_lo == 0 && m.spi_hi == 0xffffffff))
+    o += fmt::format("{} --ahspi {}", m.spi_inv ? " !" : "", range_str(m.spi_lo, m.spi_hi));
+  if (m.len || m.len_inv) o += fmt::format("{} --ahlen {}", m.len_inv ? " !" : "", m.len);
+  if (m.res) o += " --ahres";
+}
+
 std::string nat_addr(const Addr& a, bool bracket) { return bracket && !a.is_v4() ? "[" + a.str() + "]" : a.str(); }
 
 void tprint(std::string&, const NoTarget&, Family) {}

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/bytes.hpp"
+#include "core/ipv6_ext.hpp"
 #include "netfilter/nftables/nft.hpp"
 
 namespace svcpath::nf::nft {
@@ -29,9 +30,9 @@ bool load(const Selector& s, const Packet& p, Env& env, uint8_t* out) {
       if (!p.t.src.is_v4()) return false;
       out[0] = p.t.proto;
       return true;
-    case Sel::Ip6Nexthdr:
+    case Sel::Ip6Nexthdr:  // the fixed header's field: the first extension header when there are any
       if (p.t.src.is_v4()) return false;
-      out[0] = p.t.proto;
+      out[0] = ext6::first_header(p);
       return true;
     case Sel::L4Proto: out[0] = p.t.proto; return true;
     case Sel::NfProto: out[0] = p.t.src.is_v4() ? 2 : 10; return true;

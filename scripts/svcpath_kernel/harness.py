@@ -70,7 +70,7 @@ def ntoa(b):
     return ".".join(str(x) for x in b)
 
 
-PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
+PROTO = {"tcp": 6, "udp": 17, "icmp": 1, "esp": 50}
 FLAGS = {"F": 1, "S": 2, "R": 4, "P": 8, "A": 16}
 
 
@@ -78,36 +78,95 @@ def is_v6(p):
     return ":" in p["src"]
 
 
+def ext_chain(text, last):
+    """The packet spec's ext= chain (docs/inputs.md) as bytes, written here from the grammar rather
+    than by svcpath, so the kernel and svcpath are given the same headers by two hands. Returns
+    (first next header, bytes, later fragment?)."""
+    hdrs = []
+    for h in text.split(","):
+        name, *parts = h.split("/")
+        kv = dict(x.split("=", 1) if "=" in x else (x, "") for x in parts)
+        if name in ("hbh", "dst"):
+            body = b""
+            for o in parts:
+                t, _, ln = o.partition(":")
+                t = int(t, 0)
+                body += b"\0" if t == 0 else bytes([t, int(ln or "0", 0)]) + bytes(int(ln or "0", 0))
+            pad = (8 - (2 + len(body)) % 8) % 8
+            body += b"\0" if pad == 1 else (bytes([1, pad - 2]) + bytes(pad - 2) if pad else b"")
+            hdrs.append((0 if name == "hbh" else 60, bytes([(2 + len(body)) // 8 - 1]) + body))
+        elif name == "rt":
+            addrs = [socket.inet_pton(socket.AF_INET6, a) for a in kv["addr"].split("+")] if kv.get("addr") else []
+            hdrs.append((43, struct.pack("!BBBI", 2 * len(addrs), int(kv.get("type", 0)), int(kv.get("left", 0)),
+                                         int(kv.get("res", "0"), 0)) + b"".join(addrs)))
+        elif name == "frag":
+            off = int(kv.get("off", 0))
+            hdrs.append((44, struct.pack("!BHI", int(kv.get("res", "0"), 0), off | (1 if "more" in kv else 0),
+                                         int(kv.get("id", "0"), 0))))
+        elif name == "ah":
+            ln = int(kv.get("len", 4))
+            hdrs.append((51, struct.pack("!BHI", ln, 0, int(kv.get("spi", "0"), 0)) + bytes((ln + 2) * 4 - 8)))
+        else:
+            raise ValueError(f"unknown extension header {name}")
+    out = b""
+    for i, (t, rest) in enumerate(hdrs):
+        out += bytes([hdrs[i + 1][0] if i + 1 < len(hdrs) else last]) + rest
+    later = hdrs[-1][0] == 44 and (out[-6] << 8 | out[-5]) & 0xFFF8 != 0
+    return hdrs[0][0], out, later
+
+
+def proto_num(p):
+    return PROTO.get(p["proto"]) or (58 if p["proto"] == "icmp" else int(p["proto"]))
+
+
 def build_ip6(p, label):
     """IPv6 with the flow label as the packet's identity (NAT keeps it; nf_log prints FLOWLBL)."""
     src, dst = socket.inet_pton(socket.AF_INET6, p["src"]), socket.inet_pton(socket.AF_INET6, p["dst"])
-    if p["proto"] == "tcp":
+    later = False
+    if p.get("ext"):
+        later = ext_chain(p["ext"], 0)[2]
+    if later:
+        nh = proto_num(p)
+        l4, ck_at = bytes(16 + p.get("pad", 0)), None  # a later fragment carries payload only
+    elif p["proto"] == "esp":
+        nh = 50
+        l4, ck_at = struct.pack("!II", p.get("spi", 0), 1) + b"\0" * 16, None
+    elif p["proto"] not in ("tcp", "udp", "icmp"):
+        nh = int(p["proto"])
+        l4, ck_at = b"\0" * 16, None
+    elif p["proto"] == "tcp":
         nh = 6
         flags = sum(FLAGS[c] for c in p.get("flags", "S"))
         l4 = struct.pack("!HHIIBBHHH", p["sport"], p["dport"], 1000 + label, 0, 5 << 4, flags, 65535, 0, 0)
         ck_at = 16
     elif p["proto"] == "udp":
         nh = 17
-        body = b"svcpath"
+        body = b"svcpath" + bytes(p.get("pad", 0))  # pad: make the length a multiple of 8
         l4 = struct.pack("!HHHH", p["sport"], p["dport"], 8 + len(body), 0) + body
         ck_at = 6
     else:
         nh = 58
         l4 = struct.pack("!BBHHH", 128, 0, 0, p.get("sport", 1), 1) + b"svcpath"
         ck_at = 2
-    pseudo = src + dst + struct.pack("!IxxxB", len(l4), nh)
-    c = csum(pseudo + l4) or 0xFFFF
-    l4 = l4[:ck_at] + struct.pack("!H", c) + l4[ck_at + 2:]
-    hdr = struct.pack("!IHBB", (6 << 28) | (label & 0xFFFFF), len(l4), nh, 64) + src + dst
-    return hdr + l4
+    if ck_at is not None:
+        pseudo = src + dst + struct.pack("!IxxxB", len(l4), nh)
+        c = csum(pseudo + l4) or 0xFFFF
+        l4 = l4[:ck_at] + struct.pack("!H", c) + l4[ck_at + 2:]
+    first, chain = nh, b""
+    if p.get("ext"):
+        first, chain, _ = ext_chain(p["ext"], nh)
+    hdr = struct.pack("!IHBB", (6 << 28) | (label & 0xFFFFF), len(chain) + len(l4), first, 64) + src + dst
+    return hdr + chain + l4
 
 
 def build_ip(p, ipid):
     if is_v6(p):
         return build_ip6(p, ipid)
     src, dst = aton(p["src"]), aton(p["dst"])
-    proto = PROTO[p["proto"]]
-    if proto == 6:
+    proto = proto_num(p)
+    if p.get("frag"):  # a later fragment: payload only
+        l4 = b"\0" * 16
+    elif proto == 6:
         flags = sum(FLAGS[c] for c in p.get("flags", "S"))
         l4 = struct.pack("!HHIIBBHHH", p["sport"], p["dport"], 1000 + ipid, 0, 5 << 4, flags, 65535, 0, 0)
         pseudo = src + dst + struct.pack("!BBH", 0, 6, len(l4))
@@ -121,7 +180,8 @@ def build_ip(p, ipid):
     else:
         l4 = struct.pack("!BBHHH", 8, 0, 0, p.get("sport", 1), 1) + b"svcpath"
         l4 = l4[:2] + struct.pack("!H", csum(l4)) + l4[4:]
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), ipid, 0, 64, proto, 0, src, dst)
+    frag = (0x2000 if p.get("mf") else 0) | (1 if p.get("frag") else 0)  # offset 8 bytes for a later fragment
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), ipid, frag, 64, proto, 0, src, dst)
     hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
     return hdr + l4
 
@@ -129,11 +189,16 @@ def build_ip(p, ipid):
 def parse_ip6(b):
     if len(b) < 40:
         return None
-    nh = b[6]
+    nh, off, later = b[6], 40, False
+    while nh in (0, 43, 44, 51, 60) and len(b) >= off + 8 and not later:  # to the upper-layer header
+        if nh == 44:
+            later = struct.unpack("!H", b[off + 2:off + 4])[0] & 0xFFF8 != 0
+        ln = 8 if nh == 44 else (b[off + 1] + 2) * 4 if nh == 51 else (b[off + 1] + 1) * 8
+        nh, off = b[off], off + ln
     proto = {58: 1}.get(nh, nh)  # ICMPv6 plays ICMP's part below
     d = {"id": struct.unpack("!I", b[0:4])[0] & 0xFFFFF, "proto": proto,
          "src": socket.inet_ntop(socket.AF_INET6, b[8:24]), "dst": socket.inet_ntop(socket.AF_INET6, b[24:40])}
-    l4 = b[40:]
+    l4 = b"" if later else b[off:]
     if proto in (6, 17) and len(l4) >= 4:
         d["sport"], d["dport"] = struct.unpack("!HH", l4[:4])
         if proto == 6 and len(l4) >= 14:
@@ -167,11 +232,26 @@ def parse_ip(b):
 
 
 def spec_of(p):
+    s = spec_base(p)
+    if p.get("spi") is not None:
+        s += f" spi={p['spi']}"
+    if p.get("ext"):
+        # The length too: reassembly treats a fragment by its length (a multiple of 8 or not).
+        s += f" ext={p['ext']} len={len(build_ip6(p, 0))}"
+    for flag in ("frag", "mf"):
+        if p.get(flag):
+            s += f" {flag}"
+    return s
+
+
+def spec_base(p):
     proto = p["proto"]
     if proto == "tcp" and p.get("flags", "S") != "S":
         proto += "/" + p["flags"]
     if p["proto"] == "icmp":
         s = f"{'icmp6' if is_v6(p) else 'icmp'} {p['src']} -> {p['dst']} id={p.get('sport', 1)}"
+    elif proto not in ("tcp", "udp") and not proto.startswith("tcp/"):
+        s = f"{proto} {('[' + p['src'] + ']') if is_v6(p) else p['src']} -> {('[' + p['dst'] + ']') if is_v6(p) else p['dst']}"
     elif is_v6(p):
         s = f"{proto} [{p['src']}]:{p['sport']} -> [{p['dst']}]:{p['dport']}"
     else:
@@ -440,7 +520,7 @@ def kernel_outcome(p, ipid, captured, trace):
     reached the wire (a TCP reset or an ICMP error quoting the packet: where it left and its
     addresses), or not seen."""
     for iface, d in captured:
-        if d and d["id"] == ipid and d["proto"] == PROTO[p["proto"]]:
+        if d and d["id"] == ipid and d["proto"] == ({58: 1}.get(proto_num(p), proto_num(p)) if is_v6(p) else proto_num(p)):
             return {"verdict": "forwarded", "out": iface, "src": d["src"], "dst": d["dst"],
                     "sport": d.get("sport"), "dport": d.get("dport")}
     for iface, d in captured:

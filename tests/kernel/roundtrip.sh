@@ -62,6 +62,24 @@ for f in "${files[@]}"; do
   done
 done
 
+# ip6tables dumps, one rule per module form (the IPv6 extension-header matches among them).
+for f in "$src"/tests/data/kernel-probe-*.rules6; do
+  for v in legacy nft; do
+    n=$((n + 1))
+    ip netns del "$ns" 2>/dev/null; ip netns add "$ns"
+    if ! ip netns exec "$ns" "ip6tables-$v-restore" < "$f" 2> "$tmp/err"; then
+      echo "FAIL: $(basename "$f") [$v]: the kernel refused it: $(cat "$tmp/err")"; fail=$((fail + 1)); continue
+    fi
+    ip netns exec "$ns" "ip6tables-$v-save" 2>/dev/null | blocks > "$tmp/kernel"
+    "$svcpath" rules --rules "$f" | blocks > "$tmp/svcpath"
+    if diff -u "$tmp/kernel" "$tmp/svcpath" > "$tmp/diff"; then
+      echo "ok: $(basename "$f") [$v] $(wc -l < "$tmp/kernel") lines identical"
+    else
+      echo "FAIL: $(basename "$f") [$v]: ip6tables-$v-save (-) and svcpath (+) differ:"; cat "$tmp/diff"; fail=$((fail + 1))
+    fi
+  done
+done
+
 # `iptables -S` as nodes print it, of the tables the kernel holds after restoring each dump (and two
 # real ip6tables dumps from the corpus): each table alone (`iptables -t T -S`), all of them
 # concatenated (also as `-S -v` prints them, with counters), and CRLF copies of that and of the dump itself must read back as iptables-save prints
@@ -100,7 +118,7 @@ s_check() {  # NAME IPT: the dump is loaded in $ns already
     fi
   done
 }
-for f in "${files[@]}" "$src"/tests/data/realworld/handwritten-medium-sized-company.rules "$src"/tests/data/realworld/firewalld-fedora27.rules6 "$src"/tests/data/realworld/synology-dsm-ds414.rules6; do
+for f in "${files[@]}" "$src"/tests/data/realworld/handwritten-medium-sized-company.rules "$src"/tests/data/realworld/firewalld-fedora27.rules6 "$src"/tests/data/realworld/synology-dsm-ds414.rules6 "$src"/tests/data/kernel-probe-*.rules6; do
   ipt=iptables; [ "${f##*.}" = rules6 ] && ipt=ip6tables
   grep -q '^# refused:\|^# noflush' "$f" && continue
   ip netns del "$ns" 2>/dev/null; ip netns add "$ns"

@@ -115,7 +115,8 @@ TEST_CASE("the trace says which value a match assumed") {
 }
 
 TEST_CASE("what cannot be simulated loads, and a packet reaching it gets the Unsimulated outcome") {
-  for (const char* m : {"-m u32 --u32 \"0x0>>0x16&0x3c@0xc>>0x1a=0x5\"", "-m bpf --bytecode \"4,48 0 0 9,21 0 1 6,6 0 0 1,6 0 0 0\""}) {
+  for (const char* m :
+       {"-m u32 --u32 \"0x0>>0x16&0x3c@0xc>>0x1a=0x5\"", "-m bpf --bytecode \"4,48 0 0 9,21 0 1 6,6 0 0 1,6 0 0 0\""}) {
     std::string match = m;
     CAPTURE(match);
     auto o = one(m, "tcp 1.1.1.1:5 -> 10.0.0.10:80", false);
@@ -124,7 +125,7 @@ TEST_CASE("what cannot be simulated loads, and a packet reaching it gets the Uns
   // A rule whose cheaper matches already fail never reaches the unsimulated one.
   auto o = one("-s 9.9.9.9 -m u32 --u32 \"0x0>>0x16&0x3c@0xc>>0x1a=0x5\"", "tcp 1.1.1.1:5 -> 10.0.0.10:80", false);
   CHECK(o.kind == nf::OutcomeKind::Delivered);
-  // The ESP SPI match is reached only by ESP packets.
+  // -m esp reads the SPI of ESP packets only (the spec's spi=; exthdr_test.cpp).
   CHECK(one("-p esp -m esp --espspi 500", "tcp 1.1.1.1:5 -> 10.0.0.10:80", false).kind == nf::OutcomeKind::Delivered);
 }
 
