@@ -53,6 +53,12 @@ class Defrag final : public Stage {
  public:
   std::string name() const override { return "defrag"; }
   Verdict run(Hook h, Packet& p, HookContext& ctx) noexcept override {
+    if (h == Hook::LocalIn) {
+      // Without nf_defrag an IPv4 fragment walks PREROUTING as it is, but ip_local_deliver
+      // reassembles before LOCAL_IN, so a lone one never reaches INPUT (IPv6 reassembles after it).
+      if (p.t.src.is_v4() && !ctx.ct.defrag(Family::V4) && (p.fragment || p.more_fragments)) return held(h, ctx);
+      return Verdict::accept();
+    }
     // nf_defrag_ipv4/6 are registered with conntrack (or alone, for socket/TPROXY): without them a
     // fragment walks the hooks as it is. A looped-back packet is whole already.
     if (p.ct || !ctx.ct.defrag(p.t.src.fam)) return Verdict::accept();
@@ -262,7 +268,7 @@ Datapath::Datapath(const Node& node, uint64_t seed) : node_(node), chooser_(st_.
   Stage& ct_in = own(std::make_unique<ConntrackIn>());
   Stage& confirm = own(std::make_unique<ConntrackConfirm>());
   nat_ = &own(std::make_unique<NatCore>());
-  for (Hook h : {PreRouting, LocalOut}) add_stage(h, prio::CONNTRACK_DEFRAG, &defrag);
+  for (Hook h : {PreRouting, LocalOut, LocalIn}) add_stage(h, prio::CONNTRACK_DEFRAG, &defrag);
   for (Hook h : {PreRouting, LocalOut}) add_stage(h, prio::CONNTRACK, &ct_in);
   for (Hook h : {PostRouting, LocalIn}) add_stage(h, prio::CONNTRACK_CONFIRM, &confirm);
   for (Hook h : {PreRouting, LocalOut}) add_stage(h, prio::NAT_DST, nat_);

@@ -634,7 +634,13 @@ COMMIT
              "routes": [{"dst": "default", "dev": "eth0", "via": "10.0.0.1"}], "sysctls": {"net.ipv4.ip_forward": 1}}
     return [{"name": "ipv6 extension headers and fragments", "rules": "", "rules6": rules6, "ipsets": "", "node": node,
              "packets": pkts},
-            {"name": "ipv4 fragments", "rules": rules4, "ipsets": "", "node": node4, "packets": pk4}]
+            {"name": "ipv4 fragments", "rules": rules4, "ipsets": "", "node": node4, "packets": pk4},
+            # Without a conntrack user there is no nf_defrag: each fragment walks PREROUTING and
+            # FORWARD as it is (-f matches a later one), and ip_local_deliver holds a local one
+            # before INPUT.
+            {"name": "ipv4 fragments without conntrack", "ipsets": "", "node": node4, "packets": pk4,
+             "rules": "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -f\n-A PREROUTING -p udp\nCOMMIT\n"
+                      + rules4.replace("-A INPUT -m conntrack --ctstate INVALID -j DROP\n", "")}]
 
 
 # ------------------------------------------------------------------------------ random rulesets

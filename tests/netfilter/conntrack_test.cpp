@@ -1,6 +1,8 @@
 // Conntrack engagement (which loaded rules attach conntrack to a family, and what a packet meets
 // without it) and a tuple that is its own reply. Every expectation here was seen on kernel 6.18 in
 // a network namespace (tests/kernel/differential.py runs the same cases against it).
+#include <algorithm>
+
 #include <doctest/doctest.h>
 
 #include "helpers.hpp"
@@ -202,4 +204,26 @@ TEST_CASE("engagement: IPVS attaches conntrack only for an FTP-NAT service (__ip
   CHECK_FALSE(engaged("-A -t 10.96.0.1:80 -s rr\n-a -t 10.96.0.1:80 -r 10.244.1.5:80 -m -w 1\n"));
   CHECK_FALSE(engaged("-A -t 10.96.0.1:21 -s rr\n-a -t 10.96.0.1:21 -r 10.244.1.5:21 -g -w 1\n"));
   CHECK(engaged("-A -t 10.96.0.1:21 -s rr\n-a -t 10.96.0.1:21 -r 10.244.1.5:21 -m -w 1\n"));
+}
+
+// By experiment (kernel 6.18): without nf_defrag a lone IPv4 fragment walks PREROUTING as it is,
+// and ip_local_deliver's reassembly holds it before LOCAL_IN; with conntrack it is held before raw.
+TEST_CASE("engagement: a lone IPv4 fragment reaches PREROUTING only without conntrack, INPUT never") {
+  const std::string mangle = "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n-A PREROUTING -j MARK --set-xmark 0x1/0x1\n"
+                             "-A INPUT -j MARK --set-xmark 0x2/0x2\nCOMMIT\n";
+  for (bool with_ct : {false, true}) {
+    auto rs = rules(mangle + (with_ct ? "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m state --state INVALID -j ACCEPT\nCOMMIT\n" : ""));
+    nf::Node n = node();
+    nf::Datapath dp(n);
+    nf::attach_iptables(dp, &rs, nullptr, nullptr);
+    auto o = run(dp, "udp 1.1.1.1:5 -> 10.0.0.10:53 mf");
+    CHECK(o.kind == nf::OutcomeKind::Dropped);
+    auto ids = trace_ids(o);
+    bool pre = std::find(ids.begin(), ids.end(), "mangle:PREROUTING:rule:1") != ids.end();
+    bool in = std::find(ids.begin(), ids.end(), "mangle:INPUT:rule:1") != ids.end();
+    CHECK(pre == !with_ct);
+    CHECK_FALSE(in);
+    auto whole = run(dp, "udp 1.1.1.1:5 -> 10.0.0.10:53");
+    CHECK(whole.kind == nf::OutcomeKind::Delivered);
+  }
 }
