@@ -28,7 +28,8 @@ std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max, bool allow_
 std::optional<ValueMask> parse_value_mask(std::string_view s, uint32_t default_mask) {
   auto slash = s.find('/');
   auto v = parse_uint(s.substr(0, slash), 0xffffffff, true);
-  auto m = slash == std::string_view::npos ? std::optional<uint64_t>(default_mask) : parse_uint(s.substr(slash + 1), 0xffffffff, true);
+  auto m =
+      slash == std::string_view::npos ? std::optional<uint64_t>(default_mask) : parse_uint(s.substr(slash + 1), 0xffffffff, true);
   if (!v || !m) return std::nullopt;
   return ValueMask{uint32_t(*v), uint32_t(*m)};
 }
@@ -172,7 +173,7 @@ struct Named {
 constexpr Named kNames[] = {{"icmp", ICMP}, {"tcp", TCP},   {"udp", UDP}, {"ipv6-icmp", ICMPV6}, {"sctp", SCTP},
                             {"gre", GRE},   {"esp", ESP},   {"ah", AH},   {"udplite", UDPLITE},  {"dccp", DCCP},
                             {"igmp", 2},    {"ipencap", 4}, {"ipv6", 41}, {"ospf", 89},          {"vrrp", 112},
-                            {"l2tp", 115},  {"ipip", 94},   {"pim", 103}};
+                            {"l2tp", 115},  {"ipip", 94},   {"pim", 103}, {"ipcomp", 108},       {"mobility-header", 135}};
 }  // namespace
 
 std::optional<uint8_t> parse(std::string_view s) {

@@ -83,6 +83,11 @@ bool eval(const TcpMatch& m, Ctx& c) {
 }
 bool eval(const UdpMatch& m, Ctx& c) { return l4_ok(c.p) && m.sport.test(c.p.t.sport) && m.dport.test(c.p.t.dport); }
 bool eval(const SctpMatch& m, Ctx& c) { return l4_ok(c.p) && m.sport.test(c.p.t.sport) && m.dport.test(c.p.t.dport); }
+bool eval(const DccpMatch&, Ctx& c) {
+  // The rule demands -p dccp; svcpath's packets carry no DCCP header to test.
+  c.unsim = "DCCP ports, types and options are not simulated";
+  return false;
+}
 bool eval(const MultiportMatch& m, Ctx& c) {
   if (!l4_ok(c.p)) return false;
   bool hit = false;
@@ -378,7 +383,7 @@ bool eval(const TcpmssMatch& m, Ctx& c) {
   return (c.p.mss >= m.lo && c.p.mss <= m.hi) != m.inv;
 }
 bool eval(const SpiMatch&, Ctx& c) {
-  c.unsim = "the SPI of ESP/AH packets is not simulated";
+  c.unsim = "the SPI of ESP/AH/IPcomp packets is not simulated";
   return false;
 }
 bool eval(const DevgroupMatch& m, Ctx& c) {

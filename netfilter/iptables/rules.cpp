@@ -24,6 +24,7 @@ std::string_view match_name(const Match& m) {
                         [](const TcpMatch&) { return std::string_view("tcp"); },
                         [](const UdpMatch&) { return std::string_view("udp"); },
                         [](const SctpMatch&) { return std::string_view("sctp"); },
+                        [](const DccpMatch&) { return std::string_view("dccp"); },
                         [](const MultiportMatch&) { return std::string_view("multiport"); },
                         [](const IcmpMatch& x) { return std::string_view(x.v6 ? "icmp6" : "icmp"); },
                         [](const CommentMatch&) { return std::string_view("comment"); },
@@ -63,7 +64,7 @@ std::string_view match_name(const Match& m) {
                         [](const QuotaMatch&) { return std::string_view("quota"); },
                         [](const U32Match&) { return std::string_view("u32"); },
                         [](const BpfMatch&) { return std::string_view("bpf"); },
-                        [](const SpiMatch& x) { return std::string_view(x.ah ? "ah" : "esp"); },
+                        [](const SpiMatch& x) { return std::string_view(x.name()); },
                     },
                     m);
 }
