@@ -192,7 +192,9 @@ constexpr Named kNames[] = {{"icmp", ICMP},
                             {"ipv6-route", 43},
                             {"ipv6-frag", 44},
                             {"ipv6-nonxt", 59},
-                            {"ipv6-opts", 60}};
+                            {"ipv6-opts", 60},
+                            {"ipcomp", 108},
+                            {"mobility-header", 135}};
 }  // namespace
 
 std::optional<uint8_t> parse(std::string_view s) {

@@ -85,6 +85,11 @@ bool eval(const TcpMatch& m, Ctx& c) {
 }
 bool eval(const UdpMatch& m, Ctx& c) { return l4_ok(c.p) && m.sport.test(c.p.t.sport) && m.dport.test(c.p.t.dport); }
 bool eval(const SctpMatch& m, Ctx& c) { return l4_ok(c.p) && m.sport.test(c.p.t.sport) && m.dport.test(c.p.t.dport); }
+bool eval(const DccpMatch&, Ctx& c) {
+  // The rule demands -p dccp; svcpath's packets carry no DCCP header to test.
+  c.unsim = "DCCP ports, types and options are not simulated";
+  return false;
+}
 bool eval(const MultiportMatch& m, Ctx& c) {
   if (!l4_ok(c.p)) return false;
   bool hit = false;
@@ -379,8 +384,15 @@ bool eval(const TcpmssMatch& m, Ctx& c) {
   if (c.p.mss == 0) return m.inv;  // no MSS option: xt_tcpmss returns the invert flag
   return (c.p.mss >= m.lo && c.p.mss <= m.hi) != m.inv;
 }
-// xt_esp / xt_ah (IPv4): the header is the L4 one, absent from a later fragment.
-bool eval(const SpiMatch& m, Ctx& c) { return !c.p.fragment && ((c.p.spi >= m.lo && c.p.spi <= m.hi) != m.inv); }
+// xt_esp / xt_ah (IPv4): the header is the L4 one, absent from a later fragment. IPcomp's CPI is
+// not in the packet spec.
+bool eval(const SpiMatch& m, Ctx& c) {
+  if (m.kind == SpiMatch::Ipcomp) {
+    c.unsim = "the CPI of IPcomp packets is not simulated";
+    return false;
+  }
+  return !c.p.fragment && ((c.p.spi >= m.lo && c.p.spi <= m.hi) != m.inv);
+}
 
 // The IPv6 extension-header matches read the packet's headers as the kernel's do: found with
 // ipv6_find_hdr, a header cut short by the packet's end is a hotdrop, a missing one no match.

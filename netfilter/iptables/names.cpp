@@ -299,4 +299,17 @@ std::optional<uint8_t> log_level(std::string_view s) {
   return uint8_t(*v);
 }
 
+namespace {
+constexpr std::string_view kDccpTypes[] = {"REQUEST", "RESPONSE", "DATA", "ACK",     "DATAACK", "CLOSEREQ",
+                                           "CLOSE",   "RESET",    "SYNC", "SYNCACK", "INVALID"};
+}  // namespace
+
+std::optional<uint8_t> dccp_type(std::string_view s) {
+  for (size_t i = 0; i < std::size(kDccpTypes); ++i)
+    if (kDccpTypes[i] == s) return uint8_t(i);
+  return std::nullopt;
+}
+
+std::string_view dccp_type_name(unsigned t) { return t < std::size(kDccpTypes) ? kDccpTypes[t] : "INVALID"; }
+
 }  // namespace svcpath::nf::names

@@ -14,6 +14,10 @@ namespace svcpath::nf::names {
 std::optional<uint8_t> tcp_flags(std::string_view list);  // "SYN,ACK", "ALL", "NONE"
 std::string tcp_flags_str(uint8_t f);                     // "FIN,SYN,RST,ACK", "NONE"
 
+// DCCP packet types by number (RFC 4340 5.1), as libxt_dccp names them; INVALID is 10.
+std::optional<uint8_t> dccp_type(std::string_view s);
+std::string_view dccp_type_name(unsigned t);
+
 struct IcmpType {
   bool any = false;
   uint8_t type = 0, code_lo = 0, code_hi = 0xff;

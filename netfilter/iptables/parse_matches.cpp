@@ -76,6 +76,45 @@ Res opt(SctpMatch& m, std::string_view o, bool inv, ParseCtx& p) {
   return Unknown;
 }
 
+Res opt(DccpMatch& m, std::string_view o, bool inv, ParseCtx& p) {
+  if (o == "--sport" || o == "--source-port") return port_opt(m.sport, inv, p);
+  if (o == "--dport" || o == "--destination-port") return port_opt(m.dport, inv, p);
+  if (o == "--dccp-types") {
+    auto a = p.arg();
+    if (!a) return Fail;
+    std::string_view s = *a;
+    uint16_t types = 0;
+    while (true) {
+      auto comma = s.find(',');
+      auto t = names::dccp_type(s.substr(0, comma));
+      if (!t) {
+        p.err(fmt::format("dccp: unknown packet type '{}'", s.substr(0, comma)));
+        return Fail;
+      }
+      types |= uint16_t(1u << *t);
+      if (comma == std::string_view::npos) break;
+      s.remove_prefix(comma + 1);
+    }
+    m.types = types;
+    m.types_inv = inv;
+    return Ok;
+  }
+  if (o == "--dccp-option") {
+    auto a = p.arg();
+    if (!a) return Fail;
+    auto v = parse_uint(*a, 255);
+    if (!v) {
+      p.err(fmt::format("dccp: bad option number '{}' (0-255)", *a));
+      return Fail;
+    }
+    m.option_set = true;
+    m.option_inv = inv;
+    m.option = uint8_t(*v);
+    return Ok;
+  }
+  return Unknown;
+}
+
 Res opt(MultiportMatch& m, std::string_view o, bool inv, ParseCtx& p) {
   MultiportMatch::Dir dir;
   if (o == "--sports" || o == "--source-ports") dir = MultiportMatch::Dir::Src;
@@ -1144,14 +1183,17 @@ Res opt(TcpmssMatch& m, std::string_view o, bool inv, ParseCtx& p) {
 }
 
 Res opt(SpiMatch& m, std::string_view o, bool inv, ParseCtx& p) {
-  if (o != (m.ah ? "--ahspi" : "--espspi")) return Unknown;
+  if (o != fmt::format("--{}spi", m.name())) return Unknown;
   auto s = p.arg();
   if (!s) return Fail;
+  // xtables_parse_range: an empty side is the range's end (":", ":N", "N:").
   auto colon = s->find(':');
-  auto a = parse_uint(std::string_view(*s).substr(0, colon), UINT32_MAX);
-  auto b = colon == std::string::npos ? a : parse_uint(std::string_view(*s).substr(colon + 1), UINT32_MAX);
+  std::string_view lo = std::string_view(*s).substr(0, colon);
+  std::string_view hi = colon == std::string::npos ? lo : std::string_view(*s).substr(colon + 1);
+  auto a = lo.empty() && colon != std::string::npos ? std::optional<uint64_t>(0) : parse_uint(lo, UINT32_MAX);
+  auto b = hi.empty() && colon != std::string::npos ? std::optional<uint64_t>(UINT32_MAX) : parse_uint(hi, UINT32_MAX);
   if (!a || !b) {
-    p.err(fmt::format("{}: bad SPI '{}' (N or N:M)", m.ah ? "ah" : "esp", *s));
+    p.err(fmt::format("{}: bad SPI '{}' (N or N:M)", m.name(), *s));
     return Fail;
   }
   m.lo = uint32_t(*a);
@@ -1708,7 +1750,13 @@ Match make_connlimit(Family fam) {
 
 Match make_ah(Family) {
   SpiMatch m;
-  m.ah = true;
+  m.kind = SpiMatch::Ah;
+  return m;
+}
+
+Match make_ipcomp(Family) {
+  SpiMatch m;
+  m.kind = SpiMatch::Ipcomp;
   return m;
 }
 
@@ -1730,6 +1778,7 @@ constexpr MatchModule kMatchModules[] = {
     {"udp", {}, make<UdpMatch>},
     {"udplite", {}, make<UdpMatch>},
     {"sctp", {}, make<SctpMatch>},
+    {"dccp", {}, make<DccpMatch>},
     {"multiport", {}, make<MultiportMatch>},
     {"icmp", Family::V4, make<IcmpMatch>},
     {"icmp6", Family::V6, make_icmp6},
@@ -1775,6 +1824,7 @@ constexpr MatchModule kMatchModules[] = {
     {"hbh", Family::V6, make<OptsMatch>},
     {"dst", Family::V6, make_dst},
     {"rt", Family::V6, make<RtMatch>},
+    {"ipcomp", {}, make_ipcomp},
     {"devgroup", {}, make<DevgroupMatch>},
     {"cgroup", {}, make<CgroupMatch>},
     {"cpu", {}, make<CpuMatch>},
@@ -1815,10 +1865,11 @@ bool check_match_protocols(const Rule& r, ParseCtx& p) {
     if (std::holds_alternative<TcpMatch>(m)) need = "tcp", want = proto::TCP;
     else if (std::holds_alternative<UdpMatch>(m)) need = "udp", want = proto::UDP;
     else if (std::holds_alternative<SctpMatch>(m)) need = "sctp", want = proto::SCTP;
+    else if (std::holds_alternative<DccpMatch>(m)) need = "dccp", want = proto::DCCP;
     else if (std::holds_alternative<TcpmssMatch>(m)) need = "tcp", want = proto::TCP;
     else if (auto* e = std::get_if<EcnMatch>(&m); e && (e->ops & (EcnMatch::TcpCwr | EcnMatch::TcpEce)))
       need = "tcp", want = proto::TCP;
-    else if (auto* sp = std::get_if<SpiMatch>(&m)) need = sp->ah ? "ah" : "esp", want = sp->ah ? proto::AH : proto::ESP;
+    else if (auto* sp = std::get_if<SpiMatch>(&m)) need = sp->name(), want = sp->proto();
     else if (auto* ic = std::get_if<IcmpMatch>(&m))
       need = ic->v6 ? "ipv6-icmp" : "icmp", want = ic->v6 ? proto::ICMPV6 : proto::ICMP;
     if (want && (r.proto_inv || (r.proto != want && !(want == proto::UDP && r.proto == proto::UDPLITE)))) {

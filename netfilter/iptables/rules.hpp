@@ -5,6 +5,7 @@
 // assigned at load.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -46,6 +47,14 @@ struct UdpMatch {
 };
 struct SctpMatch {
   PortSpec sport, dport;
+};
+
+struct DccpMatch {  // xt_dccp: ports, packet types (bit per type), one option number
+  PortSpec sport, dport;
+  uint16_t types = 0;  // 0: --dccp-types not given
+  bool types_inv = false;
+  bool option_set = false, option_inv = false;
+  uint8_t option = 0;
 };
 
 struct MultiportMatch {
@@ -271,10 +280,14 @@ struct TcpmssMatch {
   bool inv = false;
 };
 
-struct SpiMatch {  // xt_esp and xt_ah (v4)
+struct SpiMatch {  // xt_esp, xt_ah (v4) and xt_ipcomp: one SPI range each
+  enum Kind : uint8_t { Esp, Ah, Ipcomp };
   uint32_t lo = 0, hi = 0xffffffff;
   bool inv = false;
-  bool ah = false;
+  Kind kind = Esp;
+  /// The module's name; its option is --NAMEspi and it needs -p NAME.
+  std::string_view name() const { return kind == Ah ? "ah" : kind == Ipcomp ? "ipcomp" : "esp"; }
+  uint8_t proto() const { return kind == Ah ? proto::AH : kind == Ipcomp ? 108 /* IPPROTO_COMP */ : proto::ESP; }
 };
 
 // ------------------------------------------------- IPv6 extension headers (net/ipv6/netfilter/ip6t_*)
@@ -356,12 +369,13 @@ struct BpfMatch {  // xt_bpf: a program svcpath does not run (the packet gets Un
   bool inv = false;
 };
 
-using Match = std::variant<TcpMatch, UdpMatch, SctpMatch, MultiportMatch, IcmpMatch, CommentMatch, MarkMatch, ConnmarkMatch,
-                           ConntrackMatch, StateMatch, AddrtypeMatch, StatisticMatch, RecentMatch, SetMatch, IprangeMatch,
-                           PhysdevMatch, LimitMatch, NfacctMatch, RpfilterMatch, SocketMatch, PolicyMatch, LengthMatch, TtlMatch,
-                           PkttypeMatch, IpvsMatch, MacMatch, OwnerMatch, HashlimitMatch, ConnlimitMatch, TimeMatch, StringMatch,
-                           HelperMatch, TosMatch, DscpMatch, EcnMatch, TcpmssMatch, SpiMatch, DevgroupMatch, CgroupMatch,
-                           CpuMatch, QuotaMatch, U32Match, BpfMatch, FragMatch, Ipv6HeaderMatch, OptsMatch, RtMatch, Ah6Match>;
+using Match = std::variant<TcpMatch, UdpMatch, SctpMatch, DccpMatch, MultiportMatch, IcmpMatch, CommentMatch, MarkMatch,
+                           ConnmarkMatch, ConntrackMatch, StateMatch, AddrtypeMatch, StatisticMatch, RecentMatch, SetMatch,
+                           IprangeMatch, PhysdevMatch, LimitMatch, NfacctMatch, RpfilterMatch, SocketMatch, PolicyMatch,
+                           LengthMatch, TtlMatch, PkttypeMatch, IpvsMatch, MacMatch, OwnerMatch, HashlimitMatch, ConnlimitMatch,
+                           TimeMatch, StringMatch, HelperMatch, TosMatch, DscpMatch, EcnMatch, TcpmssMatch, SpiMatch, DevgroupMatch,
+                           CgroupMatch, CpuMatch, QuotaMatch, U32Match, BpfMatch, FragMatch, Ipv6HeaderMatch, OptsMatch, RtMatch,
+                           Ah6Match>;
 
 /// The -m name a match is written with ("tcp", "icmp6", "hl", ...).
 std::string_view match_name(const Match& m);

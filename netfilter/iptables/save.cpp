@@ -54,6 +54,17 @@ void print(std::string& o, const SctpMatch& m, Family) {
   ports(o, m.sport, "--sport");
   ports(o, m.dport, "--dport");
 }
+void print(std::string& o, const DccpMatch& m, Family) {
+  ports(o, m.sport, "--sport");
+  ports(o, m.dport, "--dport");
+  if (m.types) {
+    std::string list;
+    for (unsigned t = 0; t < 16; ++t)
+      if (m.types & (1u << t)) list += fmt::format("{}{}", list.empty() ? "" : ",", names::dccp_type_name(t));
+    o += fmt::format("{} --dccp-types {}", m.types_inv ? " !" : "", list);
+  }
+  if (m.option_set) o += fmt::format("{} --dccp-option {}", m.option_inv ? " !" : "", m.option);
+}
 void print(std::string& o, const MultiportMatch& m, Family) {
   const char* opt = m.dir == MultiportMatch::Dir::Src ? "--sports" : m.dir == MultiportMatch::Dir::Dst ? "--dports" : "--ports";
   std::string list;
@@ -314,8 +325,8 @@ void print(std::string& o, const TcpmssMatch& m, Family) {
   o += fmt::format("{} --mss {}", m.inv ? " !" : "", m.lo == m.hi ? fmt::format("{}", m.lo) : fmt::format("{}:{}", m.lo, m.hi));
 }
 void print(std::string& o, const SpiMatch& m, Family) {
-  if (m.lo == 0 && m.hi == 0xffffffff) return;
-  o += fmt::format("{} --{}spi {}", m.inv ? " !" : "", m.ah ? "ah" : "esp",
+  if (m.lo == 0 && m.hi == 0xffffffff && !m.inv) return;  // libxt_esp prints an inverted full range
+  o += fmt::format("{} --{}spi {}", m.inv ? " !" : "", m.name(),
                    m.lo == m.hi ? fmt::format("{}", m.lo) : fmt::format("{}:{}", m.lo, m.hi));
 }
 void print(std::string& o, const DevgroupMatch& m, Family) {
