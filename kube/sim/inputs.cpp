@@ -53,8 +53,12 @@ ClusterInput load_cluster(const ClusterOptions& o) {
 
 nf::Node NodeOptions::build(std::optional<nf::Node> base) const {
   nf::Node n = base ? std::move(*base) : snapshot ? *snapshot : nf::Node();
-  if (!snapshot) n.ensure("eth0");
   if (!node_config.empty()) nf::load_node_config(node_config, n);
+  // The plain host's eth0, unless the node config names its own interfaces: a phantom eth0 would
+  // take traffic and fe80:: routes the real node does not have.
+  bool own = false;
+  for (auto& i : n.interfaces()) own = own || i.name != "lo";
+  if (!snapshot && !own) n.ensure("eth0");
   std::vector<Diagnostic> errs;
   for (auto& s : local_ips)
     if (auto e = nf::apply_local_ip(n, s); !e.empty()) errs.push_back({"--local-ip", 0, 0, e});
