@@ -439,6 +439,30 @@ def main():
 def print_markdown(tests, per_file, listed):
     total = sum(s["lines"] for s in per_file.values())
     passed = sum(s["pass"] for s in per_file.values())
+    print("""# Conformance with nftables' own rule tests
+
+nftables ships one test file per expression and statement (`tests/py/*/*.t`): a rule, and how
+`nft list ruleset` prints it back, or that `nft` refuses it. The ones for the ip, ip6 and inet
+families, from nftables 1.0.6 (this machine's `nft`), are svcpath's conformance suite:
+`tests/conformance/nftables/` (source and licence in its README).
+
+Run it (root; a throwaway network namespace holds the real `nft`'s side):
+
+    python3 tests/conformance/run_nftables.py build/dev/svcpath      # or: cd build/dev && ctest -R conformance-nftables
+    python3 tests/conformance/run_nftables.py build/dev/svcpath --only ip/dnat -v
+
+Each (line, table, chain) is one `nft -f` file (table, chain, the sets, elements and objects declared
+above the line, then the rule). An ok line passes when svcpath loads it and prints the rule as this
+machine's `nft list ruleset` does; a fail line passes when svcpath refuses it with
+`FILE:LINE:COL: error:` at the rule. Where this machine's nft disagrees with the file (compared as
+nftables' own runner does: `nft -s -p` listing, set elements in any order) the line is listed as drift:
+version drift keeps the local nft as the reference; a kernel refusal (a module this kernel lacks) keeps
+the file's text. Lines that do not pass are listed, with a reason, in
+`tests/conformance/nftables-expected-failures.txt`; the test fails on any other failing line and on any
+listed line that passes. This page is generated: `run_nftables.py build/dev/svcpath --markdown`.
+
+## Pass counts
+""")
     print(f"**{passed} of {total} lines pass.**\n")
     print("| file | lines | pass | drift |\n| --- | ---: | ---: | ---: |")
     for f, s in per_file.items():
