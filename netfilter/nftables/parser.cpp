@@ -749,9 +749,12 @@ class Parser {
     Rule r;
     r.line = cur().line;
     r.handle = ++handle_;
-    uint8_t l4 = 0;  // the transport protocol the rule has pinned (nft refuses a second one)
+    uint8_t l4 = 0;         // the transport protocol the rule has pinned (nft refuses a second one)
+    bool terminal = false;  // a verdict (not continue), reject or NAT statement ends what runs
     while (!rule_end()) {
       const Tok& tk = cur();
+      // nft's rule_evaluate refuses any statement after a terminal one (a comment is no statement).
+      if (terminal && !(at(Tk::Word) && tk.text == "comment")) fail_at(tk, "statement after terminal statement has no effect");
       if (auto sel = selector()) {
         r.stmts.push_back(expr_stmt(t, *sel, tk, l4));
         continue;
@@ -762,12 +765,15 @@ class Parser {
       } else if (w == "accept" || w == "drop" || w == "return" || w == "continue" || w == "jump" || w == "goto") {
         --i_;
         r.stmts.push_back(VerdictStmt{verdict_words()});
+        terminal = std::get<VerdictStmt>(r.stmts.back()).v.code != VerdictCode::Continue;
       } else if (w == "queue") {
         fail_at(tk, "'queue' is not modelled");
       } else if (w == "reject") {
         r.stmts.push_back(reject_stmt(t));
+        terminal = true;
       } else if (w == "dnat" || w == "snat" || w == "masquerade" || w == "redirect") {
         r.stmts.push_back(nat_stmt(t, w, tk));
+        terminal = true;
       } else if (w == "log") {
         r.stmts.push_back(log_stmt());
       } else if (w == "notrack") {

@@ -277,14 +277,15 @@ def run_svcpath(svcpath, units, work, tag):
             return
         refused = {}
         for line in r.stderr.splitlines():
-            m = re.match(rf"{re.escape(p)}:(\d+):(\d+): error: (.*)", line)
+            m = re.match(rf"{re.escape(p)}:(\d+)(:\d+)?: error: (.*)", line)
             if m and int(m.group(1)) in owner:
                 u, rel = owner[int(m.group(1))]
-                refused.setdefault(id(u), (u, rel, f"{rel}:{m.group(2)}: error: {m.group(3)}"))
+                refused.setdefault(id(u), (u, rel, f"{rel}{m.group(2) or ''}: error: {m.group(3)}"))
         if not refused:  # an error no unit owns: the units one by one
             if len(pending) == 1:
                 u = pending[0]
-                u.svc_rc, u.svc_line, u.svc_err = r.returncode, None, (r.stderr.strip() or "exit %d" % r.returncode)
+                u.svc_rc, u.svc_line = r.returncode, None
+                u.svc_err = r.stderr.strip().replace(p + ":", "") or "exit %d" % r.returncode
                 return
             for j, u in enumerate(pending):
                 run_svcpath(svcpath, [u], work, f"{tag}-{round_}-{j}")
@@ -325,8 +326,8 @@ def judge(t):
             if u.svc_rc == 0:
                 t.problem = "loads, but the rule is refused by " + ("the file" if kernel else "nft")
                 return
-            if u.svc_line is None:
-                t.problem = f"refused without a position: {u.svc_err.splitlines()[0]}"
+            if u.svc_line is None or not re.match(r"\d+:\d+: error: ", u.svc_err):
+                t.problem = f"refused without a line and column: {u.svc_err.splitlines()[0]}"
                 return
             if u.svc_line != u.rule_line:
                 t.problem = f"refused at a declaration, not the rule: {u.svc_err}"
@@ -410,7 +411,7 @@ def main():
     if args.write_expected:
         for t in tests:
             if t.problem is not None:
-                problem = re.sub(r"\d+:\d+: error: ", "", t.problem)
+                problem = re.sub(r"\d+(:\d+)?: error: ", "", t.problem)
                 reason = t.drift if t.drift and t.drift.startswith("kernel") else "svcpath: " + problem
                 print(f"{t.path}:{t.lineno} {reason}")
         return 0
