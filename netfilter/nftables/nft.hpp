@@ -151,8 +151,16 @@ struct RejectStmt {
   std::string with;  // iptables' canonical names: icmp-port-unreachable, tcp-reset, ...
   std::string text;  // nft's words after "reject"
 };
+/// NF_LOG_MASK: every log flag ("flags all").
+inline constexpr uint8_t kLogAll = 0x2f;
+
+/// log: what nft prints back (the packet path only notes that a rule logged). Options absent are
+/// -1; logflags are the kernel's NF_LOG_* bits.
 struct LogStmt {
   std::string prefix;
+  int64_t group = -1, snaplen = -1, qthreshold = -1;
+  int8_t level = -1;  // syslog level, 8 = audit (NFT_LOGLEVEL_AUDIT)
+  uint8_t logflags = 0;
 };
 struct NotrackStmt {};
 struct SetUpdateStmt {

@@ -749,9 +749,12 @@ class Parser {
     Rule r;
     r.line = cur().line;
     r.handle = ++handle_;
-    uint8_t l4 = 0;  // the transport protocol the rule has pinned (nft refuses a second one)
+    uint8_t l4 = 0;         // the transport protocol the rule has pinned (nft refuses a second one)
+    bool terminal = false;  // a verdict (not continue), reject or NAT statement ends what runs
     while (!rule_end()) {
       const Tok& tk = cur();
+      // nft's rule_evaluate refuses any statement after a terminal one (a comment is no statement).
+      if (terminal && !(at(Tk::Word) && tk.text == "comment")) fail_at(tk, "statement after terminal statement has no effect");
       if (auto sel = selector()) {
         r.stmts.push_back(expr_stmt(t, *sel, tk, l4));
         continue;
@@ -762,14 +765,17 @@ class Parser {
       } else if (w == "accept" || w == "drop" || w == "return" || w == "continue" || w == "jump" || w == "goto") {
         --i_;
         r.stmts.push_back(VerdictStmt{verdict_words()});
+        terminal = std::get<VerdictStmt>(r.stmts.back()).v.code != VerdictCode::Continue;
       } else if (w == "queue") {
         fail_at(tk, "'queue' is not modelled");
       } else if (w == "reject") {
         r.stmts.push_back(reject_stmt(t));
+        terminal = true;
       } else if (w == "dnat" || w == "snat" || w == "masquerade" || w == "redirect") {
         r.stmts.push_back(nat_stmt(t, w, tk));
+        terminal = true;
       } else if (w == "log") {
-        r.stmts.push_back(log_stmt());
+        r.stmts.push_back(log_stmt(tk));
       } else if (w == "notrack") {
         r.stmts.push_back(NotrackStmt{});
       } else if (w == "update" || w == "add") {
@@ -898,14 +904,16 @@ class Parser {
     return m;
   }
 
-  // counter [packets N bytes M]
+  // counter [packets N bytes M] (nft's grammar takes the two in either order)
   CounterStmt counter_stmt() {
     CounterStmt c;
-    if (word("packets")) {
+    if (word("packets") || word("bytes")) {
+      bool packets_first = cur().text == "packets";
       ++i_;
-      c.packets = parse_uint(take_word("a count"), UINT64_MAX).value_or(0);
-      if (take_word("bytes") != "bytes") fail_at(t_[i_ - 1], "expected 'bytes'");
-      c.bytes = parse_uint(take_word("a count"), UINT64_MAX).value_or(0);
+      (packets_first ? c.packets : c.bytes) = parse_uint(take_word("a count"), UINT64_MAX).value_or(0);
+      std::string_view second = packets_first ? "bytes" : "packets";
+      if (take_word(second) != second) fail_at(t_[i_ - 1], fmt::format("expected '{}'", second));
+      (packets_first ? c.bytes : c.packets) = parse_uint(take_word("a count"), UINT64_MAX).value_or(0);
     }
     return c;
   }
@@ -935,13 +943,70 @@ class Parser {
   }
 
   // log [prefix "..."] [level ...] [flags ...] [group ...]: only the prefix is kept.
-  LogStmt log_stmt() {
+  // log [prefix S] [group N] [snaplen N] [queue-threshold N] [level L] [flags F]...: nft's log_arg
+  // grammar and stmt_evaluate_log's checks, refused at the 'log' word as nft does.
+  LogStmt log_stmt(const Tok& log_tok) {
+    static constexpr std::string_view kLevels[] = {"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug", "audit"};
     LogStmt l;
-    while (word("prefix") || word("level") || word("flags") || word("group")) {
-      std::string_view o = take_word("");
-      std::string v = take_string("a value");
-      if (o == "prefix") l.prefix = v;
+    auto num = [&](uint64_t max) {
+      const Tok& vt = cur();
+      auto v = parse_uint(take_word("a number"), max);
+      if (!v) fail_at(vt, "expected a number");
+      return int64_t(*v);
+    };
+    for (;;) {
+      if (word("prefix")) {
+        ++i_;
+        l.prefix = take_string("a log prefix");
+      } else if (word("group")) {
+        ++i_;
+        l.group = num(0xffff);
+      } else if (word("snaplen")) {
+        ++i_;
+        l.snaplen = num(0xffffffff);
+      } else if (word("queue-threshold")) {
+        ++i_;
+        l.qthreshold = num(0xffff);
+      } else if (word("level")) {
+        ++i_;
+        const Tok& vt = cur();
+        auto lv = take_word("a log level");
+        auto it = std::find(std::begin(kLevels), std::end(kLevels), lv);
+        if (it == std::end(kLevels)) fail_at(vt, "invalid log level");
+        l.level = int8_t(it - std::begin(kLevels));
+      } else if (word("flags")) {
+        ++i_;
+        const Tok& vt = cur();
+        auto f = take_word("log flags");
+        if (f == "tcp") {
+          do {
+            auto o = take_word("sequence or options");
+            if (o == "sequence") l.logflags |= 0x01;      // NF_LOG_TCPSEQ
+            else if (o == "options") l.logflags |= 0x02;  // NF_LOG_TCPOPT
+            else fail_at(t_[i_ - 1], "expected sequence or options");
+          } while (at(Tk::Comma) && (++i_, true));
+        } else if (f == "ip") {
+          if (take_word("options") != "options") fail_at(t_[i_ - 1], "expected options");
+          l.logflags |= 0x04;  // NF_LOG_IPOPT
+        } else if (f == "skuid") {
+          l.logflags |= 0x08;  // NF_LOG_UID
+        } else if (f == "ether") {
+          l.logflags |= 0x20;  // NF_LOG_MACDECODE
+        } else if (f == "all") {
+          l.logflags |= kLogAll;
+        } else {
+          fail_at(vt, fmt::format("unknown log flag '{}'", f));
+        }
+      } else {
+        break;
+      }
     }
+    if (l.group >= 0 || l.snaplen >= 0 || l.qthreshold >= 0) {
+      if (l.level >= 0) fail_at(log_tok, "level and group are mutually exclusive");
+      if (l.logflags) fail_at(log_tok, "flags and group are mutually exclusive");
+    }
+    if (l.level == 8 && (!l.prefix.empty() || l.group >= 0 || l.snaplen >= 0 || l.qthreshold >= 0 || l.logflags))
+      fail_at(log_tok, "log level audit doesn't support any further options");
     return l;
   }
 

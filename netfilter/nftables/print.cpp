@@ -83,6 +83,27 @@ std::string elements_text(const Set& s, std::string_view indent) {
 }
 
 // nft's time format: 1d2h3m4s, 500ms.
+// nft's log_stmt_print: options in a fixed order, level warn (the default) left out.
+std::string log_text(const LogStmt& l) {
+  static constexpr std::string_view kLevels[] = {"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug", "audit"};
+  std::string s = "log";
+  if (!l.prefix.empty()) s += fmt::format(" prefix \"{}\"", l.prefix);
+  if (l.group >= 0) s += fmt::format(" group {}", l.group);
+  if (l.snaplen >= 0) s += fmt::format(" snaplen {}", l.snaplen);
+  if (l.qthreshold >= 0) s += fmt::format(" queue-threshold {}", l.qthreshold);
+  if (l.level >= 0 && l.level != 4) s += fmt::format(" level {}", kLevels[l.level]);
+  if ((l.logflags & kLogAll) == kLogAll) return s + " flags all";
+  if (l.logflags & 0x03) {
+    s += " flags tcp";
+    if (l.logflags & 0x01) s += " sequence";
+    if (l.logflags & 0x02) s += (l.logflags & 0x01) ? ",options" : " options";
+  }
+  if (l.logflags & 0x04) s += " flags ip options";
+  if (l.logflags & 0x08) s += " flags skuid";
+  if (l.logflags & 0x20) s += " flags ether";
+  return s;
+}
+
 std::string duration_text(uint64_t ns) {
   uint64_t ms = ns / 1000000ull;
   std::string s;
@@ -231,7 +252,7 @@ std::string rule_text(const Table& t, const Rule& r) {
           } else if constexpr (std::is_same_v<T, RejectStmt>) {
             add(x.text.empty() ? "reject" : "reject " + x.text);
           } else if constexpr (std::is_same_v<T, LogStmt>) {
-            add(x.prefix.empty() ? "log" : fmt::format("log prefix \"{}\"", x.prefix));
+            add(log_text(x));
           } else if constexpr (std::is_same_v<T, NotrackStmt>) {
             add("notrack");
           } else if constexpr (std::is_same_v<T, SetUpdateStmt>) {

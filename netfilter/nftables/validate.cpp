@@ -1,5 +1,5 @@
 // Load-time checks (nft's evaluate step and the kernel's nf_tables_api.c): jump/goto targets and
-// set references resolved, key types compared, no statement after a verdict, no loops, at most 15
+// set references resolved, key types compared, no loops, at most 15
 // chains below a base chain (NFT_JUMP_STACK_SIZE), NAT only below nat chains of the right hook,
 // reject never below postrouting.
 #include <algorithm>
@@ -76,10 +76,6 @@ void resolve(Table& t, uint32_t& id, Diagnostics& d) {
             },
             st);
       }
-      // Statements after a verdict never run; nft refuses them.
-      for (size_t k = 0; k + 1 < r.stmts.size(); ++k)
-        if (std::holds_alternative<VerdictStmt>(r.stmts[k]) || std::holds_alternative<VmapStmt>(r.stmts[k]))
-          d.error(r.line, 0, "statement after a verdict");
     }
   }
 }
