@@ -36,8 +36,9 @@ Verdict one(const std::string& match, const std::string& packet, Family fam = Fa
   VectorSink sink;
   Counters ctr;
   nf::RuleState st;
+  nf::SetChanges changes;
   st.reset(rs);
-  nf::EvalEnv env{n, nullptr, ct, choose, sink, ctr, st, fam};
+  nf::EvalEnv env{n, nullptr, changes, ct, choose, sink, ctr, st, fam};
   Packet p = pkt(packet);
   p.iif = n.find("eth0");
   return nf::run_table(*rs.table(nf::TableId::Filter), Hook::LocalIn, p, env);
@@ -270,7 +271,10 @@ TEST_CASE("extension-header match options are checked at load, as ip6tables does
 TEST_CASE("defrag: a lone fragment is held before raw; an atomic one goes on without its header") {
   // Kernel 6.x in a namespace with conntrack in use: a lone first or later fragment never reaches
   // raw PREROUTING; an atomic fragment reaches it 8 bytes shorter and -m frag no longer matches.
-  auto rs = rules("*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -m frag -j DROP\nCOMMIT\n", Family::V6);
+  // (The OUTPUT rule is the conntrack user that attaches conntrack, and defrag with it.)
+  auto rs = rules("*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -m frag -j DROP\n"
+                  "-A OUTPUT -m state --state NEW\nCOMMIT\n",
+                  Family::V6);
   nf::Node n = node6();
   nf::Datapath dp(n);
   nf::attach_iptables(dp, nullptr, &rs, nullptr);
