@@ -220,7 +220,9 @@ def parse_ip(b):
     proto = b[9]
     d = {"id": struct.unpack("!H", b[4:6])[0], "proto": proto, "src": ntoa(b[12:16]), "dst": ntoa(b[16:20])}
     l4 = b[ihl:]
-    if proto in (6, 17) and len(l4) >= 4:
+    # A later fragment carries no transport header: its first bytes are payload, not ports.
+    later_fragment = struct.unpack("!H", b[6:8])[0] & 0x1FFF
+    if proto in (6, 17) and len(l4) >= 4 and not later_fragment:
         d["sport"], d["dport"] = struct.unpack("!HH", l4[:4])
         if proto == 6 and len(l4) >= 14:
             d["flags"] = l4[13]
