@@ -231,6 +231,26 @@ void NatCore::add(Hook h, int priority, NatLookup* l) {
   v.insert(it, Lookup{priority, l});
 }
 
+namespace {
+
+// A rewrite from the conntrack binding, as the trace shows it: DNAT/SNAT for the original
+// direction, un-SNAT/un-DNAT for the reply.
+void note_rewrite(TraceSink& s, Hook h, Manip manip, const Packet& p, const FiveTuple& before, std::string detail) {
+  TraceEvent ev;
+  ev.hook = h;
+  ev.kind = TraceKind::Nat;
+  ev.table = "nat";
+  bool undo = p.dir == CtDir::Reply;
+  ev.target = manip == Manip::Dst ? (undo ? "un-SNAT" : "DNAT") : (undo ? "un-DNAT" : "SNAT");
+  ev.detail = std::move(detail);
+  ev.rewritten = true;
+  ev.before = before;
+  ev.after = p.t;
+  s.event(std::move(ev));
+}
+
+}  // namespace
+
 Verdict NatCore::run(Hook h, Packet& p, HookContext& ctx) noexcept {
   const Family fam = p.t.src.fam;
   // nf_nat_register_fn registers the family's nat hooks at every hook once any nat table or chain
@@ -251,20 +271,10 @@ Verdict NatCore::run(Hook h, Packet& p, HookContext& ctx) noexcept {
     FiveTuple before = p.t, inner = p.inner;
     if (nat_icmp_apply(*e, p.dir, manip, p)) {
       ++ctx.ctr.nat_rewrites;
-      if (s.enabled()) {
-        TraceEvent ev;
-        ev.hook = h;
-        ev.kind = TraceKind::Nat;
-        ev.table = "nat";
-        bool undo = p.dir == CtDir::Reply;
-        ev.target = manip == Manip::Dst ? (undo ? "un-SNAT" : "DNAT") : (undo ? "un-DNAT" : "SNAT");
-        ev.detail =
-            fmt::format("ICMP error translated from the conntrack binding; quoted packet {} => {}", inner.str(), p.inner.str());
-        ev.rewritten = true;
-        ev.before = before;
-        ev.after = p.t;
-        s.event(std::move(ev));
-      }
+      if (s.enabled())
+        note_rewrite(
+            s, h, manip, p, before,
+            fmt::format("ICMP error translated from the conntrack binding; quoted packet {} => {}", inner.str(), p.inner.str()));
     }
     return Verdict::accept();
   }
@@ -297,19 +307,7 @@ Verdict NatCore::run(Hook h, Packet& p, HookContext& ctx) noexcept {
   FiveTuple before = p.t;
   if (nat_apply(*e, p.dir, manip, p)) {
     ++ctx.ctr.nat_rewrites;
-    if (s.enabled()) {
-      TraceEvent ev;
-      ev.hook = h;
-      ev.kind = TraceKind::Nat;
-      ev.table = "nat";
-      bool undo = p.dir == CtDir::Reply;
-      ev.target = manip == Manip::Dst ? (undo ? "un-SNAT" : "DNAT") : (undo ? "un-DNAT" : "SNAT");
-      ev.detail = "rewritten from the conntrack binding";
-      ev.rewritten = true;
-      ev.before = before;
-      ev.after = p.t;
-      s.event(std::move(ev));
-    }
+    if (s.enabled()) note_rewrite(s, h, manip, p, before, "rewritten from the conntrack binding");
   }
   return Verdict::accept();
 }

@@ -85,11 +85,8 @@ RejectKind reject_kind(std::string_view with, Family fam) {
     if (c.name == with) k.code = c.code;
   // nft's numeric codes: reject with icmp 3, icmpv6 1.
   std::string_view num = with.substr(with.find('-') == std::string_view::npos ? with.size() : with.find('-') + 1);
-  if (!num.empty() && num.find_first_not_of("0123456789") == std::string_view::npos && num.size() <= 3) {
-    unsigned v = 0;
-    for (char ch : num) v = v * 10 + unsigned(ch - '0');
-    if (v < 256) k.code = uint8_t(v);
-  }
+  if (num.size() <= 3)
+    if (auto v = parse_uint(num, 255)) k.code = uint8_t(*v);
   return k;
 }
 
