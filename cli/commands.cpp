@@ -290,12 +290,18 @@ int run_rules(const RulesOptions& o_in, std::ostream& out) {
     }
     return 0;
   }
-  if (!o.ipsets.empty()) out << nf::save_ipsets(nf::load_ipsets_file(o.ipsets));
+  nf::IpSets sets;
+  if (!o.ipsets.empty()) {
+    sets = nf::load_ipsets_file(o.ipsets);
+    out << nf::save_ipsets(sets);
+  }
   // Numeric whatever form was read (ipvsadm -L names included), as ipvsadm-save -n prints.
   if (!o.ipvs.empty()) out << ipvs::save_ipvsadm(ipvs::load_ipvsadm_file(o.ipvs));
   if (!o.nft.empty()) out << nf::nft::print(nf::nft::load_file(o.nft));
   if (!o.rules.empty()) {
     auto rs = load_rules(o.rules, o.v6 ? std::optional<Family>(Family::V6) : std::nullopt, o.counters, "", o.noflush);
+    // iptables-restore refuses a rule naming a set the kernel does not have; so does svcpath.
+    nf::resolve_sets(rs, sets, o.rules);
     out << nf::save(rs, o.counters);
   }
   return 0;

@@ -761,7 +761,12 @@ def compare(binary, sc, backend, tag):
     results = []
     for i, p in enumerate(sc["packets"]):
         ipid = IPID_BASE + i
-        ktrace = traces.get(ipid, []) if traces is not None else None
+        ktrace = traces.get(ipid) if traces is not None else None
+        if traces is not None and not ktrace and kernel_outcome(p, ipid, captured[i], None)["verdict"] != "not seen":
+            # A packet the kernel forwarded or answered met the raw table's TRACE rule, so no event
+            # at all means the monitor lost them (netlink overrun or a dropped log line on a loaded
+            # machine): compare the outcome only, as for a back end without traces.
+            ktrace = None
         if backend == "nft" and is_v6(p):
             # xtables-monitor 1.8.9 cannot print ip6 rules with a protocol match ("unsupported
             # layer 4 protocol value") and stops tracing; legacy's log covers IPv6 paths.

@@ -18,6 +18,9 @@ ROWS = [
      b"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m owner --uid-owner 0 -j DROP\nCOMMIT\n", ["rules", "--rules", "{f}"],
      "o.rules:3: error: owner is not valid in chain INPUT because it is reached from INPUT; the kernel allows it only "
      "from OUTPUT, POSTROUTING", 1),
+    ("iptables: -m set naming a set no --ipsets defines (iptables-restore: set doesn't exist)", "s.rules",
+     b"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m set --match-set blocked src -j DROP\nCOMMIT\n", ["rules", "--rules", "{f}"],
+     "s.rules:3: error: Set blocked doesn't exist (load it with --ipsets)", 1),
     ("iptables: short MAC address", "m.rules",
      b"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m mac --mac-source 00:11:22:33:44 -j DROP\nCOMMIT\n",
      ["rules", "--rules", "{f}"], 'm.rules:3:30: error: Bad mac address "00:11:22:33:44"', 1),
