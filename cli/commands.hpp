@@ -58,6 +58,7 @@ int run_trace(const TraceOptions& o, std::ostream& out);
 struct RulesOptions {
   std::string snapshot;
   std::string rules, ipsets, nft, ipvs;
+  std::string services;  // the node's /etc/services for ipvsadm -L port names ("" = netbase's)
   ClusterOptions cluster;
   bool counters = false, v6 = false, restore_input = false, noflush = false;
   bool policy = false;  // only the NetworkPolicy engine's ipset and iptables-restore input

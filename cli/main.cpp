@@ -53,6 +53,9 @@ void add_node_options(CLI::App* app, sim::NodeOptions& n) {
                   "YAML describing the node: interfaces, addresses, routes, sysctls (docs/node-config.md)")
       ->check(CLI::ExistingFile);
   app->add_option("--sysctl", n.sysctls, "KEY=VALUE, repeatable (e.g. net.ipv4.ip_forward=1)");
+  app->add_option("--services", n.services,
+                  "the node's /etc/services, for port names in an ipvsadm -L listing (default: netbase's, built in)")
+      ->check(CLI::ExistingFile);
   app->add_option("--local-ip", n.local_ips, "address on this node, IP[/LEN][@IFACE] (default interface eth0), repeatable");
   app->add_option("--route", n.routes, "CIDR=IFACE[@GATEWAY] or default=IFACE, repeatable");
   app->add_option("--nfqueue", n.nfqueue,
@@ -193,6 +196,9 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   rcmd->add_option("--ipvs", ro.ipvs,
                    "ipvsadm-save or ipvsadm -L output, with -n or with names: printed back as ipvsadm-save -n prints it")
+      ->check(CLI::ExistingFile);
+  rcmd->add_option("--services", ro.services,
+                   "the node's /etc/services, for port names in an ipvsadm -L listing (default: netbase's, built in)")
       ->check(CLI::ExistingFile);
   rcmd->add_flag("--counters,-c", ro.counters, "keep and print [packets:bytes] counters (iptables-restore -c, iptables-save -c)");
   rcmd->add_flag("--noflush", ro.noflush,

@@ -31,8 +31,7 @@ std::vector<Word> words(std::string_view line) {
   return w;
 }
 
-// The services database ipvsadm consults (getservbyname/getservbyport), fixed at netbase's so a
-// name means one port on every machine svcpath runs on.
+// netbase's /etc/services, as generated into services_db.inc.
 struct ServiceName {
   const char* name;
   uint16_t port;
@@ -87,7 +86,7 @@ std::optional<Addr> address(std::string_view s, bool v6, bool listing, EpError& 
 
 // "10.0.0.1:80", "[fd00::1]:80", and with names as ipvsadm -L / ipvsadm-save print them:
 // "10.0.0.1:https", "localhost:30080". `pr` picks the services database's protocol.
-bool endpoint(std::string_view s, uint8_t pr, bool listing, Addr& a, uint16_t& port, EpError& e) {
+bool endpoint(std::string_view s, uint8_t pr, bool listing, const ServicesDb& db, Addr& a, uint16_t& port, EpError& e) {
   std::string_view addr, ps;
   int port_off = 0;
   bool v6 = !s.empty() && s[0] == '[';
@@ -116,11 +115,13 @@ bool endpoint(std::string_view s, uint8_t pr, bool listing, Addr& a, uint16_t& p
   }
   auto pp = parse_uint(ps, 65535);
   if (!pp && host_chars(ps)) {
-    if (auto n = service_port(ps, pr)) pp = *n;
+    if (auto n = db.port(ps, pr)) pp = *n;
     else {
       e.off = port_off;
-      e.why = fmt::format("'{}' is not a {} service name in netbase's /etc/services; list the table with {}", ps, db_proto(pr),
-                          listing ? "ipvsadm -Ln" : "ipvsadm-save -n");
+      e.why = fmt::format(
+          "'{}' is not a {} service name in {}; give the node's own with --services FILE, or list the "
+          "table with {}",
+          ps, db_proto(pr), db.source(), listing ? "ipvsadm -Ln" : "ipvsadm-save -n");
       if (listing && !v6 && s.size() == kListCut) e.why += " (ipvsadm -L cuts address:port to 28 characters)";
       return false;
     }
@@ -175,7 +176,7 @@ std::string flags_str(const Service& s) {
 
 class Loader {
  public:
-  Loader(const std::string& file, ServiceTable& t) : d_(file), t_(t) {}
+  Loader(const std::string& file, ServiceTable& t, const ServicesDb& db) : d_(file), t_(t), db_(db) {}
 
   void run(std::string_view text) {
     int ln = 0;
@@ -237,7 +238,7 @@ class Loader {
         if (!v) return;
         pr = (o == "-t" || o == "--tcp-service") ? proto::TCP : (o == "-u" || o == "--udp-service") ? proto::UDP : proto::SCTP;
         EpError e;
-        if (!endpoint(v->s, pr, false, va, vp, e)) return d_.error(ln, v->col + e.off, e.why);
+        if (!endpoint(v->s, pr, false, db_, va, vp, e)) return d_.error(ln, v->col + e.off, e.why);
         have_vs = true;
       } else if (o == "-f" || o == "--fwmark-service") {
         auto v = need();
@@ -307,7 +308,7 @@ class Loader {
         auto h = address(rs, false, false, e);
         if (!h) return d_.error(ln, real->col, e.why);
         d.addr = *h, d.port = 0;
-      } else if (!endpoint(rs, pr, false, d.addr, d.port, e)) return d_.error(ln, real->col + e.off, e.why);
+      } else if (!endpoint(rs, pr, false, db_, d.addr, d.port, e)) return d_.error(ln, real->col + e.off, e.why);
     }
     if (fwm) va = Addr::any(fwm_fam);
     std::optional<Addr> netmask;
@@ -373,7 +374,7 @@ class Loader {
     } else {
       ns->proto = w[0].s == "TCP" ? proto::TCP : w[0].s == "UDP" ? proto::UDP : proto::SCTP;
       EpError e;
-      if (!endpoint(w[1].s, ns->proto, true, ns->addr, ns->port, e)) return d_.error(ln, w[1].col + e.off, e.why);
+      if (!endpoint(w[1].s, ns->proto, true, db_, ns->addr, ns->port, e)) return d_.error(ln, w[1].col + e.off, e.why);
     }
     if (!known_scheduler(w[2].s)) return d_.error(ln, w[2].col, fmt::format("unknown scheduler '{}'", w[2].s));
     ns->netmask = Addr::netmask(ns->addr.fam, ns->addr.bits());
@@ -416,7 +417,7 @@ class Loader {
     Dest d;
     std::string why;
     EpError e;
-    if (!endpoint(w[1].s, current_->proto, true, d.addr, d.port, e)) return d_.error(ln, w[1].col + e.off, e.why);
+    if (!endpoint(w[1].s, current_->proto, true, db_, d.addr, d.port, e)) return d_.error(ln, w[1].col + e.off, e.why);
     const std::string& f = w[2].s;
     if (f == "Masq") d.fwd = Fwd::Masq;
     else if (f == "Route" || f == "Local") d.fwd = Fwd::Route;
@@ -459,24 +460,82 @@ class Loader {
 
   Diagnostics d_;
   ServiceTable& t_;
+  const ServicesDb& db_;
   Service* current_ = nullptr;
   bool stop_ = false;
 };
 
 }  // namespace
 
-std::optional<uint16_t> service_port(std::string_view name, uint8_t pr) {
-  std::string_view want = db_proto(pr);
-  for (const ServiceName& s : kServices)  // the first entry wins, as getservbyname's file scan
-    if (name == s.name && want == s.proto) return s.port;
+const ServicesDb& ServicesDb::netbase() {
+  static const ServicesDb db = [] {
+    ServicesDb d;
+    d.source_ = "netbase's /etc/services";
+    d.entries_.reserve(std::size(kServices));
+    for (const ServiceName& s : kServices)
+      d.entries_.push_back({s.name, s.port,
+                            std::string_view(s.proto) == "udp"    ? proto::UDP
+                            : std::string_view(s.proto) == "sctp" ? proto::SCTP
+                                                                  : proto::TCP});
+    return d;
+  }();
+  return db;
+}
+
+ServicesDb ServicesDb::parse(std::string_view text, const std::string& file) {
+  ServicesDb db;
+  db.source_ = file;
+  Diagnostics d(file);
+  int ln = 0;
+  for (size_t pos = 0; pos <= text.size() && !d.full();) {
+    size_t nl = text.find('\n', pos);
+    auto line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    ++ln;
+    pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
+    line = line.substr(0, line.find('#'));
+    auto w = words(line);
+    if (w.empty()) continue;
+    if (w.size() < 2) {
+      d.error(ln, w[0].col,
+              fmt::format("'{}' has no port/protocol (an /etc/services line is: name port/proto [aliases])", w[0].s));
+      continue;
+    }
+    std::string_view pp = w[1].s;
+    auto slash = pp.find('/');
+    auto port = slash == std::string_view::npos ? std::nullopt : parse_uint(pp.substr(0, slash), 65535);
+    if (!port) {
+      d.error(ln, w[1].col, fmt::format("'{}' is not port/protocol (e.g. 80/tcp)", pp));
+      continue;
+    }
+    std::string_view pr = pp.substr(slash + 1);
+    // ipvsadm asks only for tcp, udp and sctp; other protocols' entries (ddp, ...) never match.
+    uint8_t p = pr == "tcp" ? proto::TCP : pr == "udp" ? proto::UDP : pr == "sctp" ? proto::SCTP : 0;
+    if (!p) continue;
+    for (size_t i = 0; i < w.size(); ++i)
+      if (i != 1) db.entries_.push_back({w[i].s, uint16_t(*port), p});
+  }
+  d.throw_if_errors();
+  return db;
+}
+
+ServicesDb ServicesDb::load_file(const std::string& path) { return parse(read_input_file(path), path); }
+
+std::optional<uint16_t> ServicesDb::port(std::string_view name, uint8_t pr) const {
+  uint8_t want = pr == proto::UDP || pr == proto::SCTP ? pr : proto::TCP;
+  for (const Entry& e : entries_)  // the first entry wins, as getservbyname's file scan
+    if (e.proto == want && name == e.name) return e.port;
   return std::nullopt;
 }
 
-void load_ipvsadm(std::string_view text, const std::string& file, ServiceTable& t) { Loader(file, t).run(text); }
+std::optional<uint16_t> service_port(std::string_view name, uint8_t pr) { return ServicesDb::netbase().port(name, pr); }
 
-ServiceTable load_ipvsadm_file(const std::string& path) {
+void load_ipvsadm(std::string_view text, const std::string& file, ServiceTable& t, const ServicesDb& services) {
+  Loader(file, t, services).run(text);
+}
+
+ServiceTable load_ipvsadm_file(const std::string& path, const ServicesDb& services) {
   ServiceTable t;
-  load_ipvsadm(read_input_file(path), path, t);
+  load_ipvsadm(read_input_file(path), path, t, services);
   return t;
 }
 

@@ -22,6 +22,8 @@ struct NodeOptions {
   /// --noflush: the dumps are read as iptables-restore --noflush reads them (a table named again
   /// is edited, not replaced).
   bool noflush = false;
+  /// --services: the node's /etc/services, for port names in `ipvsadm -L` listings ("" = netbase's).
+  std::string services;
   /// The node a snapshot (--snapshot) describes; the flags above apply on top of it, and no eth0
   /// or default route is invented for it.
   std::shared_ptr<const nf::Node> snapshot;

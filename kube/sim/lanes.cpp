@@ -1,5 +1,6 @@
 #include "kube/sim/lanes.hpp"
 
+#include "core/diag.hpp"
 #include "ipvs/ipvsadm.hpp"
 #include "kube/proxy/ipvs.hpp"
 #include "netfilter/iptables/iptables.hpp"
@@ -100,6 +101,8 @@ int16_t source_interface(const nf::Node& node, const Addr& src) {
 }
 
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
+  if (!o.node.services.empty() && o.ipvs.empty())
+    throw LoadError({{"--services", 0, 0, "names the ports of an ipvsadm -L listing: give that listing with --ipvs"}});
   if (o.cluster.given()) return cluster_lanes(load_cluster(o.cluster), o.cluster.modes(), o.node, o.seed, o.cluster.policy);
   std::vector<std::unique_ptr<Lane>> lanes;
   auto l = std::make_unique<Lane>();
@@ -117,7 +120,8 @@ std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
   if (l->v6) nf::resolve_sets(*l->v6, l->sets ? *l->sets : empty, o.rules6.empty() ? o.rules : o.rules6);
   if (!o.ipvs.empty()) {
     l->engine = std::make_unique<ipvs::Engine>();
-    l->engine->services = ipvs::load_ipvsadm_file(o.ipvs);
+    l->engine->services = o.node.services.empty() ? ipvs::load_ipvsadm_file(o.ipvs)
+                                                  : ipvs::load_ipvsadm_file(o.ipvs, ipvs::ServicesDb::load_file(o.node.services));
     // IPVS only sees packets delivered locally: a virtual address the node does not own already
     // goes on kube-ipvs0, as kube-proxy binds them (fwmark services have no address).
     for (const auto& vs : l->engine->services.all())

@@ -123,12 +123,15 @@ TEST_CASE("names svcpath cannot know are errors at their column") {
   CHECK(first_error("-A -t [web1]:80 -s rr\n") ==
         "1:8: 'web1' is a host name: svcpath does not resolve host names; list the table with ipvsadm-save -n");
   CHECK(first_error("TCP  10.96.0.1:sun-sr-https rr\n") ==
-        "1:16: 'sun-sr-https' is not a tcp service name in netbase's /etc/services; list the table with ipvsadm -Ln");
+        "1:16: 'sun-sr-https' is not a tcp service name in netbase's /etc/services; give the node's own with --services FILE, or "
+        "list the table with ipvsadm -Ln");
   CHECK(first_error("-A -u 10.96.0.1:http-alt -s rr\n") ==
-        "1:17: 'http-alt' is not a udp service name in netbase's /etc/services; list the table with ipvsadm-save -n");
+        "1:17: 'http-alt' is not a udp service name in netbase's /etc/services; give the node's own with --services FILE, or "
+        "list the table with ipvsadm-save -n");
   // ipvsadm -L cuts an IPv4 address:port at 28 characters; a name at that width may be cut short.
   CHECK(first_error("TCP  10.96.0.1:443 rr\n  -> 192.168.200.240:sun-sr-https Masq 1 0 0\n") ==
-        "2:22: 'sun-sr-https' is not a tcp service name in netbase's /etc/services; list the table with ipvsadm -Ln "
+        "2:22: 'sun-sr-https' is not a tcp service name in netbase's /etc/services; give the node's own with --services FILE, or "
+        "list the table with ipvsadm -Ln "
         "(ipvsadm -L cuts address:port to 28 characters)");
   CHECK(first_error("TCP  10.0.0.300:http rr\n").starts_with("1:6: '10.0.0.300' is not an IP address"));
 }
@@ -181,4 +184,31 @@ TEST_CASE("persistence masks follow the service's family, in both the listing an
   CHECK(first_error("-A -t [fd00::1]:80 -s rr -p 5 -M 0\n") == "1:34: '0': an IPv6 service's mask is a prefix length 1..128");
   CHECK(first_error("-A -t 10.0.0.1:80 -s rr -p 5 -M 64\n").starts_with("1:33: '64' is not an IP address"));
   CHECK(first_error("-A -t 10.0.0.1:80 -s rr -p 5 -M ffff::\n") == "1:33: 'ffff::': an IPv4 service's mask is a dotted netmask");
+}
+
+TEST_CASE("the node's own services database names ports netbase lacks") {
+  // RHEL's /etc/services carries the IANA registry; a listing from such a node uses its names.
+  ServicesDb db = ServicesDb::parse(
+      "# comment line\n"
+      "sun-sr-https    6443/tcp                # Service Registry\n"
+      "sun-sr-https    6443/udp\n"
+      "http-alt        8080/udp   webcache-u   # an alias\n"
+      "http-alt        9999/udp\n"  // later entries lose, as in the file scan
+      "ddp-thing       3/ddp\n",
+      "rhel-services");
+  CHECK(db.port("sun-sr-https", proto::TCP) == 6443);
+  CHECK(db.port("webcache-u", proto::UDP) == 8080);
+  CHECK(db.port("http-alt", proto::UDP) == 8080);
+  CHECK(db.port("http-alt", proto::TCP) == std::nullopt);
+  CHECK(db.port("http", proto::TCP) == std::nullopt);  // the node's file replaces netbase's
+  CHECK(db.port("sun-sr-https", 0) == 6443);           // a fwmark service's names are TCP's
+  ServiceTable t;
+  load_ipvsadm("TCP  10.96.0.1:sun-sr-https rr\n  -> 192.168.1.10:sun-sr-https Masq 1 0 0\n", "l", t, db);
+  CHECK(save_ipvsadm(t) == "-A -t 10.96.0.1:6443 -s rr\n-a -t 10.96.0.1:6443 -r 192.168.1.10:6443 -m -w 1\n");
+  ServiceTable u;
+  CHECK_LOAD_ERROR(load_ipvsadm("TCP  10.96.0.1:https rr\n", "l", u, db), 1,
+                   "'https' is not a tcp service name in rhel-services; give the node's own with --services FILE");
+  CHECK_LOAD_ERROR(ServicesDb::parse("ok 1/tcp\nbroken 80\n", "s"), 2, "'80' is not port/protocol (e.g. 80/tcp)");
+  CHECK_LOAD_ERROR(ServicesDb::parse("lonely\n", "s"), 1, "'lonely' has no port/protocol");
+  CHECK_LOAD_ERROR(ServicesDb::parse("big 70000/tcp\n", "s"), 1, "'70000/tcp' is not port/protocol");
 }
