@@ -52,6 +52,22 @@ struct TraceOptions {
   std::string nft;   // nft list ruleset output for the --rules lane (or alone)
 };
 
+/// svcpath diff: side A from the plain flags, side B the same with the --to-* flags applied.
+struct DiffOptions {
+  std::string rules, rules6, ipsets, ipvs, nft;
+  ClusterOptions cluster;
+  NodeOptions node;
+  std::string to_mode, to_proxy_config;
+  std::vector<std::string> to_cluster;
+  std::string to_rules, to_rules6, to_ipsets, to_ipvs, to_nft;
+  std::vector<std::string> packets;  // extra flows
+  std::string format = "text";       // text | json | svg | html
+  int limit = 5;                     // flows listed per class in text (0: all)
+  uint64_t seed = 1;
+};
+/// Exit status 0 when no flow changes, 1 when some do; throws LoadError on bad input.
+int run_diff(const DiffOptions& o, std::ostream& out);
+
 /// svcpath trace. Throws LoadError on bad input; returns the exit status.
 int run_trace(const TraceOptions& o, std::ostream& out);
 

@@ -385,6 +385,46 @@ int main(int argc, char** argv) {
                  "legacy (paths from the kernel log), both")
       ->check(CLI::IsMember({"nft", "legacy", "both"}));
 
+  // ---- diff
+  auto* df = app.add_subcommand(
+      "diff", "What changes for which flows between two nodes: two modes, configurations, clusters or dumps");
+  df->footer(
+      "Side A comes from the plain flags; side B is side A with the --to-* flags applied. The flows are\n"
+      "every Service port on every address it answers on (ClusterIP, NodePort on each node address and\n"
+      "127.0.0.1, external IPs, LoadBalancer ingress) from each kind of client (pod here, pod elsewhere,\n"
+      "the node, external inside/outside loadBalancerSourceRanges), undeclared ClusterIP ports and a late\n"
+      "FIN/ACK, plus any --packet. Flows whose outcome changes (verdict, backend set, masquerade) are\n"
+      "grouped into classes with a sentence each, and the setting that keeps side A's behaviour.\n"
+      "Exit status: 0 nothing changes, 1 something does, 2 bad input.\n"
+      "Examples:\n"
+      "  svcpath diff --cluster examples/clusters/basic.yaml examples/clusters/nodes.yaml --node node-a \\\n"
+      "      --mode ipvs --to-mode nftables\n"
+      "  svcpath diff --cluster c.yaml --node n1 --proxy-config old.yaml --to-proxy-config new.yaml\n"
+      "  svcpath diff --cluster before.yaml --to-cluster after.yaml --node n1   # a Service edit, a new policy\n"
+      "  svcpath diff --rules node-monday.rules --to-rules node-friday.rules --packet 'tcp 10.0.0.5:4000 -> 10.0.0.1:80'");
+  cli::DiffOptions dfo;
+  add_cluster_options(df, dfo.cluster);
+  add_node_options(df, dfo.node);
+  df->add_option("--rules", dfo.rules, "side A: iptables-save dump")->check(CLI::ExistingFile);
+  df->add_option("--rules6", dfo.rules6, "side A: ip6tables-save dump")->check(CLI::ExistingFile);
+  df->add_option("--ipsets", dfo.ipsets, "side A: ipset save output")->check(CLI::ExistingFile);
+  df->add_option("--ipvs", dfo.ipvs, "side A: ipvsadm-save -n output")->check(CLI::ExistingFile);
+  df->add_option("--nft", dfo.nft, "side A: nft list ruleset output")->check(CLI::ExistingFile);
+  df->add_option("--to-mode", dfo.to_mode, "side B: the cluster in this kube-proxy mode")
+      ->check(CLI::IsMember({"iptables", "ipvs", "nftables"}));
+  df->add_option("--to-cluster", dfo.to_cluster, "side B: these Kubernetes objects instead (repeatable)")->check(CLI::ExistingFile);
+  df->add_option("--to-proxy-config", dfo.to_proxy_config, "side B: this KubeProxyConfiguration")->check(CLI::ExistingFile);
+  df->add_option("--to-rules", dfo.to_rules, "side B: iptables-save dump")->check(CLI::ExistingFile);
+  df->add_option("--to-rules6", dfo.to_rules6, "side B: ip6tables-save dump")->check(CLI::ExistingFile);
+  df->add_option("--to-ipsets", dfo.to_ipsets, "side B: ipset save output")->check(CLI::ExistingFile);
+  df->add_option("--to-ipvs", dfo.to_ipvs, "side B: ipvsadm-save -n output")->check(CLI::ExistingFile);
+  df->add_option("--to-nft", dfo.to_nft, "side B: nft list ruleset output")->check(CLI::ExistingFile);
+  df->add_option("--packet", dfo.packets, "an extra flow, as trace's --packet (repeatable)");
+  df->add_option("--format", dfo.format, "text (default), json, svg or html (one picture per class)")
+      ->check(CLI::IsMember({"text", "json", "svg", "html"}));
+  df->add_option("--limit", dfo.limit, "flows listed per class in text (default 5; 0 lists all)")->check(CLI::Range(0, 1000000));
+  df->add_option("--seed", dfo.seed, "seed for random choices (default 1)");
+
   // ---- gen-cluster
   auto* gc = app.add_subcommand("gen-cluster", "Write a synthetic cluster (Services, EndpointSlices, Nodes) as YAML");
   gc->footer(
@@ -423,6 +463,7 @@ int main(int argc, char** argv) {
     if (rep->parsed()) return cli::run_report(repo, std::cout);
     if (demo->parsed()) return cli::run_demo(dmo, std::cout);
     if (bm->parsed()) return cli::run_bench_model(bmo, std::cout);
+    if (df->parsed()) return cli::run_diff(dfo, std::cout);
     if (rp->parsed()) {
       rpo.progress = isatty(STDERR_FILENO);
       rpo.timing = true;
@@ -430,7 +471,7 @@ int main(int argc, char** argv) {
     }
   } catch (const LoadError& e) {
     for (auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
-    return 1;
+    return df->parsed() ? 2 : 1;  // diff's 1 means "something changes", as diff(1)'s
   } catch (const std::bad_alloc&) {
     std::cerr << fmt::format(
         "svcpath: error: out of memory: the input needs more than the {} MiB cap "

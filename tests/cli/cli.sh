@@ -162,5 +162,27 @@ expect "snapshot: the gateway's policy routing and nft masquerade" 0 "forwarded 
 expect "snapshot: replay of a capture through it, with the HTML report" 0 "^<!DOCTYPE html>" -- \
   sh -c '"$@" >/dev/null 2>&1 && head -c 15 "$0"' "$tmp/snap.html" "$bin" replay --snapshot "$S/node-kube-node-a-20261206T000000Z.tar.gz" \
   --pcap "$src/examples/pcaps/demo-node-a.pcap" --report "$tmp/snap.html"
+# ---- svcpath diff (issue 20): classes with a sentence, the setting that keeps side A, exit 0/1/2.
+C=("$src/examples/clusters/basic.yaml" "$src/examples/clusters/nodes.yaml")
+expect "diff: iptables to nftables names the localhost NodePort class" 1 "^\[[0-9]\] NodePort on 127.0.0.1 is no longer served: nftables mode does not support NodePorts on localhost \(2 flows\)" -- \
+  "$bin" diff --cluster "${C[@]}" --node node-a --mode iptables --to-mode nftables
+expect "diff: the setting that keeps the old behaviour" 1 "keeps iptables's behaviour: conntrack.tcpBeLiberal: true \(--conntrack-tcp-be-liberal\)" -- \
+  "$bin" diff --cluster "${C[@]}" --node node-a --mode iptables --to-mode nftables
+expect "diff: JSON counts the changed flows" 1 '"changed": 18' -- \
+  "$bin" diff --cluster "${C[@]}" --node node-a --mode iptables --to-mode nftables --format json
+printf 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nnodePortAddresses: ["0.0.0.0/0", "::/0"]\n' > "$tmp/np-all.yaml"
+expect "diff: nodePortAddresses 0.0.0.0/0 in nftables mode: nothing changes" 0 "^ipvs -> nftables: 51 flows, 0 change$" -- \
+  "$bin" diff --cluster "${C[@]}" --node node-a --mode ipvs --to-mode nftables --to-proxy-config "$tmp/np-all.yaml" --proxy-config "$tmp/np-all.yaml"
+expect "diff: two clusters, before and after a Service edit" 1 "^before -> after: " -- \
+  sh -c 'sed "s/port: 80, targetPort: 8080, nodePort: 30080/port: 81, targetPort: 8080, nodePort: 30080/" "$1" > "$2/after.yaml" &&
+         "$0" diff --cluster "$1" "$3" --to-cluster "$2/after.yaml" "$3" --node node-a' "$bin" "${C[0]}" "$tmp" "${C[1]}"
+expect "diff: side B equal to side A is refused" 2 "side B is side A" -- \
+  "$bin" diff --cluster "${C[@]}" --node node-a --mode iptables
+expect "diff: bad input exits 2, not 1 (1 means a change)" 2 "no Node 'nowhere'" -- \
+  "$bin" diff --cluster "${C[@]}" --node nowhere --mode iptables --to-mode nftables
+"$bin" diff --cluster "${C[@]}" --node node-a --mode iptables --to-mode nftables --format svg > "$tmp/diff.svg" 2>/dev/null
+expect "diff: one picture per class, both sides" 0 "^4 pictures, 8 panels$" -- \
+  sh -c 'echo "$(grep -c "<text[^>]*class=\"title\"" "$1" || true) pictures, $(grep -c "<rect class=\"frame\"" "$1" || true) panels"' _ "$tmp/diff.svg"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

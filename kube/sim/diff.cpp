@@ -1,0 +1,384 @@
+#include "kube/sim/diff.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace svcpath::sim {
+
+std::string_view reach_name(Reach r) {
+  switch (r) {
+    case Reach::ClusterIP: return "ClusterIP";
+    case Reach::NodePort: return "NodePort on the node's primary address";
+    case Reach::NodePortSecondary: return "NodePort on another node address";
+    case Reach::NodePortLoopback: return "NodePort on 127.0.0.1";
+    case Reach::ExternalIP: return "external IP";
+    case Reach::LoadBalancer: return "LoadBalancer ingress IP";
+    case Reach::UndeclaredPort: return "ClusterIP on a port the Service does not declare";
+    case Reach::PodIP: return "pod IP";
+  }
+  return "?";
+}
+
+std::string_view from_name(From f) {
+  switch (f) {
+    case From::LocalPod: return "a pod on this node";
+    case From::RemotePod: return "a pod on another node";
+    case From::Host: return "the node itself";
+    case From::External: return "an external client";
+    case From::ExternalAllowed: return "an external client inside loadBalancerSourceRanges";
+    case From::ExternalDenied: return "an external client outside loadBalancerSourceRanges";
+  }
+  return "?";
+}
+
+namespace {
+
+// A host address well inside p that no controller hands out first (.250 of a /24): a client, not
+// an endpoint, so no flow is a hairpin by accident.
+Addr client_in(const Prefix& p) {
+  Addr a = p.addr.masked(p.len);
+  unsigned host_bits = unsigned(a.bits()) - p.len;
+  unsigned add = host_bits >= 8 ? 250 : host_bits >= 2 ? (1u << host_bits) - 2 : 0;
+  a.b[a.is_v4() ? 3 : 15] = uint8_t(a.b[a.is_v4() ? 3 : 15] + add);
+  return a;
+}
+
+const Prefix* first_of(const std::vector<Prefix>& ps, Family f) {
+  for (const Prefix& p : ps)
+    if (p.addr.fam == f) return &p;
+  return nullptr;
+}
+
+const Addr* first_of(const std::vector<Addr>& as, Family f) {
+  for (const Addr& a : as)
+    if (a.fam == f) return &a;
+  return nullptr;
+}
+
+// Documentation ranges (RFC 5737, RFC 3849): nothing in a cluster uses them.
+Addr external_client(Family f, int n) {
+  return *Addr::parse(f == Family::V4 ? fmt::format("203.0.113.{}", 10 + n) : fmt::format("2001:db8:ffff::{}", 10 + n));
+}
+
+class FlowMaker {
+ public:
+  FlowMaker(const k8s::Cluster& c, const k8s::Node& kn, const nf::Node& node) : c_(c), kn_(kn), node_(node) {}
+
+  std::vector<Flow> run() {
+    for (const auto& s : c_.services) {
+      if (s.type == "ExternalName" || s.headless) continue;
+      for (const Addr& vip : s.cluster_ips) service(s, vip);
+    }
+    late_fin(Family::V4);
+    late_fin(Family::V6);
+    return std::move(out_);
+  }
+
+ private:
+  void add(const std::string& svc, Reach r, From f, const Addr& dst, uint16_t dport, uint8_t pr) {
+    Family fam = dst.fam;
+    Flow fl;
+    fl.service = svc;
+    fl.reach = r;
+    fl.from = f;
+    fl.pkt.t.proto = pr;
+    fl.pkt.t.dst = dst;
+    fl.pkt.t.dport = dport;
+    fl.pkt.t.sport = uint16_t(40000 + out_.size() % 20000);
+    if (pr == proto::TCP) fl.pkt.tcp_flags = tcpflag::SYN;
+    switch (f) {
+      case From::LocalPod:
+      case From::RemotePod: {
+        const Prefix* p = f == From::LocalPod ? first_of(kn_.pod_cidrs, fam) : remote_pods(fam);
+        if (!p) return;
+        fl.pkt.t.src = client_in(*p);
+        break;
+      }
+      case From::Host: {
+        fl.local = true;
+        const Addr* a = first_of(kn_.internal_ips, fam);
+        if (dst.is_loopback()) fl.pkt.t.src = dst;
+        else if (a) fl.pkt.t.src = *a;
+        else return;
+        break;
+      }
+      case From::External:
+      case From::ExternalAllowed:
+      case From::ExternalDenied: fl.pkt.t.src = ext_src_; break;
+    }
+    if (!fl.local) {
+      int16_t i = source_interface(node_, fl.pkt.t.src);
+      if (i < 0) return;
+      fl.in = node_.ifname(i);
+    }
+    out_.push_back(std::move(fl));
+  }
+
+  const Prefix* remote_pods(Family f) const {
+    for (const auto& n : c_.nodes)
+      if (n.name != kn_.name)
+        if (const Prefix* p = first_of(n.pod_cidrs, f)) return p;
+    return nullptr;
+  }
+
+  // The node's own unicast addresses of a family, primary (its first InternalIP) first; the
+  // dummy device IPVS binds Service addresses to is not where NodePorts are meant to be.
+  std::vector<Addr> node_addrs(Family f) const {
+    std::vector<Addr> v;
+    if (const Addr* p = first_of(kn_.internal_ips, f)) v.push_back(*p);
+    for (const auto& itf : node_.interfaces()) {
+      if (itf.loopback || itf.name == "kube-ipvs0") continue;
+      for (const auto& ia : itf.addrs)
+        if (ia.addr.fam == f && !ia.addr.is_link_local() && std::find(v.begin(), v.end(), ia.addr) == v.end())
+          v.push_back(ia.addr);
+    }
+    return v;
+  }
+
+  void service(const k8s::Service& s, const Addr& vip) {
+    Family f = vip.fam;
+    std::set<uint16_t> declared;
+    for (const auto& sp : s.ports) declared.insert(sp.port);
+    for (const auto& sp : s.ports) {
+      std::string name = fmt::format("{}/{}:{}", s.ns, s.name, sp.name.empty() ? std::to_string(sp.port) : sp.name);
+      for (From fr : {From::LocalPod, From::RemotePod, From::Host}) add(name, Reach::ClusterIP, fr, vip, sp.port, sp.proto);
+      if (sp.node_port && (s.type == "NodePort" || s.type == "LoadBalancer")) {
+        auto addrs = node_addrs(f);
+        for (size_t i = 0; i < addrs.size(); ++i)
+          for (From fr : {From::External, From::LocalPod, From::Host})
+            add(name, i == 0 ? Reach::NodePort : Reach::NodePortSecondary, fr, addrs[i], sp.node_port, sp.proto);
+        if (f == Family::V4) add(name, Reach::NodePortLoopback, From::Host, *Addr::parse("127.0.0.1"), sp.node_port, sp.proto);
+      }
+      for (const Addr& e : s.external_ips)
+        if (e.fam == f)
+          for (From fr : {From::External, From::LocalPod, From::Host}) add(name, Reach::ExternalIP, fr, e, sp.port, sp.proto);
+      for (const auto& lb : s.lb_ingress) {
+        if (lb.ip.fam != f) continue;
+        if (s.lb_source_ranges.empty()) {
+          add(name, Reach::LoadBalancer, From::External, lb.ip, sp.port, sp.proto);
+        } else {
+          lb_sources(s, f);
+          if (allowed_) {
+            ext_src_ = *allowed_;
+            add(name, Reach::LoadBalancer, From::ExternalAllowed, lb.ip, sp.port, sp.proto);
+          }
+          ext_src_ = denied_;
+          add(name, Reach::LoadBalancer, From::ExternalDenied, lb.ip, sp.port, sp.proto);
+        }
+        add(name, Reach::LoadBalancer, From::LocalPod, lb.ip, sp.port, sp.proto);
+        ext_src_ = external_client(f, 0);
+      }
+      ext_src_ = external_client(f, 0);
+    }
+    // One port the Service does not declare, for each protocol it uses.
+    std::set<uint8_t> protos;
+    for (const auto& sp : s.ports) protos.insert(sp.proto);
+    uint16_t probe = 1;
+    while (declared.count(probe)) ++probe;
+    for (uint8_t pr : protos) add(fmt::format("{}/{}", s.ns, s.name), Reach::UndeclaredPort, From::LocalPod, vip, probe, pr);
+  }
+
+  void lb_sources(const k8s::Service& s, Family f) {
+    allowed_.reset();
+    std::vector<Prefix> ranges;
+    for (const auto& r : s.lb_source_ranges)
+      if (auto p = Prefix::parse(r); p && p->addr.fam == f) ranges.push_back(*p);
+    if (!ranges.empty()) allowed_ = client_in(ranges[0]);
+    denied_ = external_client(f, 0);
+    for (int n = 1; std::any_of(ranges.begin(), ranges.end(), [&](const Prefix& p) { return p.contains(denied_); }); ++n)
+      denied_ = external_client(f, n);
+  }
+
+  // A FIN/ACK from a pod elsewhere to a pod here whose connection conntrack no longer has: INVALID.
+  void late_fin(Family f) {
+    const Prefix* here = first_of(kn_.pod_cidrs, f);
+    if (!here || !remote_pods(f)) return;
+    Addr dst = client_in(*here);
+    dst.b[dst.is_v4() ? 3 : 15] = uint8_t(dst.b[dst.is_v4() ? 3 : 15] - 1);
+    add("", Reach::PodIP, From::RemotePod, dst, 8080, proto::TCP);
+    if (out_.empty() || out_.back().reach != Reach::PodIP) return;
+    out_.back().pkt.tcp_flags = tcpflag::FIN | tcpflag::ACK;
+    out_.back().late_fin = true;
+  }
+
+  const k8s::Cluster& c_;
+  const k8s::Node& kn_;
+  const nf::Node& node_;
+  std::vector<Flow> out_;
+  Addr ext_src_ = external_client(Family::V4, 0);
+  std::optional<Addr> allowed_;
+  Addr denied_;
+};
+
+bool reached_backend(const nf::Outcome& o) {
+  return (o.kind == nf::OutcomeKind::Forwarded || o.kind == nf::OutcomeKind::Delivered || o.kind == nf::OutcomeKind::Bridged) &&
+         (o.after.t.dst != o.before.dst || o.after.t.dport != o.before.dport);
+}
+
+std::string join(const std::vector<std::string>& v, std::string_view sep) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : std::string(sep)) + x;
+  return s;
+}
+
+bool answered(const Behaviour& b) { return b.verdict == "answered"; }
+
+}  // namespace
+
+std::vector<Flow> cluster_flows(const k8s::Cluster& c, const k8s::Node& kn, const nf::Node& node) {
+  return FlowMaker(c, kn, node).run();
+}
+
+Behaviour behaviour(const Lane& l, const Packet& p, const std::vector<nf::Outcome>& outs) {
+  Behaviour b;
+  std::set<std::string> verdicts, backends, masq;
+  const ipvs::Service* vs = l.engine ? l.engine->services.find(p.t.proto, p.t.dst, p.t.dport) : nullptr;
+  for (const auto& o : outs) {
+    if (reached_backend(o)) {
+      verdicts.insert("answered");
+      std::string be = FiveTuple::endpoint(o.after.t.dst, o.after.t.dport, o.after.t.proto);
+      // MASQUERADE to the address the source already had changes nothing on the wire but is
+      // still source NAT (and a different port choice): count it as the rule decided.
+      bool masqueraded = o.snat || o.after.t.src != o.before.src;
+      std::vector<std::string> all{be};
+      if (vs && std::any_of(vs->dests.begin(), vs->dests.end(),
+                            [&](const auto& rs) { return rs.addr == o.after.t.dst && rs.port == o.after.t.dport; })) {
+        all.clear();
+        for (const auto& rs : vs->dests)
+          if (!rs.unavailable()) all.push_back(FiveTuple::endpoint(rs.addr, rs.port, p.t.proto));
+      }
+      for (const auto& x : all) {
+        backends.insert(x);
+        if (masqueraded) masq.insert(x);
+      }
+      continue;
+    }
+    switch (o.kind) {
+      case nf::OutcomeKind::Delivered: verdicts.insert("delivered to the node"); break;
+      case nf::OutcomeKind::Forwarded:
+      case nf::OutcomeKind::Bridged: verdicts.insert("forwarded without DNAT"); break;
+      case nf::OutcomeKind::Rejected: verdicts.insert("rejected (" + o.reject_with + ")"); break;
+      default: verdicts.insert(std::string(nf::outcome_name(o.kind))); break;
+    }
+  }
+  b.verdict = join({verdicts.begin(), verdicts.end()}, " or ");
+  b.backends.assign(backends.begin(), backends.end());
+  b.masq.assign(masq.begin(), masq.end());
+  return b;
+}
+
+std::string Behaviour::str() const {
+  std::string s = verdict;
+  if (!backends.empty()) s += fmt::format(" by {}", join(backends, ", "));
+  if (!masq.empty()) s += masq.size() == backends.size() ? ", masqueraded" : fmt::format(", masqueraded to {}", join(masq, ", "));
+  return s;
+}
+
+size_t DiffResult::changed() const {
+  size_t n = 0;
+  for (const auto& c : classes) n += c.flows.size();
+  return n;
+}
+
+namespace {
+
+// The documented differences between kube-proxy modes (kubernetes.io, "Migrating from iptables
+// mode to nftables"), recognised from the flow and both behaviours; anything else gets a plain
+// sentence naming both behaviours.
+DiffClass classify(const FlowChange& ch, const DiffSide& a, const DiffSide& b) {
+  const Flow& f = ch.flow;
+  // A NodePort kube-proxy does not serve on an address falls to the node's own stack there.
+  auto unserved = [](const Behaviour& x) { return x.verdict == "delivered to the node"; };
+  bool lost = (answered(ch.a) || !unserved(ch.a)) && unserved(ch.b) && ch.a.verdict != ch.b.verdict,
+       gained = unserved(ch.a) && (answered(ch.b) || !unserved(ch.b)) && ch.a.verdict != ch.b.verdict;
+  DiffClass c;
+  if (f.reach == Reach::NodePortLoopback && (lost || gained)) {
+    c.key = "nodeport-loopback";
+    const DiffSide& off = lost ? b : a;
+    std::string why = off.mode == "nftables" || off.mode == "ipvs"
+                          ? fmt::format("{} mode does not support NodePorts on localhost", off.mode)
+                          : "localhost NodePorts are off on that side";
+    c.sentence = fmt::format("NodePort on 127.0.0.1 {}: {}", lost ? "is no longer served" : "is now served", why);
+    if (off.mode == "iptables") c.setting = "iptables.localhostNodePorts: true (--iptables-localhost-nodeports)";
+    return c;
+  }
+  if (f.reach == Reach::NodePortSecondary && (lost || gained)) {
+    c.key = "nodeport-secondary";
+    const DiffSide& off = lost ? b : a;
+    c.sentence = fmt::format("NodePort on the node's other addresses {}: {}", lost ? "is no longer served" : "is now served",
+                             off.mode == "nftables" ? "nftables mode listens on the node's primary address only "
+                                                      "(nodePortAddresses defaults to primary)"
+                                                    : "nodePortAddresses excludes them on that side");
+    if (lost) c.setting = "nodePortAddresses: [0.0.0.0/0] (--nodeport-addresses 0.0.0.0/0)";
+    return c;
+  }
+  if (f.late_fin) {
+    c.key = "conntrack-invalid";
+    bool dropped_a = ch.a.verdict == "dropped", dropped_b = ch.b.verdict == "dropped";
+    if (dropped_a != dropped_b) {
+      const DiffSide& keeps = dropped_a ? a : b;
+      const DiffSide& lacks = dropped_a ? b : a;
+      c.sentence = fmt::format(
+          "packets conntrack finds INVALID (a late FIN/ACK) are {} dropped: {} installs kube-proxy's workaround for the "
+          "pre-6.1 conntrack bug (KUBE-FORWARD drops INVALID), {} does not",
+          dropped_a ? "no longer" : "now", keeps.label, lacks.label);
+      if (dropped_a) c.setting = "conntrack.tcpBeLiberal: true (--conntrack-tcp-be-liberal) where connections relied on it";
+      return c;
+    }
+  }
+  if (f.reach == Reach::UndeclaredPort && ch.a.verdict != ch.b.verdict) {
+    c.key = "clusterip-undeclared-port";
+    c.sentence =
+        fmt::format("a ClusterIP's undeclared port: {} with {}, {} with {}", ch.a.verdict, a.label, ch.b.verdict, b.label);
+    if (b.mode == "nftables" && ch.b.verdict.starts_with("rejected"))
+      c.sentence += " (nftables mode rejects ports no Service declares)";
+    return c;
+  }
+  c.key = fmt::format("{}|{}|{}|{}|{}", reach_name(f.reach), from_name(f.from), ch.what, ch.a.verdict, ch.b.verdict);
+  if (ch.what == "verdict")
+    c.sentence = fmt::format("{} from {}: {} with {}, {} with {}", reach_name(f.reach), from_name(f.from), ch.a.verdict, a.label,
+                             ch.b.verdict, b.label);
+  else if (ch.what == "backends")
+    c.sentence = fmt::format("{} from {}: answered by a different set of backends", reach_name(f.reach), from_name(f.from));
+  else
+    c.sentence = fmt::format("{} from {}: the source is {} on the way to the backend", reach_name(f.reach), from_name(f.from),
+                             ch.b.masq.size() > ch.a.masq.size() ? "now masqueraded" : "no longer masqueraded");
+  return c;
+}
+
+}  // namespace
+
+DiffResult diff_sides(const DiffSide& a, const DiffSide& b, const std::vector<Flow>& flows) {
+  DiffResult r;
+  r.a = a.label;
+  r.b = b.label;
+  std::map<std::string, size_t> index;
+  for (const Flow& f : flows) {
+    ++r.flows;
+    auto run = [&](Lane& l) {
+      nf::Injection inj{f.local, f.local ? kNoIf : l.node.find(f.in)};
+      if (!f.local && inj.iif < 0) inj.iif = l.node.find("eth0");
+      return l.dp->enumerate(f.pkt, inj);
+    };
+    auto oa = run(*a.lane), ob = run(*b.lane);
+    FlowChange ch{f, behaviour(*a.lane, f.pkt, oa), behaviour(*b.lane, f.pkt, ob), ""};
+    if (ch.a.verdict != ch.b.verdict) ch.what = "verdict";
+    else if (ch.a.backends != ch.b.backends) ch.what = "backends";
+    else if (ch.a.masq != ch.b.masq) ch.what = "masquerade";
+    else continue;
+    DiffClass c = classify(ch, a, b);
+    auto [it, fresh] = index.try_emplace(c.key, r.classes.size());
+    if (fresh) {
+      c.example_a = std::move(oa);
+      c.example_b = std::move(ob);
+      r.classes.push_back(std::move(c));
+    }
+    r.classes[it->second].flows.push_back(std::move(ch));
+  }
+  return r;
+}
+
+}  // namespace svcpath::sim
