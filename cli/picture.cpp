@@ -70,6 +70,12 @@ std::string fit(std::string_view s, double max_w, double size, Font f) {
   }
   for (size_t keep = cps.size() - 1; keep > 0; --keep) {
     size_t head = keep * 2 / 5;
+    // Cut the head after a separator when there is one (`service-…` rather than `service-M…`).
+    for (size_t i = head; i > 1; --i)
+      if (cps[i - 1] == "-" || cps[i - 1] == "/") {
+        head = i;
+        break;
+      }
     std::string t;
     for (size_t i = 0; i < head; ++i) t += cps[i];
     t += "…";
@@ -389,14 +395,21 @@ std::vector<NftRow> nft_rows(const nf::nft::Ruleset* rs) {
 
 namespace {
 
-std::string outcome_line(const nf::Outcome& o) {
+// The outcome in two parts, where it ended and why, so a long one can break between them.
+std::pair<std::string, std::string> outcome_parts(const nf::Outcome& o) {
   std::string s = fmt::format("=> {}", nf::outcome_name(o.kind));
   if (o.kind == nf::OutcomeKind::Forwarded || o.kind == nf::OutcomeKind::Bridged) s += " out " + o.out;
   s += ": " + o.after.t.str();
   if (o.dnat) s += " dnat";
   if (o.snat) s += " snat";
-  if (!o.where.empty() && o.reason != DropReason::None) s += fmt::format(" ({} at {})", drop_reason_name(o.reason), o.where);
-  return s;
+  std::string why;
+  if (!o.where.empty() && o.reason != DropReason::None) why = fmt::format(" ({} at {})", drop_reason_name(o.reason), o.where);
+  return {s, why};
+}
+
+std::string outcome_line(const nf::Outcome& o) {
+  auto [s, why] = outcome_parts(o);
+  return s + why;
 }
 
 constexpr double kStepW = kPanelW - 20;  // the step list's lines, monospace
@@ -633,9 +646,13 @@ PanelSvg panel_svg(const Panel& pn) {
   std::vector<Rect> obstacles = L.labels;
   for (size_t n = 0; n < kIn; ++n) obstacles.push_back(L.nodes[n].r);
   std::vector<Segment> used;
+  int unrouted = 0;  // edges with no way around the obstacles: left out, and said so for the tests
   for (size_t k = 0; k + 1 < seq.size(); ++k) {
     auto pts = route(L.nodes[seq[k]], L.nodes[seq[k + 1]], obstacles, L.area, used);
-    if (pts.empty()) continue;
+    if (pts.empty()) {
+      ++unrouted;
+      continue;
+    }
     std::string poly;
     for (auto& p : pts) poly += fmt::format("{},{} ", p.x, p.y);
     auto name = [](size_t n) -> std::string {
@@ -666,8 +683,14 @@ PanelSvg panel_svg(const Panel& pn) {
     }
   }
   y += 6;
-  s += text_el(fmt::format("outcome {}", nf::outcome_name(o.kind)), 10, y, outcome_line(o), kStepW, kFont, Font::Mono) + "\n";
-  y += 16;
+  auto [where, why] = outcome_parts(o);
+  for (auto& line : wrap({{where, ""}, {why, ""}}, kStepW)) {
+    std::string text;
+    for (auto& p : line) text += p.shown;
+    s += text_el(fmt::format("outcome {}", nf::outcome_name(o.kind)), 10, y, text, kStepW, kFont, Font::Mono) + "\n";
+    y += 14;
+  }
+  y += 2;
   if (pn.outcomes.size() > 1) {
     for (size_t k = 0; k < pn.outcomes.size(); ++k) {
       auto& oc = pn.outcomes[k];
@@ -680,6 +703,8 @@ PanelSvg panel_svg(const Panel& pn) {
     }
   }
   out.height = y + 6;
+  if (unrouted > 0)
+    s.insert(0, fmt::format("<desc class=\"unrouted\">{} edges of the path could not be drawn</desc>\n", unrouted));
   auto at = s.find("@H@");
   s.replace(at, 3, fmt::format("{}", out.height));
   return out;

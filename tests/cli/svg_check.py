@@ -158,6 +158,9 @@ def check_svg(root, max_width, where):
                 errs.append(f"{name}: {len(frame)} frames")
                 continue
             frame = frame[0]
+            for e, _, _ in items:
+                if e.tag == SVG + "desc" and "unrouted" in classes(e):
+                    errs.append(f"{name}: {e.text}")
             if not frame.within(canvas):
                 errs.append(f"{name}: frame {frame} outside the picture {canvas}")
             frames.append((name, frame))
@@ -225,7 +228,7 @@ def check_file(path, max_width=1400):
 
 SELF = """<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="100" viewBox="0 0 {w} 100">
 <g class="picture" data-index="1" transform="translate(0,0)"><text class="legend" x="10" y="10">legend</text>
-<g class="panel" data-mode="m" transform="translate(0,20)"><rect class="frame" x="0" y="0" width="300" height="80"/>
+<g class="panel" data-mode="m" transform="translate(0,20)">{desc}<rect class="frame" x="0" y="0" width="300" height="80"/>
 <g class="hook" data-hook="FORWARD"><rect x="100" y="10" width="60" height="40"/>
 <text class="row" x="104" y="30">{row}</text></g>
 <text class="end" x="2" y="70">in eth0</text>
@@ -233,7 +236,7 @@ SELF = """<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="100" viewB
 
 
 def selftest():
-    good = dict(w=300, row="filter 0", path="2,60 200,60")
+    good = dict(w=300, row="filter 0", path="2,60 200,60", desc="")
     cases = [
         ({}, None),
         ({"w": 1500}, "wide"),
@@ -241,6 +244,7 @@ def selftest():
         ({"path": "2,5 200,40"}, "did not visit"),
         ({"path": "2,66 60,66"}, "runs over the text"),
         ({"path": "2,60 400,60"}, "leaves the panel"),
+        ({"desc": '<desc class="unrouted">1 edges of the path could not be drawn</desc>'}, "could not be drawn"),
     ]
     bad = 0
     for change, want in cases:
