@@ -43,6 +43,46 @@ def run(bin_, args, out=None):
     return p.stdout
 
 
+# The estimate against the drawing: in headless Chromium, every text's rendered extent must lie in
+# its hook box and its panel (skipped without chromium; report_browser.sh needs it too).
+MEASURE = """<!DOCTYPE html><html><body style="margin:0">%s<pre id="out"></pre><script>
+const bad = [];
+const inside = (a, b) => a.left >= b.left - 0.5 && a.right <= b.right + 0.5;
+for (const pn of document.querySelectorAll("g.panel")) {
+  const frame = pn.querySelector("rect.frame").getBoundingClientRect();
+  for (const t of pn.querySelectorAll("text"))
+    if (!inside(t.getBoundingClientRect(), frame)) bad.push("panel: " + t.textContent);
+  for (const h of pn.querySelectorAll("g.hook")) {
+    const box = h.querySelector("rect").getBoundingClientRect();
+    for (const t of h.querySelectorAll("text"))
+      if (!inside(t.getBoundingClientRect(), box)) bad.push(h.dataset.hook + " box: " + t.textContent);
+  }
+}
+document.getElementById("out").textContent = "measured:" + JSON.stringify(bad);
+</script></body></html>"""
+
+
+def measured(tmp, svgs):
+    import shutil
+    chrome = shutil.which("chromium")
+    if not chrome:
+        print("note: chromium missing, the drawn extents are not measured")
+        return []
+    errs = []
+    for svg in svgs:
+        page = os.path.join(tmp, os.path.basename(svg) + ".measure.html")
+        with open(page, "w", encoding="utf-8") as f:
+            f.write(MEASURE % open(svg, encoding="utf-8").read())
+        p = subprocess.run([chrome, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
+                            "--dump-dom", "file://" + page], capture_output=True, text=True, timeout=120)
+        m = re.search(r"measured:(\[.*?\])</pre>", p.stdout, re.S)
+        if not m:
+            errs.append(f"{svg}: chromium measured nothing")
+        elif m.group(1) != "[]":
+            errs.append(f"{svg}: drawn text beyond its box: {m.group(1)[:400]}")
+    return errs
+
+
 def main(bin_):
     tmp = tempfile.mkdtemp(prefix="svcpath-pictures-")
     files, errs = [], []
@@ -84,6 +124,8 @@ def main(bin_):
     dot = run(bin_, ["trace"] + BASIC + MODES + ["-p", PACKETS[0], "--format", "dot"])
     if dot.count("digraph") != 3 or dot.count("Orange line: the packet's path") != 3:
         errs.append("dot: want three digraphs, each with the legend")
+
+    errs += measured(tmp, [os.path.join(tmp, "basic-three-modes.svg"), os.path.join(demo, "traces.svg")])
 
     for e in errs:
         print(e)
