@@ -732,9 +732,9 @@ std::string legend(const Picture& pic) {
     nft |= !pn.nft.empty() || pn.mode == "nftables";
   }
   return fmt::format(
-      "Orange line: the packet's path; badges: visit order · rows: tables in the order they run, with hook "
-      "priorities{} · shaded: acted on the packet · grey: not visited{} · ● routing decision",
-      ipvs ? " (IPVS 98/99: ip_vs's two functions at that hook)" : "", nft ? " · blue: nftables base chains" : "");
+      "Orange: the packet's path, badges its visit order · rows: tables in run order, with hook priorities{} · "
+      "shaded: acted · grey: not visited{} · ●: routing decision",
+      ipvs ? " (IPVS 98/99: ip_vs's two functions there)" : "", nft ? " · blue: nftables base chains" : "");
 }
 
 }  // namespace
@@ -763,6 +763,7 @@ std::string render_svg(const std::vector<Picture>& pics) {
   }
   // Wider than a 1400-pixel window (three modes side by side): drawn scaled to fit, the viewBox
   // keeping the geometry; in a page, max-width shrinks it further to the column.
+  width = std::ceil(width);
   double scale = std::min(1.0, kMaxWidth / width);
   return fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "

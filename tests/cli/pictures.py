@@ -122,7 +122,7 @@ def main(bin_):
     if not re.search(r'data-mode="ipvs".*?data-from="INPUT" data-to="OUTPUT"', three, re.S):
         errs.append("basic-three-modes: no INPUT -> OUTPUT edge in ipvs mode")
     dot = run(bin_, ["trace"] + BASIC + MODES + ["-p", PACKETS[0], "--format", "dot"])
-    if dot.count("digraph") != 3 or dot.count("Orange line: the packet's path") != 3:
+    if dot.count("digraph") != 3 or dot.count("Orange: the packet's path") != 3:
         errs.append("dot: want three digraphs, each with the legend")
 
     errs += measured(tmp, [os.path.join(tmp, "basic-three-modes.svg"), os.path.join(demo, "traces.svg")])
