@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <queue>
-#include <tuple>
 #include <map>
+#include <queue>
 
 #include <fmt/format.h>
 
