@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <queue>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -723,17 +724,21 @@ constexpr const char* kStyle =
     " .outcome{font:bold 11px monospace} .outcome.dropped,.outcome.rejected{fill:#c92a2a}"
     " .alt{font:11px monospace;fill:#555} .alt.shown{fill:#222;font-weight:bold}";
 
-// One line saying what the marks mean, naming only what this picture draws.
-std::string legend(const Picture& pic) {
+// One line saying what the marks mean, naming only what this picture draws (dot draws no badges,
+// shading or routing circles: its edges carry the visit numbers).
+std::string legend(std::span<const Panel> panels, bool dot = false) {
   bool ipvs = false, nft = false;
-  for (auto& pn : pic.panels) {
+  for (auto& pn : panels) {
     ipvs |= pn.ipvs;
     nft |= !pn.nft.empty() || pn.mode == "nftables";
   }
+  std::string rows =
+      fmt::format("rows: tables in run order, with hook priorities{}", ipvs ? " (IPVS 98/99: ip_vs's two functions there)" : "");
+  if (dot) return fmt::format("Orange: the packet's path, numbered in visit order · {} · grey: the hooks' other ways", rows);
   return fmt::format(
-      "Orange: the packet's path, badges its visit order · rows: tables in run order, with hook priorities{} · "
-      "shaded: acted · grey: not visited{} · ●: routing decision",
-      ipvs ? " (IPVS 98/99: ip_vs's two functions there)" : "", nft ? " · blue: nftables base chains" : "");
+      "Orange: the packet's path, badges its visit order · {} · shaded: acted · grey: not visited{} · ●: "
+      "routing decision",
+      rows, nft ? " · blue: nftables base chains" : "");
 }
 
 }  // namespace
@@ -743,7 +748,7 @@ std::string render_svg(const std::vector<Picture>& pics) {
   double y = 8, width = kPanelW;
   for (size_t i = 0; i < pics.size(); ++i) {
     auto& pic = pics[i];
-    std::string leg = legend(pic);
+    std::string leg = legend(pic.panels);
     double panels_w = double(pic.panels.size()) * (kPanelW + kPanelGap) - kPanelGap;
     double w = std::max({panels_w, text_width(leg, kFont, Font::Sans) + 20, kPanelW});
     width = std::max(width, w);
@@ -807,7 +812,7 @@ std::string render_dot(const std::vector<Picture>& pics) {
       o += fmt::format(
           "digraph svcpath_{} {{\n  label=\"{} ({} mode)\\n{}\";\n  rankdir=LR;\n  node [shape=record, "
           "fontname=\"sans-serif\"];\n",
-          g, xml_escape(pic.title), pn.mode, xml_escape(legend(pic)));
+          g, xml_escape(pic.title), pn.mode, xml_escape(legend({&pn, 1}, true)));
       for (auto& sl : kSlots) {
         std::string label = std::string(hook_name(sl.hook));
         for (auto& r : rows_of(sl.hook, pn.ipvs, pn.nft)) label += "|" + std::string(r.chain.empty() ? "" : "nft ") + r.label;
