@@ -69,17 +69,23 @@ std::string fit(std::string_view s, double max_w, double size, Font f) {
     i += n;
   }
   for (size_t keep = cps.size() - 1; keep > 0; --keep) {
-    size_t head = keep * 2 / 5;
-    // Cut the head after a separator when there is one (`service-…` rather than `service-M…`).
-    for (size_t i = head; i > 1; --i)
-      if (cps[i - 1] == "-" || cps[i - 1] == "/") {
+    size_t head = keep * 2 / 5, from = cps.size() - (keep - head);
+    // Cut at separators where they are near (`service-…-shop/db`, not `service-M…T-shop/db`).
+    auto sep = [&](size_t i) { return cps[i] == "-" || cps[i] == "/" || cps[i] == "_"; };
+    for (size_t i = head; i > 1 && i + 4 > head; --i)
+      if (sep(i - 1)) {
         head = i;
+        break;
+      }
+    for (size_t i = from; i < cps.size() && i < from + 4; ++i)
+      if (sep(i)) {
+        from = i;
         break;
       }
     std::string t;
     for (size_t i = 0; i < head; ++i) t += cps[i];
     t += "…";
-    for (size_t i = cps.size() - (keep - head); i < cps.size(); ++i) t += cps[i];
+    for (size_t i = from; i < cps.size(); ++i) t += cps[i];
     if (text_width(t, size, f) <= max_w) return t;
   }
   return "…";
