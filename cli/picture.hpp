@@ -2,8 +2,9 @@
 // The hook-traversal picture: the node's netfilter packet-flow diagram (hooks with their tables in
 // priority order, IPVS where the kernel hooks it, routing decisions, the local process and the
 // interfaces) with one packet's path drawn over it; one panel per kube-proxy mode, side by side.
-// SVG (hand-placed: the diagram is fixed, so no layout engine is needed), HTML around it, and
-// Graphviz dot for people who want to lay it out their own way.
+// SVG (the diagram is fixed, so its boxes are placed by hand; the path is routed around them and
+// their labels), HTML around it, and Graphviz dot for people who want to lay it out their own way.
+// Each picture carries a one-line legend; docs/pictures.md describes the layout.
 #include <string>
 #include <vector>
 
