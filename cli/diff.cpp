@@ -109,6 +109,7 @@ int run_diff(const DiffOptions& o, std::ostream& out) {
   std::vector<sim::Flow> flows;
   const Side* with_cluster = a.ci ? &a : b.ci ? &b : nullptr;
   if (with_cluster) flows = sim::cluster_flows(with_cluster->ci->cluster, with_cluster->ci->node, with_cluster->lanes[0]->node);
+  else flows = sim::dump_flows({a.lanes[0].get(), b.lanes[0].get()});
   std::vector<Diagnostic> errs;
   for (size_t i = 0; i < o.packets.size(); ++i) {
     std::string why;
@@ -149,6 +150,14 @@ int run_diff(const DiffOptions& o, std::ostream& out) {
                       {"reach", sim::reach_name(ch.flow.reach)},
                       {"from", sim::from_name(ch.flow.from)},
                       {"packet", flow_text(ch.flow)},
+                      {"spec",
+                       {{"proto", proto::name(ch.flow.pkt.t.proto)},
+                        {"src", ch.flow.pkt.t.src.str()},
+                        {"dst", ch.flow.pkt.t.dst.str()},
+                        {"sport", ch.flow.pkt.t.sport},
+                        {"dport", ch.flow.pkt.t.dport},
+                        {"flags", ch.flow.pkt.t.proto == proto::TCP ? tcp_flags_letters(ch.flow.pkt.tcp_flags) : ""},
+                        {"in", ch.flow.local ? nlohmann::json(nullptr) : nlohmann::json(ch.flow.in)}}},
                       {"what", ch.what},
                       {"a", behaviour_json(ch.a)},
                       {"b", behaviour_json(ch.b)}});

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -18,6 +19,7 @@ std::string_view reach_name(Reach r) {
     case Reach::LoadBalancer: return "LoadBalancer ingress IP";
     case Reach::UndeclaredPort: return "ClusterIP on a port the Service does not declare";
     case Reach::PodIP: return "pod IP";
+    case Reach::RuleMatch: return "an address and port a rule names";
   }
   return "?";
 }
@@ -213,6 +215,21 @@ class FlowMaker {
   Addr denied_;
 };
 
+// The destination port a rule asks for, 0 when it names none.
+uint16_t rule_dport(const nf::Rule& r) {
+  for (const auto& m : r.matches) {
+    const nf::PortSpec* ps = nullptr;
+    if (auto* t = std::get_if<nf::TcpMatch>(&m)) ps = &t->dport;
+    else if (auto* u = std::get_if<nf::UdpMatch>(&m)) ps = &u->dport;
+    else if (auto* sc = std::get_if<nf::SctpMatch>(&m)) ps = &sc->dport;
+    else if (auto* mp = std::get_if<nf::MultiportMatch>(&m); mp && !mp->inv && !mp->ports.empty() &&
+                                                              mp->dir != nf::MultiportMatch::Dir::Src)
+      return mp->ports[0].lo;
+    if (ps && ps->set && !ps->inv) return ps->range.lo;
+  }
+  return 0;
+}
+
 bool reached_backend(const nf::Outcome& o) {
   return (o.kind == nf::OutcomeKind::Forwarded || o.kind == nf::OutcomeKind::Delivered || o.kind == nf::OutcomeKind::Bridged) &&
          (o.after.t.dst != o.before.dst || o.after.t.dport != o.before.dport);
@@ -230,6 +247,53 @@ bool answered(const Behaviour& b) { return b.verdict == "answered"; }
 
 std::vector<Flow> cluster_flows(const k8s::Cluster& c, const k8s::Node& kn, const nf::Node& node) {
   return FlowMaker(c, kn, node).run();
+}
+
+std::vector<Flow> dump_flows(const std::vector<const Lane*>& lanes, size_t limit) {
+  std::vector<Flow> out;
+  std::set<std::tuple<uint8_t, Addr, Addr, uint16_t, std::string>> seen;
+  const nf::Node& node = lanes.front()->node;
+  auto add = [&](uint8_t pr, const Addr& src, const Addr& dst, uint16_t dport, std::string in, std::string what) {
+    if (out.size() >= limit) return;
+    if (in.empty()) {
+      int16_t i = source_interface(node, src);
+      if (i < 0) return;
+      in = node.ifname(i);
+    } else if (node.find(in) < 0) {
+      return;
+    }
+    if (!seen.insert({pr, src, dst, dport, in}).second) return;
+    Flow f;
+    f.service = std::move(what);
+    f.reach = Reach::RuleMatch;
+    f.from = From::External;
+    f.pkt.t = {src, dst, uint16_t(40000 + out.size() % 20000), dport, pr};
+    if (pr == proto::TCP) f.pkt.tcp_flags = tcpflag::SYN;
+    f.in = std::move(in);
+    out.push_back(std::move(f));
+  };
+  for (const Lane* l : lanes) {
+    for (const auto* rs : {l->v4 ? &*l->v4 : nullptr, l->v6 ? &*l->v6 : nullptr}) {
+      if (!rs) continue;
+      Family fam = rs->family;
+      for (const auto& t : rs->tables)
+        for (const auto& c : t.chains)
+          for (const auto& r : c.rules) {
+            if (!r.dst_set && !r.src_set && !r.iif.set && rule_dport(r) == 0) continue;
+            uint8_t pr = r.proto_set && !r.proto_inv && proto::has_ports(r.proto) ? r.proto : proto::TCP;
+            Addr dst = r.dst_set && !r.dst_inv ? client_in(r.dst) : external_client(fam, 90);
+            Addr src = r.src_set && !r.src_inv ? client_in(r.src) : external_client(fam, 0);
+            std::string in = r.iif.set && !r.iif.inv && !r.iif.wildcard ? r.iif.name : "";
+            uint16_t dport = rule_dport(r);
+            add(pr, src, dst, dport ? dport : 80, in, fmt::format("{}:{}", c.name, r.line));
+          }
+    }
+    if (l->engine)
+      for (const auto& vs : l->engine->services.all())
+        if (!vs->fwmark && proto::has_ports(vs->proto))
+          add(vs->proto, external_client(vs->addr.fam, 0), vs->addr, vs->port, "", "IPVS " + FiveTuple::endpoint(vs->addr, vs->port, vs->proto));
+  }
+  return out;
 }
 
 Behaviour behaviour(const Lane& l, const Packet& p, const std::vector<nf::Outcome>& outs) {

@@ -21,6 +21,7 @@ enum class Reach : uint8_t {
   LoadBalancer,
   UndeclaredPort,  // a ClusterIP on a port the Service does not declare
   PodIP,           // straight to a pod, not through a Service (the late-FIN probe)
+  RuleMatch,       // what a rule of a dump names (dumps have no Services)
 };
 std::string_view reach_name(Reach r);
 
@@ -44,6 +45,12 @@ struct Flow {
 /// loadBalancerSourceRanges), plus an undeclared ClusterIP port per Service and a late FIN/ACK to
 /// a pod. `node` is the simulated node (its interfaces and addresses); the order is fixed.
 std::vector<Flow> cluster_flows(const k8s::Cluster& c, const k8s::Node& kn, const nf::Node& node);
+
+/// Flows for nodes given as dumps, where no Service objects say what matters: each iptables rule's
+/// own destination, port, source and input interface (a host inside each prefix), and each IPVS
+/// virtual service from outside. nftables rulesets contribute nothing yet (give --packet). At
+/// most `limit` flows, deduplicated, in rule order.
+std::vector<Flow> dump_flows(const std::vector<const Lane*>& lanes, size_t limit = 5000);
 
 /// What one side did with a flow, reduced to what a user sees.
 struct Behaviour {

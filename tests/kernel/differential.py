@@ -187,6 +187,38 @@ def cluster_scenarios(binary, rng):
     return out
 
 
+def diff_scenarios(binary):
+    """svcpath diff on two dumps of one node (a Service's port edited, another's REJECT rule gone):
+    the flows it says change run through the kernel with each dump, so both sides' outcomes of
+    every changed flow are the kernel's."""
+    before = open(os.path.join(SRC, "examples/rulesets/kube-clusterip.rules")).read()
+    after = before.replace("--dport 80 -j KUBE-SVC-XRY76EGRC3BSCIIJ", "--dport 81 -j KUBE-SVC-XRY76EGRC3BSCIIJ")
+    after = "\n".join(l for l in after.splitlines() if "demo/empty:http has no endpoints" not in l) + "\n"
+    work = tempfile.mkdtemp(prefix="svpdiff-")
+    try:
+        for name, text in (("before.rules", before), ("after.rules", after)):
+            open(os.path.join(work, name), "w").write(text)
+        json.dump(kube_node(), open(os.path.join(work, "node.yaml"), "w"))
+        p = subprocess.run([binary, "diff", "--rules", os.path.join(work, "before.rules"), "--to-rules",
+                            os.path.join(work, "after.rules"), "--node-config", os.path.join(work, "node.yaml"),
+                            "--format", "json"], capture_output=True, text=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if p.returncode != 1:
+        raise RuntimeError(f"svcpath diff found no change between the dumps (exit {p.returncode}): {p.stderr}")
+    pkts = []
+    for c in json.loads(p.stdout)["classes"]:
+        for f in c["flows"]:
+            sp = f["spec"]
+            pk = {"proto": sp["proto"], "src": sp["src"], "dst": sp["dst"], "sport": sp["sport"], "dport": sp["dport"],
+                  "in": sp["in"]}
+            if sp["flags"]:
+                pk["flags"] = sp["flags"]
+            pkts.append(pk)
+    return [{"name": f"svcpath diff's changed flows, {side} dump", "rules": text, "ipsets": "", "node": kube_node(),
+             "packets": [dict(x) for x in pkts]} for side, text in (("before", before), ("after", after))]
+
+
 def conntrack_scenario():
     """Deterministic NAT, so the kernel and svcpath pick the same binding: the second packet and the
     reply must follow the conntrack entry (no nat table) in both."""
@@ -996,7 +1028,7 @@ def main():
     else:
         scenarios = (cluster_scenarios(a.svcpath, rng) + [conntrack_scenario(), edges_scenario(), self_tuple_scenario(),
                                                           set_target_scenario()] + engagement_scenarios() + reject_scenarios()
-                     + ext6_scenarios())
+                     + ext6_scenarios() + diff_scenarios(a.svcpath))
         kept = os.path.join(SRC, "tests/data/kernel-diff")
         for f in sorted(os.listdir(kept)) if os.path.isdir(kept) else []:
             if f.endswith(".json"):
