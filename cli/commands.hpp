@@ -57,7 +57,7 @@ struct DiffOptions {
   std::string rules, rules6, ipsets, ipvs, nft;
   ClusterOptions cluster;
   NodeOptions node;
-  std::string to_mode, to_proxy_config;
+  std::string to_mode, to_proxy_config, to_kube_proxy_version;
   std::vector<std::string> to_cluster;
   std::string to_rules, to_rules6, to_ipsets, to_ipvs, to_nft;
   std::vector<std::string> packets;  // extra flows

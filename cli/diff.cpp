@@ -81,9 +81,13 @@ int run_diff(const DiffOptions& o, std::ostream& out) {
   }
   if (!o.to_mode.empty()) b.cluster.mode = o.to_mode;
   if (!o.to_proxy_config.empty()) b.cluster.proxy_config = o.to_proxy_config;
+  if (!o.to_kube_proxy_version.empty()) b.cluster.kube_proxy_version = o.to_kube_proxy_version;
   if (!o.to_mode.empty() && !b.cluster.given())
     throw LoadError({{"--to-mode", 0, 0, "a mode is a cluster's: give --cluster FILE... --node NAME (or --to-cluster)"}});
-  if (o.to_mode.empty() && o.to_cluster.empty() && o.to_proxy_config.empty() && !to_dumps && o.to_ipsets.empty())
+  if (!o.to_kube_proxy_version.empty() && !b.cluster.given())
+    throw LoadError({{"--to-kube-proxy-version", 0, 0, "a release is kube-proxy's: give --cluster FILE... --node NAME"}});
+  if (o.to_mode.empty() && o.to_cluster.empty() && o.to_proxy_config.empty() && o.to_kube_proxy_version.empty() && !to_dumps &&
+      o.to_ipsets.empty())
     throw LoadError({{"diff", 0, 0,
                       "side B is side A: change something with --to-mode, --to-cluster, --to-proxy-config, --to-rules, "
                       "--to-nft, --to-ipvs or --to-ipsets"}});
@@ -91,7 +95,9 @@ int run_diff(const DiffOptions& o, std::ostream& out) {
   build(b, o.node, o.seed, "side B");
 
   // Labels name what differs: the mode, else the files.
+  auto release = [](const Side& s) { return s.ci ? fmt::format("{} 1.{}", s.mode, s.ci->cfg.release) : std::string(); };
   if (a.mode != b.mode) a.label = a.mode, b.label = b.mode;
+  else if (a.ci && b.ci && a.ci->cfg.release != b.ci->cfg.release) a.label = release(a), b.label = release(b);
   else if (a.cluster.files != b.cluster.files && b.cluster.given()) a.label = "before", b.label = "after";
   else if (a.cluster.proxy_config != b.cluster.proxy_config)
     a.label = a.cluster.proxy_config.empty() ? "default config" : base(a.cluster.proxy_config),
@@ -137,7 +143,8 @@ int run_diff(const DiffOptions& o, std::ostream& out) {
   if (!errs.empty()) throw LoadError(errs);
   if (flows.empty()) throw LoadError({{"diff", 0, 0, "no flows: give a cluster (its Services make the flows) or --packet SPEC"}});
 
-  auto r = sim::diff_sides({a.lanes[0].get(), a.label, a.mode}, {b.lanes[0].get(), b.label, b.mode}, flows);
+  auto r = sim::diff_sides({a.lanes[0].get(), a.label, a.mode, a.ci ? a.ci->cfg.release : 0},
+                           {b.lanes[0].get(), b.label, b.mode, b.ci ? b.ci->cfg.release : 0}, flows);
 
   if (o.format == "json") {
     nlohmann::json j = {{"a", r.a}, {"b", r.b}, {"flows", r.flows}, {"changed", r.changed()}};

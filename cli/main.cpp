@@ -41,6 +41,9 @@ void add_cluster_options(CLI::App* app, sim::ClusterOptions& c) {
       ->check(CLI::ExistingFile);
   app->add_option("--mode", c.mode,
                   "kube-proxy mode for --cluster: iptables, ipvs or nftables (trace: several, comma-separated)");
+  app->add_option("--kube-proxy-version", c.kube_proxy_version,
+                  "the kube-proxy release whose rules to write where releases differ, e.g. 1.33 (default: the current "
+                  "release; docs/kube-proxy-versions.md)");
   app->add_option("--policy-placement", c.policy,
                   "NetworkPolicies in --cluster become filter rules: auto (IPVS-aware in ipvs mode), plain (FORWARD, "
                   "INPUT for egress, OUTPUT for ingress), ipvs (also egress in OUTPUT, Service addresses skipped in "
@@ -414,6 +417,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"iptables", "ipvs", "nftables"}));
   df->add_option("--to-cluster", dfo.to_cluster, "side B: these Kubernetes objects instead (repeatable)")->check(CLI::ExistingFile);
   df->add_option("--to-proxy-config", dfo.to_proxy_config, "side B: this KubeProxyConfiguration")->check(CLI::ExistingFile);
+  df->add_option("--to-kube-proxy-version", dfo.to_kube_proxy_version, "side B: kube-proxy's rules of this release (e.g. 1.35)");
   df->add_option("--to-rules", dfo.to_rules, "side B: iptables-save dump")->check(CLI::ExistingFile);
   df->add_option("--to-rules6", dfo.to_rules6, "side B: ip6tables-save dump")->check(CLI::ExistingFile);
   df->add_option("--to-ipsets", dfo.to_ipsets, "side B: ipset save output")->check(CLI::ExistingFile);

@@ -190,6 +190,11 @@ struct ProxyConfig {
   bool tcp_be_liberal = false;  // nf_conntrack_tcp_be_liberal=1: no INVALID drop rule
   std::string ipvs_scheduler = "rr";
   bool strict_arp = false;
+  /// The kube-proxy release (1.minor) whose rules the generators write where releases differ
+  /// (docs/kube-proxy-versions.md); --kube-proxy-version, default the current release.
+  int release = kCurrentRelease;
+  static constexpr int kCurrentRelease = 35;
+  static constexpr int kOldestRelease = 28;
   Loc loc;
 
   uint32_t masquerade_mark() const { return 1u << masquerade_bit; }

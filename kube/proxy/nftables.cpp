@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -175,15 +176,24 @@ class Sync {
   const std::string& F() const { return tx_.family; }
   const std::string& T() const { return tx_.table; }
 
+  struct Base {
+    const char* name;
+    const char* type;
+    const char* hook;
+    const char* prio;
+  };
+  struct Jump {
+    const char* dst;
+    const char* src;
+    const char* extra;
+  };
+
   void base_chains() {
-    struct Base {
-      const char* name;
-      const char* type;
-      const char* hook;
-      const char* prio;
-    };
-    static constexpr Base kBase[] = {
-        // knftables writes a named priority as a number where nft accepts the name on no other hook.
+    // knftables writes a named priority as a number where nft accepts the name on no other hook.
+    // Up to 1.33 the filter chains ran before DNAT (-110), cluster-ips-check after it on output
+    // (filter-output-post-dnat); 1.34 runs the endpoint and ClusterIP checks at filter priority,
+    // after DNAT, and only the firewall check before it (filter-*-pre-dnat).
+    static constexpr Base kBase133[] = {
         {"filter-prerouting", "filter", "prerouting", "dstnat - 10"},
         {"filter-input", "filter", "input", "-110"},
         {"filter-forward", "filter", "forward", "-110"},
@@ -193,17 +203,17 @@ class Sync {
         {"nat-output", "nat", "output", "-100"},
         {"nat-postrouting", "nat", "postrouting", "srcnat"},
     };
-    for (auto& b : kBase) {
-      tx_.line("add chain {} {} {} {{ type {} hook {} priority {} ; }}", F(), T(), b.name, b.type, b.hook, b.prio);
-      tx_.line("flush chain {} {} {}", F(), T(), b.name);
-      tx_.created.insert(b.name);
-    }
-    struct Jump {
-      const char* dst;
-      const char* src;
-      const char* extra;
+    static constexpr Base kBase134[] = {
+        {"filter-prerouting-pre-dnat", "filter", "prerouting", "dstnat - 10"},
+        {"filter-output-pre-dnat", "filter", "output", "-110"},
+        {"filter-forward", "filter", "forward", "filter"},
+        {"filter-input", "filter", "input", "filter"},
+        {"filter-output", "filter", "output", "filter"},
+        {"nat-prerouting", "nat", "prerouting", "dstnat"},
+        {"nat-output", "nat", "output", "-100"},
+        {"nat-postrouting", "nat", "postrouting", "srcnat"},
     };
-    static constexpr Jump kJumps[] = {
+    static constexpr Jump kJumps133[] = {
         {"nodeport-endpoints-check", "filter-input", "ct state new "},
         {"service-endpoints-check", "filter-input", "ct state new "},
         {"service-endpoints-check", "filter-forward", "ct state new "},
@@ -216,7 +226,26 @@ class Sync {
         {"cluster-ips-check", "filter-forward", "ct state new "},
         {"cluster-ips-check", "filter-output-post-dnat", "ct state new "},
     };
-    for (auto& j : kJumps) {
+    static constexpr Jump kJumps134[] = {
+        {"firewall-check", "filter-prerouting-pre-dnat", "ct state new "},
+        {"firewall-check", "filter-output-pre-dnat", "ct state new "},
+        {"nodeport-endpoints-check", "filter-input", "ct state new "},
+        {"service-endpoints-check", "filter-input", "ct state new "},
+        {"service-endpoints-check", "filter-forward", "ct state new "},
+        {"cluster-ips-check", "filter-forward", "ct state new "},
+        {"service-endpoints-check", "filter-output", "ct state new "},
+        {"cluster-ips-check", "filter-output", "ct state new "},
+        {"services", "nat-output", ""},
+        {"services", "nat-prerouting", ""},
+        {"masquerading", "nat-postrouting", ""},
+    };
+    bool v134 = cfg_.release >= 34;
+    for (auto& b : v134 ? std::span<const Base>(kBase134) : std::span<const Base>(kBase133)) {
+      tx_.line("add chain {} {} {} {{ type {} hook {} priority {} ; }}", F(), T(), b.name, b.type, b.hook, b.prio);
+      tx_.line("flush chain {} {} {}", F(), T(), b.name);
+      tx_.created.insert(b.name);
+    }
+    for (auto& j : v134 ? std::span<const Jump>(kJumps134) : std::span<const Jump>(kJumps133)) {
       tx_.chain(j.dst);
       tx_.rule(j.src, fmt::format("{}jump {}", j.extra, j.dst));
     }

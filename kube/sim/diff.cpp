@@ -171,6 +171,7 @@ class FlowMaker {
           add(name, Reach::LoadBalancer, From::ExternalDenied, lb.ip, sp.port, sp.proto);
         }
         add(name, Reach::LoadBalancer, From::LocalPod, lb.ip, sp.port, sp.proto);
+        add(name, Reach::LoadBalancer, From::Host, lb.ip, sp.port, sp.proto);
         ext_src_ = external_client(f, 0);
       }
       ext_src_ = external_client(f, 0);
@@ -222,8 +223,8 @@ uint16_t rule_dport(const nf::Rule& r) {
     if (auto* t = std::get_if<nf::TcpMatch>(&m)) ps = &t->dport;
     else if (auto* u = std::get_if<nf::UdpMatch>(&m)) ps = &u->dport;
     else if (auto* sc = std::get_if<nf::SctpMatch>(&m)) ps = &sc->dport;
-    else if (auto* mp = std::get_if<nf::MultiportMatch>(&m); mp && !mp->inv && !mp->ports.empty() &&
-                                                              mp->dir != nf::MultiportMatch::Dir::Src)
+    else if (auto* mp = std::get_if<nf::MultiportMatch>(&m);
+             mp && !mp->inv && !mp->ports.empty() && mp->dir != nf::MultiportMatch::Dir::Src)
       return mp->ports[0].lo;
     if (ps && ps->set && !ps->inv) return ps->range.lo;
   }
@@ -291,7 +292,8 @@ std::vector<Flow> dump_flows(const std::vector<const Lane*>& lanes, size_t limit
     if (l->engine)
       for (const auto& vs : l->engine->services.all())
         if (!vs->fwmark && proto::has_ports(vs->proto))
-          add(vs->proto, external_client(vs->addr.fam, 0), vs->addr, vs->port, "", "IPVS " + FiveTuple::endpoint(vs->addr, vs->port, vs->proto));
+          add(vs->proto, external_client(vs->addr.fam, 0), vs->addr, vs->port, "",
+              "IPVS " + FiveTuple::endpoint(vs->addr, vs->port, vs->proto));
   }
   return out;
 }
@@ -392,6 +394,16 @@ DiffClass classify(const FlowChange& ch, const DiffSide& a, const DiffSide& b) {
       if (dropped_a) c.setting = "conntrack.tcpBeLiberal: true (--conntrack-tcp-be-liberal) where connections relied on it";
       return c;
     }
+  }
+  if (f.from == From::Host && (f.reach == Reach::LoadBalancer || f.reach == Reach::ExternalIP) && a.mode == "nftables" &&
+      b.mode == "nftables" && (a.release >= 34) != (b.release >= 34) &&
+      ((ch.a.verdict == "dropped" && answered(ch.b)) || (answered(ch.a) && ch.b.verdict == "dropped"))) {
+    c.key = "nftables-local-to-external";
+    c.sentence =
+        "the node's own connections to an external address of an externalTrafficPolicy=Local Service without a local "
+        "endpoint: dropped before 1.34 (the endpoint check ran before DNAT), short-circuited to the Service's endpoints "
+        "since (kubernetes#132456)";
+    return c;
   }
   if (f.reach == Reach::UndeclaredPort && ch.a.verdict != ch.b.verdict) {
     c.key = "clusterip-undeclared-port";

@@ -85,6 +85,7 @@ struct DiffSide {
   Lane* lane;
   std::string label;  // "ipvs", "nftables", "before.rules"
   std::string mode;   // kube-proxy mode when known ("" for dumps)
+  int release = 0;    // kube-proxy release 1.N when known
 };
 
 struct DiffResult {

@@ -30,6 +30,20 @@ ClusterInput load_cluster(const ClusterOptions& o) {
   k8s::check_cluster(in.cluster);
   for (auto& n : in.cluster.notes) std::cerr << "svcpath: note: " << n << "\n";
   if (!o.proxy_config.empty()) in.cfg = k8s::load_proxy_config(o.proxy_config);
+  if (!o.kube_proxy_version.empty()) {
+    std::string_view v = o.kube_proxy_version;
+    if (v.starts_with('v')) v.remove_prefix(1);
+    std::optional<uint64_t> minor;
+    if (v.starts_with("1.")) {
+      v.remove_prefix(2);
+      minor = parse_uint(v.substr(0, v.find('.')), 1000);
+    }
+    if (!minor || *minor < uint64_t(k8s::ProxyConfig::kOldestRelease) || *minor > uint64_t(k8s::ProxyConfig::kCurrentRelease))
+      throw LoadError({{"--kube-proxy-version", 0, 0,
+                        fmt::format("'{}': give a release 1.{}..1.{} (e.g. 1.33 or v1.34.2)", o.kube_proxy_version,
+                                    k8s::ProxyConfig::kOldestRelease, k8s::ProxyConfig::kCurrentRelease)}});
+    in.cfg.release = int(*minor);
+  }
   for (auto& m : o.modes())
     if (!k8s::parse_proxy_mode(m))
       throw LoadError({{"--mode", 0, 0, fmt::format("mode '{}' is not available (iptables, ipvs, nftables)", m)}});

@@ -41,6 +41,7 @@ struct ClusterOptions {
   // NetworkPolicy enforcement: auto (IPVS-aware placement in the ipvs mode, plain otherwise),
   // plain, ipvs (IPVS-aware in every mode), off.
   std::string policy = "auto";
+  std::string kube_proxy_version;  // "1.33", "v1.34.2"; "" = the current release
   bool given() const { return !files.empty(); }
   std::vector<std::string> modes() const;
 };

@@ -118,3 +118,27 @@ TEST_CASE("flows cover every address a Service answers on, from every kind of cl
     if (f.from == From::Host) CHECK(f.local);
   }
 }
+
+TEST_CASE("nftables mode 1.33 to 1.35: the node's own connections to an eTP=Local external address") {
+  ClusterOptions co;
+  for (const char* f : {"traffic-policy.yaml", "nodes.yaml"}) co.files.push_back(test::source_dir() + "/examples/clusters/" + f);
+  co.node = "node-a";
+  co.kube_proxy_version = "1.33";
+  auto old_ci = load_cluster(co);
+  co.kube_proxy_version = "";
+  auto new_ci = load_cluster(co);
+  CHECK(old_ci.cfg.release == 33);
+  CHECK(new_ci.cfg.release == k8s::ProxyConfig::kCurrentRelease);
+  auto a = cluster_lanes(old_ci, {"nftables"}, NodeOptions{}, 1);
+  auto b = cluster_lanes(new_ci, {"nftables"}, NodeOptions{}, 1);
+  auto flows = cluster_flows(new_ci.cluster, new_ci.node, b[0]->node);
+  auto r = diff_sides({a[0].get(), "1.33", "nftables", 33}, {b[0].get(), "1.35", "nftables", 35}, flows);
+  // lb-elsewhere has its only endpoint on node-b: before 1.34 filter-output's endpoint check ran
+  // before DNAT and dropped the host's connection to the LoadBalancer IP (kubernetes#131765).
+  CHECK(classes(r) == std::map<std::string, size_t>{{"nftables-local-to-external", 1}});
+  const DiffClass* c = find(r, "nftables-local-to-external");
+  REQUIRE(c);
+  CHECK(c->flows[0].flow.service == "demo/lb-elsewhere:https");
+  CHECK(c->flows[0].a.verdict == "dropped");
+  CHECK(c->flows[0].b.verdict == "answered");
+}

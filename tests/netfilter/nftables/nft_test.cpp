@@ -379,6 +379,41 @@ TEST_CASE("kube-proxy nftables mode: svcpath writes the lines kube-proxy's own t
   }
   // svc2 has no local endpoint: its external chain ends without a goto to a local- chain.
   CHECK(tx.find("local-42NFTM6N") == std::string::npos);
+  // The base chains' jumps as 1.34 restructured them (baseRules of the same test since 1.34):
+  // the firewall check before DNAT, the endpoint and ClusterIP checks at filter priority after it.
+  for (const char* w : {"add rule ip kube-proxy filter-prerouting-pre-dnat ct state new jump firewall-check",
+                        "add rule ip kube-proxy filter-output-pre-dnat ct state new jump firewall-check",
+                        "add rule ip kube-proxy filter-forward ct state new jump service-endpoints-check",
+                        "add rule ip kube-proxy filter-forward ct state new jump cluster-ips-check",
+                        "add rule ip kube-proxy filter-input ct state new jump nodeport-endpoints-check",
+                        "add rule ip kube-proxy filter-input ct state new jump service-endpoints-check",
+                        "add rule ip kube-proxy filter-output ct state new jump service-endpoints-check",
+                        "add rule ip kube-proxy filter-output ct state new jump cluster-ips-check"}) {
+    INFO(w);
+    CHECK(tx.find(std::string(w) + "\n") != std::string::npos);
+  }
+  CHECK(tx.find("filter-output-post-dnat") == std::string::npos);
+  CHECK(tx.find("add chain ip kube-proxy filter-input { type filter hook input priority filter ; }") != std::string::npos);
+  CHECK(tx.find("add chain ip kube-proxy filter-prerouting-pre-dnat { type filter hook prerouting priority dstnat - 10 ; }") !=
+        std::string::npos);
+  // Up to 1.33 (--kube-proxy-version 1.33): the filter chains at -110, before DNAT, and the
+  // ClusterIP check after it on output only.
+  o.kube_proxy_version = "1.33";
+  auto in133 = sim::load_cluster(o);
+  std::string tx133 = kube::nftables::nft_input(in133.cluster, in133.node, in133.cfg, Family::V4);
+  for (const char* w : {"add chain ip kube-proxy filter-input { type filter hook input priority -110 ; }",
+                        "add chain ip kube-proxy filter-output-post-dnat { type filter hook output priority -90 ; }",
+                        "add rule ip kube-proxy filter-prerouting ct state new jump firewall-check",
+                        "add rule ip kube-proxy filter-output ct state new jump firewall-check",
+                        "add rule ip kube-proxy filter-output-post-dnat ct state new jump cluster-ips-check"}) {
+    INFO(w);
+    CHECK(tx133.find(std::string(w) + "\n") != std::string::npos);
+  }
+  CHECK(tx133.find("pre-dnat") == std::string::npos);
+  for (const char* bad : {"1.27", "1.99", "2.0", "v1", "1.x"}) {
+    o.kube_proxy_version = bad;
+    CHECK_THROWS_AS(sim::load_cluster(o), LoadError);
+  }
   // And the transaction loads (svcpath's parser accepts exactly what nft -f does; the kernel
   // round trip in tests/kernel/roundtrip.sh feeds the same text to nft).
   CHECK_NOTHROW(nf::nft::load(tx, "tx"));
