@@ -739,11 +739,10 @@ bool load_cluster_text(const std::string& path, const std::string& text, yaml::P
 void load_cluster_file(const std::string& path, Cluster& out) {
   std::string text = read_input_file(path);
   Cluster c;
-  if (!load_cluster_text(path, text, yaml::Parser::Libyaml, c)) {
-    // libyaml refused it: yaml-cpp says why, in the words and at the place users know (or reads
-    // what libyaml would not).
+  // A parser that refuses the text leaves no trace: the next one starts over.
+  for (auto parser : yaml::parsers_for(text)) {
     c = Cluster();
-    load_cluster_text(path, text, yaml::Parser::YamlCpp, c);
+    if (load_cluster_text(path, text, parser, c)) break;
   }
   append(out, c);
 }
@@ -786,9 +785,9 @@ class ProxyConfigSink final : public yaml::Sink {
 ProxyConfig load_proxy_config(const std::string& path) {
   std::string text = read_input_file(path);
   ProxyConfigSink sink;
-  if (!yaml::stream_documents(path, text, yaml::Parser::Libyaml, sink)) {
+  for (auto parser : yaml::parsers_for(text)) {
     sink = ProxyConfigSink();
-    yaml::stream_documents(path, text, yaml::Parser::YamlCpp, sink);
+    if (yaml::stream_documents(path, text, parser, sink)) break;
   }
   yaml::Ref root = sink.cfg.root();
   try {

@@ -1,5 +1,6 @@
 #include "kube/objects/yaml_input.hpp"
 
+#include <cstring>
 #include <optional>
 #include <sstream>
 
@@ -7,6 +8,7 @@
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/parser.h>
+#include <simdjson.h>
 #include <yaml.h>
 
 #include "core/diag.hpp"
@@ -213,6 +215,89 @@ bool drive_libyaml(const std::string& text, Events& e) {
     }
   }
 }
+
+// Whether the text is JSON as kubectl prints it (a mapping or list, nothing before it).
+bool looks_like_json(std::string_view t) {
+  size_t i = t.find_first_not_of(" \t\r\n");
+  return i != std::string_view::npos && (t[i] == '{' || t[i] == '[');
+}
+
+// JSON through simdjson's On-Demand parser, in document order, as the events yaml-cpp gives for the
+// same text (strings are quoted scalars, numbers and booleans plain ones, null is null), each at
+// its token's line and column. False for anything that is not one strict JSON value: libyaml, then
+// yaml-cpp, read it as YAML.
+class JsonWalk {
+ public:
+  JsonWalk(const std::string& text, Events& e) : text_(text), e_(e) {}
+
+  bool run() {
+    simdjson::padded_string copy;
+    simdjson::padded_string_view view(text_.data(), text_.size(), text_.capacity());
+    if (text_.capacity() < text_.size() + simdjson::SIMDJSON_PADDING) {
+      copy = simdjson::padded_string(text_);
+      view = copy;
+    }
+    base_ = view.data();
+    try {
+      simdjson::ondemand::parser parser;
+      simdjson::ondemand::document doc = parser.iterate(view);
+      auto root = doc.get_value();
+      if (root.error()) return false;
+      e_.doc_start(mark(root.raw_json_token().value().data()));
+      walk(root.value());
+      if (!doc.current_location().error()) return false;  // more after the value: not one JSON document
+      e_.doc_end();
+      return true;
+    } catch (const simdjson::simdjson_error&) {
+      return false;
+    }
+  }
+
+ private:
+  void walk(simdjson::ondemand::value v) {
+    std::string_view tok = v.raw_json_token();
+    YAML::Mark m = mark(tok.data());
+    switch (v.type()) {
+      case simdjson::ondemand::json_type::object:
+        e_.open(m, true, 0);
+        for (auto field : v.get_object()) {
+          const char* key_at = field.key().value().raw() - 1;  // the opening quote
+          e_.scalar(mark(key_at), field.unescaped_key().value(), true, 0);
+          walk(field.value());
+        }
+        e_.close();
+        break;
+      case simdjson::ondemand::json_type::array:
+        e_.open(m, false, 0);
+        for (auto el : v.get_array()) walk(el.value());
+        e_.close();
+        break;
+      case simdjson::ondemand::json_type::string: e_.scalar(m, v.get_string().value(), true, 0); break;
+      default: {  // number, true, false, null: their text, as a plain YAML scalar
+        tok = tok.substr(0, tok.find_last_not_of(" \t\r\n") + 1);
+        if (tok == "null") e_.null(m, 0);
+        else e_.scalar(m, tok, false, 0);
+      }
+    }
+  }
+  // Tokens come in document order, so lines are counted once, forwards.
+  YAML::Mark mark(const char* p) {
+    auto at = size_t(p - base_);
+    if (at < pos_) pos_ = line_start_ = 0, line_ = 0;
+    for (const char* nl; (nl = static_cast<const char*>(std::memchr(base_ + pos_, '\n', at - pos_)));) {
+      ++line_;
+      pos_ = line_start_ = size_t(nl - base_) + 1;
+    }
+    pos_ = at;
+    return mark_at(line_, int(at - line_start_));
+  }
+
+  const std::string& text_;
+  const char* base_ = nullptr;  // the text simdjson reads (a padded copy when text_ has no room)
+  Events& e_;
+  size_t pos_ = 0, line_start_ = 0;
+  int line_ = 0;
+};
 
 // YAML streams are Unicode text: a NUL or a byte sequence that is not UTF-8 means a binary or
 // mangled file, reported where it is rather than passed on into names and labels.
@@ -478,10 +563,16 @@ class Builder final : public Events {
   bool keep_ = false, root_anchored_ = false, items_key_seen_ = false, expect_items_ = false, streamed_ = false;
 };
 
+std::vector<Parser> parsers_for(const std::string& text) {
+  if (looks_like_json(text)) return {Parser::Json, Parser::Libyaml, Parser::YamlCpp};
+  return {Parser::Libyaml, Parser::YamlCpp};
+}
+
 bool stream_documents(const std::string& path, const std::string& text, Parser parser, Sink& sink) {
   return guarded(path, text, [&](uint64_t budget) {
     Builder builder(sink);
     Guard guard(budget, &builder);
+    if (parser == Parser::Json) return JsonWalk(text, guard).run();
     if (parser == Parser::Libyaml) return drive_libyaml(text, guard);
     std::istringstream in(text);
     YAML::Parser p(in);

@@ -2,11 +2,12 @@
 // The one door YAML input comes through: parse errors, nesting depth and alias expansion become
 // LoadErrors with file:line:col, so a hostile manifest costs bounded time and memory.
 //
-// Cluster manifests are streamed (issue 19): libyaml's event parser (the reference C parser, ~7x
-// yaml-cpp's scanner) feeds a compact tree of one document at a time, and the items of a
-// `kind: List` are handed over one by one as each closes, so a 50k-Service `kubectl -o json` list is
-// never held as a tree. Input libyaml refuses is read again through yaml-cpp, whose messages and
-// positions are the ones users and tests know; both parsers feed the same guard and tree.
+// Cluster manifests are streamed (issue 19): simdjson's On-Demand parser for JSON, libyaml's event
+// parser (the reference C parser, ~7x yaml-cpp's scanner) for YAML, feed a compact tree of one
+// document at a time, and the items of a `kind: List` are handed over one by one as each closes, so
+// a 50k-Service `kubectl -o json` list is never held as a tree. Input they refuse is read again
+// through yaml-cpp, whose messages and positions are the ones users and tests know; every parser
+// feeds the same guard and tree.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -125,10 +126,14 @@ class Sink {
   virtual void document(Doc& doc, bool items_streamed) = 0;
 };
 
-/// Streams the file's documents into sink. Returns false when libyaml refuses the text (a caller
-/// then starts over with Parser::YamlCpp for its established message); throws LoadError for
-/// unreadable, non-UTF-8, too deep or alias-amplified input and for yaml-cpp's parse errors.
-enum class Parser { Libyaml, YamlCpp };
+/// The parsers to try on a text, fastest first: simdjson for JSON, libyaml for YAML, and yaml-cpp
+/// last, for input the others refuse, with the messages and positions users know.
+enum class Parser { Json, Libyaml, YamlCpp };
+std::vector<Parser> parsers_for(const std::string& text);
+
+/// Streams the file's documents into sink. Returns false when the parser refuses the text (the
+/// caller then starts over with the next parser; yaml-cpp never refuses: it throws); throws
+/// LoadError for non-UTF-8, too deep or alias-amplified input and for yaml-cpp's parse errors.
 bool stream_documents(const std::string& path, const std::string& text, Parser parser, Sink& sink);
 
 }  // namespace yaml
