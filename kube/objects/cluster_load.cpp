@@ -737,7 +737,7 @@ bool load_cluster_text(const std::string& path, const std::string& text, yaml::P
 }  // namespace
 
 void load_cluster_file(const std::string& path, Cluster& out) {
-  std::string text = read_input_file(path);
+  std::string text = yaml::read_text(path);
   Cluster c;
   // A parser that refuses the text leaves no trace: the next one starts over.
   for (auto parser : yaml::parsers_for(text)) {
@@ -783,7 +783,7 @@ class ProxyConfigSink final : public yaml::Sink {
 }  // namespace
 
 ProxyConfig load_proxy_config(const std::string& path) {
-  std::string text = read_input_file(path);
+  std::string text = yaml::read_text(path);
   ProxyConfigSink sink;
   for (auto parser : yaml::parsers_for(text)) {
     sink = ProxyConfigSink();

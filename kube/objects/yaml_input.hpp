@@ -126,6 +126,9 @@ class Sink {
   virtual void document(Doc& doc, bool items_streamed) = 0;
 };
 
+/// A manifest's text (read_input_file), with the room at its end simdjson reads into.
+std::string read_text(const std::string& path);
+
 /// The parsers to try on a text, fastest first: simdjson for JSON, libyaml for YAML, and yaml-cpp
 /// last, for input the others refuse, with the messages and positions users know.
 enum class Parser { Json, Libyaml, YamlCpp };
