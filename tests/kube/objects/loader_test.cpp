@@ -162,3 +162,90 @@ TEST_CASE("loader equivalence: example clusters and edge cases load as the golde
     check_golden(std::filesystem::path(f).filename().string(), load_both(f));
   }
 }
+
+namespace {
+
+// A List of n Services, one per line in JSON or five lines each in YAML, with a word where item
+// `bad_port`'s port belongs and a bad address in the last one; returns the text and, for each
+// item, the line it starts on and the line and column of its port and clusterIP values.
+struct LongList {
+  std::string text;
+  std::vector<int> item_line;
+  int port_line = 0, port_col = 0, ip_line = 0, ip_col = 0;
+};
+
+LongList long_list(int n, int bad_port, bool json) {
+  LongList l;
+  int line = 1;
+  auto put = [&](const std::string& s) {
+    l.text += s;
+    line += int(std::count(s.begin(), s.end(), '\n'));
+  };
+  auto col_of = [&](const std::string& s, const std::string& what) { return int(s.find(what)) + 1; };
+  put(json ? "{\"apiVersion\": \"v1\", \"items\": [\n" : "apiVersion: v1\nitems:\n");
+  for (int i = 0; i < n; ++i) {
+    std::string ip = i + 1 == n ? "10.96.999.1" : fmt::format("10.96.{}.{}", i / 250, i % 250 + 1);
+    std::string port = i == bad_port ? "eighty" : "80";
+    l.item_line.push_back(line);
+    if (json) {
+      std::string s = fmt::format(
+          "  {{\"kind\": \"Service\", \"metadata\": {{\"name\": \"s{}\", \"namespace\": \"x\"}}, \"spec\": {{\"clusterIP\": "
+          "\"{}\", \"ports\": [{{\"port\": {}}}]}}}}{}\n",
+          i, ip, i == bad_port ? "\"eighty\"" : port, i + 1 == n ? "" : ",");
+      if (i == bad_port) l.port_line = line, l.port_col = col_of(s, "\"eighty\"");
+      if (i + 1 == n) l.ip_line = line, l.ip_col = col_of(s, "\"10.96.999.1\"");
+      put(s);
+    } else {
+      put(fmt::format("- kind: Service\n  metadata: {{name: s{}, namespace: x}}\n  spec:\n", i));
+      if (i + 1 == n) l.ip_line = line, l.ip_col = 16;
+      put(fmt::format("    clusterIP: {}\n", ip));
+      if (i == bad_port) l.port_line = line, l.port_col = 20;
+      put(fmt::format("    ports: [{{port: {}}}]\n", port));
+    }
+  }
+  put(json ? "], \"kind\": \"List\"}\n" : "kind: List\n");
+  return l;
+}
+
+std::vector<Diagnostic> load_errors(const std::string& path) {
+  try {
+    k8s::Cluster c;
+    k8s::load_cluster_file(path, c);
+  } catch (const LoadError& e) {
+    return e.diagnostics();
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("loader: a long List streams item by item and keeps every place, in YAML and kubectl's JSON") {
+  for (bool json : {false, true}) {
+    INFO("json: " << json);
+    auto path =
+        std::filesystem::temp_directory_path() / fmt::format("svcpath-long-list-{}.{}", ::getpid(), json ? "json" : "yaml");
+    // Without the two mistakes every Service loads, each at the line its item starts on.
+    auto good = long_list(3000, -1, json);
+    std::ofstream(path) << good.text.substr(0, good.text.rfind("10.96.999.1")) << "10.96.11.251"
+                        << good.text.substr(good.text.rfind("10.96.999.1") + 11);
+    k8s::Cluster c;
+    k8s::load_cluster_file(path.string(), c);
+    REQUIRE(c.services.size() == 3000);
+    for (int i : {0, 1499, 2999}) {
+      CHECK(c.services[size_t(i)].name == fmt::format("s{}", i));
+      CHECK(c.services[size_t(i)].loc.line == good.item_line[size_t(i)]);
+    }
+    // With them, both are reported where they are, in order.
+    auto bad = long_list(3000, 1500, json);
+    std::ofstream(path) << bad.text;
+    auto d = load_errors(path.string());
+    std::filesystem::remove(path);
+    REQUIRE(d.size() == 2);
+    CHECK(d[0].line == bad.port_line);
+    CHECK(d[0].column == bad.port_col);
+    CHECK(d[0].message == "spec.ports[0].port: expected integer");
+    CHECK(d[1].line == bad.ip_line);
+    CHECK(d[1].column == bad.ip_col);
+    CHECK(d[1].message.starts_with("spec.clusterIP: '10.96.999.1' is not an IP address"));
+  }
+}
