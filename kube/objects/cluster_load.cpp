@@ -69,34 +69,36 @@ class Reader {
   // A required or optional scalar string.
   std::optional<std::string> str(const yaml::Ref& parent, const char* key, const std::string& path, bool required) {
     yaml::Ref n = parent[key];
-    std::string p = join(path, key);
     if (!n || n.IsNull()) {
-      if (required) err(parent, p, "required field is missing");
+      if (required) err(parent, join(path, key), "required field is missing");
       return std::nullopt;
     }
     if (!n.IsScalar()) {
-      err(n, p, "expected a string");
+      err(n, join(path, key), "expected a string");
       return std::nullopt;
     }
     return n.Scalar();
   }
-  std::optional<int64_t> integer(const yaml::Ref& n, const std::string& p, int64_t lo, int64_t hi) {
-    if (!n.IsScalar() || n.Tag() == "!") {
-      err(n, p, "expected integer");
-      return std::nullopt;
-    }
+  // An unquoted decimal integer, or nullopt.
+  static std::optional<long long> decimal(const yaml::Ref& n) {
+    if (!n.IsScalar() || n.Tag() == "!") return std::nullopt;
     const std::string& s = n.Scalar();
     char* end = nullptr;
     long long v = std::strtoll(s.c_str(), &end, 10);
-    if (s.empty() || end != s.c_str() + s.size()) {
+    if (s.empty() || end != s.c_str() + s.size()) return std::nullopt;
+    return v;
+  }
+  std::optional<int64_t> integer(const yaml::Ref& n, const std::string& p, int64_t lo, int64_t hi) {
+    auto v = decimal(n);
+    if (!v) {
       err(n, p, "expected integer");
       return std::nullopt;
     }
-    if (v < lo || v > hi) {
-      err(n, p, fmt::format("{} is out of range {}..{}", v, lo, hi));
+    if (*v < lo || *v > hi) {
+      err(n, p, fmt::format("{} is out of range {}..{}", *v, lo, hi));
       return std::nullopt;
     }
-    return v;
+    return *v;
   }
   std::optional<int64_t> integer(const yaml::Ref& parent, const char* key, const std::string& path, int64_t lo, int64_t hi,
                                  bool required) {
@@ -105,6 +107,8 @@ class Reader {
       if (required) err(parent, join(path, key), "required field is missing");
       return std::nullopt;
     }
+    // The field's path is spelled out only for a message.
+    if (auto v = decimal(n); v && *v >= lo && *v <= hi) return *v;
     return integer(n, join(path, key), lo, hi);
   }
   std::optional<bool> boolean(const yaml::Ref& parent, const char* key, const std::string& path) {
@@ -126,7 +130,8 @@ class Reader {
       err(n, join(path, key), "expected a list");
       return;
     }
-    for (size_t i = 0; i < n.size(); ++i) f(n[i], fmt::format("{}[{}]", join(path, key), i));
+    std::string list = join(path, key);
+    for (size_t i = 0; i < n.size(); ++i) f(n[i], fmt::format("{}[{}]", list, i));
   }
   std::map<std::string, std::string> string_map(const yaml::Ref& parent, const char* key, const std::string& path) {
     std::map<std::string, std::string> m;
