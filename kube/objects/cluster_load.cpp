@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "kube/objects/cluster.hpp"
+#include "kube/objects/cluster_load.hpp"
 #include "core/diag.hpp"
 #include "ipvs/ipvs.hpp"
 #include "kube/objects/yaml_input.hpp"
@@ -729,7 +729,8 @@ class ClusterSink final : public yaml::Sink {
   bool aborted_ = false;
 };
 
-// Loads through one parser; false when libyaml refused the text.
+}  // namespace
+
 bool load_cluster_text(const std::string& path, const std::string& text, yaml::Parser parser, Cluster& c) {
   Diagnostics d(path);
   Reader r(d, path);
@@ -738,8 +739,6 @@ bool load_cluster_text(const std::string& path, const std::string& text, yaml::P
   d.throw_if_errors();
   return true;
 }
-
-}  // namespace
 
 void load_cluster_file(const std::string& path, Cluster& out) {
   std::string text = yaml::read_text(path);

@@ -14,6 +14,8 @@
 #include "core/diag.hpp"
 #include "helpers.hpp"
 #include "kube/objects/cluster.hpp"
+#include "kube/objects/cluster_load.hpp"
+#include "kube/objects/yaml_input.hpp"
 
 using namespace svcpath;
 using namespace svcpath::test;
@@ -161,6 +163,51 @@ TEST_CASE("loader equivalence: example clusters and edge cases load as the golde
     INFO(f);
     check_golden(std::filesystem::path(f).filename().string(), load_both(f));
   }
+}
+
+namespace {
+
+// Each fast parser either refuses (and yaml-cpp reads the text instead) or gives exactly what
+// yaml-cpp gives: the same objects at the same lines, or the same diagnostics. Returns how many
+// texts a fast parser read.
+int compare_parsers(const std::vector<std::string>& files) {
+  int compared = 0;
+  for (auto& f : files) {
+    INFO(f);
+    std::string text = yaml::read_text(f);
+    auto through = [&](yaml::Parser p, bool& refused) {
+      return outcome(f, [&] {
+        k8s::Cluster c;
+        refused = !k8s::load_cluster_text(f, text, p, c);
+        return dump_cluster(c);
+      });
+    };
+    bool refused = false;
+    std::string want = through(yaml::Parser::YamlCpp, refused);
+    for (auto p : yaml::parsers_for(text)) {
+      if (p == yaml::Parser::YamlCpp) continue;
+      std::string got = through(p, refused);
+      if (refused) continue;
+      ++compared;
+      CHECK_MESSAGE(got == want, "parser " << int(p) << "\n--- yaml-cpp\n" << want << "--- fast\n" << got);
+    }
+  }
+  return compared;
+}
+
+}  // namespace
+
+TEST_CASE("loader equivalence: simdjson and libyaml read every input as yaml-cpp does, or refuse it") {
+  auto files = inputs(source_dir() + "/examples/clusters");
+  auto cases = inputs(source_dir() + "/tests/kube/objects/cases");
+  files.insert(files.end(), cases.begin(), cases.end());
+  CHECK(compare_parsers(files) >= 30);  // all but the syntax errors
+}
+
+TEST_CASE("loader equivalence over a fuzz corpus (SVCPATH_MANIFEST_CORPUS=build/fuzz/corpus/manifest)") {
+  const char* dir = std::getenv("SVCPATH_MANIFEST_CORPUS");
+  if (!dir) return;
+  MESSAGE("a fast parser read " << compare_parsers(inputs(dir)) << " inputs");
 }
 
 namespace {
