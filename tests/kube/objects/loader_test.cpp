@@ -152,12 +152,18 @@ std::vector<std::string> inputs(const std::string& dir) {
   return v;
 }
 
-}  // namespace
-
-TEST_CASE("loader equivalence: example clusters and edge cases load as the goldens say") {
+// Every example cluster and every edge case.
+std::vector<std::string> all_inputs() {
   auto files = inputs(source_dir() + "/examples/clusters");
   auto cases = inputs(source_dir() + "/tests/kube/objects/cases");
   files.insert(files.end(), cases.begin(), cases.end());
+  return files;
+}
+
+}  // namespace
+
+TEST_CASE("loader equivalence: example clusters and edge cases load as the goldens say") {
+  auto files = all_inputs();
   REQUIRE(files.size() > 30);
   for (auto& f : files) {
     INFO(f);
@@ -198,10 +204,7 @@ int compare_parsers(const std::vector<std::string>& files) {
 }  // namespace
 
 TEST_CASE("loader equivalence: simdjson and libyaml read every input as yaml-cpp does, or refuse it") {
-  auto files = inputs(source_dir() + "/examples/clusters");
-  auto cases = inputs(source_dir() + "/tests/kube/objects/cases");
-  files.insert(files.end(), cases.begin(), cases.end());
-  CHECK(compare_parsers(files) >= 30);  // all but the syntax errors
+  CHECK(compare_parsers(all_inputs()) >= 30);  // all but the syntax errors
 }
 
 TEST_CASE("loader equivalence over a fuzz corpus (SVCPATH_MANIFEST_CORPUS=build/fuzz/corpus/manifest)") {
