@@ -576,8 +576,14 @@ bool stream_documents(const std::string& path, const std::string& text, Parser p
   return guarded(path, text, [&](uint64_t budget) {
     Builder builder(sink);
     Guard guard(budget, &builder);
-    if (parser == Parser::Json) return JsonWalk(text, guard).run();
-    if (parser == Parser::Libyaml) return drive_libyaml(text, guard);
+    try {
+      if (parser == Parser::Json) return JsonWalk(text, guard).run();
+      if (parser == Parser::Libyaml) return drive_libyaml(text, guard);
+    } catch (const Refused&) {
+      // yaml-cpp may find a syntax error first (it scans ahead): its answer is the one to give,
+      // and the guard stops it at the same bounded place.
+      return false;
+    }
     std::istringstream in(text);
     YAML::Parser p(in);
     FromYamlCpp events(guard);
