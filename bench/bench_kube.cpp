@@ -2,8 +2,13 @@
 // Memory is reported as the growth of peak RSS while building the state (MiB) and bytes per rule.
 #include <sys/resource.h>
 
-#include <benchmark/benchmark.h>
+#include <cstdlib>
+#include <filesystem>
 
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include "kube/objects/cluster.hpp"
 #include "kube/objects/cluster_synth.hpp"
 #include "netfilter/datapath.hpp"
 #include "netfilter/iptables/hooks.hpp"
@@ -101,8 +106,29 @@ void BM_FirstPacketLastService(benchmark::State& st) {
   st.SetItemsProcessed(int64_t(st.iterations()));
 }
 
+// Loading a cluster manifest only (issue 19): `svcpath gen-cluster --services N --endpoints 10
+// --nodes 10` as YAML, and the same objects as `kubectl get -o json` prints a List, read from
+// $SVCPATH_BENCH_CLUSTERS/cN.yaml and cN.json (docs/benchmarks.md shows how to write them).
+void BM_KubeLoadCluster(benchmark::State& st) {
+  const char* dir = std::getenv("SVCPATH_BENCH_CLUSTERS");
+  std::string path = fmt::format("{}/c{}.{}", dir ? dir : ".", st.range(0), st.range(1) ? "json" : "yaml");
+  if (!std::filesystem::exists(path)) return st.SkipWithError(("no " + path + " (set SVCPATH_BENCH_CLUSTERS)").c_str());
+  double before = peak_rss_mib();
+  size_t services = 0;
+  for (auto _ : st) {
+    k8s::Cluster c;
+    k8s::load_cluster_file(path, c);
+    services = c.services.size();
+    benchmark::DoNotOptimize(c.slices.data());
+  }
+  st.counters["services"] = double(services);
+  st.counters["input_MiB"] = double(std::filesystem::file_size(path)) / (1 << 20);
+  st.counters["peak_rss_growth_MiB"] = peak_rss_mib() - before;
+}
+
 }  // namespace
 
+BENCHMARK(BM_KubeLoadCluster)->ArgsProduct({{1000, 10000, 50000}, {0, 1}})->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_KubeRestoreInput)->ArgsProduct({{10, 1000, 10000, 50000}, {10}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_KubeNodeRuleset)->ArgsProduct({{10, 1000, 10000, 50000}, {10}})->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_FirstPacketLastService)->Arg(100)->Arg(1000)->Arg(10000)->Arg(30000)->Unit(benchmark::kMicrosecond);

@@ -4,11 +4,12 @@
 #include <algorithm>
 #include <fstream>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "kube/objects/cluster.hpp"
+#include "kube/objects/cluster_load.hpp"
 #include "core/diag.hpp"
 #include "ipvs/ipvs.hpp"
 #include "kube/objects/yaml_input.hpp"
@@ -44,56 +45,74 @@ class Reader {
  public:
   Reader(Diagnostics& d, std::string file) : d_(d), file_(std::move(file)) {}
 
-  void err(const YAML::Node& at, const std::string& path, const std::string& msg) {
+  void err(const yaml::Ref& at, const std::string& path, const std::string& msg) {
     auto m = at.Mark();
-    d_.error(m.line + 1, m.column + 1, path.empty() ? msg : fmt::format("{}: {}", path, msg));
+    error(m.line + 1, m.column + 1, path.empty() ? msg : fmt::format("{}: {}", path, msg));
   }
-  Loc loc(const YAML::Node& n) const { return {file_, n.Mark().line + 1}; }
+  void error(int line, int column, std::string msg) {
+    if (!holding_) return d_.error(line, column, std::move(msg));
+    if (held_.size() < kMaxHeld) held_.push_back({file_, line, column, std::move(msg)});
+  }
+  // While a List's items stream in before its kind is known, their errors wait: take() ends the
+  // wait, and the caller reports them (it was a List) or forgets them (it was not).
+  void hold() { holding_ = true; }
+  std::vector<Diagnostic> take() {
+    holding_ = false;
+    return std::move(held_);
+  }
+  void report(std::vector<Diagnostic>& held) {
+    for (auto& h : held) d_.error(h.line, h.column, std::move(h.message));
+  }
+  Loc loc(const yaml::Ref& n) const { return {file_, n.Mark().line + 1}; }
   const std::string& file() const { return file_; }
 
   // A required or optional scalar string.
-  std::optional<std::string> str(const YAML::Node& parent, const char* key, const std::string& path, bool required) {
-    YAML::Node n = parent[key];
-    std::string p = join(path, key);
-    if (!n || n.IsNull()) {
-      if (required) err(parent, p, "required field is missing");
-      return std::nullopt;
-    }
-    if (!n.IsScalar()) {
-      err(n, p, "expected a string");
-      return std::nullopt;
-    }
-    return n.Scalar();
-  }
-  std::optional<int64_t> integer(const YAML::Node& n, const std::string& p, int64_t lo, int64_t hi) {
-    if (!n.IsScalar() || n.Tag() == "!") {
-      err(n, p, "expected integer");
-      return std::nullopt;
-    }
-    const std::string& s = n.Scalar();
-    char* end = nullptr;
-    long long v = std::strtoll(s.c_str(), &end, 10);
-    if (s.empty() || end != s.c_str() + s.size()) {
-      err(n, p, "expected integer");
-      return std::nullopt;
-    }
-    if (v < lo || v > hi) {
-      err(n, p, fmt::format("{} is out of range {}..{}", v, lo, hi));
-      return std::nullopt;
-    }
-    return v;
-  }
-  std::optional<int64_t> integer(const YAML::Node& parent, const char* key, const std::string& path, int64_t lo, int64_t hi,
-                                 bool required) {
-    YAML::Node n = parent[key];
+  std::optional<std::string> str(const yaml::Ref& parent, const char* key, const std::string& path, bool required) {
+    yaml::Ref n = parent[key];
     if (!n || n.IsNull()) {
       if (required) err(parent, join(path, key), "required field is missing");
       return std::nullopt;
     }
+    if (!n.IsScalar()) {
+      err(n, join(path, key), "expected a string");
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+  // An unquoted decimal integer, or nullopt.
+  static std::optional<long long> decimal(const yaml::Ref& n) {
+    if (!n.IsScalar() || n.Tag() == "!") return std::nullopt;
+    const std::string& s = n.Scalar();
+    char* end = nullptr;
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    if (s.empty() || end != s.c_str() + s.size()) return std::nullopt;
+    return v;
+  }
+  std::optional<int64_t> integer(const yaml::Ref& n, const std::string& p, int64_t lo, int64_t hi) {
+    auto v = decimal(n);
+    if (!v) {
+      err(n, p, "expected integer");
+      return std::nullopt;
+    }
+    if (*v < lo || *v > hi) {
+      err(n, p, fmt::format("{} is out of range {}..{}", *v, lo, hi));
+      return std::nullopt;
+    }
+    return *v;
+  }
+  std::optional<int64_t> integer(const yaml::Ref& parent, const char* key, const std::string& path, int64_t lo, int64_t hi,
+                                 bool required) {
+    yaml::Ref n = parent[key];
+    if (!n || n.IsNull()) {
+      if (required) err(parent, join(path, key), "required field is missing");
+      return std::nullopt;
+    }
+    // The field's path is spelled out only for a message.
+    if (auto v = decimal(n); v && *v >= lo && *v <= hi) return *v;
     return integer(n, join(path, key), lo, hi);
   }
-  std::optional<bool> boolean(const YAML::Node& parent, const char* key, const std::string& path) {
-    YAML::Node n = parent[key];
+  std::optional<bool> boolean(const yaml::Ref& parent, const char* key, const std::string& path) {
+    yaml::Ref n = parent[key];
     if (!n || n.IsNull()) return std::nullopt;
     if (n.IsScalar() && n.Tag() != "!") {
       if (n.Scalar() == "true") return true;
@@ -104,18 +123,19 @@ class Reader {
   }
   // Calls f(item, "path[i]") for each element; a missing field is an empty list.
   template <class F>
-  void each(const YAML::Node& parent, const char* key, const std::string& path, F&& f) {
-    YAML::Node n = parent[key];
+  void each(const yaml::Ref& parent, const char* key, const std::string& path, F&& f) {
+    yaml::Ref n = parent[key];
     if (!n || n.IsNull()) return;
     if (!n.IsSequence()) {
       err(n, join(path, key), "expected a list");
       return;
     }
-    for (size_t i = 0; i < n.size(); ++i) f(n[i], fmt::format("{}[{}]", join(path, key), i));
+    std::string list = join(path, key);
+    for (size_t i = 0; i < n.size(); ++i) f(n[i], fmt::format("{}[{}]", list, i));
   }
-  std::map<std::string, std::string> string_map(const YAML::Node& parent, const char* key, const std::string& path) {
+  std::map<std::string, std::string> string_map(const yaml::Ref& parent, const char* key, const std::string& path) {
     std::map<std::string, std::string> m;
-    YAML::Node n = parent[key];
+    yaml::Ref n = parent[key];
     if (!n || n.IsNull()) return m;
     if (!n.IsMap()) {
       err(n, join(path, key), "expected a mapping");
@@ -130,7 +150,7 @@ class Reader {
     }
     return m;
   }
-  std::optional<Addr> addr(const YAML::Node& n, const std::string& p) {
+  std::optional<Addr> addr(const yaml::Ref& n, const std::string& p) {
     if (!n.IsScalar()) {
       err(n, p, "expected an IP address");
       return std::nullopt;
@@ -140,7 +160,7 @@ class Reader {
     if (!a) err(n, p, why);
     return a;
   }
-  std::optional<Prefix> prefix(const YAML::Node& n, const std::string& p) {
+  std::optional<Prefix> prefix(const yaml::Ref& n, const std::string& p) {
     if (!n.IsScalar()) {
       err(n, p, "expected a CIDR");
       return std::nullopt;
@@ -155,7 +175,7 @@ class Reader {
     if (!pf) err(n, p, why);
     return pf;
   }
-  std::optional<uint8_t> protocol(const YAML::Node& parent, const std::string& path) {
+  std::optional<uint8_t> protocol(const yaml::Ref& parent, const std::string& path) {
     auto s = str(parent, "protocol", path, false);
     if (!s) return proto::TCP;  // the API default
     if (*s == "TCP") return proto::TCP;
@@ -164,7 +184,7 @@ class Reader {
     err(parent["protocol"], join(path, "protocol"), fmt::format("'{}' is not TCP, UDP or SCTP", *s));
     return std::nullopt;
   }
-  std::optional<IntOrName> int_or_name(const YAML::Node& n, const std::string& p) {
+  std::optional<IntOrName> int_or_name(const yaml::Ref& n, const std::string& p) {
     if (!n.IsScalar()) {
       err(n, p, "expected a port number or name");
       return std::nullopt;
@@ -186,7 +206,7 @@ class Reader {
     }
     return v;
   }
-  std::optional<LabelSelector> selector(const YAML::Node& n, const std::string& p) {
+  std::optional<LabelSelector> selector(const yaml::Ref& n, const std::string& p) {
     LabelSelector s;
     if (!n || n.IsNull()) return s;
     if (!n.IsMap()) {
@@ -194,7 +214,7 @@ class Reader {
       return std::nullopt;
     }
     s.match_labels = string_map(n, "matchLabels", p);
-    each(n, "matchExpressions", p, [&](const YAML::Node& e, const std::string& ep) {
+    each(n, "matchExpressions", p, [&](const yaml::Ref& e, const std::string& ep) {
       SelectorRequirement r;
       auto key = str(e, "key", ep, true);
       auto op = str(e, "operator", ep, true);
@@ -205,7 +225,7 @@ class Reader {
       }
       r.key = *key;
       r.op = *op;
-      each(e, "values", ep, [&](const YAML::Node& v, const std::string& vp) {
+      each(e, "values", ep, [&](const yaml::Ref& v, const std::string& vp) {
         if (v.IsScalar()) r.values.push_back(v.Scalar());
         else err(v, vp, "expected a string");
       });
@@ -220,8 +240,11 @@ class Reader {
   static std::string join(const std::string& path, const char* key) { return path.empty() ? std::string(key) : path + "." + key; }
 
  private:
+  static constexpr size_t kMaxHeld = 50;  // no more reach the user (Diagnostics' own limit)
   Diagnostics& d_;
   std::string file_;
+  bool holding_ = false;
+  std::vector<Diagnostic> held_;
 };
 
 struct Meta {
@@ -250,9 +273,9 @@ std::string printable(std::string_view s) {
   return o;
 }
 
-Meta meta(Reader& r, const YAML::Node& obj, bool namespaced) {
+Meta meta(Reader& r, const yaml::Ref& obj, bool namespaced) {
   Meta m;
-  YAML::Node md = obj["metadata"];
+  yaml::Ref md = obj["metadata"];
   if (!md || md.IsNull()) {
     r.err(obj, "metadata", "required field is missing");
     return m;
@@ -275,14 +298,14 @@ Meta meta(Reader& r, const YAML::Node& obj, bool namespaced) {
   return m;
 }
 
-void load_service(Reader& r, const YAML::Node& o, Cluster& c) {
+void load_service(Reader& r, const yaml::Ref& o, Cluster& c) {
   Service s;
   Meta m = meta(r, o, true);
   s.ns = m.ns;
   s.name = m.name;
   s.labels = m.labels;
   s.loc = r.loc(o);
-  YAML::Node spec = o["spec"];
+  yaml::Ref spec = o["spec"];
   if (!spec || !spec.IsMap()) {
     r.err(o, "spec", "required field is missing");
     return;
@@ -293,7 +316,7 @@ void load_service(Reader& r, const YAML::Node& o, Cluster& c) {
   s.external_name = r.str(spec, "externalName", "spec", false).value_or("");
   // clusterIPs (dual-stack) wins over clusterIP; "None" means headless.
   std::vector<std::string> cips;
-  r.each(spec, "clusterIPs", "spec", [&](const YAML::Node& n, const std::string& p) {
+  r.each(spec, "clusterIPs", "spec", [&](const yaml::Ref& n, const std::string& p) {
     if (n.IsScalar()) cips.push_back(n.Scalar());
     else r.err(n, p, "expected a string");
   });
@@ -307,14 +330,21 @@ void load_service(Reader& r, const YAML::Node& o, Cluster& c) {
     if (cips[i].empty()) continue;
     std::string why;
     auto a = Addr::parse(cips[i], &why);
-    YAML::Node at = spec["clusterIPs"] ? spec["clusterIPs"][i] : spec["clusterIP"];
-    if (!a) r.err(at, spec["clusterIPs"] ? fmt::format("spec.clusterIPs[{}]", i) : "spec.clusterIP", why);
+    // An address from clusterIP is still reported under clusterIPs when that key is there. Where
+    // clusterIPs has no element i (null, empty), yaml-cpp's lookup made one up with no place in the
+    // file: line 0; a scalar throws BadSubscript, as it did.
+    yaml::Ref ips = spec["clusterIPs"];
+    bool placeless = ips && !ips.IsScalar() && !(ips.IsSequence() && i < ips.size());
+    yaml::Ref at = placeless ? yaml::Ref() : ips ? ips[i] : spec["clusterIP"];
+    std::string where = ips ? fmt::format("spec.clusterIPs[{}]", i) : "spec.clusterIP";
+    if (!a && placeless) r.error(0, 0, fmt::format("{}: {}", where, why));
+    else if (!a) r.err(at, where, why);
     else s.cluster_ips.push_back(*a);
   }
-  r.each(spec, "externalIPs", "spec", [&](const YAML::Node& n, const std::string& p) {
+  r.each(spec, "externalIPs", "spec", [&](const yaml::Ref& n, const std::string& p) {
     if (auto a = r.addr(n, p)) s.external_ips.push_back(*a);
   });
-  r.each(spec, "loadBalancerSourceRanges", "spec", [&](const YAML::Node& n, const std::string& p) {
+  r.each(spec, "loadBalancerSourceRanges", "spec", [&](const yaml::Ref& n, const std::string& p) {
     if (!n.IsScalar()) return r.err(n, p, "expected a CIDR");
     std::string t = n.Scalar();
     t.erase(0, t.find_first_not_of(" \t"));
@@ -324,7 +354,7 @@ void load_service(Reader& r, const YAML::Node& o, Cluster& c) {
     s.lb_source_ranges.push_back(t);
   });
   std::set<std::string> port_names;
-  r.each(spec, "ports", "spec", [&](const YAML::Node& n, const std::string& p) {
+  r.each(spec, "ports", "spec", [&](const yaml::Ref& n, const std::string& p) {
     ServicePort sp;
     sp.name = r.str(n, "name", p, false).value_or("");
     auto pr = r.protocol(n, p);
@@ -346,7 +376,7 @@ void load_service(Reader& r, const YAML::Node& o, Cluster& c) {
     if (*sa == "ClientIP") s.affinity_client_ip = true;
     else if (*sa != "None") r.err(spec["sessionAffinity"], "spec.sessionAffinity", "expected None or ClientIP");
   }
-  if (YAML::Node cfg = spec["sessionAffinityConfig"]; cfg && cfg["clientIP"])
+  if (yaml::Ref cfg = spec["sessionAffinityConfig"]; cfg && cfg["clientIP"])
     if (auto t = r.integer(cfg["clientIP"], "timeoutSeconds", "spec.sessionAffinityConfig.clientIP", 1, 86400, false))
       s.affinity_timeout = int(*t);
   for (auto [key, dst] : {std::pair{"externalTrafficPolicy", &s.etp_local}, std::pair{"internalTrafficPolicy", &s.itp_local}}) {
@@ -356,8 +386,8 @@ void load_service(Reader& r, const YAML::Node& o, Cluster& c) {
     }
   }
   if (auto h = r.integer(spec, "healthCheckNodePort", "spec", 1, 65535, false)) s.health_check_node_port = uint16_t(*h);
-  if (YAML::Node st = o["status"]; st && st["loadBalancer"])
-    r.each(st["loadBalancer"], "ingress", "status.loadBalancer", [&](const YAML::Node& n, const std::string& p) {
+  if (yaml::Ref st = o["status"]; st && st["loadBalancer"])
+    r.each(st["loadBalancer"], "ingress", "status.loadBalancer", [&](const yaml::Ref& n, const std::string& p) {
       if (!n["ip"]) return;  // hostname-only ingress: no VIP for kube-proxy
       auto a = r.addr(n["ip"], p + ".ip");
       if (!a) return;
@@ -369,24 +399,24 @@ void load_service(Reader& r, const YAML::Node& o, Cluster& c) {
   c.services.push_back(std::move(s));
 }
 
-Endpoint load_endpoint(Reader& r, const YAML::Node& n, const std::string& p, const std::string& ns) {
+Endpoint load_endpoint(Reader& r, const yaml::Ref& n, const std::string& p, const std::string& ns) {
   Endpoint e;
-  r.each(n, "addresses", p, [&](const YAML::Node& a, const std::string& ap) {
+  r.each(n, "addresses", p, [&](const yaml::Ref& a, const std::string& ap) {
     if (auto x = r.addr(a, ap)) e.addresses.push_back(*x);
   });
-  if (YAML::Node cond = n["conditions"]; cond && cond.IsMap()) {
+  if (yaml::Ref cond = n["conditions"]; cond && cond.IsMap()) {
     e.ready = r.boolean(cond, "ready", p + ".conditions");
     e.serving = r.boolean(cond, "serving", p + ".conditions");
     e.terminating = r.boolean(cond, "terminating", p + ".conditions");
   }
   e.node_name = r.str(n, "nodeName", p, false).value_or("");
   e.zone = r.str(n, "zone", p, false).value_or("");
-  if (YAML::Node tr = n["targetRef"]; tr && tr.IsMap() && tr["kind"] && tr["kind"].Scalar() == "Pod")
+  if (yaml::Ref tr = n["targetRef"]; tr && tr.IsMap() && tr["kind"] && tr["kind"].Scalar() == "Pod")
     e.target_pod = (tr["namespace"] ? tr["namespace"].Scalar() : ns) + "/" + (tr["name"] ? tr["name"].Scalar() : "");
   return e;
 }
 
-void load_slice(Reader& r, const YAML::Node& o, Cluster& c) {
+void load_slice(Reader& r, const yaml::Ref& o, Cluster& c) {
   EndpointSlice s;
   Meta m = meta(r, o, true);
   s.ns = m.ns;
@@ -402,7 +432,7 @@ void load_slice(Reader& r, const YAML::Node& o, Cluster& c) {
   s.address_type = r.str(o, "addressType", "", true).value_or("IPv4");
   if (s.address_type != "IPv4" && s.address_type != "IPv6" && s.address_type != "FQDN")
     r.err(o["addressType"], "addressType", "expected IPv4, IPv6 or FQDN");
-  r.each(o, "endpoints", "", [&](const YAML::Node& n, const std::string& p) {
+  r.each(o, "endpoints", "", [&](const yaml::Ref& n, const std::string& p) {
     if (s.address_type == "FQDN") return;
     Endpoint e = load_endpoint(r, n, p, s.ns);
     for (auto& a : e.addresses)
@@ -410,7 +440,7 @@ void load_slice(Reader& r, const YAML::Node& o, Cluster& c) {
         r.err(n, p + ".addresses", fmt::format("{} is not an {} address", a.str(), s.address_type));
     s.endpoints.push_back(std::move(e));
   });
-  r.each(o, "ports", "", [&](const YAML::Node& n, const std::string& p) {
+  r.each(o, "ports", "", [&](const yaml::Ref& n, const std::string& p) {
     EndpointPort ep;
     ep.name = r.str(n, "name", p, false).value_or("");
     auto pr = r.protocol(n, p);
@@ -424,10 +454,10 @@ void load_slice(Reader& r, const YAML::Node& o, Cluster& c) {
 
 // Legacy v1 Endpoints become one slice per subset and family, as the EndpointSlice mirroring
 // controller would produce (notReadyAddresses: ready=false).
-void load_endpoints(Reader& r, const YAML::Node& o, Cluster& c) {
+void load_endpoints(Reader& r, const yaml::Ref& o, Cluster& c) {
   Meta m = meta(r, o, true);
   int k = 0;
-  r.each(o, "subsets", "", [&](const YAML::Node& sub, const std::string& p) {
+  r.each(o, "subsets", "", [&](const yaml::Ref& sub, const std::string& p) {
     EndpointSlice s4, s6;
     s4.ns = s6.ns = m.ns;
     s4.service_name = s6.service_name = m.name;
@@ -438,7 +468,7 @@ void load_endpoints(Reader& r, const YAML::Node& o, Cluster& c) {
     ++k;
     for (auto [key, ready_binding] : {std::pair{"addresses", true}, std::pair{"notReadyAddresses", false}}) {
       bool ready = ready_binding;  // lambdas may not capture structured bindings before C++20's fix (clang 14)
-      r.each(sub, key, p, [&](const YAML::Node& n, const std::string& ap) {
+      r.each(sub, key, p, [&](const yaml::Ref& n, const std::string& ap) {
         auto a = r.addr(n["ip"], ap + ".ip");
         if (!a) return;
         Endpoint e;
@@ -448,7 +478,7 @@ void load_endpoints(Reader& r, const YAML::Node& o, Cluster& c) {
         (a->is_v4() ? s4 : s6).endpoints.push_back(e);
       });
     }
-    r.each(sub, "ports", p, [&](const YAML::Node& n, const std::string& pp) {
+    r.each(sub, "ports", p, [&](const yaml::Ref& n, const std::string& pp) {
       EndpointPort ep;
       ep.name = r.str(n, "name", pp, false).value_or("");
       auto pr = r.protocol(n, pp);
@@ -464,22 +494,22 @@ void load_endpoints(Reader& r, const YAML::Node& o, Cluster& c) {
   });
 }
 
-void load_node(Reader& r, const YAML::Node& o, Cluster& c) {
+void load_node(Reader& r, const yaml::Ref& o, Cluster& c) {
   Node n;
   Meta m = meta(r, o, false);
   n.name = m.name;
   n.labels = m.labels;
   n.loc = r.loc(o);
-  if (YAML::Node spec = o["spec"]) {
+  if (yaml::Ref spec = o["spec"]) {
     std::vector<std::string> seen;
-    r.each(spec, "podCIDRs", "spec", [&](const YAML::Node& x, const std::string& p) {
+    r.each(spec, "podCIDRs", "spec", [&](const yaml::Ref& x, const std::string& p) {
       if (auto pf = r.prefix(x, p)) n.pod_cidrs.push_back(*pf);
     });
     if (n.pod_cidrs.empty() && spec["podCIDR"])
       if (auto pf = r.prefix(spec["podCIDR"], "spec.podCIDR")) n.pod_cidrs.push_back(*pf);
   }
-  if (YAML::Node st = o["status"])
-    r.each(st, "addresses", "status", [&](const YAML::Node& x, const std::string& p) {
+  if (yaml::Ref st = o["status"])
+    r.each(st, "addresses", "status", [&](const yaml::Ref& x, const std::string& p) {
       auto type = r.str(x, "type", p, true);
       auto addr = r.str(x, "address", p, true);
       if (!type || !addr) return;
@@ -492,18 +522,18 @@ void load_node(Reader& r, const YAML::Node& o, Cluster& c) {
   c.nodes.push_back(std::move(n));
 }
 
-void load_pod(Reader& r, const YAML::Node& o, Cluster& c) {
+void load_pod(Reader& r, const yaml::Ref& o, Cluster& c) {
   Pod p;
   Meta m = meta(r, o, true);
   p.ns = m.ns;
   p.name = m.name;
   p.labels = m.labels;
   p.loc = r.loc(o);
-  if (YAML::Node spec = o["spec"]) {
+  if (yaml::Ref spec = o["spec"]) {
     p.node_name = r.str(spec, "nodeName", "spec", false).value_or("");
     p.host_network = r.boolean(spec, "hostNetwork", "spec").value_or(false);
-    r.each(spec, "containers", "spec", [&](const YAML::Node& ct, const std::string& cp) {
-      r.each(ct, "ports", cp, [&](const YAML::Node& n, const std::string& pp) {
+    r.each(spec, "containers", "spec", [&](const yaml::Ref& ct, const std::string& cp) {
+      r.each(ct, "ports", cp, [&](const yaml::Ref& n, const std::string& pp) {
         ContainerPort port;
         port.name = r.str(n, "name", pp, false).value_or("");
         auto pr = r.protocol(n, pp);
@@ -515,8 +545,8 @@ void load_pod(Reader& r, const YAML::Node& o, Cluster& c) {
       });
     });
   }
-  if (YAML::Node st = o["status"]) {
-    r.each(st, "podIPs", "status", [&](const YAML::Node& n, const std::string& pp) {
+  if (yaml::Ref st = o["status"]) {
+    r.each(st, "podIPs", "status", [&](const yaml::Ref& n, const std::string& pp) {
       if (auto a = r.addr(n["ip"], pp + ".ip")) p.ips.push_back(*a);
     });
     if (p.ips.empty() && st["podIP"])
@@ -525,7 +555,7 @@ void load_pod(Reader& r, const YAML::Node& o, Cluster& c) {
   c.pods.push_back(std::move(p));
 }
 
-void load_namespace(Reader& r, const YAML::Node& o, Cluster& c) {
+void load_namespace(Reader& r, const yaml::Ref& o, Cluster& c) {
   Namespace n;
   Meta m = meta(r, o, false);
   n.name = m.name;
@@ -534,20 +564,20 @@ void load_namespace(Reader& r, const YAML::Node& o, Cluster& c) {
   c.namespaces.push_back(std::move(n));
 }
 
-void load_policy(Reader& r, const YAML::Node& o, Cluster& c) {
+void load_policy(Reader& r, const yaml::Ref& o, Cluster& c) {
   NetworkPolicy np;
   Meta m = meta(r, o, true);
   np.ns = m.ns;
   np.name = m.name;
   np.loc = r.loc(o);
-  YAML::Node spec = o["spec"];
+  yaml::Ref spec = o["spec"];
   if (!spec || !spec.IsMap()) return r.err(o, "spec", "required field is missing");
   if (!spec["podSelector"]) r.err(spec, "spec.podSelector", "required field is missing");
   if (auto s = r.selector(spec["podSelector"], "spec.podSelector")) np.pod_selector = *s;
   auto rules = [&](const char* key, const char* peers_key, std::vector<PolicyRule>& out) {
-    r.each(spec, key, "spec", [&](const YAML::Node& n, const std::string& p) {
+    r.each(spec, key, "spec", [&](const yaml::Ref& n, const std::string& p) {
       PolicyRule rule;
-      r.each(n, "ports", p, [&](const YAML::Node& pn, const std::string& pp) {
+      r.each(n, "ports", p, [&](const yaml::Ref& pn, const std::string& pp) {
         PolicyPort port;
         auto pr = r.protocol(pn, pp);
         if (!pr) return;
@@ -560,16 +590,16 @@ void load_policy(Reader& r, const YAML::Node& o, Cluster& c) {
         }
         rule.ports.push_back(port);
       });
-      r.each(n, peers_key, p, [&](const YAML::Node& pn, const std::string& pp) {
+      r.each(n, peers_key, p, [&](const yaml::Ref& pn, const std::string& pp) {
         PolicyPeer peer;
         if (pn["podSelector"]) peer.pod_selector = r.selector(pn["podSelector"], pp + ".podSelector");
         if (pn["namespaceSelector"]) peer.namespace_selector = r.selector(pn["namespaceSelector"], pp + ".namespaceSelector");
-        if (YAML::Node ib = pn["ipBlock"]) {
+        if (yaml::Ref ib = pn["ipBlock"]) {
           IpBlock b;
           auto cidr = r.str(ib, "cidr", pp + ".ipBlock", true);
           if (cidr) {
             if (auto pf = r.prefix(ib["cidr"], pp + ".ipBlock.cidr")) b.cidr = *pf;
-            r.each(ib, "except", pp + ".ipBlock", [&](const YAML::Node& e, const std::string& ep) {
+            r.each(ib, "except", pp + ".ipBlock", [&](const yaml::Ref& e, const std::string& ep) {
               if (auto pf = r.prefix(e, ep)) b.except.push_back(*pf);
             });
             peer.ip_block = b;
@@ -587,7 +617,7 @@ void load_policy(Reader& r, const YAML::Node& o, Cluster& c) {
   rules("ingress", "from", np.ingress);
   rules("egress", "to", np.egress);
   bool types_given = false;
-  r.each(spec, "policyTypes", "spec", [&](const YAML::Node& n, const std::string& p) {
+  r.each(spec, "policyTypes", "spec", [&](const yaml::Ref& n, const std::string& p) {
     types_given = true;
     if (n.IsScalar() && n.Scalar() == "Ingress") np.ingress_type = true;
     else if (n.IsScalar() && n.Scalar() == "Egress") np.egress_type = true;
@@ -601,58 +631,124 @@ void load_policy(Reader& r, const YAML::Node& o, Cluster& c) {
   c.policies.push_back(std::move(np));
 }
 
-void load_object(Reader& r, const YAML::Node& o, Cluster& c, int depth) {
+bool is_list_kind(const std::string& kind) { return kind == "List" || kind.ends_with("List"); }
+
+void load_kind(Reader& r, const yaml::Ref& o, const std::string& kind, Cluster& c, int depth);
+
+void load_object(Reader& r, const yaml::Ref& o, Cluster& c, int depth) {
   if (!o || o.IsNull()) return;
   if (!o.IsMap()) return r.err(o, "", "expected a Kubernetes object (a mapping with kind)");
-  auto kind = r.str(o, "kind", "", true);
-  if (!kind) return;
-  if (*kind == "List" || kind->ends_with("List")) {
+  if (auto kind = r.str(o, "kind", "", true)) load_kind(r, o, *kind, c, depth);
+}
+
+void load_kind(Reader& r, const yaml::Ref& o, const std::string& kind, Cluster& c, int depth) {
+  if (is_list_kind(kind)) {
     if (depth > 2) return r.err(o, "items", "lists nested too deep");
-    YAML::Node items = o["items"];
+    yaml::Ref items = o["items"];
     if (items && !items.IsSequence()) return r.err(items, "items", "expected a list");
     if (items)
       for (auto it : items) load_object(r, it, c, depth + 1);
     return;
   }
-  if (*kind == "Service") load_service(r, o, c);
-  else if (*kind == "EndpointSlice") load_slice(r, o, c);
-  else if (*kind == "Endpoints") load_endpoints(r, o, c);
-  else if (*kind == "Node") load_node(r, o, c);
-  else if (*kind == "Pod") load_pod(r, o, c);
-  else if (*kind == "Namespace") load_namespace(r, o, c);
-  else if (*kind == "NetworkPolicy") load_policy(r, o, c);
-  else c.notes.push_back(fmt::format("{}:{}: skipped kind {} (not used by svcpath)", r.file(), o.Mark().line + 1, *kind));
+  if (kind == "Service") load_service(r, o, c);
+  else if (kind == "EndpointSlice") load_slice(r, o, c);
+  else if (kind == "Endpoints") load_endpoints(r, o, c);
+  else if (kind == "Node") load_node(r, o, c);
+  else if (kind == "Pod") load_pod(r, o, c);
+  else if (kind == "Namespace") load_namespace(r, o, c);
+  else if (kind == "NetworkPolicy") load_policy(r, o, c);
+  else c.notes.push_back(fmt::format("{}:{}: skipped kind {} (not used by svcpath)", r.file(), o.Mark().line + 1, kind));
 }
 
-std::vector<YAML::Node> parse_all(const std::string& path) { return load_yaml_documents(path); }
+template <class T>
+void append(std::vector<T>& dst, std::vector<T>& src) {
+  if (dst.empty()) dst.swap(src);
+  else dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end()));
+  src.clear();
+}
+
+void append(Cluster& dst, Cluster& src) {
+  append(dst.services, src.services);
+  append(dst.slices, src.slices);
+  append(dst.nodes, src.nodes);
+  append(dst.pods, src.pods);
+  append(dst.namespaces, src.namespaces);
+  append(dst.policies, src.policies);
+  append(dst.notes, src.notes);
+}
+
+// A field of the wrong shape (a scalar where a mapping belongs, say) that the reader did not check
+// first: still an error at the place in the file, never a crash. As yaml-cpp's node tree did, it
+// ends the reading of its document.
+void shape_error(Reader& r, const YAML::Exception& e) {
+  r.error(e.mark.line + 1, e.mark.column + 1, fmt::format("unexpected YAML shape: {}", e.msg));
+}
+
+// Objects from a streamed file. A List's items arrive before its kind may have been read (kubectl's
+// JSON puts "items" before "kind"), so they load into `items_` with their errors held, and join the
+// cluster once the document shows it was a List.
+class ClusterSink final : public yaml::Sink {
+ public:
+  ClusterSink(Reader& r, Cluster& c) : r_(r), c_(c) {}
+
+  void item(yaml::Ref it) override {
+    if (aborted_) return;
+    r_.hold();
+    try {
+      load_object(r_, it, items_, 1);
+    } catch (const YAML::Exception& e) {
+      shape_error(r_, e);
+      aborted_ = true;
+    }
+  }
+  void document(yaml::Doc& doc, bool items_streamed) override {
+    yaml::Ref root = doc.root();
+    try {
+      if (!items_streamed) return load_object(r_, root, c_, 0);
+      auto held = r_.take();
+      Cluster items = std::exchange(items_, Cluster());
+      aborted_ = false;
+      // The root is a mapping (it had an items key): the checks load_object makes before a List's
+      // items, whose objects and errors then count.
+      auto kind = r_.str(root, "kind", "", true);
+      if (kind && is_list_kind(*kind)) {
+        r_.report(held);
+        append(c_, items);
+      } else if (kind) {
+        load_kind(r_, root, *kind, c_, 0);
+      }
+    } catch (const YAML::Exception& e) {
+      shape_error(r_, e);
+    }
+  }
+
+ private:
+  Reader& r_;
+  Cluster& c_;
+  Cluster items_;
+  bool aborted_ = false;
+};
 
 }  // namespace
 
-void load_cluster_file(const std::string& path, Cluster& out) {
-  auto docs = parse_all(path);
+bool load_cluster_text(const std::string& path, const std::string& text, yaml::Parser parser, Cluster& c) {
   Diagnostics d(path);
   Reader r(d, path);
-  Cluster c;
-  for (auto& doc : docs) {
-    try {
-      load_object(r, doc, c, 0);
-    } catch (const YAML::Exception& e) {
-      // A field of the wrong shape (a scalar where a mapping belongs, say) that the reader did not
-      // check first: still an error at the place in the file, never a crash.
-      d.error(e.mark.line + 1, e.mark.column + 1, fmt::format("unexpected YAML shape: {}", e.msg));
-    }
-  }
+  ClusterSink sink(r, c);
+  if (!yaml::stream_documents(path, text, parser, sink)) return false;
   d.throw_if_errors();
-  auto move_into = [](auto& dst, auto& src) {
-    dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end()));
-  };
-  move_into(out.services, c.services);
-  move_into(out.slices, c.slices);
-  move_into(out.nodes, c.nodes);
-  move_into(out.pods, c.pods);
-  move_into(out.namespaces, c.namespaces);
-  move_into(out.policies, c.policies);
-  move_into(out.notes, c.notes);
+  return true;
+}
+
+void load_cluster_file(const std::string& path, Cluster& out) {
+  std::string text = yaml::read_text(path);
+  Cluster c;
+  // A parser that refuses the text leaves no trace: the next one starts over.
+  for (auto parser : yaml::parsers_for(text)) {
+    c = Cluster();
+    if (load_cluster_text(path, text, parser, c)) break;
+  }
+  append(out, c);
 }
 
 void check_cluster(const Cluster& c) {
@@ -669,13 +765,37 @@ void check_cluster(const Cluster& c) {
 }
 
 namespace {
-ProxyConfig load_proxy_config_docs(const std::string& path, const std::vector<YAML::Node>& docs);
-}
+
+ProxyConfig load_proxy_config_doc(const std::string& path, const yaml::Ref* cfg);
+
+// Keeps the last KubeProxyConfiguration document of a file.
+class ProxyConfigSink final : public yaml::Sink {
+ public:
+  bool stream_items() const override { return false; }
+  void item(yaml::Ref) override {}
+  void document(yaml::Doc& doc, bool) override {
+    yaml::Ref root = doc.root();
+    if (root.IsMap() && root["kind"] && root["kind"].Scalar() == "KubeProxyConfiguration") {
+      cfg = std::move(doc);
+      found = true;
+    }
+  }
+  yaml::Doc cfg;
+  bool found = false;
+};
+
+}  // namespace
 
 ProxyConfig load_proxy_config(const std::string& path) {
-  auto docs = parse_all(path);
+  std::string text = yaml::read_text(path);
+  ProxyConfigSink sink;
+  for (auto parser : yaml::parsers_for(text)) {
+    sink = ProxyConfigSink();
+    if (yaml::stream_documents(path, text, parser, sink)) break;
+  }
+  yaml::Ref root = sink.cfg.root();
   try {
-    return load_proxy_config_docs(path, docs);
+    return load_proxy_config_doc(path, sink.found ? &root : nullptr);
   } catch (const YAML::Exception& e) {
     throw LoadError({{path, e.mark.line + 1, e.mark.column + 1, fmt::format("unexpected YAML shape: {}", e.msg)}});
   }
@@ -690,16 +810,13 @@ std::optional<ProxyMode> parse_proxy_mode(std::string_view s) {
 
 namespace {
 
-ProxyConfig load_proxy_config_docs(const std::string& path, const std::vector<YAML::Node>& docs) {
+ProxyConfig load_proxy_config_doc(const std::string& path, const yaml::Ref* cfg) {
   Diagnostics d(path);
   Reader r(d, path);
   ProxyConfig pc;
   pc.loc = {path, 1};
-  const YAML::Node* cfg = nullptr;
-  for (auto& doc : docs)
-    if (doc.IsMap() && doc["kind"] && doc["kind"].Scalar() == "KubeProxyConfiguration") cfg = &doc;
   if (!cfg) throw LoadError({{path, 1, 0, "no kind: KubeProxyConfiguration document in this file"}});
-  const YAML::Node& o = *cfg;
+  const yaml::Ref& o = *cfg;
   if (auto m = r.str(o, "mode", "", false); m && !m->empty()) {
     if (auto mode = parse_proxy_mode(*m)) pc.mode = *mode;
     else r.err(o["mode"], "mode", "expected iptables, ipvs or nftables");
@@ -718,7 +835,7 @@ ProxyConfig load_proxy_config_docs(const std::string& path, const std::vector<YA
     }
   }
   if (auto v = r.boolean(o, "masqueradeAll", "")) pc.masquerade_all = *v;
-  if (YAML::Node ipt = o["iptables"]) {
+  if (yaml::Ref ipt = o["iptables"]) {
     if (auto v = r.boolean(ipt, "masqueradeAll", "iptables")) pc.masquerade_all = *v;
     if (auto v = r.integer(ipt, "masqueradeBit", "iptables", 0, 31, false)) pc.masquerade_bit = int(*v);
     if (auto v = r.boolean(ipt, "localhostNodePorts", "iptables")) pc.localhost_nodeports = *v;
@@ -728,17 +845,17 @@ ProxyConfig load_proxy_config_docs(const std::string& path, const std::vector<YA
       r.err(o["detectLocalMode"], "detectLocalMode", "expected ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix");
     pc.detect_local_mode = *m;
   }
-  if (YAML::Node dl = o["detectLocal"]) {
+  if (yaml::Ref dl = o["detectLocal"]) {
     pc.bridge_interface = r.str(dl, "bridgeInterface", "detectLocal", false).value_or("");
     pc.interface_name_prefix = r.str(dl, "interfaceNamePrefix", "detectLocal", false).value_or("");
   }
-  r.each(o, "nodePortAddresses", "", [&](const YAML::Node& n, const std::string& p) {
+  r.each(o, "nodePortAddresses", "", [&](const yaml::Ref& n, const std::string& p) {
     if (!n.IsScalar()) return r.err(n, p, "expected a CIDR or \"primary\"");
     std::string why;
     if (n.Scalar() != "primary" && !Prefix::parse(n.Scalar(), &why)) return r.err(n, p, why);
     pc.node_port_addresses.push_back(n.Scalar());
   });
-  if (YAML::Node ipvs = o["ipvs"]) {
+  if (yaml::Ref ipvs = o["ipvs"]) {
     if (auto s = r.str(ipvs, "scheduler", "ipvs", false); s && !s->empty()) {
       // kube-proxy's validateIPVSSchedulerMethod: a scheduler the kernel has.
       if (!ipvs::known_scheduler(*s))

@@ -3,6 +3,7 @@
 #include "kube/proxy/iptables.hpp"
 
 #include <set>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -19,14 +20,16 @@ struct Lines {
   size_t n = 0;
   template <class... A>
   void write(A&&... words) {
-    std::string line;
+    // Straight onto the text: a line of its own would be built and copied again (issue 19: a
+    // 50k-Service node writes ~2M lines).
+    bool first = true;
     auto add = [&](std::string_view w) {
       if (w.empty()) return;  // an omitted part (e.g. comments in large-cluster mode)
-      if (!line.empty()) line += ' ';
-      line += w;
+      if (!first) text += ' ';
+      text += w;
+      first = false;
     };
     (add(std::string_view(words)), ...);
-    text += line;
     text += '\n';
     ++n;
   }
@@ -56,9 +59,6 @@ struct Chains {
   }
 };
 
-// servicePortEndpointChainName: the endpoint's "ip:port" joins the hashed text.
-std::string sep_chain(const ServicePort& sp, const Endpoint& e) { return "KUBE-SEP-" + chain_hash(sp.spn + sp.proto + e.str()); }
-
 // One service port as syncProxyRules sees it: its chains, endpoints, and the targets and comments
 // of its no-endpoint rules.
 struct Port {
@@ -70,6 +70,16 @@ struct Port {
   std::string internal_chain, external_policy_chain, lb_chain;
   bool uses_fw;
   std::string int_target, int_comment, ext_target, ext_comment;
+
+  /// servicePortEndpointChainName: the endpoint's "ip:port" joins the hashed text. The KUBE-SEP-
+  /// chain of an endpoint is hashed once per service port, though
+  /// the load-balancing rules and the endpoint's own chain both name it (issue 19: the SHA-256
+  /// was a tenth of a 50k-Service sync).
+  std::string sep(const std::string& endpoint) const {
+    auto [it, fresh] = seps_.try_emplace(endpoint);
+    if (fresh) it->second = "KUBE-SEP-" + chain_hash(sp.spn + sp.proto + endpoint);
+    return it->second;
+  }
 
   explicit Port(const ServicePort& s)
       : sp(s), svc(*s.svc), ch(s), cat(categorize(s)), cip(s.cluster_ip.str()), port(std::to_string(s.port->port)) {
@@ -91,6 +101,9 @@ struct Port {
       }
     }
   }
+
+ private:
+  mutable std::unordered_map<std::string, std::string> seps_;
 };
 
 // One sync: the four buffers proxier.go keeps (filterChains, filterRules, natChains, natRules),
@@ -280,29 +293,32 @@ class Sync {
   void load_balance(const Port& p, const std::string& chain, const std::vector<Endpoint>& eps) {
     nat_chains_.chain(chain);
     if (p.svc.affinity_client_ip)
-      for (auto& e : eps)
-        nat_rules_.write("-A", chain, comment(q(p.sp.spn + " -> " + e.str())), "-m", "recent", "--name", sep_chain(p.sp, e),
-                         "--rcheck", "--seconds", std::to_string(p.svc.affinity_timeout), "--reap", "-j", sep_chain(p.sp, e));
+      for (auto& e : eps) {
+        std::string es = e.str(), sep = p.sep(es);
+        nat_rules_.write("-A", chain, comment(q(p.sp.spn + " -> " + es)), "-m", "recent", "--name", sep, "--rcheck", "--seconds",
+                         std::to_string(p.svc.affinity_timeout), "--reap", "-j", sep);
+      }
     size_t n = eps.size();
     for (size_t i = 0; i < n; ++i) {
+      std::string es = eps[i].str();
       if (i + 1 < n)
-        nat_rules_.write("-A", chain, comment(q(p.sp.spn + " -> " + eps[i].str())), "-m", "statistic", "--mode", "random",
-                         "--probability", fmt::format("{:.10f}", 1.0 / double(n - i)), "-j", sep_chain(p.sp, eps[i]));
-      else nat_rules_.write("-A", chain, comment(q(p.sp.spn + " -> " + eps[i].str())), "-j", sep_chain(p.sp, eps[i]));
+        nat_rules_.write("-A", chain, comment(q(p.sp.spn + " -> " + es)), "-m", "statistic", "--mode", "random", "--probability",
+                         fmt::format("{:.10f}", 1.0 / double(n - i)), "-j", p.sep(es));
+      else nat_rules_.write("-A", chain, comment(q(p.sp.spn + " -> " + es)), "-j", p.sep(es));
     }
   }
 
   // KUBE-SEP-: hairpin masquerade, then DNAT to the endpoint.
   void endpoint_chains(const Port& p) {
     for (auto& e : p.cat.all) {
-      std::string sep = sep_chain(p.sp, e);
+      std::string es = e.str(), sep = p.sep(es);
       nat_chains_.chain(sep);
       std::string head = "-A " + sep;
       if (!large_) head += " -m comment --comment " + p.sp.spn;
       nat_rules_.write(head, "-s", e.ip.str(), "-j", kMarkMasq);
       std::string dnat = head;
       if (p.svc.affinity_client_ip) dnat += " -m recent --name " + sep + " --set";
-      nat_rules_.write(dnat, "-m", p.sp.proto, "-p", p.sp.proto, "-j", "DNAT", "--to-destination", e.str());
+      nat_rules_.write(dnat, "-m", p.sp.proto, "-p", p.sp.proto, "-j", "DNAT", "--to-destination", es);
     }
   }
 
