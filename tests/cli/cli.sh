@@ -256,6 +256,14 @@ printf 'kind: ConfigMap\nmetadata: {name: a}\n---\nkind: ConfigMap\nmetadata: {n
 expect "a skipped kind is noted once" 0 "^1$" -- \
   sh -c '"$@" 2>&1 >/dev/null | grep -c "skipped kind ConfigMap (not used by svcpath) (and 2 more like it)"' _ \
   "$bin" rules --cluster "$E/clusters/nodes.yaml" --cluster "$tmp/cm.yaml" --node node-a
+# --enumerate: the summary table comes first, one row per outcome.
+expect_line "enumerate starts with a summary table" 0 "$(printf '%s\n' \
+  '  #  outcome             backend          masquerade  probability' \
+  '  1  forwarded out cni0  10.244.1.5:8080  10.244.1.1  0.333333' \
+  '  2  forwarded out eth0  10.244.2.7:8080  -           0.333333' \
+  '  3  forwarded out eth0  10.244.3.9:8080  -           0.333333' \
+  '  outcome 1/3  p=0.333333')" -- \
+  sh -c '"$@" | sed -n 2,6p' _ "$bin" trace --rules "$R" --node-config "$N" --enumerate -p "tcp 10.244.1.5:40000 -> 172.30.0.41:80 in=veth-web"
 # README.md's exit-status table, row by row: each documented status is what the binary returns.
 dmg=$tmp/damaged.pcap
 head -c 100 "$P" > "$dmg"
