@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/commands.hpp"
 #include "cli/render.hpp"
@@ -275,6 +276,7 @@ int main(int argc, char** argv) {
   trace->add_flag("--verbose,-v", verbose, "show each matched rule's text");
   add_dump_doors(trace, door);
   door.add(trace, {{"--packets", InputKind::PacketSpecs}});
+  trace->get_option("--local")->excludes(trace->get_option("--in"));  // every packet is sent locally
 
   // ---- rules
   auto* rcmd = app.add_subcommand("rules", "Load rule dumps and print them back in canonical form");
@@ -532,12 +534,26 @@ int main(int argc, char** argv) {
   // Flags that do nothing in the combination given: an error, never silently ignored.
   auto given = [](const CLI::App* a, const char* name) { return a->get_option(name)->count() > 0; };
   auto check_combinations = [&] {
-    for (auto* a : {trace, rp}) {
-      if (!a->parsed()) continue;
-      for (auto* f : {"--iptables-backend", "--noflush"})
-        if (given(a, f) && !given(a, "--rules") && !given(a, "--rules6") && !given(a, "--snapshot"))
-          throw CLI::RequiresError(f, "an iptables dump (--rules, --rules6 or --snapshot)");
+    // Flags that read an iptables dump, and the flags that give one.
+    struct OnDump {
+      const CLI::App* app;
+      const char* flag;
+      std::initializer_list<const char*> dumps;
+    };
+    const std::initializer_list<const char*> node_dumps{"--rules", "--rules6", "--snapshot"},
+        rules_dumps{"--rules", "--snapshot"};
+    for (const OnDump& d :
+         {OnDump{trace, "--iptables-backend", node_dumps}, OnDump{trace, "--noflush", node_dumps},
+          OnDump{rp, "--iptables-backend", node_dumps}, OnDump{rp, "--noflush", node_dumps},
+          OnDump{rcmd, "--noflush", rules_dumps}, OnDump{rcmd, "--counters", rules_dumps}, OnDump{rcmd, "-6", rules_dumps}}) {
+      if (!d.app->parsed() || !given(d.app, d.flag)) continue;
+      std::vector<std::string_view> names(d.dumps.begin(), d.dumps.end());
+      if (std::any_of(names.begin(), names.end(), [&](std::string_view g) { return given(d.app, g.data()); })) continue;
+      std::string list = fmt::format("{} or {}", fmt::join(names.begin(), names.end() - 1, ", "), names.back());
+      throw CLI::RequiresError(d.flag, fmt::format("an iptables dump ({})", list));
     }
+    if (rp->parsed() && given(rp, "--examples") && (!rpo.cluster.given() || rpo.cluster.modes().size() < 2))
+      throw CLI::RequiresError("--examples", "two modes to compare (--cluster with --mode A,B)");
     if (trace->parsed()) {
       bool picture = to.format == "svg" || to.format == "html" || to.format == "dot";
       if (given(trace, "--outcome") && !(to.enumerate && picture))
@@ -556,7 +572,6 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     check_combinations();
-    door.check();
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help and --version are "parse errors" with status 0
     if (auto why = misspelt(app, argc, argv); !why.empty()) {
@@ -570,12 +585,10 @@ int main(int argc, char** argv) {
     }
     app.exit(e);
     return 2;
-  } catch (const sim::WrongInput& e) {
-    for (auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
-    return 2;
   }
   cap_memory(max_memory_mib);
   try {
+    door.check();
     if (trace->parsed()) {
       return cli::run_trace(to, std::cout);
     }
@@ -594,6 +607,9 @@ int main(int argc, char** argv) {
       rpo.timing = true;
       return cli::run_replay(rpo, std::cout);
     }
+  } catch (const sim::WrongInput& e) {  // a file given to the wrong flag: the command line is wrong
+    for (auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
+    return 2;
   } catch (const LoadError& e) {
     for (auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
     return 1;
