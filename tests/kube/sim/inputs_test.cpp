@@ -2,8 +2,15 @@
 // recognised as what it is, and a file given to the wrong flag is answered with the right one.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <map>
+#include <sstream>
+
+#include <fmt/format.h>
 
 #include "helpers.hpp"
 #include "kube/sim/inputs.hpp"
@@ -90,4 +97,23 @@ TEST_CASE("expect_input names the flag that takes the file, in one line") {
   CHECK_NOTHROW(sim::expect_input(nft, "--nft", InputKind::NftRuleset));
   // What the sniffer does not recognise is the flag's loader's to judge.
   CHECK_NOTHROW(sim::expect_input(test::source_dir() + "/README.md", "--rules", InputKind::IptablesSave));
+}
+
+TEST_CASE("a cluster's notes print once per run, one line for many objects of a skipped kind") {
+  std::string cm = (std::filesystem::temp_directory_path() / fmt::format("svcpath-notes-{}.yaml", ::getpid())).string();
+  {
+    std::ofstream f(cm);
+    for (int i = 0; i < 3; ++i) f << "---\nkind: NotesTestWidget\nmetadata: {name: w" << i << "}\n";
+  }
+  sim::ClusterOptions o;
+  o.files = {test::source_dir() + "/examples/clusters/nodes.yaml", cm};
+  o.node = "node-a";
+  std::ostringstream err;
+  auto* old = std::cerr.rdbuf(err.rdbuf());
+  sim::load_cluster(o);
+  sim::load_cluster(o);  // a second command of the same run (demo) says nothing new
+  std::cerr.rdbuf(old);
+  std::filesystem::remove(cm);
+  CHECK(err.str() ==
+        fmt::format("svcpath: note: {}:2: skipped kind NotesTestWidget (not used by svcpath) (and 2 more like it)\n", cm));
 }
