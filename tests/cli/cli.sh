@@ -184,6 +184,8 @@ IPVS=$src/tests/data/realworld/kube-proxy-ipvs-minikube.ipvs
 SETS=$src/tests/data/ipset-forms.ipsets
 SNAP=$E/snapshots/node-kube-node-a-20261206T000000Z.tar.gz
 PK='tcp 10.244.1.5:1 -> 172.30.0.41:80'
+# The example cluster, named here: later blocks may redefine C.
+CL="--cluster $E/clusters/nodes.yaml --cluster $YAML --node node-a"
 # A file given to the wrong flag names the flag that takes it.
 expect_line "an nft ruleset on --rules" 2 "$NFT: error: an nft ruleset given to --rules, which takes an iptables-save dump; give it with --nft" -- \
   "$bin" trace --rules "$NFT" -p "$PK"
@@ -222,8 +224,9 @@ expect_line "a misspelt subcommand after a global flag" 2 "svcpath: error: unkno
 expect_line "a word that is no subcommand" 2 "svcpath: error: unknown subcommand 'frobnicate' (see svcpath --help)" -- "$bin" frobnicate
 expect_line "a misspelt flag" 2 "svcpath trace: error: unknown flag '--rule'; did you mean '--rules'?" -- "$bin" trace --rule "$R" -p "$PK"
 expect_line "a misspelt flag with =" 2 "svcpath trace: error: unknown flag '--sed'; did you mean '--seed'?" -- "$bin" trace --rules "$R" --sed=3 -p "$PK"
+# shellcheck disable=SC2086
 expect_line "replay takes --mode, as trace does" 2 "svcpath replay: error: unknown flag '--modes'; did you mean '--mode'?" -- \
-  "$bin" replay $C --modes iptables,ipvs --pcap "$P"
+  "$bin" replay $CL --modes iptables,ipvs --pcap "$P"
 # A flag that does nothing in the combination given is refused.
 expect_line "--mode without --cluster" 2 "svcpath trace: error: --mode requires --cluster" -- "$bin" trace --rules "$R" --mode ipvs -p "$PK"
 expect_line "--node without --cluster" 2 "svcpath replay: error: --node requires --cluster" -- "$bin" replay --rules "$R" --node node-a --pcap "$P"
@@ -244,8 +247,9 @@ expect_line "trace --verbose with a picture" 2 "svcpath trace: error: --verbose 
   "$bin" trace --rules "$R" -v --format svg -p "$PK"
 expect_line "--iptables-backend without an iptables dump" 2 "svcpath trace: error: --iptables-backend requires an iptables dump (--rules, --rules6 or --snapshot)" -- \
   "$bin" trace --nft "$NFT" --iptables-backend nft -p "$PK"
+# shellcheck disable=SC2086
 expect_line "gen-traffic --mode" 2 "svcpath gen-traffic: error: --mode does nothing here: gen-traffic writes the same capture for every mode (give --mode to replay)" -- \
-  "$bin" gen-traffic $C --mode ipvs -o "$tmp/x.pcap"
+  "$bin" gen-traffic $CL --mode ipvs -o "$tmp/x.pcap"
 expect_line "rules -6 without an iptables dump" 2 "svcpath rules: error: -6 requires an iptables dump (--rules or --snapshot)" -- \
   "$bin" rules --nft "$NFT" -6
 expect_line "trace --in with --local" 2 "svcpath trace: error: --in excludes --local" -- "$bin" trace --rules "$R" --local --in eth0 -p "$PK"
