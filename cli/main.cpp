@@ -160,8 +160,18 @@ std::string misspelt(const CLI::App& app, int argc, char** argv) {
       if (std::find(known.begin(), known.end(), name) != known.end()) continue;
       std::string near = nearest(name, known);
       std::string where = sub ? "svcpath " + sub->get_name() : "svcpath";
-      return near.empty() ? fmt::format("{}: error: unknown flag '{}' (see {} --help)", where, name, where)
-                          : fmt::format("{}: error: unknown flag '{}'; did you mean '{}'?", where, name, near);
+      if (!near.empty()) return fmt::format("{}: error: unknown flag '{}'; did you mean '{}'?", where, name, near);
+      // A flag of another subcommand: say whose.
+      std::vector<std::string> owners;
+      for (auto* other : app.get_subcommands([](const CLI::App*) { return true; })) {
+        std::vector<std::string> theirs;
+        flags_of(other, theirs);
+        if (std::find(theirs.begin(), theirs.end(), name) != theirs.end()) owners.push_back(other->get_name());
+      }
+      if (owners.size() == 1) return fmt::format("{}: error: unknown flag '{}' (svcpath {} takes it)", where, name, owners[0]);
+      if (!owners.empty())
+        return fmt::format("{}: error: unknown flag '{}' (svcpath {} take it)", where, name, fmt::join(owners, ", "));
+      return fmt::format("{}: error: unknown flag '{}' (see {} --help)", where, name, where);
     }
     if (sub || w.starts_with('-')) continue;  // a value, or a short flag
     // The first bare word is the subcommand, unless it is --max-memory's value.

@@ -227,6 +227,7 @@ expect_line "a misspelt flag with =" 2 "svcpath trace: error: unknown flag '--se
 # shellcheck disable=SC2086
 expect_line "replay takes --mode, as trace does" 2 "svcpath replay: error: unknown flag '--modes'; did you mean '--mode'?" -- \
   "$bin" replay $CL --modes iptables,ipvs --pcap "$P"
+expect_line "a flag of another subcommand" 2 "svcpath rules: error: unknown flag '--pcap' (svcpath replay takes it)" -- "$bin" rules --pcap "$P"
 # A flag that does nothing in the combination given is refused.
 expect_line "--mode without --cluster" 2 "svcpath trace: error: --mode requires --cluster" -- "$bin" trace --rules "$R" --mode ipvs -p "$PK"
 expect_line "--node without --cluster" 2 "svcpath replay: error: --node requires --cluster" -- "$bin" replay --rules "$R" --node node-a --pcap "$P"
