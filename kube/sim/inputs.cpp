@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -211,6 +212,9 @@ InputKind what_is_text(std::string_view head) {
 }
 
 InputKind what_is(const std::string& path) {
+  // A pipe (<(iptables-save), /dev/stdin) can be read once only: its loader gets it whole.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return InputKind::Unknown;
   std::ifstream f(path, std::ios::binary);
   std::string head(4096, '\0');
   f.read(head.data(), std::streamsize(head.size()));

@@ -72,7 +72,8 @@ enum class InputKind : uint8_t {
 };
 /// The kind of what text starts with (head: the file's first few KiB, binary or not).
 InputKind what_is_text(std::string_view head);
-/// The kind of the file at path (reads its first 4 KiB; Unknown when it cannot be read).
+/// The kind of the file at path (reads its first 4 KiB; Unknown when it cannot be read or is not a
+/// regular file: a pipe is left unread for its loader).
 InputKind what_is(const std::string& path);
 /// "an nft ruleset", "Kubernetes objects", ... for messages.
 std::string_view describe(InputKind k);

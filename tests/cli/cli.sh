@@ -217,6 +217,9 @@ expect_line "a cluster on --pcap" 2 "$YAML: error: Kubernetes objects given to -
   "$bin" replay --rules "$R" --pcap "$YAML"
 expect_line "a capture on report --replay" 2 "$P: error: a packet capture given to --replay, which takes the output of svcpath replay --format json; give it with replay --pcap" -- \
   "$bin" report --replay "$P" -o "$tmp/r.html"
+# A pipe is not sniffed (it can be read once): its loader reads it whole.
+expect "a dump through a pipe loads whole" 0 "^-A KUBE-SVC-XRY76EGRC3BSCIIJ ! -s 10.244.0.0/16" -- \
+  sh -c 'cat "$2" | "$1" rules --rules /dev/stdin' _ "$bin" "$R"
 # Misspelt subcommands and flags: the nearest registered name.
 expect_line "a misspelt subcommand" 2 "svcpath: error: unknown subcommand 'trase'; did you mean 'trace'?" -- "$bin" trase --rules "$R"
 expect_line "a misspelt subcommand after a global flag" 2 "svcpath: error: unknown subcommand 'rulse'; did you mean 'rules'?" -- \
