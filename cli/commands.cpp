@@ -94,11 +94,22 @@ int run_trace(const TraceOptions& o_in, std::ostream& out) {
   std::vector<PacketSpec> parsed;
   std::vector<Diagnostic> errs;
   Rng ephemeral(o.seed ^ 0x65706865ull);
+  int n = 0;
   for (auto& [origin, text] : specs) {
+    ++n;
     std::string why;
     auto ps = parse_packet_spec(text, &why);
     if (!ps) {
       errs.push_back({origin, 0, 0, why});
+      continue;
+    }
+    if (int of = ps->reply_of == 0 ? n - 1 : ps->reply_of; ps->reply_of >= 0 && (of < 1 || of >= n)) {
+      errs.push_back({origin, 0, 0,
+                      n == 1 ? fmt::format("'{}': nothing to answer yet: this is the first packet (a reply answers an "
+                                           "earlier one)",
+                                           text)
+                             : fmt::format("'{}': there is no earlier packet {} to reply to (packets 1..{} came before it)", text,
+                                           of, n - 1)});
       continue;
     }
     if (!ps->sport_given) ps->pkt.t.sport = uint16_t(32768 + ephemeral.below(60999 - 32768 + 1));  // ip_local_port_range
@@ -141,10 +152,7 @@ int run_trace(const TraceOptions& o_in, std::ostream& out) {
       Lane& l = *lp;
       PacketSpec ps = spec;
       if (ps.reply_of >= 0) {
-        int of = ps.reply_of == 0 ? idx - 1 : ps.reply_of;
-        if (of < 1 || of >= idx)
-          throw LoadError({{specs[size_t(idx - 1)].first, 0, 0,
-                            fmt::format("'{}': there is no earlier packet {} to reply to", ps.text, of)}});
+        int of = ps.reply_of == 0 ? idx - 1 : ps.reply_of;  // an earlier packet: checked while parsing
         const nf::Outcome& prev = l.sent[size_t(of - 1)];
         if (prev.kind != nf::OutcomeKind::Forwarded && prev.kind != nf::OutcomeKind::Delivered &&
             prev.kind != nf::OutcomeKind::Bridged)

@@ -2,13 +2,17 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/commands.hpp"
 #include "cli/render.hpp"
@@ -16,9 +20,11 @@
 #include "core/packet_spec.hpp"
 #include "netfilter/datapath.hpp"
 #include "netfilter/iptables/iptables.hpp"
+#include "kube/sim/inputs.hpp"
 #include "kube/sim/node_config.hpp"
 
 using namespace svcpath;
+using sim::InputKind;
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SVCPATH_UNDER_ASAN 1
@@ -30,28 +36,72 @@ using namespace svcpath;
 
 namespace {
 
-void add_cluster_options(CLI::App* app, sim::ClusterOptions& c) {
-  app->add_option("--cluster", c.files,
-                  "Kubernetes objects as kubectl prints them (YAML or JSON, List or multi-document), repeatable: "
-                  "Services, EndpointSlices (or Endpoints), Nodes, Pods, Namespaces, NetworkPolicies")
-      ->check(CLI::ExistingFile);
-  app->add_option("--node", c.node, "with --cluster: the Node object to simulate");
+// Every file flag with the kind of file it takes. After parsing, each file given is sniffed once
+// (sim::what_is): a file of another kind is answered with the flag that takes it, before any loader
+// reads it as what it is not.
+class Doors {
+ public:
+  struct Door {
+    const char* flag;
+    InputKind kind;
+    std::string_view takes = {};  // says what the flag takes more precisely than the kind does
+  };
+  void add(const CLI::App* app, std::initializer_list<Door> doors) {
+    for (auto& d : doors) list_.push_back({app->get_option(d.flag), d});
+  }
+  /// Throws sim::WrongInput for the first file given to the wrong flag.
+  void check() const {
+    for (auto& [o, d] : list_)
+      for (auto& path : o->results()) sim::expect_input(path, d.flag, d.kind, d.takes);
+  }
+
+ private:
+  std::vector<std::pair<const CLI::Option*, Door>> list_;
+};
+
+void add_cluster_options(CLI::App* app, sim::ClusterOptions& c, Doors& door) {
+  auto* cluster = app->add_option("--cluster", c.files,
+                                  "Kubernetes objects as kubectl prints them (YAML or JSON, List or multi-document), repeatable: "
+                                  "Services, EndpointSlices (or Endpoints), Nodes, Pods, Namespaces, NetworkPolicies")
+                      ->check(CLI::ExistingFile);
+  app->add_option("--node", c.node, "with --cluster: the Node object to simulate")->needs(cluster);
   app->add_option("--proxy-config", c.proxy_config,
                   "KubeProxyConfiguration (clusterCIDR, masqueradeAll, detectLocalMode, nodePortAddresses, ...)")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->needs(cluster);
   app->add_option("--mode", c.mode,
-                  "kube-proxy mode for --cluster: iptables, ipvs or nftables (trace: several, comma-separated)");
+                  "kube-proxy mode for --cluster: iptables, ipvs or nftables (trace, replay: several, comma-separated)")
+      ->needs(cluster);
   app->add_option("--kube-proxy-version", c.kube_proxy_version,
                   "the kube-proxy release whose rules to write where releases differ, e.g. 1.33 (default: the current "
-                  "release; docs/kube-proxy-versions.md)");
+                  "release; docs/kube-proxy-versions.md)")
+      ->needs(cluster);
   app->add_option("--policy-placement", c.policy,
                   "NetworkPolicies in --cluster become filter rules: auto (IPVS-aware in ipvs mode), plain (FORWARD, "
                   "INPUT for egress, OUTPUT for ingress), ipvs (also egress in OUTPUT, Service addresses skipped in "
                   "INPUT), off (default auto)")
-      ->check(CLI::IsMember({"auto", "plain", "ipvs", "off"}));
+      ->check(CLI::IsMember({"auto", "plain", "ipvs", "off"}))
+      ->needs(cluster);
+  door.add(app, {{"--cluster", InputKind::KubeObjects}, {"--proxy-config", InputKind::ProxyConfig}});
 }
 
-void add_node_options(CLI::App* app, sim::NodeOptions& n) {
+// A cluster is one input, dumps another: --cluster beside a dump would leave the dump unread.
+void cluster_excludes(CLI::App* app, std::initializer_list<const char*> dumps) {
+  for (auto* d : dumps) app->get_option("--cluster")->excludes(app->get_option(d));
+}
+
+// trace's and replay's node dumps: each checked for its kind, none given beside --cluster.
+void add_dump_doors(CLI::App* app, Doors& door) {
+  door.add(app, {{"--snapshot", InputKind::Archive},
+                 {"--rules", InputKind::IptablesSave},
+                 {"--rules6", InputKind::IptablesSave},
+                 {"--ipsets", InputKind::IpsetSave},
+                 {"--ipvs", InputKind::Ipvsadm},
+                 {"--nft", InputKind::NftRuleset}});
+  cluster_excludes(app, {"--snapshot", "--rules", "--rules6", "--ipsets", "--ipvs", "--nft"});
+}
+
+void add_node_options(CLI::App* app, sim::NodeOptions& n, Doors& door) {
   app->add_option("--node-config", n.node_config,
                   "YAML describing the node: interfaces, addresses, routes, sysctls (docs/node-config.md)")
       ->check(CLI::ExistingFile);
@@ -71,6 +121,80 @@ void add_node_options(CLI::App* app, sim::NodeOptions& n) {
   app->add_flag("--noflush", n.noflush,
                 "read the dumps as iptables-restore --noflush does: a table named again (an iptables-save dump "
                 "followed by a policy engine's --noflush input) is edited, not replaced");
+  door.add(app, {{"--node-config", InputKind::NodeConfig}});
+}
+
+// Edit distance with adjacent transpositions (optimal string alignment): "trase" is one from "trace".
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev2(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+    }
+    std::swap(prev2, prev);
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// The registered name closest to word, if close enough to be a typo (a third of its letters).
+std::string nearest(std::string_view word, const std::vector<std::string>& names) {
+  std::string best;
+  size_t best_d = std::max<size_t>(1, word.size() / 3) + 1;
+  for (auto& n : names)
+    if (size_t d = edit_distance(word, n); d < best_d) best = n, best_d = d;
+  return best;
+}
+
+// After a parse error: the first subcommand or --flag on the command line that CLI11 does not know,
+// answered in one line with the registered name nearest to it. Empty when every word is known.
+std::string misspelt(const CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> subs;
+  for (auto* s : app.get_subcommands([](const CLI::App*) { return true; })) subs.push_back(s->get_name());
+  const CLI::App* sub = nullptr;
+  auto flags_of = [](const CLI::App* a, std::vector<std::string>& out) {
+    for (auto* o : a->get_options())
+      for (auto& n : o->get_lnames()) out.push_back("--" + n);
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string_view w = argv[i];
+    if (w == "--") break;
+    if (w.starts_with("--")) {
+      std::string_view name = w.substr(0, w.find('='));
+      std::vector<std::string> known;
+      flags_of(&app, known);
+      if (sub) flags_of(sub, known);
+      if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+      std::string near = nearest(name, known);
+      std::string where = sub ? "svcpath " + sub->get_name() : "svcpath";
+      if (!near.empty()) return fmt::format("{}: error: unknown flag '{}'; did you mean '{}'?", where, name, near);
+      // A flag of another subcommand: say whose.
+      std::vector<std::string> owners;
+      for (auto* other : app.get_subcommands([](const CLI::App*) { return true; })) {
+        std::vector<std::string> theirs;
+        flags_of(other, theirs);
+        if (std::find(theirs.begin(), theirs.end(), name) != theirs.end()) owners.push_back(other->get_name());
+      }
+      if (owners.size() == 1) return fmt::format("{}: error: unknown flag '{}' (svcpath {} takes it)", where, name, owners[0]);
+      if (!owners.empty())
+        return fmt::format("{}: error: unknown flag '{}' (svcpath {} take it)", where, name, fmt::join(owners, ", "));
+      return fmt::format("{}: error: unknown flag '{}' (see {} --help)", where, name, where);
+    }
+    if (sub || w.starts_with('-')) continue;  // a value, or a short flag
+    // The first bare word is the subcommand, unless it is --max-memory's value.
+    if (i > 1 && std::string_view(argv[i - 1]) == "--max-memory") continue;
+    if (std::find(subs.begin(), subs.end(), w) != subs.end()) {
+      sub = app.get_subcommand(std::string(w));
+      continue;
+    }
+    std::string near = nearest(w, subs);
+    return near.empty() ? fmt::format("svcpath: error: unknown subcommand '{}' (see svcpath --help)", w)
+                        : fmt::format("svcpath: error: unknown subcommand '{}'; did you mean '{}'?", w, near);
+  }
+  return "";
 }
 
 uint64_t physical_memory_mib() {
@@ -114,6 +238,7 @@ int main(int argc, char** argv) {
                  "may follow the subcommand")
       ->capture_default_str();
   app.fallthrough();
+  Doors door;
 
   // ---- trace
   auto* trace = app.add_subcommand("trace", "Trace packets through a node's netfilter hooks");
@@ -130,7 +255,7 @@ int main(int argc, char** argv) {
   to.color = "auto";
   auto& [snapshot, rules, rules6, ipsets, copt, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color,
          verbose, ipvs_dump, outcome, nft_dump] = to;
-  add_cluster_options(trace, copt);
+  add_cluster_options(trace, copt, door);
   trace
       ->add_option("--snapshot", snapshot,
                    "a scripts/svcpath-snapshot archive (node-NAME-DATE.tar.gz): the node (interfaces, addresses, routes, rules, "
@@ -150,7 +275,7 @@ int main(int argc, char** argv) {
                    "nft list ruleset output (or nft -f input): nftables tables on the node, alone or with --rules "
                    "(base chains interleave with iptables tables by priority)")
       ->check(CLI::ExistingFile);
-  add_node_options(trace, nopt);
+  add_node_options(trace, nopt, door);
   trace->add_option("--packet,-p", packets, "packet spec, repeatable; packets run in order through one node");
   trace->add_option("--packets", packets_file, "file with one packet spec per line (# comments)")->check(CLI::ExistingFile);
   trace->add_option("--in", in_default,
@@ -169,6 +294,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   trace->add_option("--color", color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}));
   trace->add_flag("--verbose,-v", verbose, "show each matched rule's text");
+  add_dump_doors(trace, door);
+  door.add(trace, {{"--packets", InputKind::PacketSpecs}});
+  trace->get_option("--local")->excludes(trace->get_option("--in"));  // every packet is sent locally
 
   // ---- rules
   auto* rcmd = app.add_subcommand("rules", "Load rule dumps and print them back in canonical form");
@@ -207,7 +335,7 @@ int main(int argc, char** argv) {
   rcmd->add_flag("--noflush", ro.noflush,
                  "read --rules as iptables-restore --noflush does: a table named again is edited, not replaced");
   rcmd->add_flag("-6", ro.v6, "the dump is ip6tables-save output");
-  add_cluster_options(rcmd, ro.cluster);
+  add_cluster_options(rcmd, ro.cluster, door);
   rcmd->add_option("--family", ro.family, "with --cluster: 4 (iptables-save) or 6 (ip6tables-save)")
       ->check(CLI::IsMember({4, 6}));
   rcmd->add_flag("--policy", ro.policy,
@@ -215,6 +343,15 @@ int main(int argc, char** argv) {
   rcmd->add_flag("--restore-input", ro.restore_input,
                  "with --cluster: print the iptables-restore input exactly as kube-proxy writes it, instead of the "
                  "node's iptables-save view");
+  door.add(rcmd, {{"--snapshot", InputKind::Archive},
+                  {"--rules", InputKind::IptablesSave},
+                  {"--ipsets", InputKind::IpsetSave},
+                  {"--nft", InputKind::NftRuleset},
+                  {"--ipvs", InputKind::Ipvsadm}});
+  cluster_excludes(rcmd, {"--snapshot", "--rules", "--ipsets", "--nft", "--ipvs", "--counters", "-6", "--noflush"});
+  for (auto* f : {"--family", "--policy", "--restore-input"}) rcmd->get_option(f)->needs(rcmd->get_option("--cluster"));
+  // --policy prints the policy engine's restore input already.
+  rcmd->get_option("--restore-input")->excludes(rcmd->get_option("--policy"));
 
   // ---- replay
   auto* rp = app.add_subcommand("replay", "Replay a capture (pcap or pcapng) through each datapath and tally what happened");
@@ -224,15 +361,14 @@ int main(int argc, char** argv) {
       "from an address of this node are sent locally (OUTPUT); others arrive on the interface their\n"
       "source routes through. Frames svcpath cannot use are counted by reason, never fatal.\n"
       "Examples:\n"
-      "  svcpath replay --cluster objs.yaml --node n1 --modes iptables,ipvs --pcap cap.pcapng\n"
+      "  svcpath replay --cluster objs.yaml --node n1 --mode iptables,ipvs --pcap cap.pcapng\n"
       "  svcpath replay --rules node.rules --ipsets node.ipsets --local-ip 10.0.0.10/24 --pcap cap.pcap \\\n"
       "      --out-dir natted/        writes natted/rules.pcap: packets as they leave, checksums fixed\n"
       "Link types: Ethernet (802.1Q/QinQ), Linux cooked (SLL, SLL2), raw IP, loopback/null.\n"
       "Exit status: 0 replayed, 1 bad input, 2 bad usage, 3 the capture is damaged (a truncated record,\n"
       "an absurd length): everything before the damage was replayed and reported.");
   cli::ReplayOptions rpo;
-  add_cluster_options(rp, rpo.cluster);
-  rp->add_option("--modes", rpo.cluster.mode, "kube-proxy modes to compare, comma-separated (iptables,ipvs,nftables)");
+  add_cluster_options(rp, rpo.cluster, door);
   rp->add_option(
         "--snapshot", rpo.snapshot,
         "a scripts/svcpath-snapshot archive (node-NAME-DATE.tar.gz): the node (interfaces, addresses, routes, rules, sysctls), "
@@ -246,7 +382,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   rp->add_option("--nft", rpo.nft, "nft list ruleset output (nftables on the node, alone or with --rules)")
       ->check(CLI::ExistingFile);
-  add_node_options(rp, rpo.node);
+  add_node_options(rp, rpo.node, door);
   rp->add_option("--pcap", rpo.pcap, "capture to replay: pcap or pcapng")->required()->check(CLI::ExistingFile);
   rp->add_option("--out-dir", rpo.out_dir, "write DIR/<mode>.pcap: each mode's packets as they leave the node (raw IP)");
   rp->add_option("--in", rpo.in_default, "receiving interface for every non-local packet (default auto)");
@@ -263,6 +399,8 @@ int main(int argc, char** argv) {
                  "worker threads: modes run in parallel, one thread each at most; results are identical to "
                  "--threads 1 (default 1)")
       ->check(CLI::Range(1, 256));
+  add_dump_doors(rp, door);
+  door.add(rp, {{"--pcap", InputKind::Capture}});
 
   // ---- gen-traffic
   auto* gt = app.add_subcommand("gen-traffic", "Write a synthetic capture of clients talking to a node's Services");
@@ -276,9 +414,9 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  svcpath gen-traffic $C --out cap.pcap --connections 10000 --zipf 1.1\n"
       "  svcpath gen-traffic $C --out ext.pcap --clients external=1 --non-service 0.1\n"
-      "  svcpath replay $C --modes iptables,ipvs --pcap cap.pcap --answer");
+      "  svcpath replay $C --mode iptables,ipvs --pcap cap.pcap --answer");
   cli::GenTrafficOptions go;
-  add_cluster_options(gt, go.cluster);
+  add_cluster_options(gt, go.cluster, door);
   gt->add_option("--out,-o", go.out, "pcap file to write")->required();
   gt->add_option("--seed", go.seed, "random seed (default 1)");
   gt->add_option("--connections,-n", go.connections, "connections to generate (default 1000)");
@@ -328,6 +466,7 @@ int main(int argc, char** argv) {
   bm->add_option("--calibrate", bmo.calibrate, "service counts whose points fit the constants (default 100,2000,20000)")
       ->delimiter(',');
   bm->add_option("--json", bmo.json_out, "also write predicted and measured per point as JSON");
+  door.add(bm, {{"--measured", InputKind::Json, "bench/kernel/measure.py's JSON"}});
 
   // ---- report
   auto* rep = app.add_subcommand("report", "Write the self-contained HTML report from saved results");
@@ -336,10 +475,10 @@ int main(int argc, char** argv) {
       "disagreements drawn through the hooks side by side, backend shares per Service, the distribution of\n"
       "rules evaluated per packet, and scaling plots (gnuplot draws them; without it, tables).\n"
       "Examples:\n"
-      "  svcpath replay $C --modes iptables,ipvs --pcap cap.pcap --format json > r.json\n"
+      "  svcpath replay $C --mode iptables,ipvs --pcap cap.pcap --format json > r.json\n"
       "  svcpath report --replay r.json -o report.html\n"
       "  svcpath report --bench bench.json -o bench.html     Google Benchmark JSON, plotted per family\n"
-      "  svcpath replay $C --modes iptables,ipvs --pcap cap.pcap --report report.html   in one go");
+      "  svcpath replay $C --mode iptables,ipvs --pcap cap.pcap --report report.html   in one go");
   cli::ReportOptions repo;
   rep->add_option("--replay", repo.replay, "output of svcpath replay --format json")->check(CLI::ExistingFile);
   rep->add_option("--sweep", repo.sweep, "a scaling sweep (svcpath demo writes svcpath-demo/sweep.json)")
@@ -347,6 +486,9 @@ int main(int argc, char** argv) {
   rep->add_option("--bench", repo.bench, "Google Benchmark JSON (--benchmark_format=json), repeatable")->check(CLI::ExistingFile);
   rep->add_option("--out,-o", repo.out, "HTML file to write (default report.html)");
   rep->add_option("--title", repo.title, "heading of the report");
+  door.add(rep, {{"--replay", InputKind::Json, "the output of svcpath replay --format json"},
+                 {"--sweep", InputKind::Json, "a scaling sweep (JSON)"},
+                 {"--bench", InputKind::Json, "Google Benchmark JSON"}});
 
   // ---- verify
   auto* vf = app.add_subcommand("verify", "Run a dump on the local kernel and compare every packet with svcpath");
@@ -387,6 +529,12 @@ int main(int argc, char** argv) {
                  "iptables back end the kernel loads the dump with: nft (default; TRACE paths from xtables-monitor), "
                  "legacy (paths from the kernel log), both")
       ->check(CLI::IsMember({"nft", "legacy", "both"}));
+  door.add(vf, {{"--snapshot", InputKind::Archive},
+                {"--rules", InputKind::IptablesSave},
+                {"--rules6", InputKind::IptablesSave},
+                {"--ipsets", InputKind::IpsetSave},
+                {"--nft", InputKind::NftRuleset},
+                {"--node-config", InputKind::NodeConfig}});
 
   // ---- diff
   auto* df = app.add_subcommand(
@@ -406,8 +554,8 @@ int main(int argc, char** argv) {
       "  svcpath diff --cluster before.yaml --to-cluster after.yaml --node n1   # a Service edit, a new policy\n"
       "  svcpath diff --rules node-monday.rules --to-rules node-friday.rules --packet 'tcp 10.0.0.5:4000 -> 10.0.0.1:80'");
   cli::DiffOptions dfo;
-  add_cluster_options(df, dfo.cluster);
-  add_node_options(df, dfo.node);
+  add_cluster_options(df, dfo.cluster, door);
+  add_node_options(df, dfo.node, door);
   df->add_option("--rules", dfo.rules, "side A: iptables-save dump")->check(CLI::ExistingFile);
   df->add_option("--rules6", dfo.rules6, "side A: ip6tables-save dump")->check(CLI::ExistingFile);
   df->add_option("--ipsets", dfo.ipsets, "side A: ipset save output")->check(CLI::ExistingFile);
@@ -428,6 +576,18 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json", "svg", "html"}));
   df->add_option("--limit", dfo.limit, "flows listed per class in text (default 5; 0 lists all)")->check(CLI::Range(0, 1000000));
   df->add_option("--seed", dfo.seed, "seed for random choices (default 1)");
+  door.add(df, {{"--rules", InputKind::IptablesSave},
+                {"--rules6", InputKind::IptablesSave},
+                {"--ipsets", InputKind::IpsetSave},
+                {"--ipvs", InputKind::Ipvsadm},
+                {"--nft", InputKind::NftRuleset},
+                {"--to-cluster", InputKind::KubeObjects},
+                {"--to-proxy-config", InputKind::ProxyConfig},
+                {"--to-rules", InputKind::IptablesSave},
+                {"--to-rules6", InputKind::IptablesSave},
+                {"--to-ipsets", InputKind::IpsetSave},
+                {"--to-ipvs", InputKind::Ipvsadm},
+                {"--to-nft", InputKind::NftRuleset}});
 
   // ---- gen-cluster
   auto* gc = app.add_subcommand("gen-cluster", "Write a synthetic cluster (Services, EndpointSlices, Nodes) as YAML");
@@ -447,13 +607,64 @@ int main(int argc, char** argv) {
   gc->add_option("--seed", gco.seed, "random seed for endpoint placement (default 1)");
   gc->add_option("--out,-o", gco.out, "YAML file to write (default: stdout)");
 
+  // Flags that do nothing in the combination given: an error, never silently ignored.
+  auto given = [](const CLI::App* a, const char* name) { return a->get_option(name)->count() > 0; };
+  auto check_combinations = [&] {
+    // Flags that read an iptables dump, and the flags that give one.
+    struct OnDump {
+      const CLI::App* app;
+      const char* flag;
+      std::initializer_list<const char*> dumps;
+    };
+    const std::initializer_list<const char*> node_dumps{"--rules", "--rules6", "--snapshot"},
+        rules_dumps{"--rules", "--snapshot"};
+    for (const OnDump& d :
+         {OnDump{trace, "--iptables-backend", node_dumps}, OnDump{trace, "--noflush", node_dumps},
+          OnDump{rp, "--iptables-backend", node_dumps}, OnDump{rp, "--noflush", node_dumps},
+          OnDump{rcmd, "--noflush", rules_dumps}, OnDump{rcmd, "--counters", rules_dumps}, OnDump{rcmd, "-6", rules_dumps}}) {
+      if (!d.app->parsed() || !given(d.app, d.flag)) continue;
+      std::vector<std::string_view> names(d.dumps.begin(), d.dumps.end());
+      if (std::any_of(names.begin(), names.end(), [&](std::string_view g) { return given(d.app, g.data()); })) continue;
+      std::string list = fmt::format("{} or {}", fmt::join(names.begin(), names.end() - 1, ", "), names.back());
+      throw CLI::RequiresError(d.flag, fmt::format("an iptables dump ({})", list));
+    }
+    if (rp->parsed() && given(rp, "--examples") && (!rpo.cluster.given() || rpo.cluster.modes().size() < 2))
+      throw CLI::RequiresError("--examples", "two modes to compare (--cluster with --mode A,B)");
+    if (trace->parsed()) {
+      bool picture = to.format == "svg" || to.format == "html" || to.format == "dot";
+      if (given(trace, "--outcome") && !(to.enumerate && picture))
+        throw CLI::RequiresError("--outcome", "--enumerate and --format svg, html or dot");
+      if (given(trace, "--color") && to.format != "text") throw CLI::RequiresError("--color", "--format text");
+      if (given(trace, "--verbose") && to.format != "text") throw CLI::RequiresError("--verbose", "--format text");
+    }
+    if (gt->parsed())
+      for (auto* f : {"--mode", "--policy-placement"})
+        if (given(gt, f))
+          throw CLI::ExcludesError(fmt::format("{} does nothing here: gen-traffic writes the same capture for every "
+                                               "mode (give {} to replay)",
+                                               f, f),
+                                   CLI::ExitCodes::ExcludesError);
+  };
   try {
     app.parse(argc, argv);
+    check_combinations();
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;  // --help is a "parse error" with status 0
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help and --version are "parse errors" with status 0
+    if (auto why = misspelt(app, argc, argv); !why.empty()) {
+      std::cerr << why << "\n";
+      return 2;
+    }
+    if (dynamic_cast<const CLI::RequiresError*>(&e) || dynamic_cast<const CLI::ExcludesError*>(&e)) {
+      auto subs = app.get_subcommands();
+      std::cerr << "svcpath" << (subs.empty() ? "" : " " + subs[0]->get_name()) << ": error: " << e.what() << "\n";
+      return 2;
+    }
+    app.exit(e);
+    return 2;
   }
   cap_memory(max_memory_mib);
   try {
+    door.check();
     if (trace->parsed()) {
       return cli::run_trace(to, std::cout);
     }
@@ -473,6 +684,9 @@ int main(int argc, char** argv) {
       rpo.timing = true;
       return cli::run_replay(rpo, std::cout);
     }
+  } catch (const sim::WrongInput& e) {  // a file given to the wrong flag: the command line is wrong
+    for (auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
+    return 2;
   } catch (const LoadError& e) {
     for (auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
     return df->parsed() ? 2 : 1;  // diff's 1 means "something changes", as diff(1)'s

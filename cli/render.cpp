@@ -2,6 +2,9 @@
 
 #include "kube/netpol/netpol.hpp"
 
+#include <algorithm>
+#include <array>
+
 #include <fmt/format.h>
 
 namespace svcpath::cli {
@@ -31,6 +34,31 @@ std::string tuple_str(const FiveTuple& t) { return t.str(); }
 
 std::string endpoint(const Addr& a, uint16_t port, uint8_t proto) { return FiveTuple::endpoint(a, port, proto); }
 
+namespace {
+
+// --enumerate's overview before the full traces: one row per outcome, what a reader compares first.
+std::string summary_table(const std::vector<nf::Outcome>& outcomes) {
+  std::vector<std::array<std::string, 5>> rows{{"#", "outcome", "backend", "masquerade", "probability"}};
+  for (size_t n = 0; n < outcomes.size(); ++n) {
+    const nf::Outcome& oc = outcomes[n];
+    const FiveTuple& t = oc.after.t;
+    std::string what(nf::outcome_name(oc.kind));
+    if (oc.kind == nf::OutcomeKind::Forwarded || oc.kind == nf::OutcomeKind::Bridged) what += " out " + oc.out;
+    else if (!oc.where.empty() && oc.kind != nf::OutcomeKind::Delivered) what += " at " + oc.where;
+    rows.push_back({std::to_string(n + 1), what, oc.dnat ? endpoint(t.dst, t.dport, t.proto) : "-", oc.snat ? t.src.str() : "-",
+                    fmt::format("{:.6f}", oc.probability)});
+  }
+  std::array<size_t, 5> w{};
+  for (auto& r : rows)
+    for (size_t c = 0; c < r.size(); ++c) w[c] = std::max(w[c], r[c].size());
+  std::string o;
+  for (auto& r : rows)
+    o += fmt::format("  {:>{}}  {:<{}}  {:<{}}  {:<{}}  {}\n", r[0], w[0], r[1], w[1], r[2], w[2], r[3], w[3], r[4]);
+  return o;
+}
+
+}  // namespace
+
 std::string render_text(int index, const PacketSpec& spec, const Packet& pkt, const std::string& in,
                         const std::vector<nf::Outcome>& outcomes, bool enumerated, const TextStyle& st) {
   Colors k{st.color};
@@ -38,6 +66,7 @@ std::string render_text(int index, const PacketSpec& spec, const Packet& pkt, co
   std::string flags = pkt.t.proto == proto::TCP ? " [" + tcp_flags_letters(pkt.tcp_flags) + "]" : "";
   o += fmt::format("packet {}: {}{} {}\n", index, tuple_str(pkt.t), flags,
                    spec.local ? "(local process, OUTPUT path)" : fmt::format("(in {})", in));
+  if (enumerated) o += summary_table(outcomes);
   for (size_t n = 0; n < outcomes.size(); ++n) {
     const nf::Outcome& oc = outcomes[n];
     if (enumerated) o += fmt::format("  outcome {}/{}  p={:.6f}\n", n + 1, outcomes.size(), oc.probability);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -354,24 +355,29 @@ void write_report_file(const std::string& path, const ReportInput& in) {
 int run_report(const ReportOptions& o, std::ostream& out) {
   ReportInput in;
   in.title = o.title;
-  auto load = [](const std::string& path) {
+  // Where the text stops being JSON and what was expected there; never the library's own wording.
+  auto load = [](const std::string& path, std::string_view expected) {
     std::string text = read_input_file(path);
     try {
       return nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
-      throw LoadError({{path, 0, 0, fmt::format("not JSON: {}", e.what())}});
+      std::string_view before = std::string_view(text).substr(0, e.byte > 0 ? size_t(e.byte - 1) : 0);
+      size_t nl = before.rfind('\n');
+      int line = 1 + int(std::count(before.begin(), before.end(), '\n'));
+      int col = int(before.size() - (nl == std::string_view::npos ? 0 : nl + 1)) + 1;
+      throw LoadError({{path, line, col, fmt::format("not JSON: expected {}", expected)}});
     }
   };
   if (o.replay.empty() && o.sweep.empty() && o.bench.empty())
     throw LoadError({{"report", 0, 0, "give --replay FILE (svcpath replay --format json), --sweep FILE or --bench FILE"}});
   if (!o.replay.empty()) {
-    in.replay = load(o.replay);
+    in.replay = load(o.replay, "the output of `svcpath replay --format json`");
     if (!in.replay.is_object() || !in.replay.contains("modes") || !in.replay.contains("capture") ||
         !in.replay["modes"].is_object() || in.replay["modes"].empty())
       throw LoadError({{o.replay, 0, 0, "not the output of `svcpath replay --format json` (no modes/capture)"}});
   }
-  if (!o.sweep.empty()) in.sweep = load(o.sweep);
-  for (auto& b : o.bench) in.benchmarks.push_back(load(b));
+  if (!o.sweep.empty()) in.sweep = load(o.sweep, "a scaling sweep (svcpath demo writes svcpath-demo/sweep.json)");
+  for (auto& b : o.bench) in.benchmarks.push_back(load(b, "Google Benchmark JSON (--benchmark_format=json)"));
   if (in.replay.is_object()) {
     // The renderer reads these without asking; a foreign file gets empty ones, not undefined behaviour.
     for (auto& [name, m] : in.replay["modes"].items()) {

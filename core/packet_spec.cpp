@@ -52,7 +52,10 @@ bool endpoint(std::string_view s, Addr& a, uint16_t& port, bool& has_port, bool 
     }
     auto v = parse_uint(ps, 65535);
     if (!v) {
-      if (why) *why = fmt::format("'{}': port must be 0..65535", s);
+      // "33o6" is a typo, not a large port: say which it is.
+      bool digits = !ps.empty() && std::all_of(ps.begin(), ps.end(), [](char c) { return c >= '0' && c <= '9'; });
+      if (why)
+        *why = digits ? fmt::format("'{}': port must be 0..65535", s) : fmt::format("'{}': port '{}' is not a number", s, ps);
       return false;
     }
     port = uint16_t(*v);

@@ -4,8 +4,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/diag.hpp"
 #include "kube/objects/cluster.hpp"
 #include "netfilter/iptables/rules.hpp"
 #include "netfilter/node.hpp"
@@ -53,6 +55,42 @@ struct ClusterInput {
   k8s::ProxyConfig cfg;
 };
 ClusterInput load_cluster(const ClusterOptions& o);
+
+/// What an input file holds, judged from its first bytes and lines only (never a full parse): each
+/// file flag checks it once, at the edge, so a file given to the wrong flag is answered with the
+/// flag that takes it instead of the wrong loader's errors.
+enum class InputKind : uint8_t {
+  Unknown,       // nothing recognised: the flag's own loader decides (and reports)
+  IptablesSave,  // iptables-save / ip6tables-save, iptables -S
+  IpsetSave,     // ipset save
+  NftRuleset,    // nft list ruleset, nft -f input, nft -j list ruleset
+  Ipvsadm,       // ipvsadm-save, ipvsadm -L
+  KubeObjects,   // kubectl's YAML or JSON (kind: Service, List, ...)
+  ProxyConfig,   // kind: KubeProxyConfiguration
+  NodeConfig,    // svcpath's node YAML (interfaces:, routes:, sysctls:, ...)
+  PacketSpecs,   // trace's packet lines ("tcp A:1 -> B:2")
+  Capture,       // pcap or pcapng
+  Archive,       // gzip: a scripts/svcpath-snapshot archive
+  Json,          // other JSON (replay, sweep, benchmark results)
+};
+/// The kind of what text starts with (head: the file's first few KiB, binary or not).
+InputKind what_is_text(std::string_view head);
+/// The kind of the file at path (reads its first 4 KiB; Unknown when it cannot be read or is not a
+/// regular file: a pipe is left unread for its loader).
+InputKind what_is(const std::string& path);
+/// "an nft ruleset", "Kubernetes objects", ... for messages.
+std::string_view describe(InputKind k);
+
+/// A file of another kind given to a flag: the command line is wrong, not the file (exit 2).
+class WrongInput : public LoadError {
+ public:
+  using LoadError::LoadError;
+};
+/// Throws WrongInput ("FILE: error: an nft ruleset given to --rules, which takes an iptables-save
+/// dump; give it with --nft") when the file at path is recognisably something flag does not take.
+/// want is what flag takes (takes, when given, says it more precisely); Unknown content is let
+/// through for the flag's loader to judge.
+void expect_input(const std::string& path, std::string_view flag, InputKind want, std::string_view takes = {});
 
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.
 nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters = false,

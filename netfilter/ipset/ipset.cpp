@@ -6,6 +6,7 @@
 #include <charconv>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -170,7 +171,7 @@ class IpsetLoader {
         return;
       }
       IpSet* s = find(t[1].s);
-      if (!s) return d_.error(ln, t[1].col, fmt::format("the set '{}' does not exist", t[1].s));
+      if (!s) return no_such_set(ln, t[1]);
       if (destroy) std::erase_if(work_, [&](const IpSet& x) { return x.name == t[1].s; });
       else clear(*s);
       return;
@@ -386,7 +387,7 @@ class IpsetLoader {
   void add(int ln, const std::vector<Word>& t, bool del) {
     if (t.size() < 3) return d_.error(ln, t[0].col, fmt::format("{} needs a set name and an element", t[0].s));
     IpSet* s = find(t[1].s);
-    if (!s) return d_.error(ln, t[1].col, fmt::format("the set '{}' does not exist", t[1].s));
+    if (!s) return no_such_set(ln, t[1]);
     int col = t[2].col;
     const std::string& elem = t[2].s;
     SetEntry opts;
@@ -537,9 +538,16 @@ class IpsetLoader {
     s.entries.push_back(std::move(e));
   }
 
+  // A set that was never created is reported at the first line naming it: the lines after, which
+  // name it too, only follow from that.
+  void no_such_set(int ln, const Word& name) {
+    if (missing_.insert(name.s).second) d_.error(ln, name.col, fmt::format("the set '{}' does not exist", name.s));
+  }
+
   Diagnostics d_;
   IpSets& sets_;
   std::vector<IpSet> work_;
+  std::set<std::string, std::less<>> missing_;
 };
 
 namespace {

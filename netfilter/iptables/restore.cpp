@@ -182,6 +182,7 @@ class Loader {
       }
     } else {
       for (size_t i = 0; i < lines.size() && !d_.full(); ++i) line_(int(i) + 1, lines[i]);
+      end_outside();
       if (cur_) d_.error(cur_->opened_at, 0, fmt::format("table '{}' opened here has no COMMIT", table_name(cur_->t.id)));
     }
     d_.throw_if_errors();
@@ -225,11 +226,14 @@ class Loader {
     if (toks.empty() || toks[0].s[0] == '#') return;
     const std::string& first = toks[0].s;
     if (first[0] == '*') {
+      end_outside();
       if (cur_) {
         d_.error(ln, 1,
                  fmt::format("'{}' starts a table before table '{}' (line {}) was COMMITted", first, table_name(cur_->t.id),
                              cur_->opened_at));
-        return;
+        // The unfinished table is lost either way; this one's lines are read as its own, so they
+        // raise no errors that only follow from the missing COMMIT.
+        cur_.reset();
       }
       auto id = parse_table(std::string_view(first).substr(1));
       if (!id) {
@@ -241,7 +245,12 @@ class Loader {
       return;
     }
     if (!cur_) {
-      d_.error(ln, 1, fmt::format("'{}' outside a table: the input must start with *table", first));
+      // The first line of a run outside any table says so; the rest of the run follows from it.
+      if (outside_.count++ == 0) {
+        outside_.first = ln;
+        outside_.what = fmt::format("'{}' outside a table: the input must start with *table", first);
+      }
+      outside_.last = ln;
       return;
     }
     if (first == "COMMIT") {
@@ -269,6 +278,16 @@ class Loader {
       start = 1;
     }
     command(ln, toks, start, counters, pk, by);
+  }
+
+  // Reports a run of lines outside any table as one error at its first line.
+  void end_outside() {
+    if (!outside_.count) return;
+    std::string more = outside_.count > 1 ? fmt::format(" ({} further lines outside a table, up to line {}, not reported)",
+                                                        outside_.count - 1, outside_.last)
+                                          : "";
+    d_.error(outside_.first, 1, outside_.what + more);
+    outside_ = {};
   }
 
   void open_table(int ln, TableId id) {
@@ -812,6 +831,11 @@ class Loader {
   RestoreOptions opt_;
   Family fam_;
   std::optional<WorkTable> cur_;
+  struct {
+    int first = 0;
+    std::string what;
+    int count = 0, last = 0;
+  } outside_;  // the current run of lines outside any table
   std::vector<Table> done_;
   std::vector<int> stack_;
   std::vector<uint32_t> seen_depth_;

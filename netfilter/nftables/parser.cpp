@@ -281,8 +281,11 @@ class Parser {
   }
 
   void table_block(Table& t) {
+    int opened = cur().line;
     expect(Tk::LBrace, "'{'");
     while (next_item("the table")) {
+      if (word("table"))
+        fail(fmt::format("'table' inside table {}: the '}}' closing it (opened at line {}) is missing", t.name, opened));
       std::string_view w = take_word("chain, set, map, comment or flags");
       if (w == "chain") {
         Chain& c = chain_ref(t, true);
@@ -339,8 +342,13 @@ class Parser {
   }
 
   void chain_block(Table& t, Chain& c) {
+    int opened = cur().line;
     expect(Tk::LBrace, "'{'");
     while (next_item("chain " + c.name)) {
+      // A chain or table inside a chain: the chain's '}' is missing, which is the error to report.
+      if (word("table") || word("chain"))
+        fail(fmt::format("'{}' inside chain {}: the '}}' closing the chain (opened at line {}) is missing", cur().text, c.name,
+                         opened));
       if (word("type")) {
         ++i_;
         std::string_view ty = take_word("filter, nat or route");

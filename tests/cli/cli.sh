@@ -59,8 +59,8 @@ expect "trace --format html is one self-contained page" 0 "^<!DOCTYPE html>" -- 
 echo '{"modes": 1}' > "$tmp/notreplay.json"
 expect "report refuses JSON that is not replay output" 1 "notreplay.json: error: not the output of .svcpath replay --format json" -- \
   "$bin" report --replay "$tmp/notreplay.json" -o "$tmp/r.html"
-expect "report refuses a file that is not JSON" 1 "nodes.yaml: error: not JSON" -- \
-  "$bin" report --replay "$src/examples/clusters/nodes.yaml" -o "$tmp/r.html"
+expect "report refuses a file that is not JSON" 1 "^README.md:1:1: error: not JSON: expected the output of .svcpath replay --format json.$" -- \
+  sh -c 'cd "$1" && "$2" report --replay README.md -o "$3"' _ "$src" "$bin" "$tmp/r.html"
 # A synthetic measurement that is exactly 2000 ns + 3 ns per rule: the fit must find that.
 python3 -c '
 import json
@@ -80,7 +80,7 @@ expect "trace --nft walks an nft list ruleset dump" 0 "=> forwarded out lan0: tc
   "$bin" trace --nft "$src/examples/rulesets/nat-gateway.nft" --node-config "$src/examples/nodes/nat-gateway.yaml" \
   -p 'tcp 198.51.100.9:55555 -> 203.0.113.7:8080 in=wan0'
 expect "replay compares nftables mode with the others" 0 "iptables vs nftables: [0-9]+ connections" -- \
-  "$bin" replay --cluster "$NP" --node node-a --modes iptables,nftables --pcap "$src/examples/pcaps/demo-node-a.pcap" --answer
+  "$bin" replay --cluster "$NP" --node node-a --mode iptables,nftables --pcap "$src/examples/pcaps/demo-node-a.pcap" --answer
 expect "an unknown mode names the three" 1 "mode 'ebpf' is not available \(iptables, ipvs, nftables\)" -- \
   "$bin" trace --cluster "$NP" --node node-a --mode ebpf -p 'tcp 10.244.1.10:40000 -> 10.96.0.54:5432'
 
@@ -109,12 +109,13 @@ expect "unknown interface is named" 1 "unknown interface 'eth9'" -- \
 expect "bad sysctl" 1 "unknown sysctl 'kernel.frob'" -- \
   "$bin" trace --rules "$R" --sysctl kernel.frob=1 --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
 expect "missing file is a usage error" 2 "File does not exist" -- "$bin" trace --rules /nonexistent --packet "tcp 1.1.1.1:1 -> 2.2.2.2:2"
-expect "reply with nothing to answer" 1 "no earlier packet" -- "$bin" trace --rules "$R" --packet "tcp/SA reply"
+expect "reply with nothing to answer" 1 "^--packet: error: 'tcp/SA reply': nothing to answer yet: this is the first packet" -- \
+  "$bin" trace --rules "$R" --packet "tcp/SA reply"
 expect "rules prints canonical form" 0 "^-A KUBE-SVC-XRY76EGRC3BSCIIJ ! -s 10.244.0.0/16" -- "$bin" rules --rules "$R"
 C="--cluster $src/examples/clusters/nodes.yaml --cluster $src/examples/clusters/basic.yaml --node node-a --proxy-config $src/examples/clusters/proxy-config.yaml"
 P="$src/examples/pcaps/basic-node-a.pcap"
 # shellcheck disable=SC2086
-expect "replay compares modes" 0 "^== mode ipvs ==" -- "$bin" replay $C --modes iptables,ipvs --pcap "$P"
+expect "replay compares modes" 0 "^== mode ipvs ==" -- "$bin" replay $C --mode iptables,ipvs --pcap "$P"
 # shellcheck disable=SC2086
 expect "replay counts what it skips" 0 "skipped +1  not IP" -- "$bin" replay $C --pcap "$P"
 # shellcheck disable=SC2086
@@ -131,10 +132,10 @@ expect "gen-traffic is byte-identical per seed" 0 "^identical$" -- sh -c 'cmp "$
 expect "gen-traffic ground truth" 0 "^wrote .*g.pcap: [0-9]+ packets, 50 connections" -- cat "$tmp/truth.txt"
 # shellcheck disable=SC2086
 expect "replay --answer of a generated capture, both modes agree" 0 "iptables vs ipvs: 50 connections, 50 equivalent, 0 different" -- \
-  "$bin" replay $C --modes iptables,ipvs --pcap "$tmp/g.pcap" --answer -j 2
+  "$bin" replay $C --mode iptables,ipvs --pcap "$tmp/g.pcap" --answer -j 2
 # shellcheck disable=SC2086
 expect "replay prints per-mode rates on stderr" 0 "mode ipvs: [0-9]+ packets in" -- \
-  "$bin" replay $C --modes iptables,ipvs --pcap "$tmp/g.pcap" --answer
+  "$bin" replay $C --mode iptables,ipvs --pcap "$tmp/g.pcap" --answer
 # shellcheck disable=SC2086
 expect "gen-traffic names a bad client kind" 1 "unknown client kind 'robots'" -- \
   "$bin" gen-traffic $C --out "$tmp/x.pcap" --clients robots=1
@@ -184,5 +185,144 @@ expect "diff: bad input exits 2, not 1 (1 means a change)" 2 "no Node 'nowhere'"
 expect "diff: one picture per class, both sides" 0 "^4 pictures, 8 panels$" -- \
   sh -c 'echo "$(grep -c "<text[^>]*class=\"title\"" "$1" || true) pictures, $(grep -c "<rect class=\"frame\"" "$1" || true) panels"' _ "$tmp/diff.svg"
 
+# ---- Issue 21, inputs recognised and mistakes answered (h-mistakes). Each answer is ONE line on
+# stderr, exactly, with its exit status.
+# expect_line NAME STATUS LINE -- command...   (stdout+stderr must be exactly LINE)
+expect_line() {
+  local name=$1 want=$2 line=$3
+  shift 4
+  "$@" > "$tmp/out" 2>&1
+  local got=$?
+  if [ "$got" -ne "$want" ] || [ "$(cat "$tmp/out")" != "$line" ]; then
+    echo "FAIL: $name: exit $got (expected $want), output:"; sed 's/^/    /' "$tmp/out" | head -20
+    echo "    expected: $line"; fail=$((fail + 1)); return
+  fi
+  echo "ok: $name"; pass=$((pass + 1))
+}
+E=$src/examples
+NFT=$E/rulesets/nat-gateway.nft
+YAML=$E/clusters/basic.yaml
+IPVS=$src/tests/data/realworld/kube-proxy-ipvs-minikube.ipvs
+SETS=$src/tests/data/ipset-forms.ipsets
+SNAP=$E/snapshots/node-kube-node-a-20261206T000000Z.tar.gz
+PK='tcp 10.244.1.5:1 -> 172.30.0.41:80'
+# The example cluster, named here: later blocks may redefine C.
+CL="--cluster $E/clusters/nodes.yaml --cluster $YAML --node node-a"
+# A file given to the wrong flag names the flag that takes it.
+expect_line "an nft ruleset on --rules" 2 "$NFT: error: an nft ruleset given to --rules, which takes an iptables-save dump; give it with --nft" -- \
+  "$bin" trace --rules "$NFT" -p "$PK"
+expect_line "a cluster on --rules" 2 "$YAML: error: Kubernetes objects given to --rules, which takes an iptables-save dump; give it with --cluster" -- \
+  "$bin" rules --rules "$YAML"
+expect_line "an ipvsadm dump on --rules" 2 "$IPVS: error: an ipvsadm dump given to --rules, which takes an iptables-save dump; give it with --ipvs" -- \
+  "$bin" rules --rules "$IPVS"
+expect_line "an ipset dump on --rules" 2 "$SETS: error: an ipset save dump given to --rules, which takes an iptables-save dump; give it with --ipsets" -- \
+  "$bin" replay --rules "$SETS" --pcap "$P"
+expect_line "a capture on --rules" 2 "$P: error: a packet capture given to --rules, which takes an iptables-save dump; give it with replay --pcap" -- \
+  "$bin" trace --rules "$P" -p "$PK"
+expect_line "a snapshot on --rules" 2 "$SNAP: error: a gzip archive given to --rules, which takes an iptables-save dump; give it with --snapshot" -- \
+  "$bin" trace --rules "$SNAP" -p "$PK"
+expect_line "packet specs on --rules" 2 "$E/packets/firewall.txt: error: packet specs given to --rules, which takes an iptables-save dump; give it with trace --packets" -- \
+  "$bin" trace --rules "$E/packets/firewall.txt" -p "$PK"
+expect_line "an iptables dump on --node-config" 2 "$R: error: an iptables-save dump given to --node-config, which takes a node config; give it with --rules" -- \
+  "$bin" trace --rules "$R" --node-config "$R" -p "$PK"
+expect_line "an nft ruleset on --cluster" 2 "$NFT: error: an nft ruleset given to --cluster, which takes Kubernetes objects; give it with --nft" -- \
+  "$bin" rules --cluster "$NFT" --node node-a
+expect_line "a capture on --cluster" 2 "$P: error: a packet capture given to --cluster, which takes Kubernetes objects; give it with replay --pcap" -- \
+  "$bin" gen-traffic --cluster "$P" --node node-a -o "$tmp/x.pcap"
+expect_line "a proxy config on --cluster" 2 "$E/clusters/proxy-config.yaml: error: a KubeProxyConfiguration given to --cluster, which takes Kubernetes objects; give it with --proxy-config" -- \
+  "$bin" rules --cluster "$E/clusters/proxy-config.yaml" --node node-a
+expect_line "a cluster on --node-config" 2 "$YAML: error: Kubernetes objects given to --node-config, which takes a node config; give it with --cluster" -- \
+  "$bin" verify --nft "$NFT" --node-config "$YAML"
+expect_line "an iptables dump on --pcap" 2 "$R: error: an iptables-save dump given to --pcap, which takes a packet capture; give it with --rules" -- \
+  "$bin" replay --rules "$R" --pcap "$R"
+expect_line "a cluster on --pcap" 2 "$YAML: error: Kubernetes objects given to --pcap, which takes a packet capture; give it with --cluster" -- \
+  "$bin" replay --rules "$R" --pcap "$YAML"
+expect_line "a capture on report --replay" 2 "$P: error: a packet capture given to --replay, which takes the output of svcpath replay --format json; give it with replay --pcap" -- \
+  "$bin" report --replay "$P" -o "$tmp/r.html"
+# A pipe is not sniffed (it can be read once): its loader reads it whole.
+expect "a dump through a pipe loads whole" 0 "^-A KUBE-SVC-XRY76EGRC3BSCIIJ ! -s 10.244.0.0/16" -- \
+  sh -c 'cat "$2" | "$1" rules --rules /dev/stdin' _ "$bin" "$R"
+# Misspelt subcommands and flags: the nearest registered name.
+expect_line "a misspelt subcommand" 2 "svcpath: error: unknown subcommand 'trase'; did you mean 'trace'?" -- "$bin" trase --rules "$R"
+expect_line "a misspelt subcommand after a global flag" 2 "svcpath: error: unknown subcommand 'rulse'; did you mean 'rules'?" -- \
+  "$bin" --max-memory 100 rulse --rules "$R"
+expect_line "a word that is no subcommand" 2 "svcpath: error: unknown subcommand 'frobnicate' (see svcpath --help)" -- "$bin" frobnicate
+expect_line "a misspelt flag" 2 "svcpath trace: error: unknown flag '--rule'; did you mean '--rules'?" -- "$bin" trace --rule "$R" -p "$PK"
+expect_line "a misspelt flag with =" 2 "svcpath trace: error: unknown flag '--sed'; did you mean '--seed'?" -- "$bin" trace --rules "$R" --sed=3 -p "$PK"
+# shellcheck disable=SC2086
+expect_line "replay takes --mode, as trace does" 2 "svcpath replay: error: unknown flag '--modes'; did you mean '--mode'?" -- \
+  "$bin" replay $CL --modes iptables,ipvs --pcap "$P"
+expect_line "a flag of another subcommand" 2 "svcpath rules: error: unknown flag '--pcap' (svcpath replay takes it)" -- "$bin" rules --pcap "$P"
+# A flag that does nothing in the combination given is refused.
+expect_line "--mode without --cluster" 2 "svcpath trace: error: --mode requires --cluster" -- "$bin" trace --rules "$R" --mode ipvs -p "$PK"
+expect_line "--node without --cluster" 2 "svcpath replay: error: --node requires --cluster" -- "$bin" replay --rules "$R" --node node-a --pcap "$P"
+expect_line "--cluster beside --rules" 2 "svcpath trace: error: --cluster excludes --rules" -- \
+  "$bin" trace --cluster "$YAML" --node node-a --rules "$R" -p "$PK"
+expect_line "--cluster beside --snapshot" 2 "svcpath replay: error: --cluster excludes --snapshot" -- \
+  "$bin" replay --cluster "$YAML" --node node-a --snapshot "$SNAP" --pcap "$P"
+expect_line "rules --family without --cluster" 2 "svcpath rules: error: --family requires --cluster" -- "$bin" rules --rules "$R" --family 6
+expect_line "rules --counters with --cluster" 2 "svcpath rules: error: --counters excludes --cluster" -- \
+  "$bin" rules --cluster "$YAML" --node node-a --counters
+expect_line "rules --policy with --restore-input" 2 "svcpath rules: error: --policy excludes --restore-input" -- \
+  "$bin" rules --cluster "$NP" --node node-a --policy --restore-input
+expect_line "trace --outcome without a picture of --enumerate" 2 "svcpath trace: error: --outcome requires --enumerate and --format svg, html or dot" -- \
+  "$bin" trace --rules "$R" --outcome 2 --enumerate -p "$PK"
+expect_line "trace --color with JSON" 2 "svcpath trace: error: --color requires --format text" -- \
+  "$bin" trace --rules "$R" --color always --format json -p "$PK"
+expect_line "trace --verbose with a picture" 2 "svcpath trace: error: --verbose requires --format text" -- \
+  "$bin" trace --rules "$R" -v --format svg -p "$PK"
+expect_line "--iptables-backend without an iptables dump" 2 "svcpath trace: error: --iptables-backend requires an iptables dump (--rules, --rules6 or --snapshot)" -- \
+  "$bin" trace --nft "$NFT" --iptables-backend nft -p "$PK"
+# shellcheck disable=SC2086
+expect_line "gen-traffic --mode" 2 "svcpath gen-traffic: error: --mode does nothing here: gen-traffic writes the same capture for every mode (give --mode to replay)" -- \
+  "$bin" gen-traffic $CL --mode ipvs -o "$tmp/x.pcap"
+expect_line "rules -6 without an iptables dump" 2 "svcpath rules: error: -6 requires an iptables dump (--rules or --snapshot)" -- \
+  "$bin" rules --nft "$NFT" -6
+expect_line "trace --in with --local" 2 "svcpath trace: error: --in excludes --local" -- "$bin" trace --rules "$R" --local --in eth0 -p "$PK"
+expect_line "replay --examples with one mode" 2 "svcpath replay: error: --examples requires two modes to compare (--cluster with --mode A,B)" -- \
+  "$bin" replay --rules "$R" --pcap "$P" --examples 3
+{ echo "# Generated by iptables-save v1.8.9 on Mon Dec  7 02:00:00 2026"; cat "$R"; } > "$tmp/v4.rules"
+expect_line "an IPv4 dump given as IPv6" 2 "$tmp/v4.rules: error: an IPv4 dump (iptables-save) given as IPv6 (--rules6 or -6); give it with --rules" -- \
+  "$bin" trace --rules6 "$tmp/v4.rules" -p "$PK"
+# Packet specs and the first packet.
+expect_line "a port with a letter in it" 1 "--packet: error: '10.244.1.5:33o6': port '33o6' is not a number" -- \
+  "$bin" trace --rules "$R" -p 'tcp 10.244.1.5:33o6 -> 172.30.0.41:80'
+expect_line "a reply to a later packet" 1 "--packet: error: 'tcp/A reply:3': there is no earlier packet 3 to reply to (packets 1..1 came before it)" -- \
+  "$bin" trace --rules "$R" -p "$PK in=eth0" -p 'tcp/A reply:3'
+# A note (a skipped kind) once per run however many objects carry it.
+printf 'kind: ConfigMap\nmetadata: {name: a}\n---\nkind: ConfigMap\nmetadata: {name: b}\n---\nkind: ConfigMap\nmetadata: {name: c}\n' > "$tmp/cm.yaml"
+expect "a skipped kind is noted once" 0 "^1$" -- \
+  sh -c '"$@" 2>&1 >/dev/null | grep -c "skipped kind ConfigMap (not used by svcpath) (and 2 more like it)"' _ \
+  "$bin" rules --cluster "$E/clusters/nodes.yaml" --cluster "$tmp/cm.yaml" --node node-a
+# --enumerate: the summary table comes first, one row per outcome.
+expect_line "enumerate starts with a summary table" 0 "$(printf '%s\n' \
+  '  #  outcome             backend          masquerade  probability' \
+  '  1  forwarded out cni0  10.244.1.5:8080  10.244.1.1  0.333333' \
+  '  2  forwarded out eth0  10.244.2.7:8080  -           0.333333' \
+  '  3  forwarded out eth0  10.244.3.9:8080  -           0.333333' \
+  '  outcome 1/3  p=0.333333')" -- \
+  sh -c '"$@" | sed -n 2,6p' _ "$bin" trace --rules "$R" --node-config "$N" --enumerate -p "tcp 10.244.1.5:40000 -> 172.30.0.41:80 in=veth-web"
+# README.md's exit-status table, row by row: each documented status is what the binary returns.
+dmg=$tmp/damaged.pcap
+head -c 100 "$P" > "$dmg"
+status_of() {
+  case $1 in
+    0) "$bin" trace --rules "$R" -p "$PK" ;;
+    1) "$bin" trace --rules "$tmp/bad.rules" -p "$PK" ;;
+    2) "$bin" trace --rule "$R" ;;
+    3) "$bin" replay --rules "$R" --pcap "$dmg" ;;
+    4) PATH=/nonexistent "$bin" verify --rules "$R" ;;
+    *) return 99 ;;
+  esac
+}
+documented=$(sed -n '/^## Exit statuses/,/^## /p' "$src/README.md" | sed -nE 's/^\| ([0-9]+) \|.*/\1/p')
+expect "README.md documents statuses 0 to 4" 0 "^0 1 2 3 4$" -- echo $documented
+for st in $documented; do
+  status_of "$st" > /dev/null 2>&1
+  got=$?
+  if [ "$got" -eq "$st" ]; then echo "ok: README exit status $st"; pass=$((pass + 1))
+  else echo "FAIL: README exit status $st: the binary returned $got"; fail=$((fail + 1)); fi
+done
+# ---- end of issue 21's block
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
