@@ -92,8 +92,26 @@ nlohmann::json histogram_json(const std::array<uint64_t, 24>& h) {
 std::string describe(const sim::FlowResult& r) {
   std::string s = outcome_label(r.kind, r.reason);
   if (!r.where.empty()) s += " at " + r.where;
-  if (r.dnat) s += fmt::format(", DNAT {} -> {}", r.service, r.backend);
+  if (r.dnat) s += fmt::format(", DNAT {} -> {}", r.service.str(), r.backend.str());
   if (r.snat) s += ", masqueraded";
+  return s;
+}
+
+// "3 masquerade, 1 outcome"
+std::string reasons(const std::map<std::string, uint64_t>& m) {
+  std::string s;
+  for (auto& [w, n] : m) s += fmt::format("{}{} {}", s.empty() ? "" : ", ", n, w);
+  return s;
+}
+
+// One mode's agreement with the first, real differences apart from those a backend choice explains.
+std::string agreement_line(const std::string& first, const std::string& other, size_t connections, const sim::Agreement& a) {
+  std::string s =
+      fmt::format("{} vs {}: {} connections, {} equivalent, {} different", first, other, connections, a.equivalent, a.different);
+  if (!a.why.empty()) s += fmt::format(" ({})", reasons(a.why));
+  uint64_t chosen = 0;
+  for (auto& [w, n] : a.by_choice) chosen += n;
+  if (chosen) s += fmt::format("; of the equivalent, {} differ only by the backend chosen ({})", chosen, reasons(a.by_choice));
   return s;
 }
 
@@ -133,11 +151,9 @@ nlohmann::json replay_json(const sim::ReplayResult& r, const ReplayOptions& o) {
     nlohmann::json ag = nlohmann::json::object();
     for (size_t i = 1; i < r.lanes.size(); ++i) {
       const sim::Agreement& a = r.lanes[i].agreement;
-      ag[r.lanes[i].name] = {{"against", first},
-                             {"connections", r.flows.size()},
-                             {"equivalent", a.equivalent},
-                             {"different", a.different},
-                             {"why", a.why}};
+      ag[r.lanes[i].name] = {
+          {"against", first}, {"connections", r.flows.size()}, {"equivalent", a.equivalent}, {"different", a.different},
+          {"why", a.why},     {"by_choice", a.by_choice}};
     }
     auto ex = nlohmann::json::array();
     for (auto& ex_d : r.examples) {
@@ -199,11 +215,7 @@ void replay_text(const sim::ReplayResult& r, const ReplayOptions& o, std::ostrea
   out << "\n== agreement ==\n";
   for (size_t i = 1; i < r.lanes.size(); ++i) {
     const sim::Agreement& a = r.lanes[i].agreement;
-    out << fmt::format("{} vs {}: {} connections, {} equivalent, {} different", first, r.lanes[i].name, r.flows.size(),
-                       a.equivalent, a.different);
-    std::string reasons;
-    for (auto& [w, n] : a.why) reasons += fmt::format("{}{} {}", reasons.empty() ? "" : ", ", n, w);
-    out << (reasons.empty() ? "\n" : " (" + reasons + ")\n");
+    out << agreement_line(first, r.lanes[i].name, r.flows.size(), a) << "\n";
   }
   for (auto& ex_d : r.examples) {
     auto& f = r.flows.at(ex_d.t);

@@ -129,13 +129,12 @@ int16_t Replay::in_interface(size_t i, const Addr& src) const {
 void Replay::learn_backends(size_t i, const Packet& p, const nf::Injection& inj) {
   if (lanes_.size() < 2) return;
   Lane& l = *lanes_[i];
-  std::string key = FiveTuple::endpoint(p.t.dst, p.t.dport, p.t.proto);
-  auto [it, fresh] = possible_[i].try_emplace(key);
+  auto [it, fresh] = possible_[i].try_emplace(Endpoint{p.t.dst, p.t.dport, p.t.proto});
   if (!fresh) return;
   if (l.engine) {
     if (const ipvs::Service* vs = l.engine->services.find(p.t.proto, p.t.dst, p.t.dport)) {
       for (const auto& rs : vs->dests)
-        if (!rs.unavailable()) it->second.insert(FiveTuple::endpoint(rs.addr, rs.port, p.t.proto));
+        if (!rs.unavailable()) it->second.insert(Endpoint{rs.addr, rs.port, p.t.proto});
       return;
     }
   }
@@ -143,28 +142,37 @@ void Replay::learn_backends(size_t i, const Packet& p, const nf::Injection& inj)
   // the cost does not grow with the flows replayed so far (enumerate snapshots the state).
   if (!probes_[i]) probes_[i] = l.stateless_twin(cfg_.seed);
   for (const nf::Outcome& oc : probes_[i]->enumerate(p, inj))
-    if (oc.dnat) it->second.insert(FiveTuple::endpoint(oc.after.t.dst, oc.after.t.dport, oc.after.t.proto));
+    if (auto b = Endpoint::backend_of(oc)) it->second.insert(*b);
 }
 
-// Returns what differs between lane i and lane 0, or "" when equivalent (see Agreement).
-std::string Replay::difference(const std::vector<FlowResult>& res, size_t i) const {
+// What differs between lane i and lane 0 on connection t, and whether it is real (see Agreement).
+Difference Replay::difference(const FiveTuple& t, const std::vector<FlowResult>& res, size_t i) const {
   const FlowResult& a = res[0];
   const FlowResult& b = res[i];
-  auto backends_of = [&](size_t lane, const std::string& svc) -> const std::set<std::string>* {
+  auto backends_of = [&](size_t lane, const Endpoint& svc) -> const std::set<Endpoint>* {
     auto it = possible_[lane].find(svc);
     return it == possible_[lane].end() ? nullptr : &it->second;
   };
   // Same verdict; the reason may differ (a REJECT rule vs IPVS's own port-unreachable).
-  if (a.kind != b.kind) return "outcome";
-  if (a.dnat != b.dnat) return "DNAT";
-  if (a.dnat && a.service != b.service) return "service";
+  if (a.kind != b.kind) return {true, "outcome"};
+  if (a.dnat != b.dnat) return {true, "DNAT"};
+  if (a.dnat && a.service != b.service) return {true, "service"};
   if (a.dnat) {
     auto* ab = backends_of(0, a.service);
     auto* bb = backends_of(i, b.service);
-    if (!ab || !ab->count(b.backend) || !bb || !bb->count(a.backend)) return "backend set";
+    if (!ab || !ab->count(b.backend) || !bb || !bb->count(a.backend)) return {true, "backend set"};
   }
-  if (a.snat != b.snat) return "masquerade";
-  return "";
+  bool other_backend = a.dnat && a.backend != b.backend;
+  if (a.snat != b.snat) {
+    // Hairpin: the lane that picked the client itself masquerades (so the reply comes back through
+    // the node), the other picked a backend that needs none. Both are right for their backend.
+    const FlowResult& masq = a.snat ? a : b;
+    const FlowResult& plain = a.snat ? b : a;
+    if (other_backend && masq.backend.addr == t.src && plain.backend.addr != t.src) return {false, "hairpin masquerade"};
+    return {true, "masquerade"};
+  }
+  if (other_backend) return {false, "other backend"};
+  return {};
 }
 
 // One packet through one lane: tallies, the post-NAT copy, and the outcome when the packet left
@@ -201,7 +209,8 @@ std::optional<nf::Outcome> Replay::run_packet(size_t i, const Packet& p, const n
     if (is_new) ++t.connections_to[svc];
   }
   t.snat += oc.snat && !answer;
-  if (first) *first = {oc.kind, oc.reason, oc.dnat, oc.snat, oc.dnat ? svc.str() : "", oc.dnat ? backend.str() : "", oc.where};
+  if (first)
+    *first = {oc.kind, oc.reason, oc.dnat, oc.snat, oc.dnat ? svc : Endpoint{}, oc.dnat ? backend : Endpoint{}, oc.where};
   bool left =
       oc.kind == nf::OutcomeKind::Forwarded || oc.kind == nf::OutcomeKind::Delivered || oc.kind == nf::OutcomeKind::Bridged;
   if (!left) return std::nullopt;
@@ -272,8 +281,8 @@ void Replay::collect_examples(const Batch& b) {
     const Item& it = b.items[k];
     if (!it.first) continue;
     for (size_t i = 1; i < lanes_.size() && examples.size() < cfg_.examples; ++i) {
-      std::string what = difference(*it.first, i);
-      if (what.empty()) continue;
+      Difference d = difference(it.d.pkt.t, *it.first, i);
+      if (!d.real) continue;
       const nf::Outcome* a = traced_for(0, k);
       const nf::Outcome* c = traced_for(i, k);
       if (!a || !c) continue;
@@ -282,7 +291,7 @@ void Replay::collect_examples(const Batch& b) {
       spec.local = it.local;
       spec.text = it.d.pkt.t.str();
       if (!it.local) spec.in = std::string(lanes_[0]->node.ifname(in_interface(0, it.d.pkt.t.src)));
-      examples.push_back({it.d.pkt.t, i, what, spec, *a, *c});
+      examples.push_back({it.d.pkt.t, i, d.what, spec, *a, *c});
     }
   }
 }
@@ -386,13 +395,14 @@ ReplayResult Replay::run(const std::string& path) {
 
   for (auto& [tuple, flow] : res_.flows)
     for (size_t i = 1; i < n; ++i) {
-      std::string what = difference(flow, i);
+      Difference diff = difference(tuple, flow, i);
       Agreement& ag = res_.lanes[i].agreement;
-      if (what.empty()) {
-        ++ag.equivalent;
-      } else {
+      if (diff.real) {
         ++ag.different;
-        ++ag.why[what];
+        ++ag.why[diff.what];
+      } else {
+        ++ag.equivalent;
+        if (!diff.what.empty()) ++ag.by_choice[diff.what];
       }
     }
   for (size_t i = 0; i < n; ++i)

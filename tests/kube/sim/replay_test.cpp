@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -306,28 +307,39 @@ TEST_CASE("gen-traffic rejects what it cannot model, naming the flag") {
   CHECK_THROWS_WITH(cli::run_gen_traffic(g, out), doctest::Contains("between 0 and 1"));
 }
 
-TEST_CASE("the agreement report finds kube-proxy's hairpin difference between the modes") {
-  // A pod on node-b reaches the legacy Service (its only endpoint is that same pod) through node-a:
-  // iptables mode masquerades hairpin traffic by source (KUBE-SEP -s POD -j KUBE-MARK-MASQ); IPVS
-  // mode's KUBE-LOOP-BACK set lists only this node's endpoints, so it does not.
-  TmpDir t;
-  auto file = t.dir / "hairpin.pcap";
-  {
-    pcap::Writer w(file.string(), pcap::link::Raw);
+namespace {
+struct Syn {
+  const char* src;
+  uint16_t sport;
+  const char* dst;  // port 80
+};
+// A capture of TCP SYNs, one connection each, replayed through basic.yaml's node-a in iptables and IPVS mode.
+cli::ReplayOptions syn_replay(const std::filesystem::path& file, const std::vector<Syn>& syns) {
+  pcap::Writer w(file.string(), pcap::link::Raw);
+  uint64_t ts = 1'000'000'000;
+  for (const Syn& s : syns) {
     Packet p;
-    p.t = {*Addr::parse("10.244.2.50"), *Addr::parse("172.30.0.45"), 40000, 80, proto::TCP};
+    p.t = {*Addr::parse(s.src), *Addr::parse(s.dst), s.sport, 80, proto::TCP};
     p.tcp_flags = tcpflag::SYN;
-    w.write(1'000'000'000, pcap::build(p));
-    p.t.sport = 40001;
-    p.t.dst = *Addr::parse("172.30.0.41");  // web: not a hairpin, the modes agree
-    w.write(1'000'100'000, pcap::build(p));
-    w.close();
+    w.write(ts += 100'000, pcap::build(p));
   }
+  w.close();
   cli::ReplayOptions o;
   o.cluster = basic_cluster();
   o.cluster.mode = "iptables,ipvs";
   o.pcap = file.string();
   o.format = "json";
+  return o;
+}
+}  // namespace
+
+TEST_CASE("the agreement report finds kube-proxy's hairpin difference between the modes") {
+  // A pod on node-b reaches the legacy Service (its only endpoint is that same pod) through node-a:
+  // iptables mode masquerades hairpin traffic by source (KUBE-SEP -s POD -j KUBE-MARK-MASQ); IPVS
+  // mode's KUBE-LOOP-BACK set lists only this node's endpoints, so it does not.
+  TmpDir t;
+  // The second connection goes to web: not a hairpin, the modes agree.
+  auto o = syn_replay(t.dir / "hairpin.pcap", {{"10.244.2.50", 40000, "172.30.0.45"}, {"10.244.2.50", 40001, "172.30.0.41"}});
   auto j = replay(o);
   auto& ag = j["agreement"]["ipvs"];
   CHECK(ag["connections"] == 2);
@@ -347,11 +359,50 @@ TEST_CASE("the agreement report finds kube-proxy's hairpin difference between th
   CHECK(ipv.find("MASQUERADE") == std::string::npos);
   CHECK(ex[0]["traces"]["iptables"]["snat"] == true);
   CHECK(ex[0]["traces"]["ipvs"]["snat"] == false);
+  // The same backend (the Service's only endpoint): a real difference, not one of choice.
+  CHECK(ag["different"] == 1);
+  CHECK(!ag["by_choice"].contains("hairpin masquerade"));
   // --examples 0: counted, not traced.
   o.examples = 0;
   auto quiet = replay(o);
   CHECK(quiet["agreement"]["ipvs"]["different"] == 1);
   CHECK(quiet["agreement"]["examples"].empty());
+}
+
+TEST_CASE(
+    "agreement: a hairpin to the client itself in one mode and another backend in the other is a choice, not a difference") {
+  // web's endpoint 10.244.1.5 on node-a opens connections to its own Service: whichever mode picks
+  // the client itself masquerades (the reply must come back through the node), the other mode's
+  // backend needs no masquerade. Both are right; the difference follows from the backend chosen.
+  TmpDir t;
+  std::vector<Syn> syns;
+  for (uint16_t i = 0; i < 30; ++i) syns.push_back({"10.244.1.5", uint16_t(40000 + i), "172.30.0.41"});
+  auto o = syn_replay(t.dir / "self.pcap", syns);
+  auto j = replay(o);
+  auto& ag = j["agreement"]["ipvs"];
+  CHECK(ag["connections"] == 30);
+  CHECK(ag["equivalent"] == 30);
+  CHECK(ag["different"] == 0);
+  CHECK(ag["why"].empty());
+  CHECK(j["agreement"]["examples"].empty());
+  // Both kinds of choice happen with this seed: the hairpin, and two non-client backends.
+  uint64_t hairpin = ag["by_choice"].value("hairpin masquerade", uint64_t(0));
+  uint64_t other = ag["by_choice"].value("other backend", uint64_t(0));
+  CHECK(hairpin > 0);
+  CHECK(other > 0);
+  // Each mode masqueraded exactly its hairpin connections: those to the client itself.
+  for (const char* mode : {"iptables", "ipvs"}) {
+    CAPTURE(mode);
+    auto& m = j["modes"][mode];
+    CHECK(m["snat"] == m["dnat_to"]["172.30.0.41:80"].value("10.244.1.5:8080", uint64_t(0)));
+  }
+  // The text report says so in words.
+  o.format = "text";
+  std::ostringstream out;
+  REQUIRE(cli::run_replay(o, out) == 0);
+  CHECK(out.str().find(fmt::format("iptables vs ipvs: 30 connections, 30 equivalent, 0 different; of the equivalent, {} differ "
+                                   "only by the backend chosen ({} hairpin masquerade, {} other backend)",
+                                   hairpin + other, hairpin, other)) != std::string::npos);
 }
 
 TEST_CASE("replay --threads gives the same report as one thread") {
@@ -533,7 +584,8 @@ TEST_CASE("a snapshot's kube-proxy.txt tells kube-proxy's mode: /proxyMode, else
   auto d = kube_proxy_mode("configz\t{\"kubeproxy.config.k8s.io\":{\"mode\":\"\"}}\n");
   CHECK(d.mode == "iptables");
   CHECK(d.how == "kube-proxy's /configz: mode unset, the Linux default");
-  CHECK(kube_proxy_mode("configz\t{not json\nchains\tKUBE-SERVICES in iptables-nft-save.v4\ndevice\tkube-ipvs0\n").mode == "ipvs");
+  CHECK(kube_proxy_mode("configz\t{not json\nchains\tKUBE-SERVICES in iptables-nft-save.v4\ndevice\tkube-ipvs0\n").mode ==
+        "ipvs");
   auto e = kube_proxy_mode("configz\tunreachable\nmetrics\tunreachable\nchains\tKUBE-SERVICES in iptables-nft-save.v4\n");
   CHECK(e.mode == "iptables");
   CHECK(e.how == "kube-proxy's chains: KUBE-SERVICES in iptables-nft-save.v4");
