@@ -1,5 +1,6 @@
 // svcpath replay, the front end: options -> lanes -> sim::Replay (kube/sim/replay), and the result
 // rendered as text or JSON, and as the HTML report.
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -133,6 +134,9 @@ nlohmann::json replay_json(const sim::ReplayResult& r, const ReplayOptions& o) {
     if (o.answer) m["answers"] = t.answers;
     m["connections_to"] = named(t.connections_to);
     m["new_flows"] = t.new_flows;
+    m["new_flows_midstream"] = t.midstream;
+    m["invalid"] = t.invalid;
+    m["invalid_dropped_at"] = t.invalid_dropped_at;
     m["outcomes"] = outcome_names(t);
     m["dnat"] = t.dnat;
     m["snat"] = t.snat;
@@ -171,7 +175,23 @@ nlohmann::json replay_json(const sim::ReplayResult& r, const ReplayOptions& o) {
   return j;
 }
 
+std::vector<ModeCounts> mode_counts(const sim::ReplayResult& r) {
+  std::vector<ModeCounts> v;
+  for (const sim::LaneResult& l : r.lanes)
+    v.push_back({l.name, l.tally.new_flows, l.tally.midstream, l.tally.invalid, l.tally.invalid_dropped_at});
+  return v;
+}
+
+// "rules evaluated" from "Rules evaluated"; "IPVS service lookups" keeps its capitals.
+std::string in_sentence(std::string label) {
+  if (label.size() > 1 && std::isupper(static_cast<unsigned char>(label[0])) &&
+      std::islower(static_cast<unsigned char>(label[1])))
+    label[0] = char(std::tolower(static_cast<unsigned char>(label[0])));
+  return label;
+}
+
 void replay_text(const sim::ReplayResult& r, const ReplayOptions& o, std::ostream& out) {
+  CountNotes notes = explain_counts(mode_counts(r));
   const sim::CaptureFacts& c = r.capture;
   uint64_t skipped = c.skipped();
   out << fmt::format("capture {}: {} frames (link type {}), {} replayed, {} skipped\n", o.pcap, c.frames, c.linktype,
@@ -181,11 +201,14 @@ void replay_text(const sim::ReplayResult& r, const ReplayOptions& o, std::ostrea
       out << fmt::format("  skipped {:>8}  {}\n", c.decode_errors[k], pcap::decode_error_name(pcap::DecodeError(k)));
   if (c.fragments) out << fmt::format("  skipped {:>8}  later fragment (no L4 header; reassembly not modelled)\n", c.fragments);
   if (!c.file_error.empty()) out << fmt::format("  the capture ends early: {}\n", c.file_error);
-  for (const sim::LaneResult& l : r.lanes) {
+  for (size_t li = 0; li < r.lanes.size(); ++li) {
+    const sim::LaneResult& l = r.lanes[li];
     const sim::Tally& t = l.tally;
     out << fmt::format("\n== mode {} ==\n", l.name);
     out << fmt::format("packets {}  new flows {}  DNAT {}  SNAT/masquerade {}{}\n", t.packets, t.new_flows, t.dnat, t.snat,
                        o.answer ? fmt::format("  answers {}", t.answers) : "");
+    for (const std::string* note : {&notes.new_flows[li], &notes.invalid[li]})
+      if (!note->empty()) out << "  (" << *note << ")\n";
     for (auto& [k, n] : outcome_names(t)) out << fmt::format("  {:<40} {:>8}\n", k, n);
     if (!t.dnat_to.empty()) out << "DNAT destinations (packets):\n";
     for (auto& [svc, backends] : named(t.dnat_to)) {
@@ -197,20 +220,27 @@ void replay_text(const sim::ReplayResult& r, const ReplayOptions& o, std::ostrea
     }
     auto cost_line = [&](const char* what, const Counters& cost, uint64_t n) {
       if (!n) return;
-      out << fmt::format("cost per {} packet: {:.1f} rules, {:.1f} set lookups, {:.1f} ct lookups", what,
-                         double(cost.rules_evaluated) / double(n), double(cost.set_lookups) / double(n),
-                         double(cost.ct_lookups) / double(n));
-      if (cost.ipvs_svc_lookups) out << fmt::format(", {:.1f} ipvs service lookups", double(cost.ipvs_svc_lookups) / double(n));
-      out << "\n";
+      std::string line;
+      cost.for_each([&](std::string_view name, uint64_t v) {
+        bool shown =
+            name == "rules_evaluated" || name == "set_lookups" || name == "ct_lookups" || (name == "ipvs_svc_lookups" && v);
+        if (shown)
+          line += fmt::format("{}{:.1f} {}", line.empty() ? "" : ", ", double(v) / double(n),
+                              in_sentence(label_of(std::string(name))));
+      });
+      out << fmt::format("cost per {}: {}\n", what, line);
     };
-    cost_line("new", t.cost_new, t.new_flows);
-    cost_line("established", t.cost_est, t.packets - t.new_flows);
+    cost_line("new connection", t.cost_new, t.new_flows);
+    cost_line("established packet", t.cost_est, t.packets - t.new_flows);
     if (!l.policy.allowed.empty() || !l.policy.denied.empty()) out << "NetworkPolicy verdicts (packets):\n";
     for (auto& [by, n] : l.policy.allowed) out << fmt::format("  allowed {:>8}  {}\n", n, by);
     for (auto& [by, n] : l.policy.denied) out << fmt::format("  denied  {:>8}  {}\n", n, by);
     if (!o.out_dir.empty()) out << fmt::format("wrote {} post-NAT packets to {}/{}.pcap\n", t.written, o.out_dir, l.name);
   }
   if (r.lanes.size() < 2) return;
+  if (!notes.new_flows_across.empty() || !notes.invalid_across.empty()) out << "\n== why the counts differ ==\n";
+  for (const std::string* note : {&notes.new_flows_across, &notes.invalid_across})
+    if (!note->empty()) out << *note << "\n";
   const std::string& first = r.lanes[0].name;
   out << "\n== agreement ==\n";
   for (size_t i = 1; i < r.lanes.size(); ++i) {

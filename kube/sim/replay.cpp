@@ -195,6 +195,11 @@ std::optional<nf::Outcome> Replay::run_packet(size_t i, const Packet& p, const n
   ++(answer ? t.answers : t.packets);
   bool is_new = cost.ct_created > 0 && !answer;
   t.new_flows += is_new;
+  t.midstream += is_new && p.t.proto == proto::TCP && !(p.tcp_flags & tcpflag::SYN);
+  if (oc.after.ctinfo == CtInfo::Invalid) {
+    ++t.invalid;
+    if (oc.kind == nf::OutcomeKind::Dropped) ++t.invalid_dropped_at[oc.where];
+  }
   if (!answer) {
     (is_new ? t.cost_new : t.cost_est) += cost;
     size_t b = cost.rules_evaluated == 0 ? 0 : std::min<size_t>(23, size_t(std::bit_width(cost.rules_evaluated)));

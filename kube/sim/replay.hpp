@@ -58,6 +58,11 @@ struct Tally {
   // Rules evaluated per packet, in power-of-two buckets: [0], [1], [2,3], [4,7], ...
   std::array<uint64_t, 24> rules_hist_new{}, rules_hist_est{};
   uint64_t written = 0;  // packets written to the lane's post-NAT capture
+  // Counts that explain others. INVALID: conntrack found no entry the packet can belong to (a
+  // FIN/ACK whose connection's entry was never confirmed); per drop site, those the rules dropped.
+  uint64_t invalid = 0;
+  std::map<std::string, uint64_t> invalid_dropped_at;
+  uint64_t midstream = 0;  // new flows opened by a TCP packet without SYN (nf_conntrack_tcp_loose)
 };
 
 /// What one lane did with a connection's first packet.
