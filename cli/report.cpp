@@ -144,7 +144,7 @@ CountNotes explain_counts(const std::vector<ModeCounts>& modes) {
     if (m.midstream)
       nf = fmt::format(
           "{} of the {} new connections were picked up mid-stream: a TCP packet without SYN found no entry and opened one "
-          "(nf_conntrack_tcp_loose), as when the connection's first packet was dropped",
+          "(nf_conntrack_tcp_loose), as when the connection's first packet was dropped or rejected",
           m.midstream, m.new_flows);
     if (m.invalid) {
       uint64_t d = dropped(m);
@@ -174,7 +174,7 @@ CountNotes explain_counts(const std::vector<ModeCounts>& modes) {
     if (!differ(opened))
       n.new_flows_across = fmt::format(
           "New connections differ between the modes only by those picked up mid-stream ({}): every mode saw the same {} "
-          "open with their first packet. Where a mode drops a connection's first packet it keeps no entry, so the "
+          "open with their first packet. Where a mode drops or rejects a connection's first packet it keeps no entry, so the "
           "connection's next packet opens one.",
           list(midstream), opened(modes[0]));
     else

@@ -154,7 +154,7 @@ Difference Replay::difference(const FiveTuple& t, const std::vector<FlowResult>&
     return it == possible_[lane].end() ? nullptr : &it->second;
   };
   // Same verdict; the reason may differ (a REJECT rule vs IPVS's own port-unreachable).
-  if (a.kind != b.kind) return {true, "outcome"};
+  if (a.kind != b.kind) return b.as_other_backend ? Difference{false, "other backend's outcome"} : Difference{true, "outcome"};
   if (a.dnat != b.dnat) return {true, "DNAT"};
   if (a.dnat && a.service != b.service) return {true, "service"};
   if (a.dnat) {
@@ -169,6 +169,7 @@ Difference Replay::difference(const FiveTuple& t, const std::vector<FlowResult>&
     const FlowResult& masq = a.snat ? a : b;
     const FlowResult& plain = a.snat ? b : a;
     if (other_backend && masq.backend.addr == t.src && plain.backend.addr != t.src) return {false, "hairpin masquerade"};
+    if (other_backend && b.as_other_backend) return {false, "other backend's masquerade"};
     return {true, "masquerade"};
   }
   if (other_backend) return {false, "other backend"};
@@ -301,6 +302,32 @@ void Replay::collect_examples(const Batch& b) {
   }
 }
 
+// Main thread, between batches: where lane 0 and lane i picked different backends of a Service and
+// then differ in outcome or masquerade, a lane that can fork (not IPVS: its twin has no scheduler)
+// is asked on its stateless twin what it does with the other lane's backend. When that is what the
+// other lane did, the difference follows from the choice.
+void Replay::probe_choices(const Batch& b) {
+  auto would = [&](size_t lane, const Item& it, const Endpoint& backend, const FlowResult& did) {
+    if (lanes_[lane]->engine) return false;
+    if (!probes_[lane]) probes_[lane] = lanes_[lane]->stateless_twin(cfg_.seed);
+    nf::Injection inj{it.local, it.local ? kNoIf : in_interface(lane, it.d.pkt.t.src)};
+    for (const nf::Outcome& oc : probes_[lane]->enumerate(it.d.pkt, inj))
+      if (Endpoint::backend_of(oc) == backend) return oc.kind == did.kind && oc.snat == did.snat;
+    return false;
+  };
+  for (const Item& it : b.items) {
+    if (!it.first) continue;
+    std::vector<FlowResult>& res = *it.first;
+    const FlowResult& a = res[0];
+    for (size_t i = 1; i < res.size(); ++i) {
+      FlowResult& c = res[i];
+      if (!a.dnat || !c.dnat || a.service != c.service || a.backend == c.backend) continue;
+      if (a.kind == c.kind && a.snat == c.snat) continue;
+      c.as_other_backend = would(0, it, c.backend, c) || would(i, it, a.backend, a);
+    }
+  }
+}
+
 ReplayResult Replay::run(const std::string& path) {
   const size_t n = lanes_.size();
   res_ = ReplayResult{};
@@ -385,6 +412,7 @@ ReplayResult Replay::run(const std::string& path) {
       work(0, b);
       if (nthreads_ > 1) workers_->sync.arrive_and_wait();
       if (workers_->error) break;
+      if (n > 1) probe_choices(b);
       if (tracing_) collect_examples(b);
     }
   } catch (...) {

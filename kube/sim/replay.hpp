@@ -72,6 +72,9 @@ struct FlowResult {
   bool dnat = false, snat = false;
   Endpoint service, backend;  // when dnat
   std::string where;
+  // Lane i > 0 only: lane 0 would have done what this lane did (outcome, masquerade) had it picked
+  // this lane's backend, or this lane lane 0's: the difference follows from the choice.
+  bool as_other_backend = false;
 };
 
 struct TupleLess {
@@ -85,6 +88,8 @@ using FlowResults = std::map<FiveTuple, std::vector<FlowResult>, TupleLess>;
 /// for the same backend. Differences that follow from picking another backend are equivalent and
 /// counted in by_choice: "other backend", and "hairpin masquerade" (one lane picked the client
 /// itself, which kube-proxy masquerades in every mode, the other a backend it does not).
+/// "other backend's outcome" and "other backend's masquerade": a mode given the other's backend
+/// (a branch of its random choices, on a stateless twin) does what the other did.
 /// Real differences: "outcome", "DNAT", "service", "backend set", "masquerade" (same backend).
 struct Agreement {
   uint64_t equivalent = 0, different = 0;
@@ -158,6 +163,7 @@ class Replay {
   void work(size_t w, const Batch& b);
   void worker_loop(size_t w);
   void collect_examples(const Batch& b);
+  void probe_choices(const Batch& b);
   int16_t in_interface(size_t i, const Addr& src) const;
 
   std::vector<std::unique_ptr<Lane>>& lanes_;

@@ -407,6 +407,28 @@ TEST_CASE(
                                    hairpin + other, hairpin, other)) != std::string::npos);
 }
 
+TEST_CASE("agreement: a policy verdict that differs because the modes picked different backends is a choice, not a difference") {
+  // The demo's web Service has an isolated endpoint (web-1, dropped by policy) and an open one: a
+  // connection iptables sends to web-1 and IPVS to the other is dropped in one mode only. Given
+  // IPVS's backend (a branch of its statistic match), iptables mode forwards it too.
+  cli::ReplayOptions o;
+  o.cluster.files = {test::source_dir() + "/examples/networkpolicy/cluster.yaml"};
+  o.cluster.node = "node-a";
+  o.cluster.mode = "iptables,ipvs";
+  o.pcap = test::source_dir() + "/examples/pcaps/demo-node-a.pcap";
+  o.answer = true;
+  o.format = "json";
+  auto j = replay(o);
+  auto& ag = j["agreement"]["ipvs"];
+  CHECK(ag["connections"] == 400);
+  CHECK(ag["different"] == 0);
+  CHECK(ag["why"].empty());
+  CHECK(ag["by_choice"].value("other backend's outcome", uint64_t(0)) > 20);
+  CHECK(j["agreement"]["examples"].empty());
+  // The verdicts do differ by mode, packet for packet: the counts are of choices, not of agreement.
+  CHECK(j["modes"]["iptables"]["outcomes"]["dropped (rule DROP)"] != j["modes"]["ipvs"]["outcomes"]["dropped (rule DROP)"]);
+}
+
 TEST_CASE("replay --threads gives the same report as one thread") {
   TmpDir t;
   cli::GenTrafficOptions g;
@@ -619,7 +641,7 @@ TEST_CASE("replay counts INVALID packets per drop site and new flows picked up m
   REQUIRE(cli::run_replay(o, out) == 0);
   std::string text = out.str();
   CHECK(text.find("  (1 of the 2 new connections were picked up mid-stream: a TCP packet without SYN found no entry and "
-                  "opened one (nf_conntrack_tcp_loose), as when the connection's first packet was dropped)\n") !=
+                  "opened one (nf_conntrack_tcp_loose), as when the connection's first packet was dropped or rejected)\n") !=
         std::string::npos);
   CHECK(text.find(": 1 dropped (1 at filter:KUBE-FORWARD:rule:1))\n") != std::string::npos);
   CHECK(text.find(": no rule dropped them)\n") != std::string::npos);
@@ -635,7 +657,8 @@ TEST_CASE("explain_counts: sentences from the counts, none where they agree") {
   auto n = cli::explain_counts(m);
   CHECK(n.new_flows_across ==
         "New connections differ between the modes only by those picked up mid-stream (iptables 327, nftables 288): every "
-        "mode saw the same 400 open with their first packet. Where a mode drops a connection's first packet it keeps no "
+        "mode saw the same 400 open with their first packet. Where a mode drops or rejects a connection's first packet it "
+        "keeps no "
         "entry, so the connection's next packet opens one.");
   CHECK(
       n.invalid_across.starts_with("INVALID packets dropped: iptables 52 of 96 (52 at filter:KUBE-FORWARD:rule:1), nftables "
