@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -190,6 +191,40 @@ std::string in_sentence(std::string label) {
   return label;
 }
 
+// Per Service, each backend's packets and share, a column per mode.
+void shares_text(const std::vector<sim::LaneResult>& lanes, std::ostream& out) {
+  std::map<std::string, std::set<std::string>> services;
+  std::vector<std::map<std::string, std::map<std::string, uint64_t>>> per_lane;
+  for (const sim::LaneResult& l : lanes) {
+    per_lane.push_back(named(l.tally.dnat_to));
+    for (auto& [svc, backends] : per_lane.back())
+      for (auto& [b, n] : backends) services[svc].insert(b);
+  }
+  if (services.empty()) return;
+  if (lanes.size() == 1) out << "DNAT destinations (packets):\n";
+  for (auto& [svc, all] : services) {
+    if (lanes.size() == 1) out << fmt::format("  {}\n", svc);
+    else {
+      out << fmt::format("  {:<38}", svc);
+      for (const sim::LaneResult& l : lanes) out << fmt::format(" {:>15}", l.name);
+      out << "\n";
+    }
+    for (auto& b : all) {
+      out << fmt::format("    -> {:<34}", b);
+      for (auto& m : per_lane) {
+        auto it = m.find(svc);
+        uint64_t total = 0, n = 0;
+        if (it != m.end()) {
+          for (auto& [be, k] : it->second) total += k;
+          if (auto bi = it->second.find(b); bi != it->second.end()) n = bi->second;
+        }
+        out << fmt::format(" {:>8} {:5.1f}%", n, total ? 100.0 * double(n) / double(total) : 0.0);
+      }
+      out << "\n";
+    }
+  }
+}
+
 void replay_text(const sim::ReplayResult& r, const ReplayOptions& o, std::ostream& out) {
   CountNotes notes = explain_counts(mode_counts(r));
   const sim::CaptureFacts& c = r.capture;
@@ -210,14 +245,7 @@ void replay_text(const sim::ReplayResult& r, const ReplayOptions& o, std::ostrea
     for (const std::string* note : {&notes.new_flows[li], &notes.invalid[li]})
       if (!note->empty()) out << "  (" << *note << ")\n";
     for (auto& [k, n] : outcome_names(t)) out << fmt::format("  {:<40} {:>8}\n", k, n);
-    if (!t.dnat_to.empty()) out << "DNAT destinations (packets):\n";
-    for (auto& [svc, backends] : named(t.dnat_to)) {
-      uint64_t total = 0;
-      for (auto& [b, n] : backends) total += n;
-      out << fmt::format("  {}\n", svc);
-      for (auto& [b, n] : backends)
-        out << fmt::format("    -> {:<40} {:>8}  {:5.1f}%\n", b, n, 100.0 * double(n) / double(total));
-    }
+    if (r.lanes.size() == 1) shares_text({l}, out);  // several modes: side by side after them
     auto cost_line = [&](const char* what, const Counters& cost, uint64_t n) {
       if (!n) return;
       std::string line;
@@ -238,6 +266,8 @@ void replay_text(const sim::ReplayResult& r, const ReplayOptions& o, std::ostrea
     if (!o.out_dir.empty()) out << fmt::format("wrote {} post-NAT packets to {}/{}.pcap\n", t.written, o.out_dir, l.name);
   }
   if (r.lanes.size() < 2) return;
+  out << "\n== backend shares per Service (DNATed packets) ==\n";
+  shares_text(r.lanes, out);
   if (!notes.new_flows_across.empty() || !notes.invalid_across.empty()) out << "\n== why the counts differ ==\n";
   for (const std::string* note : {&notes.new_flows_across, &notes.invalid_across})
     if (!note->empty()) out << *note << "\n";

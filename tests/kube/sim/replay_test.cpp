@@ -761,6 +761,28 @@ TEST_CASE("the report labels rows in plain words and shows backend shares one ro
     for (size_t p = r.find("<td>"); p != std::string::npos; p = r.find("<td>", p + 1)) ++cells;
     CHECK(cells == 3);
   }
+  // The text summary groups the shares the same way: a Service line naming the modes, then per
+  // backend its packets and share in each mode.
+  o.format = "text";
+  std::ostringstream text;
+  REQUIRE(cli::run_replay(o, text) == 0);
+  std::string txt = text.str();
+  auto from = txt.find("\n== backend shares per Service (DNATed packets) ==\n");
+  REQUIRE(from != std::string::npos);
+  std::istringstream lines(txt.substr(from + 1));
+  std::string line;
+  std::getline(lines, line);
+  size_t heads = 0, bars = 0;
+  std::regex head("^  \\S+ +iptables +ipvs +nftables$"), bar("^    -> \\S+( +[0-9]+ +[0-9.]+%){3}$");
+  while (std::getline(lines, line) && !line.empty()) {
+    CAPTURE(line);
+    bool h = std::regex_match(line, head), b = std::regex_match(line, bar);
+    CHECK((h || b));
+    heads += h;
+    bars += b;
+  }
+  CHECK(heads == services.size());
+  CHECK(bars >= services.size());
   // A percentage and its count never wrap apart.
   CHECK(html.find("%&nbsp;(") != std::string::npos);
   CHECK(html.find(".pct{color:#555;min-width:110px;white-space:nowrap}") != std::string::npos);
