@@ -462,6 +462,48 @@ std::map<std::string, std::string> backends(const std::string& json_lines, size_
 }
 }  // namespace
 
+TEST_CASE("common choice: a mode that cannot pick the backend samples on its own, and the line says so") {
+  sim::ClusterOptions co;
+  co.files = {ex("nodes.yaml"), ex("basic.yaml")};
+  co.node = "node-a";
+  co.proxy_config = ex("proxy-config.yaml");
+  auto ci = sim::load_cluster(co);
+  // The nftables lane sees web without its endpoint 10.244.1.5 (as in the middle of a rollout).
+  auto fewer = ci;
+  Addr gone = *Addr::parse("10.244.1.5");
+  for (auto& sl : fewer.cluster.slices)
+    std::erase_if(sl.endpoints, [&](const k8s::Endpoint& e) { return !e.addresses.empty() && e.addresses[0] == gone; });
+  Packet p = pkt("tcp 10.244.1.9:40000 -> 172.30.0.41:80");
+  size_t alone = 0, shared = 0;
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    CAPTURE(seed);
+    auto lanes = sim::cluster_lanes(ci, {"iptables"}, sim::NodeOptions{}, seed);
+    lanes.push_back(std::move(sim::cluster_lanes(fewer, {"nftables"}, sim::NodeOptions{}, seed)[0]));
+    std::vector<nf::Injection> inj;
+    for (auto& l : lanes) inj.push_back({false, l->node.find("cni0")});
+    sim::CommonChoice cc(lanes, p, inj);
+    auto a = cc.run(0), b = cc.run(1);
+    std::string ab = FiveTuple::endpoint(a.after.t.dst, a.after.t.dport, proto::TCP),
+                bb = FiveTuple::endpoint(b.after.t.dst, b.after.t.dport, proto::TCP);
+    if (a.after.t.dst == gone) {
+      ++alone;
+      CHECK(bb != ab);
+      CHECK(cc.summary() == "backend " + ab + " (sampled in iptables) in iptables; not a choice of nftables (" + bb +
+                                "), sampled on its own; --independent to sample each mode on its own");
+    } else {
+      ++shared;
+      CHECK(bb == ab);
+      CHECK(cc.summary().starts_with("same backend " + ab + " in every mode (sampled in iptables)"));
+    }
+    // State carried forward: the flow's next packet in each lane follows its own entry.
+    VectorSink s0, s1;
+    CHECK(lanes[0]->dp->process(p, inj[0], s0).after.t.dst == a.after.t.dst);
+    CHECK(lanes[1]->dp->process(p, inj[1], s1).after.t.dst == b.after.t.dst);
+  }
+  CHECK(alone > 0);
+  CHECK(shared > 0);
+}
+
 TEST_CASE("side by side: the modes share the backend choice by seed, and --independent samples each on its own") {
   // Without IPVS no mode's choice is fixed: iptables samples, nftables takes the same branch. The
   // second packet is the SYN's retransmission.
