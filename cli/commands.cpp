@@ -207,6 +207,7 @@ int run_trace(const TraceOptions& o_in, std::ostream& out) {
       }
     }
     std::string shared = common ? common->summary() : "";
+    if (!shared.empty()) shared += "; --independent to sample each mode on its own";
     if (picture) {
       if (!shared.empty()) pictures.back().title += " — " + shared;  // written once all packets ran
     } else if (o.format == "json") {

@@ -150,7 +150,6 @@ nf::Outcome CommonChoice::run(size_t i) {
 std::string CommonChoice::summary() const {
   if (chooser_ == SIZE_MAX) return "";
   const std::string& who = lanes_[chooser_]->name;
-  const char* independent = "--independent to sample each mode on its own";
   if (!backend_) return fmt::format("{} sampled no backend (no DNAT); each mode sampled on its own", who);
   std::string how = fixed_ ? fmt::format("{}'s choice, which does not fork", who) : fmt::format("sampled in {}", who);
   std::string same, other;
@@ -161,9 +160,8 @@ std::string CommonChoice::summary() const {
     }
     other += fmt::format("{}{} ({})", other.empty() ? "" : ", ", lanes_[i]->name, got_[i] ? got_[i]->str() : "no DNAT");
   }
-  if (other.empty()) return fmt::format("same backend {} in every mode ({}); {}", backend_->str(), how, independent);
-  return fmt::format("backend {} ({}) in {}; not a choice of {}, sampled on its own; {}", backend_->str(), how, same, other,
-                     independent);
+  if (other.empty()) return fmt::format("same backend {} in every mode ({})", backend_->str(), how);
+  return fmt::format("backend {} ({}) in {}; not a choice of {}, sampled on its own", backend_->str(), how, same, other);
 }
 
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {

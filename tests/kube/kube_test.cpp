@@ -488,8 +488,8 @@ TEST_CASE("common choice: a mode that cannot pick the backend samples on its own
     if (a.after.t.dst == gone) {
       ++alone;
       CHECK(bb != ab);
-      CHECK(cc.summary() == "backend " + ab + " (sampled in iptables) in iptables; not a choice of nftables (" + bb +
-                                "), sampled on its own; --independent to sample each mode on its own");
+      CHECK(cc.summary() ==
+            "backend " + ab + " (sampled in iptables) in iptables; not a choice of nftables (" + bb + "), sampled on its own");
     } else {
       ++shared;
       CHECK(bb == ab);
