@@ -148,6 +148,13 @@ int run_trace(const TraceOptions& o_in, std::ostream& out) {
     if (picture) pictures.push_back({fmt::format("packet {}: {}", idx, spec.text), {}});
     nlohmann::json jmodes = nlohmann::json::object();
     nlohmann::json jpacket;
+    // Side by side, the modes share the backend choice unless --independent (a reply follows its entry).
+    std::optional<sim::CommonChoice> common;
+    if (multi && !o.independent && spec.reply_of < 0) {
+      std::vector<nf::Injection> injs;
+      for (auto& lp : lanes) injs.push_back({spec.local, spec.local ? kNoIf : lp->node.find(spec.in)});
+      common.emplace(lanes, spec.pkt, injs);
+    }
     for (auto& lp : lanes) {
       Lane& l = *lp;
       PacketSpec ps = spec;
@@ -181,7 +188,11 @@ int run_trace(const TraceOptions& o_in, std::ostream& out) {
       if (o.enumerate) {
         outs = l.dp->enumerate(ps.pkt, inj);
         NullSink quiet;
-        l.sent.push_back(l.dp->process(ps.pkt, inj, quiet));  // the sampled branch carries state forward
+        // The sampled (or common) branch carries state forward.
+        l.sent.push_back(common ? common->run(size_t(&lp - lanes.data())) : l.dp->process(ps.pkt, inj, quiet));
+      } else if (common) {
+        outs.push_back(common->run(size_t(&lp - lanes.data())));
+        l.sent.push_back(outs.back());
       } else {
         VectorSink sink;
         outs.push_back(l.dp->process(ps.pkt, inj, sink));
@@ -203,16 +214,20 @@ int run_trace(const TraceOptions& o_in, std::ostream& out) {
         if (multi && lp != lanes.back()) out << "\n";
       }
     }
+    std::string shared = common ? common->summary() : "";
+    if (!shared.empty()) shared += "; --independent to sample each mode on its own";
     if (picture) {
-      // written once all packets ran
+      if (!shared.empty()) pictures.back().title += " — " + shared;  // written once all packets ran
     } else if (o.format == "json") {
       nlohmann::json j;
       j["packet"] = std::move(jpacket);
+      if (!shared.empty()) j["backend_choice"] = shared;
       if (multi) j["modes"] = std::move(jmodes);
       else j["outcomes"] = std::move(jmodes.begin().value());
       out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    } else if (idx < int(parsed.size())) {
-      out << "\n";
+    } else {
+      if (!shared.empty()) out << "\n" << shared << "\n";
+      if (idx < int(parsed.size())) out << "\n";
     }
   }
   if (o.format == "svg") out << render_svg(pictures);

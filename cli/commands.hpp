@@ -50,6 +50,8 @@ struct TraceOptions {
   std::string ipvs;  // ipvsadm-save -n output for the --rules lane
   int outcome = 1;   // with --enumerate and a picture: the outcome whose path is drawn
   std::string nft;   // nft list ruleset output for the --rules lane (or alone)
+  // Side by side: each mode samples its own backend (default: one choice every mode that can takes).
+  bool independent = false;
 };
 
 /// svcpath diff: side A from the plain flags, side B the same with the --to-* flags applied.

@@ -123,17 +123,21 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
     if (!ps) throw LoadError({{"demo", 0, 0, why}});
     Picture pic{fmt::format("{}: {}", t.what, t.spec), {}};
     out << fmt::format("\n  {}\n    {}\n", t.what, t.spec);
-    for (auto& l : lanes) {
-      VectorSink sink;
+    // Fair: every mode that can takes the same backend (sim::CommonChoice), as trace does.
+    std::vector<nf::Injection> inj;
+    for (auto& l : lanes) inj.push_back({false, l->node.find(ps->in)});
+    sim::CommonChoice common(lanes, ps->pkt, inj);
+    for (size_t i = 0; i < lanes.size(); ++i) {
+      Lane* l = lanes[i].get();
       Counters before = l->dp->counters();
-      nf::Outcome oc = l->dp->process(ps->pkt, {false, l->node.find(ps->in)}, sink);
+      nf::Outcome oc = common.run(i);
       Counters cost = l->dp->counters() - before;
-      oc.trace = std::move(sink.events);
       out << fmt::format("    {:<9} {} ({} rules evaluated)\n", l->name, one_line(oc), cost.rules_evaluated);
       if (auto line = nf::netpol::story_line(nf::netpol::story(oc.trace, oc.before)); !line.empty())
         out << fmt::format("    {:<9}   policy {}\n", "", line);
       pic.panels.push_back({l->name, l->engine != nullptr, {std::move(oc)}, 0, ps->in, nft_rows(l->nft ? &*l->nft : nullptr)});
     }
+    if (std::string line = common.summary(); !line.empty()) out << "    " << line << "\n";
     pictures.push_back(std::move(pic));
   }
   std::ofstream(dir / "traces.svg") << render_svg(pictures);

@@ -254,7 +254,7 @@ int main(int argc, char** argv) {
   cli::TraceOptions to;
   to.color = "auto";
   auto& [snapshot, rules, rules6, ipsets, copt, nopt, packets, packets_file, in_default, local, enumerate, seed, format, color,
-         verbose, ipvs_dump, outcome, nft_dump] = to;
+         verbose, ipvs_dump, outcome, nft_dump, independent] = to;
   add_cluster_options(trace, copt, door);
   trace
       ->add_option("--snapshot", snapshot,
@@ -284,6 +284,9 @@ int main(int argc, char** argv) {
   trace->add_flag("--local", local, "packets are sent by a local process (OUTPUT path)");
   trace->add_flag("--enumerate", enumerate,
                   "follow every random branch (-m statistic) and list each outcome with its probability");
+  trace->add_flag("--independent", independent,
+                  "with several modes: sample each mode's backend on its own (default: every mode that could "
+                  "choose it takes the same backend, so the panels differ only where the modes do)");
   trace->add_option("--seed", seed, "seed for sampled choices and ephemeral ports (default 1)");
   trace
       ->add_option("--format", format,

@@ -1,8 +1,10 @@
 // svcpath replay, the front end: options -> lanes -> sim::Replay (kube/sim/replay), and the result
 // rendered as text or JSON, and as the HTML report.
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -92,8 +94,26 @@ nlohmann::json histogram_json(const std::array<uint64_t, 24>& h) {
 std::string describe(const sim::FlowResult& r) {
   std::string s = outcome_label(r.kind, r.reason);
   if (!r.where.empty()) s += " at " + r.where;
-  if (r.dnat) s += fmt::format(", DNAT {} -> {}", r.service, r.backend);
+  if (r.dnat) s += fmt::format(", DNAT {} -> {}", r.service.str(), r.backend.str());
   if (r.snat) s += ", masqueraded";
+  return s;
+}
+
+// "3 masquerade, 1 outcome"
+std::string reasons(const std::map<std::string, uint64_t>& m) {
+  std::string s;
+  for (auto& [w, n] : m) s += fmt::format("{}{} {}", s.empty() ? "" : ", ", n, w);
+  return s;
+}
+
+// One mode's agreement with the first, real differences apart from those a backend choice explains.
+std::string agreement_line(const std::string& first, const std::string& other, size_t connections, const sim::Agreement& a) {
+  std::string s =
+      fmt::format("{} vs {}: {} connections, {} equivalent, {} different", first, other, connections, a.equivalent, a.different);
+  if (!a.why.empty()) s += fmt::format(" ({})", reasons(a.why));
+  uint64_t chosen = 0;
+  for (auto& [w, n] : a.by_choice) chosen += n;
+  if (chosen) s += fmt::format("; of the equivalent, {} differ only by the backend chosen ({})", chosen, reasons(a.by_choice));
   return s;
 }
 
@@ -115,6 +135,9 @@ nlohmann::json replay_json(const sim::ReplayResult& r, const ReplayOptions& o) {
     if (o.answer) m["answers"] = t.answers;
     m["connections_to"] = named(t.connections_to);
     m["new_flows"] = t.new_flows;
+    m["new_flows_midstream"] = t.midstream;
+    m["invalid"] = t.invalid;
+    m["invalid_dropped_at"] = t.invalid_dropped_at;
     m["outcomes"] = outcome_names(t);
     m["dnat"] = t.dnat;
     m["snat"] = t.snat;
@@ -133,11 +156,9 @@ nlohmann::json replay_json(const sim::ReplayResult& r, const ReplayOptions& o) {
     nlohmann::json ag = nlohmann::json::object();
     for (size_t i = 1; i < r.lanes.size(); ++i) {
       const sim::Agreement& a = r.lanes[i].agreement;
-      ag[r.lanes[i].name] = {{"against", first},
-                             {"connections", r.flows.size()},
-                             {"equivalent", a.equivalent},
-                             {"different", a.different},
-                             {"why", a.why}};
+      ag[r.lanes[i].name] = {
+          {"against", first}, {"connections", r.flows.size()}, {"equivalent", a.equivalent}, {"different", a.different},
+          {"why", a.why},     {"by_choice", a.by_choice}};
     }
     auto ex = nlohmann::json::array();
     for (auto& ex_d : r.examples) {
@@ -155,7 +176,57 @@ nlohmann::json replay_json(const sim::ReplayResult& r, const ReplayOptions& o) {
   return j;
 }
 
+std::vector<ModeCounts> mode_counts(const sim::ReplayResult& r) {
+  std::vector<ModeCounts> v;
+  for (const sim::LaneResult& l : r.lanes)
+    v.push_back({l.name, l.tally.new_flows, l.tally.midstream, l.tally.invalid, l.tally.invalid_dropped_at});
+  return v;
+}
+
+// "rules evaluated" from "Rules evaluated"; "IPVS service lookups" keeps its capitals.
+std::string in_sentence(std::string label) {
+  if (label.size() > 1 && std::isupper(static_cast<unsigned char>(label[0])) &&
+      std::islower(static_cast<unsigned char>(label[1])))
+    label[0] = char(std::tolower(static_cast<unsigned char>(label[0])));
+  return label;
+}
+
+// Per Service, each backend's packets and share, a column per mode.
+void shares_text(const std::vector<sim::LaneResult>& lanes, std::ostream& out) {
+  std::map<std::string, std::set<std::string>> services;
+  std::vector<std::map<std::string, std::map<std::string, uint64_t>>> per_lane;
+  for (const sim::LaneResult& l : lanes) {
+    per_lane.push_back(named(l.tally.dnat_to));
+    for (auto& [svc, backends] : per_lane.back())
+      for (auto& [b, n] : backends) services[svc].insert(b);
+  }
+  if (services.empty()) return;
+  if (lanes.size() == 1) out << "DNAT destinations (packets):\n";
+  for (auto& [svc, all] : services) {
+    if (lanes.size() == 1) out << fmt::format("  {}\n", svc);
+    else {
+      out << fmt::format("  {:<38}", svc);
+      for (const sim::LaneResult& l : lanes) out << fmt::format(" {:>15}", l.name);
+      out << "\n";
+    }
+    for (auto& b : all) {
+      out << fmt::format("    -> {:<34}", b);
+      for (auto& m : per_lane) {
+        auto it = m.find(svc);
+        uint64_t total = 0, n = 0;
+        if (it != m.end()) {
+          for (auto& [be, k] : it->second) total += k;
+          if (auto bi = it->second.find(b); bi != it->second.end()) n = bi->second;
+        }
+        out << fmt::format(" {:>8} {:5.1f}%", n, total ? 100.0 * double(n) / double(total) : 0.0);
+      }
+      out << "\n";
+    }
+  }
+}
+
 void replay_text(const sim::ReplayResult& r, const ReplayOptions& o, std::ostream& out) {
+  CountNotes notes = explain_counts(mode_counts(r));
   const sim::CaptureFacts& c = r.capture;
   uint64_t skipped = c.skipped();
   out << fmt::format("capture {}: {} frames (link type {}), {} replayed, {} skipped\n", o.pcap, c.frames, c.linktype,
@@ -165,45 +236,46 @@ void replay_text(const sim::ReplayResult& r, const ReplayOptions& o, std::ostrea
       out << fmt::format("  skipped {:>8}  {}\n", c.decode_errors[k], pcap::decode_error_name(pcap::DecodeError(k)));
   if (c.fragments) out << fmt::format("  skipped {:>8}  later fragment (no L4 header; reassembly not modelled)\n", c.fragments);
   if (!c.file_error.empty()) out << fmt::format("  the capture ends early: {}\n", c.file_error);
-  for (const sim::LaneResult& l : r.lanes) {
+  for (size_t li = 0; li < r.lanes.size(); ++li) {
+    const sim::LaneResult& l = r.lanes[li];
     const sim::Tally& t = l.tally;
     out << fmt::format("\n== mode {} ==\n", l.name);
     out << fmt::format("packets {}  new flows {}  DNAT {}  SNAT/masquerade {}{}\n", t.packets, t.new_flows, t.dnat, t.snat,
                        o.answer ? fmt::format("  answers {}", t.answers) : "");
+    for (const std::string* note : {&notes.new_flows[li], &notes.invalid[li]})
+      if (!note->empty()) out << "  (" << *note << ")\n";
     for (auto& [k, n] : outcome_names(t)) out << fmt::format("  {:<40} {:>8}\n", k, n);
-    if (!t.dnat_to.empty()) out << "DNAT destinations (packets):\n";
-    for (auto& [svc, backends] : named(t.dnat_to)) {
-      uint64_t total = 0;
-      for (auto& [b, n] : backends) total += n;
-      out << fmt::format("  {}\n", svc);
-      for (auto& [b, n] : backends)
-        out << fmt::format("    -> {:<40} {:>8}  {:5.1f}%\n", b, n, 100.0 * double(n) / double(total));
-    }
+    if (r.lanes.size() == 1) shares_text({l}, out);  // several modes: side by side after them
     auto cost_line = [&](const char* what, const Counters& cost, uint64_t n) {
       if (!n) return;
-      out << fmt::format("cost per {} packet: {:.1f} rules, {:.1f} set lookups, {:.1f} ct lookups", what,
-                         double(cost.rules_evaluated) / double(n), double(cost.set_lookups) / double(n),
-                         double(cost.ct_lookups) / double(n));
-      if (cost.ipvs_svc_lookups) out << fmt::format(", {:.1f} ipvs service lookups", double(cost.ipvs_svc_lookups) / double(n));
-      out << "\n";
+      std::string line;
+      cost.for_each([&](std::string_view name, uint64_t v) {
+        bool shown =
+            name == "rules_evaluated" || name == "set_lookups" || name == "ct_lookups" || (name == "ipvs_svc_lookups" && v);
+        if (shown)
+          line += fmt::format("{}{:.1f} {}", line.empty() ? "" : ", ", double(v) / double(n),
+                              in_sentence(label_of(std::string(name))));
+      });
+      out << fmt::format("cost per {}: {}\n", what, line);
     };
-    cost_line("new", t.cost_new, t.new_flows);
-    cost_line("established", t.cost_est, t.packets - t.new_flows);
+    cost_line("new connection", t.cost_new, t.new_flows);
+    cost_line("established packet", t.cost_est, t.packets - t.new_flows);
     if (!l.policy.allowed.empty() || !l.policy.denied.empty()) out << "NetworkPolicy verdicts (packets):\n";
     for (auto& [by, n] : l.policy.allowed) out << fmt::format("  allowed {:>8}  {}\n", n, by);
     for (auto& [by, n] : l.policy.denied) out << fmt::format("  denied  {:>8}  {}\n", n, by);
     if (!o.out_dir.empty()) out << fmt::format("wrote {} post-NAT packets to {}/{}.pcap\n", t.written, o.out_dir, l.name);
   }
   if (r.lanes.size() < 2) return;
+  out << "\n== backend shares per Service (DNATed packets) ==\n";
+  shares_text(r.lanes, out);
+  if (!notes.new_flows_across.empty() || !notes.invalid_across.empty()) out << "\n== why the counts differ ==\n";
+  for (const std::string* note : {&notes.new_flows_across, &notes.invalid_across})
+    if (!note->empty()) out << *note << "\n";
   const std::string& first = r.lanes[0].name;
   out << "\n== agreement ==\n";
   for (size_t i = 1; i < r.lanes.size(); ++i) {
     const sim::Agreement& a = r.lanes[i].agreement;
-    out << fmt::format("{} vs {}: {} connections, {} equivalent, {} different", first, r.lanes[i].name, r.flows.size(),
-                       a.equivalent, a.different);
-    std::string reasons;
-    for (auto& [w, n] : a.why) reasons += fmt::format("{}{} {}", reasons.empty() ? "" : ", ", n, w);
-    out << (reasons.empty() ? "\n" : " (" + reasons + ")\n");
+    out << agreement_line(first, r.lanes[i].name, r.flows.size(), a) << "\n";
   }
   for (auto& ex_d : r.examples) {
     auto& f = r.flows.at(ex_d.t);

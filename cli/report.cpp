@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -95,6 +96,103 @@ std::string gnuplot_svg(const std::string& script, const std::string& data) {
   return at == std::string::npos ? "" : svg.substr(at);
 }
 
+const std::vector<std::pair<std::string, std::string>>& counter_labels() {
+  static const std::vector<std::pair<std::string, std::string>> labels{
+      {"packets", "Packets replayed"},
+      {"new_flows", "New connections (packets that created a conntrack entry)"},
+      {"dnat", "Packets DNATed to a backend"},
+      {"snat", "Packets masqueraded (source NAT)"},
+      {"answers", "Replies synthesized (--answer)"},
+      {"invalid", "Packets conntrack found INVALID"},
+      {"rules_evaluated", "Rules evaluated"},
+      {"matches_evaluated", "Match modules called"},
+      {"chain_jumps", "Jumps into user chains"},
+      {"set_lookups", "ipset lookups"},
+      {"ct_lookups", "Conntrack lookups"},
+      {"ct_created", "Conntrack entries created"},
+      {"nat_table_runs", "NAT table consultations"},
+      {"nat_rewrites", "Packets rewritten from a NAT binding"},
+      {"route_lookups", "Route lookups"},
+      {"ipvs_svc_lookups", "IPVS service lookups"},
+      {"ipvs_svc_buckets_walked", "IPVS service-table entries compared"},
+      {"ipvs_conn_lookups", "IPVS connection lookups"},
+      {"ipvs_conn_entries_walked", "IPVS connection-table entries compared"},
+      {"ipvs_sched_dests_scanned", "IPVS scheduler destinations scanned"},
+  };
+  return labels;
+}
+
+std::string label_of(const std::string& key) {
+  for (auto& [k, label] : counter_labels())
+    if (k == key) return label;
+  return key;
+}
+
+CountNotes explain_counts(const std::vector<ModeCounts>& modes) {
+  CountNotes n;
+  auto dropped = [](const ModeCounts& m) {
+    uint64_t d = 0;
+    for (auto& [where, k] : m.invalid_dropped_at) d += k;
+    return d;
+  };
+  auto sites = [](const ModeCounts& m) {
+    std::string at;
+    for (auto& [where, k] : m.invalid_dropped_at) at += fmt::format("{}{} at {}", at.empty() ? "" : ", ", k, where);
+    return at;
+  };
+  for (const ModeCounts& m : modes) {
+    std::string nf, inv;
+    if (m.midstream)
+      nf = fmt::format(
+          "{} of the {} new connections were picked up mid-stream: a TCP packet without SYN found no entry and opened one "
+          "(nf_conntrack_tcp_loose), as when the connection's first packet was dropped or rejected",
+          m.midstream, m.new_flows);
+    if (m.invalid) {
+      uint64_t d = dropped(m);
+      std::string fate =
+          d == 0 ? "no rule dropped them"
+                 : fmt::format("{} dropped ({}){}", d, sites(m), d < m.invalid ? fmt::format(", {} passed", m.invalid - d) : "");
+      inv = fmt::format(
+          "{} packets were INVALID to conntrack (no entry they can belong to, such as a FIN/ACK of a "
+          "connection that has none): {}",
+          m.invalid, fate);
+    }
+    n.new_flows.push_back(std::move(nf));
+    n.invalid.push_back(std::move(inv));
+  }
+  if (modes.size() < 2) return n;
+  auto list = [&](auto value) {
+    std::string s;
+    for (const ModeCounts& m : modes) s += fmt::format("{}{} {}", s.empty() ? "" : ", ", m.name, value(m));
+    return s;
+  };
+  auto differ = [&](auto value) {
+    return std::any_of(modes.begin(), modes.end(), [&](const ModeCounts& m) { return value(m) != value(modes[0]); });
+  };
+  auto opened = [](const ModeCounts& m) { return m.new_flows - m.midstream; };
+  auto midstream = [](const ModeCounts& m) { return m.midstream; };
+  if (differ([](const ModeCounts& m) { return m.new_flows; })) {
+    if (!differ(opened))
+      n.new_flows_across = fmt::format(
+          "New connections differ between the modes only by those picked up mid-stream ({}): every mode saw the same {} "
+          "open with their first packet. Where a mode drops or rejects a connection's first packet it keeps no entry, so the "
+          "connection's next packet opens one.",
+          list(midstream), opened(modes[0]));
+    else
+      n.new_flows_across = fmt::format("New connections opened by their first packet: {}; picked up mid-stream: {}.",
+                                       list(opened), list(midstream));
+  }
+  if (differ(dropped))
+    n.invalid_across = fmt::format(
+        "INVALID packets dropped: {}. The modes' rules treat a packet without a conntrack entry differently, so the "
+        "same capture loses more packets in one mode than in another.",
+        list([&](const ModeCounts& m) {
+          uint64_t d = dropped(m);
+          return d ? fmt::format("{} of {} ({})", d, m.invalid, sites(m)) : fmt::format("none of {}", m.invalid);
+        }));
+  return n;
+}
+
 namespace {
 
 std::string esc(const std::string& s) { return xml_escape(s); }
@@ -106,57 +204,98 @@ std::string num(const nlohmann::json& v) {
   return v.dump();
 }
 
+// A row's label for a per-packet cost: "Rules evaluated per new connection".
+std::string cost_label(const std::string& key, bool is_new) {
+  return label_of(key) + (is_new ? " per new connection" : " per established packet");
+}
+
+std::vector<ModeCounts> mode_counts(nlohmann::json& modes, const std::vector<std::string>& names) {
+  std::vector<ModeCounts> v;
+  for (auto& n : names) {
+    auto& m = modes[n];
+    ModeCounts c{
+        n, m.value("new_flows", uint64_t(0)), m.value("new_flows_midstream", uint64_t(0)), m.value("invalid", uint64_t(0)), {}};
+    if (m.contains("invalid_dropped_at") && m["invalid_dropped_at"].is_object())
+      for (auto& [where, k] : m["invalid_dropped_at"].items()) c.invalid_dropped_at[where] = k.get<uint64_t>();
+    v.push_back(std::move(c));
+  }
+  return v;
+}
+
 std::string summary_table(nlohmann::json& r) {  // non-const: a missing key reads as null, never UB
   auto& modes = r["modes"];
   std::vector<std::string> names;
   for (auto& [k, v] : modes.items()) names.push_back(k);
+  CountNotes notes = explain_counts(mode_counts(modes, names));
   std::string h = "<table class=\"summary\"><tr><th></th>";
   for (auto& n : names) h += "<th>" + esc(n) + "</th>";
   h += "</tr>\n";
-  auto row = [&](const std::string& label, auto get) {
+  // A number's explanation goes right under its row, across the modes.
+  auto row = [&](const std::string& label, auto get, const std::string& note = "") {
     h += "<tr><td>" + esc(label) + "</td>";
     for (auto& n : names) h += "<td class=\"n\">" + get(modes[n]) + "</td>";
     h += "</tr>\n";
+    if (!note.empty()) h += fmt::format("<tr class=\"note\"><td colspan=\"{}\">{}</td></tr>\n", names.size() + 1, esc(note));
   };
-  for (const char* k : {"packets", "new_flows", "dnat", "snat", "answers"})
-    if (modes[names[0]].contains(k)) row(k, [&](const nlohmann::json& m) { return num(m.value(k, nlohmann::json(0))); });
+  for (const char* k : {"packets", "new_flows", "dnat", "snat", "answers", "invalid"})
+    if (modes[names[0]].contains(k))
+      row(
+          label_of(k), [&](const nlohmann::json& m) { return num(m.value(k, nlohmann::json(0))); },
+          std::string(k) == "new_flows" ? notes.new_flows_across
+          : std::string(k) == "invalid" ? notes.invalid_across
+                                        : "");
   std::set<std::string> outcomes;
   for (auto& n : names)
     for (auto& [k, v] : modes[n]["outcomes"].items()) outcomes.insert(k);
   for (auto& oc : outcomes)
-    row("outcome: " + oc, [&](const nlohmann::json& m) { return num(m["outcomes"].value(oc, nlohmann::json(0))); });
+    row("Outcome: " + oc, [&](const nlohmann::json& m) { return num(m["outcomes"].value(oc, nlohmann::json(0))); });
   for (const char* which : {"cost_per_new_packet", "cost_per_established_packet"})
     for (const char* k : {"rules_evaluated", "set_lookups", "ct_lookups", "ipvs_svc_lookups"}) {
       bool any = false;
       for (auto& n : names) any |= modes[n][which].contains(k);
       if (any)
-        row(fmt::format("{} per {} packet", k, std::string(which).find("new") != std::string::npos ? "new" : "established"),
+        row(cost_label(k, std::string(which) == "cost_per_new_packet"),
             [&](const nlohmann::json& m) { return num(m[which].value(k, nlohmann::json(0.0))); });
     }
   return h + "</table>\n";
 }
 
+// One row per Service, a column per mode; each cell lists the same backends in the same order,
+// so a backend's share reads across the row.
 std::string shares(nlohmann::json& r) {  // non-const: a missing key reads as null, never UB
-  std::string h;
+  std::vector<std::string> modes;
+  std::map<std::string, std::set<std::string>> services;  // service -> every backend any mode used
   for (auto& [mode, m] : r["modes"].items()) {
-    if (!m.contains("dnat_to") || m["dnat_to"].empty()) continue;
-    h += fmt::format("<h3>{} mode</h3>\n<div class=\"shares\">\n", esc(mode));
-    for (auto& [svc, backends] : m["dnat_to"].items()) {
+    modes.push_back(mode);
+    if (!m.contains("dnat_to")) continue;
+    for (auto& [svc, backends] : m["dnat_to"].items())
+      for (auto& [b, n] : backends.items()) services[svc].insert(b);
+  }
+  if (services.empty()) return "";
+  std::string h = "<table class=\"shares\"><tr><th>Service</th>";
+  for (auto& mo : modes) h += "<th>" + esc(mo) + " mode</th>";
+  h += "</tr>\n";
+  for (auto& [svc, all] : services) {
+    h += "<tr><td class=\"svcname\">" + esc(svc) + "</td>";
+    for (auto& mo : modes) {
+      auto& to = r["modes"][mo]["dnat_to"];
+      nlohmann::json backends = to.is_object() && to.contains(svc) ? to[svc] : nlohmann::json::object();
       uint64_t total = 0;
       for (auto& [b, n] : backends.items()) total += n.get<uint64_t>();
-      h += fmt::format("<div class=\"svc\"><div class=\"svcname\">{}</div>\n", esc(svc));
-      for (auto& [b, n] : backends.items()) {
-        double pct = total ? 100.0 * double(n.get<uint64_t>()) / double(total) : 0;
+      h += "<td>";
+      for (auto& b : all) {
+        uint64_t n = backends.value(b, uint64_t(0));
+        double pct = total ? 100.0 * double(n) / double(total) : 0;
         h += fmt::format(
-            "<div class=\"bar\"><span class=\"be\">{}</span><span class=\"fill\" style=\"width:{:.1f}%\"></span>"
-            "<span class=\"pct\">{:.1f}% ({})</span></div>\n",
-            esc(b), pct * 0.6, pct, n.get<uint64_t>());
+            "<div class=\"bar\"><span class=\"be\">{}</span><span class=\"track\"><span class=\"fill\" "
+            "style=\"width:{:.1f}%\"></span></span><span class=\"pct\">{:.1f}%&nbsp;({})</span></div>",
+            esc(b), pct, pct, n);
       }
-      h += "</div>\n";
+      h += "</td>";
     }
-    h += "</div>\n";
+    h += "</tr>\n";
   }
-  return h;
+  return h + "</table>\n";
 }
 
 std::string cost_plots(nlohmann::json& r) {  // non-const: a missing key reads as null, never UB
@@ -205,15 +344,24 @@ std::string cost_plots(nlohmann::json& r) {  // non-const: a missing key reads a
 std::string disagreements(nlohmann::json& r) {  // non-const: a missing key reads as null, never UB
   if (!r.contains("agreement")) return "";
   std::string h =
-      "<table class=\"summary\"><tr><th>mode</th><th>against</th><th>connections</th><th>equivalent</th>"
-      "<th>different</th><th>why</th></tr>\n";
+      "<p>Equivalent: the same verdict, Service and masquerade, each mode's backend one the other could have "
+      "picked. Some of those differ only because another backend was picked (a hairpin to the client itself is "
+      "masqueraded in every mode); different: a real difference.</p>\n"
+      "<table class=\"summary\"><tr><th>Mode</th><th>Compared with</th><th>Connections</th><th>Equivalent</th>"
+      "<th>Of those, differing only by the backend picked</th><th>Different</th><th>What differs</th></tr>\n";
+  auto reasons = [](nlohmann::json& m) {
+    std::string s;
+    if (m.is_object())
+      for (auto& [k, v] : m.items()) s += fmt::format("{}{}: {}", s.empty() ? "" : ", ", k, num(v));
+    return s;
+  };
   for (auto& [mode, a] : r["agreement"].items()) {
     if (mode == "examples") continue;
-    std::string why;
-    for (auto& [k, v] : a["why"].items()) why += fmt::format("{}{}: {}", why.empty() ? "" : ", ", k, num(v));
     h += fmt::format(
-        "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>\n",
-        esc(mode), esc(a.value("against", "")), num(a["connections"]), num(a["equivalent"]), num(a["different"]), esc(why));
+        "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td>"
+        "<td>{}</td></tr>\n",
+        esc(mode), esc(a.value("against", "")), num(a["connections"]), num(a["equivalent"]), esc(reasons(a["by_choice"])),
+        num(a["different"]), esc(reasons(a["why"])));
   }
   h += "</table>\n";
   auto& ex = r["agreement"]["examples"];
@@ -300,14 +448,15 @@ std::string scaling(ReportInput in) {  // a copy: a missing key reads as null, n
 }
 
 constexpr const char* kCss =
-    "body{font:14px sans-serif;margin:24px auto;max-width:1400px;color:#222} h1{font-size:24px} h2{border-bottom:1px solid #ddd;"
-    "padding-bottom:4px;margin-top:32px} table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #ddd;padding:3px "
-    "8px}"
-    " th{background:#f1f3f5} td.n{text-align:right;font-variant-numeric:tabular-nums} "
-    ".shares{display:flex;flex-wrap:wrap;gap:16px}"
-    " .svc{min-width:420px} .svcname{font-weight:bold;margin:6px 0 2px} .bar{display:flex;align-items:center;gap:6px;font:12px "
-    "monospace}"
-    " .be{width:190px;overflow:hidden} .fill{display:inline-block;height:12px;background:#fd7e14} .pct{color:#555}"
+    "body{font:14px sans-serif;margin:24px auto;max-width:1400px;padding:0 24px;color:#222} h1{font-size:24px}"
+    " h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px} section{margin-bottom:28px}"
+    " table{border-collapse:collapse;margin:12px 0 20px} td,th{border:1px solid #ddd;padding:5px 12px;vertical-align:top}"
+    " th{background:#f1f3f5;text-align:left} td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    " tr.note td{border-top:none;color:#555;font-size:13px;padding:2px 12px 8px 28px;max-width:900px}"
+    " .svcname{font-weight:bold;white-space:nowrap} .bar{display:flex;align-items:center;gap:8px;font:12px monospace;"
+    "margin:2px 0;white-space:nowrap} .be{width:170px;overflow:hidden;text-overflow:ellipsis}"
+    " .track{display:inline-block;width:120px;height:12px;background:#f1f3f5} .fill{display:block;height:12px;"
+    "background:#fd7e14} .pct{color:#555;min-width:110px;white-space:nowrap}"
     " .plot svg{max-width:100%;height:auto} details{margin:4px 0 12px} summary{cursor:pointer;color:#1c7ed6}";
 
 }  // namespace
@@ -333,7 +482,7 @@ std::string render_report(const ReportInput& in) {
                     num(c["linktype"]), c.contains("error") ? ", damaged: " + esc(num(c["error"])) : "");
     section("summary", "Replay: the modes compared", cap + summary_table(replay));
     section("agreement", "Agreement and disagreements", disagreements(replay));
-    section("shares", "Backend shares per Service (DNATed packets)", shares(replay));
+    section("shares", "Backend shares per Service, the modes side by side (DNATed packets)", shares(replay));
     section("cost", "Cost per packet", cost_plots(replay));
   }
   section("scaling", "Scaling with the number of Services", scaling(in));

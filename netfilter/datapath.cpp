@@ -726,6 +726,22 @@ Outcome Datapath::run(const Packet& in_pkt, const Injection& in, TraceSink& sink
 Outcome Datapath::process(const Packet& p, const Injection& in, TraceSink& sink) { return run(p, in, sink); }
 
 std::vector<Outcome> Datapath::enumerate(const Packet& p, const Injection& in, size_t max_outcomes) {
+  return branches(p, in, max_outcomes, nullptr);
+}
+
+std::optional<Outcome> Datapath::process_if(const Packet& p, const Injection& in, const std::function<bool(const Outcome&)>& want,
+                                            size_t max_outcomes) {
+  auto v = branches(p, in, max_outcomes, &want);
+  if (v.empty()) return std::nullopt;
+  v.front().probability = 1.0;  // as process reports it: this run is the packet's only one
+  return std::move(v.front());
+}
+
+// The packet down each branch of its random choices, every run from the same saved state. With
+// want: the first run it accepts is the only one returned and keeps its state (conntrack, IPVS,
+// counters), as process would have; when none is accepted the result is empty and state as it was.
+std::vector<Outcome> Datapath::branches(const Packet& p, const Injection& in, size_t max_outcomes,
+                                        const std::function<bool(const Outcome&)>* want) {
   State saved = st_;
   // Each stage once, though it may be registered at several hooks.
   std::vector<std::pair<Stage*, std::shared_ptr<void>>> stage_state;
@@ -743,6 +759,7 @@ std::vector<Outcome> Datapath::enumerate(const Packet& p, const Injection& in, s
   std::swap(chooser_, enumerating);
   chooser_.begin_enumeration();
   std::vector<Outcome> out;
+  size_t runs = 0;
   do {
     st_ = saved;
     restore_stages();
@@ -750,8 +767,13 @@ std::vector<Outcome> Datapath::enumerate(const Packet& p, const Injection& in, s
     Outcome o = run(p, in, sink);
     o.trace = std::move(sink.events);
     o.probability = chooser_.path_probability();
-    out.push_back(std::move(o));
-  } while (out.size() < max_outcomes && chooser_.next_path());
+    ++runs;
+    if (want && (*want)(o)) {
+      std::swap(chooser_, enumerating);
+      return {std::move(o)};
+    }
+    if (!want) out.push_back(std::move(o));
+  } while (runs < max_outcomes && chooser_.next_path());
   std::swap(chooser_, enumerating);
   st_ = std::move(saved);
   restore_stages();

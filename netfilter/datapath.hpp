@@ -2,6 +2,7 @@
 // A node's datapath: hook registrations (hook, priority, stage) sorted once, the routing decisions
 // between hooks, conntrack and the nat core — one packet in, one outcome out. Side-by-side
 // comparison is several Datapaths fed the same packets.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,6 +96,12 @@ class Datapath {
   Outcome process(const Packet& p, const Injection& in, TraceSink& sink);
   /// Every reachable outcome with its probability. State is left as it was.
   std::vector<Outcome> enumerate(const Packet& p, const Injection& in, size_t max_outcomes = 4096);
+  /// Runs one packet down the first branch of its random choices whose outcome want accepts, its
+  /// trace in the outcome, and keeps that branch's state as process would. nullopt when no branch
+  /// is accepted; state is then left as it was. (A fair side-by-side trace: the backend another
+  /// mode chose, where this one could choose it too.)
+  std::optional<Outcome> process_if(const Packet& p, const Injection& in, const std::function<bool(const Outcome&)>& want,
+                                    size_t max_outcomes = 4096);
 
   const Node& node() const { return node_; }
   Conntrack& conntrack() { return st_.ct; }
@@ -111,6 +118,8 @@ class Datapath {
   // ip_route_input, ip_local_deliver, ip_forward).
   struct Walk;
   Outcome run(const Packet& p, const Injection& in, TraceSink& sink);
+  std::vector<Outcome> branches(const Packet& p, const Injection& in, size_t max_outcomes,
+                                const std::function<bool(const Outcome&)>* want);
   void local_out(Walk& w);
   void ingress(Walk& w);
   bool bridged(Walk& w, int16_t bridge);

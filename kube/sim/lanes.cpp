@@ -1,5 +1,9 @@
 #include "kube/sim/lanes.hpp"
 
+#include <algorithm>
+
+#include <fmt/format.h>
+
 #include "core/diag.hpp"
 #include "ipvs/ipvsadm.hpp"
 #include "kube/proxy/ipvs.hpp"
@@ -98,6 +102,67 @@ std::vector<std::unique_ptr<Lane>> cluster_lanes(const ClusterInput& ci, const s
 int16_t source_interface(const nf::Node& node, const Addr& src) {
   auto r = node.lookup(src);
   return r.type == nf::RouteType::Unicast && r.oif >= 0 ? r.oif : node.find("eth0");
+}
+
+CommonChoice::CommonChoice(std::vector<std::unique_ptr<Lane>>& lanes, const Packet& p, const std::vector<nf::Injection>& inj)
+    : lanes_(lanes), p_(p), inj_(inj), choices_(lanes.size()), got_(lanes.size()) {
+  for (size_t i = 0; i < lanes_.size(); ++i) {
+    Choices& c = choices_[i];
+    auto outs = lanes_[i]->dp->enumerate(p_, inj_[i]);
+    c.forks = outs.size() > 1;
+    for (const nf::Outcome& o : outs) {
+      auto b = Endpoint::backend_of(o);
+      if (!b) c.always_dnat = false;
+      else if (std::find(c.backends.begin(), c.backends.end(), *b) == c.backends.end()) c.backends.push_back(*b);
+    }
+  }
+  if (std::none_of(choices_.begin(), choices_.end(), [](const Choices& c) { return c.backends.size() > 1; })) return;
+  for (size_t i = 0; i < choices_.size(); ++i)
+    if (choices_[i].backends.size() == 1 && choices_[i].always_dnat) {
+      chooser_ = i;
+      fixed_ = true;
+      backend_ = choices_[i].backends[0];
+      return;
+    }
+  for (size_t i = 0; i < choices_.size(); ++i)
+    if (choices_[i].backends.size() > 1) {
+      chooser_ = i;
+      return;
+    }
+}
+
+nf::Outcome CommonChoice::run(size_t i) {
+  nf::Datapath& dp = *lanes_[i]->dp;
+  const Choices& c = choices_[i];
+  std::optional<nf::Outcome> o;
+  // Only a lane with alternatives takes a branch; one without runs exactly as process would.
+  if (backend_ && i != chooser_ && c.forks && std::find(c.backends.begin(), c.backends.end(), *backend_) != c.backends.end())
+    o = dp.process_if(p_, inj_[i], [&](const nf::Outcome& x) { return Endpoint::backend_of(x) == backend_; });
+  if (!o) {
+    VectorSink sink;
+    o = dp.process(p_, inj_[i], sink);
+    o->trace = std::move(sink.events);
+  }
+  got_[i] = Endpoint::backend_of(*o);
+  if (i == chooser_ && !fixed_) backend_ = got_[i];
+  return std::move(*o);
+}
+
+std::string CommonChoice::summary() const {
+  if (chooser_ == SIZE_MAX) return "";
+  const std::string& who = lanes_[chooser_]->name;
+  if (!backend_) return fmt::format("{} sampled no backend (no DNAT); each mode sampled on its own", who);
+  std::string how = fixed_ ? fmt::format("{}'s choice, which does not fork", who) : fmt::format("sampled in {}", who);
+  std::string same, other;
+  for (size_t i = 0; i < lanes_.size(); ++i) {
+    if (got_[i] == backend_) {
+      same += (same.empty() ? "" : ", ") + lanes_[i]->name;
+      continue;
+    }
+    other += fmt::format("{}{} ({})", other.empty() ? "" : ", ", lanes_[i]->name, got_[i] ? got_[i]->str() : "no DNAT");
+  }
+  if (other.empty()) return fmt::format("same backend {} in every mode ({})", backend_->str(), how);
+  return fmt::format("backend {} ({}) in {}; not a choice of {}, sampled on its own", backend_->str(), how, same, other);
 }
 
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {

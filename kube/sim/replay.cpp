@@ -129,13 +129,12 @@ int16_t Replay::in_interface(size_t i, const Addr& src) const {
 void Replay::learn_backends(size_t i, const Packet& p, const nf::Injection& inj) {
   if (lanes_.size() < 2) return;
   Lane& l = *lanes_[i];
-  std::string key = FiveTuple::endpoint(p.t.dst, p.t.dport, p.t.proto);
-  auto [it, fresh] = possible_[i].try_emplace(key);
+  auto [it, fresh] = possible_[i].try_emplace(Endpoint{p.t.dst, p.t.dport, p.t.proto});
   if (!fresh) return;
   if (l.engine) {
     if (const ipvs::Service* vs = l.engine->services.find(p.t.proto, p.t.dst, p.t.dport)) {
       for (const auto& rs : vs->dests)
-        if (!rs.unavailable()) it->second.insert(FiveTuple::endpoint(rs.addr, rs.port, p.t.proto));
+        if (!rs.unavailable()) it->second.insert(Endpoint{rs.addr, rs.port, p.t.proto});
       return;
     }
   }
@@ -143,28 +142,38 @@ void Replay::learn_backends(size_t i, const Packet& p, const nf::Injection& inj)
   // the cost does not grow with the flows replayed so far (enumerate snapshots the state).
   if (!probes_[i]) probes_[i] = l.stateless_twin(cfg_.seed);
   for (const nf::Outcome& oc : probes_[i]->enumerate(p, inj))
-    if (oc.dnat) it->second.insert(FiveTuple::endpoint(oc.after.t.dst, oc.after.t.dport, oc.after.t.proto));
+    if (auto b = Endpoint::backend_of(oc)) it->second.insert(*b);
 }
 
-// Returns what differs between lane i and lane 0, or "" when equivalent (see Agreement).
-std::string Replay::difference(const std::vector<FlowResult>& res, size_t i) const {
+// What differs between lane i and lane 0 on connection t, and whether it is real (see Agreement).
+Difference Replay::difference(const FiveTuple& t, const std::vector<FlowResult>& res, size_t i) const {
   const FlowResult& a = res[0];
   const FlowResult& b = res[i];
-  auto backends_of = [&](size_t lane, const std::string& svc) -> const std::set<std::string>* {
+  auto backends_of = [&](size_t lane, const Endpoint& svc) -> const std::set<Endpoint>* {
     auto it = possible_[lane].find(svc);
     return it == possible_[lane].end() ? nullptr : &it->second;
   };
   // Same verdict; the reason may differ (a REJECT rule vs IPVS's own port-unreachable).
-  if (a.kind != b.kind) return "outcome";
-  if (a.dnat != b.dnat) return "DNAT";
-  if (a.dnat && a.service != b.service) return "service";
+  if (a.kind != b.kind) return b.as_other_backend ? Difference{false, "other backend's outcome"} : Difference{true, "outcome"};
+  if (a.dnat != b.dnat) return {true, "DNAT"};
+  if (a.dnat && a.service != b.service) return {true, "service"};
   if (a.dnat) {
     auto* ab = backends_of(0, a.service);
     auto* bb = backends_of(i, b.service);
-    if (!ab || !ab->count(b.backend) || !bb || !bb->count(a.backend)) return "backend set";
+    if (!ab || !ab->count(b.backend) || !bb || !bb->count(a.backend)) return {true, "backend set"};
   }
-  if (a.snat != b.snat) return "masquerade";
-  return "";
+  bool other_backend = a.dnat && a.backend != b.backend;
+  if (a.snat != b.snat) {
+    // Hairpin: the lane that picked the client itself masquerades (so the reply comes back through
+    // the node), the other picked a backend that needs none. Both are right for their backend.
+    const FlowResult& masq = a.snat ? a : b;
+    const FlowResult& plain = a.snat ? b : a;
+    if (other_backend && masq.backend.addr == t.src && plain.backend.addr != t.src) return {false, "hairpin masquerade"};
+    if (other_backend && b.as_other_backend) return {false, "other backend's masquerade"};
+    return {true, "masquerade"};
+  }
+  if (other_backend) return {false, "other backend"};
+  return {};
 }
 
 // One packet through one lane: tallies, the post-NAT copy, and the outcome when the packet left
@@ -187,6 +196,11 @@ std::optional<nf::Outcome> Replay::run_packet(size_t i, const Packet& p, const n
   ++(answer ? t.answers : t.packets);
   bool is_new = cost.ct_created > 0 && !answer;
   t.new_flows += is_new;
+  t.midstream += is_new && p.t.proto == proto::TCP && !(p.tcp_flags & tcpflag::SYN);
+  if (oc.after.ctinfo == CtInfo::Invalid) {
+    ++t.invalid;
+    if (oc.kind == nf::OutcomeKind::Dropped) ++t.invalid_dropped_at[oc.where];
+  }
   if (!answer) {
     (is_new ? t.cost_new : t.cost_est) += cost;
     size_t b = cost.rules_evaluated == 0 ? 0 : std::min<size_t>(23, size_t(std::bit_width(cost.rules_evaluated)));
@@ -201,7 +215,8 @@ std::optional<nf::Outcome> Replay::run_packet(size_t i, const Packet& p, const n
     if (is_new) ++t.connections_to[svc];
   }
   t.snat += oc.snat && !answer;
-  if (first) *first = {oc.kind, oc.reason, oc.dnat, oc.snat, oc.dnat ? svc.str() : "", oc.dnat ? backend.str() : "", oc.where};
+  if (first)
+    *first = {oc.kind, oc.reason, oc.dnat, oc.snat, oc.dnat ? svc : Endpoint{}, oc.dnat ? backend : Endpoint{}, oc.where};
   bool left =
       oc.kind == nf::OutcomeKind::Forwarded || oc.kind == nf::OutcomeKind::Delivered || oc.kind == nf::OutcomeKind::Bridged;
   if (!left) return std::nullopt;
@@ -272,8 +287,8 @@ void Replay::collect_examples(const Batch& b) {
     const Item& it = b.items[k];
     if (!it.first) continue;
     for (size_t i = 1; i < lanes_.size() && examples.size() < cfg_.examples; ++i) {
-      std::string what = difference(*it.first, i);
-      if (what.empty()) continue;
+      Difference d = difference(it.d.pkt.t, *it.first, i);
+      if (!d.real) continue;
       const nf::Outcome* a = traced_for(0, k);
       const nf::Outcome* c = traced_for(i, k);
       if (!a || !c) continue;
@@ -282,7 +297,33 @@ void Replay::collect_examples(const Batch& b) {
       spec.local = it.local;
       spec.text = it.d.pkt.t.str();
       if (!it.local) spec.in = std::string(lanes_[0]->node.ifname(in_interface(0, it.d.pkt.t.src)));
-      examples.push_back({it.d.pkt.t, i, what, spec, *a, *c});
+      examples.push_back({it.d.pkt.t, i, d.what, spec, *a, *c});
+    }
+  }
+}
+
+// Main thread, between batches: where lane 0 and lane i picked different backends of a Service and
+// then differ in outcome or masquerade, a lane that can fork (not IPVS: its twin has no scheduler)
+// is asked on its stateless twin what it does with the other lane's backend. When that is what the
+// other lane did, the difference follows from the choice.
+void Replay::probe_choices(const Batch& b) {
+  auto would = [&](size_t lane, const Item& it, const Endpoint& backend, const FlowResult& did) {
+    if (lanes_[lane]->engine) return false;
+    if (!probes_[lane]) probes_[lane] = lanes_[lane]->stateless_twin(cfg_.seed);
+    nf::Injection inj{it.local, it.local ? kNoIf : in_interface(lane, it.d.pkt.t.src)};
+    for (const nf::Outcome& oc : probes_[lane]->enumerate(it.d.pkt, inj))
+      if (Endpoint::backend_of(oc) == backend) return oc.kind == did.kind && oc.snat == did.snat;
+    return false;
+  };
+  for (const Item& it : b.items) {
+    if (!it.first) continue;
+    std::vector<FlowResult>& res = *it.first;
+    const FlowResult& a = res[0];
+    for (size_t i = 1; i < res.size(); ++i) {
+      FlowResult& c = res[i];
+      if (!a.dnat || !c.dnat || a.service != c.service || a.backend == c.backend) continue;
+      if (a.kind == c.kind && a.snat == c.snat) continue;
+      c.as_other_backend = would(0, it, c.backend, c) || would(i, it, a.backend, a);
     }
   }
 }
@@ -371,6 +412,7 @@ ReplayResult Replay::run(const std::string& path) {
       work(0, b);
       if (nthreads_ > 1) workers_->sync.arrive_and_wait();
       if (workers_->error) break;
+      if (n > 1) probe_choices(b);
       if (tracing_) collect_examples(b);
     }
   } catch (...) {
@@ -386,13 +428,14 @@ ReplayResult Replay::run(const std::string& path) {
 
   for (auto& [tuple, flow] : res_.flows)
     for (size_t i = 1; i < n; ++i) {
-      std::string what = difference(flow, i);
+      Difference diff = difference(tuple, flow, i);
       Agreement& ag = res_.lanes[i].agreement;
-      if (what.empty()) {
-        ++ag.equivalent;
-      } else {
+      if (diff.real) {
         ++ag.different;
-        ++ag.why[what];
+        ++ag.why[diff.what];
+      } else {
+        ++ag.equivalent;
+        if (!diff.what.empty()) ++ag.by_choice[diff.what];
       }
     }
   for (size_t i = 0; i < n; ++i)

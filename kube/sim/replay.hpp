@@ -40,15 +40,6 @@ struct ReplayConfig {
   static constexpr uint64_t kProgressEvery = 16384;
 };
 
-/// A service or backend address as a sortable value; printed only when reporting.
-struct Endpoint {
-  Addr addr;
-  uint16_t port = 0;
-  uint8_t proto = 0;
-  auto operator<=>(const Endpoint&) const = default;
-  std::string str() const { return FiveTuple::endpoint(addr, port, proto); }
-};
-
 /// A tally key: a packet's outcome, and whether the packet was a synthesized answer.
 struct OutcomeKey {
   bool answer = false;
@@ -67,6 +58,11 @@ struct Tally {
   // Rules evaluated per packet, in power-of-two buckets: [0], [1], [2,3], [4,7], ...
   std::array<uint64_t, 24> rules_hist_new{}, rules_hist_est{};
   uint64_t written = 0;  // packets written to the lane's post-NAT capture
+  // Counts that explain others. INVALID: conntrack found no entry the packet can belong to (a
+  // FIN/ACK whose connection's entry was never confirmed); per drop site, those the rules dropped.
+  uint64_t invalid = 0;
+  std::map<std::string, uint64_t> invalid_dropped_at;
+  uint64_t midstream = 0;  // new flows opened by a TCP packet without SYN (nf_conntrack_tcp_loose)
 };
 
 /// What one lane did with a connection's first packet.
@@ -74,7 +70,11 @@ struct FlowResult {
   nf::OutcomeKind kind = nf::OutcomeKind::Dropped;
   DropReason reason = DropReason::None;
   bool dnat = false, snat = false;
-  std::string service, backend, where;
+  Endpoint service, backend;  // when dnat
+  std::string where;
+  // Lane i > 0 only: lane 0 would have done what this lane did (outcome, masquerade) had it picked
+  // this lane's backend, or this lane lane 0's: the difference follows from the choice.
+  bool as_other_backend = false;
 };
 
 struct TupleLess {
@@ -84,10 +84,23 @@ struct TupleLess {
 using FlowResults = std::map<FiveTuple, std::vector<FlowResult>, TupleLess>;
 
 /// A lane's connections against lane 0's. Equivalent = same outcome, same DNAT decision, each
-/// lane's backend one the other could have picked for that destination, same masquerade.
+/// lane's backend one the other could have picked for that destination, and the same masquerade
+/// for the same backend. Differences that follow from picking another backend are equivalent and
+/// counted in by_choice: "other backend", and "hairpin masquerade" (one lane picked the client
+/// itself, which kube-proxy masquerades in every mode, the other a backend it does not).
+/// "other backend's outcome" and "other backend's masquerade": a mode given the other's backend
+/// (a branch of its random choices, on a stateless twin) does what the other did.
+/// Real differences: "outcome", "DNAT", "service", "backend set", "masquerade" (same backend).
 struct Agreement {
   uint64_t equivalent = 0, different = 0;
-  std::map<std::string, uint64_t> why;  // what differed -> connections
+  std::map<std::string, uint64_t> why;        // real difference -> connections
+  std::map<std::string, uint64_t> by_choice;  // of the equivalent: what followed from another backend -> connections
+};
+
+/// How a lane's connection compares with lane 0's (see Agreement); what is "" when they agree.
+struct Difference {
+  bool real = false;
+  std::string what;
 };
 
 /// A connection whose first packet lane 0 and another lane treated differently, both traced.
@@ -143,13 +156,14 @@ class Replay {
   struct Workers;
 
   void learn_backends(size_t i, const Packet& p, const nf::Injection& inj);
-  std::string difference(const std::vector<FlowResult>& res, size_t i) const;
+  Difference difference(const FiveTuple& t, const std::vector<FlowResult>& res, size_t i) const;
   std::optional<nf::Outcome> run_packet(size_t i, const Packet& p, const nf::Injection& inj, bool answer, FlowResult* first,
                                         const Item* item, const uint8_t* frame);
   void run_lane(size_t i, const Batch& b);
   void work(size_t w, const Batch& b);
   void worker_loop(size_t w);
   void collect_examples(const Batch& b);
+  void probe_choices(const Batch& b);
   int16_t in_interface(size_t i, const Addr& src) const;
 
   std::vector<std::unique_ptr<Lane>>& lanes_;
@@ -159,7 +173,7 @@ class Replay {
   // One run's state.
   ReplayResult res_;
   // Per lane, per destination as the client addressed it: every backend the lane could pick.
-  std::vector<std::map<std::string, std::set<std::string>>> possible_;
+  std::vector<std::map<Endpoint, std::set<Endpoint>>> possible_;
   std::vector<std::unique_ptr<nf::Datapath>> probes_;  // the stateless twins that enumerate them
   std::vector<std::unique_ptr<pcap::Writer>> writers_;
   std::unique_ptr<Batch> batch_;

@@ -324,5 +324,18 @@ for st in $documented; do
   else echo "FAIL: README exit status $st: the binary returned $got"; fail=$((fail + 1)); fi
 done
 # ---- end of issue 21's block
+
+# ---- Fair comparisons (issue 21): side by side, the modes share the backend choice.
+K="--cluster $src/examples/clusters/nodes.yaml $src/examples/clusters/basic.yaml --node node-a --proxy-config $src/examples/clusters/proxy-config.yaml"
+# shellcheck disable=SC2086
+expect "trace side by side: all three panels DNAT to the backend IPVS's round robin fixed" 0 "^3 same, 1 line$" -- \
+  sh -c '"$@" 2>/dev/null > "$0" && echo "$(grep -c "^  => forwarded out eth0: tcp 10.244.1.9:40000 -> 10.244.3.9:8080 dnat$" "$0") same, $(grep -c "^same backend 10.244.3.9:8080 in every mode (ipvs.s choice, which does not fork); --independent to sample each mode on its own$" "$0") line"' \
+  "$tmp/common.txt" "$bin" trace $K --mode iptables,ipvs,nftables -p 'tcp 10.244.1.9:40000 -> 172.30.0.41:80'
+# shellcheck disable=SC2086
+expect "trace --independent samples each mode on its own, as the old golden shows" 0 "^identical$" -- \
+  sh -c '"$@" 2>/dev/null | diff - "$0" >/dev/null && echo identical' "$src/tests/golden/kube/trace-three-modes.txt" \
+  "$bin" trace $K --mode iptables,ipvs,nftables --independent -p 'tcp 10.244.1.9:40000 -> 172.30.0.41:80' -p 'tcp/SA reply' \
+  -p 'tcp 10.244.1.9:40001 -> 172.30.0.99:80'
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

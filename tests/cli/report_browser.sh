@@ -37,7 +37,7 @@ python3 - "$tmp/demo/replay.json" "$tmp/dom.html" <<'PY' && ok "replay numbers i
 import json, re, sys
 r = json.load(open(sys.argv[1]))
 dom = open(sys.argv[2]).read()
-row = re.search(r"<tr><td>packets</td>(.*?)</tr>", dom).group(1)
+row = re.search(r"<tr><td>Packets replayed</td>(.*?)</tr>", dom).group(1)
 cells = re.findall(r'<td class="n">(\d+)</td>', row)
 want = [str(r["modes"][m]["packets"]) for m in r["modes"]]
 assert cells == want, (cells, want)

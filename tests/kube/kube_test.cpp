@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
@@ -407,28 +408,131 @@ TEST_CASE("trace --cluster: the CLI path") {
   CHECK_LOAD_ERROR(cli::run_trace(bad, out), 0, "no Node 'node-z' in the input (nodes: node-a, node-b, node-c)");
 }
 
-TEST_CASE("golden: the same packets through iptables and IPVS mode, side by side") {
+namespace {
+// basic.yaml's node-a in the given modes, the packets traced side by side.
+cli::TraceOptions side_by_side(const std::string& modes, std::vector<std::string> packets, bool independent) {
   cli::TraceOptions o;
   o.cluster.files = {ex("nodes.yaml"), ex("basic.yaml")};
   o.cluster.node = "node-a";
   o.cluster.proxy_config = ex("proxy-config.yaml");
-  o.cluster.mode = "iptables,ipvs";
-  o.packets = {"tcp 10.244.1.9:40000 -> 172.30.0.41:80", "tcp/SA reply", "tcp 10.0.0.10:45000 -> 172.30.0.41:80"};
+  o.cluster.mode = modes;
+  o.packets = std::move(packets);
+  o.independent = independent;
+  return o;
+}
+std::string traced(const cli::TraceOptions& o) {
   std::ostringstream out;
   CHECK(cli::run_trace(o, out) == 0);
-  golden_text("trace-side-by-side.txt", out.str());
+  return out.str();
+}
+}  // namespace
+
+// --independent: each mode samples its own backend, as before the common choice.
+TEST_CASE("golden: the same packets through iptables and IPVS mode, side by side") {
+  golden_text("trace-side-by-side.txt",
+              traced(side_by_side(
+                  "iptables,ipvs",
+                  {"tcp 10.244.1.9:40000 -> 172.30.0.41:80", "tcp/SA reply", "tcp 10.0.0.10:45000 -> 172.30.0.41:80"}, true)));
 }
 
 TEST_CASE("golden: the same packets through all three modes, side by side") {
-  cli::TraceOptions o;
-  o.cluster.files = {ex("nodes.yaml"), ex("basic.yaml")};
-  o.cluster.node = "node-a";
-  o.cluster.proxy_config = ex("proxy-config.yaml");
-  o.cluster.mode = "iptables,ipvs,nftables";
-  o.packets = {"tcp 10.244.1.9:40000 -> 172.30.0.41:80", "tcp/SA reply", "tcp 10.244.1.9:40001 -> 172.30.0.99:80"};
-  std::ostringstream out;
-  CHECK(cli::run_trace(o, out) == 0);
-  golden_text("trace-three-modes.txt", out.str());
+  golden_text("trace-three-modes.txt",
+              traced(side_by_side(
+                  "iptables,ipvs,nftables",
+                  {"tcp 10.244.1.9:40000 -> 172.30.0.41:80", "tcp/SA reply", "tcp 10.244.1.9:40001 -> 172.30.0.99:80"}, true)));
+}
+
+TEST_CASE("golden: side by side, every mode takes the backend IPVS's round robin fixed, and says so") {
+  golden_text("trace-three-modes-common.txt",
+              traced(side_by_side(
+                  "iptables,ipvs,nftables",
+                  {"tcp 10.244.1.9:40000 -> 172.30.0.41:80", "tcp/SA reply", "tcp 10.244.1.9:40001 -> 172.30.0.99:80"}, false)));
+}
+
+namespace {
+// Each mode's DNAT destination of packet n (1-based) in trace --format json output.
+std::map<std::string, std::string> backends(const std::string& json_lines, size_t n) {
+  std::istringstream in(json_lines);
+  std::string line;
+  for (size_t k = 0; k < n; ++k) std::getline(in, line);
+  std::map<std::string, std::string> m;
+  nlohmann::json j = nlohmann::json::parse(line);
+  for (auto& [mode, outs] : j["modes"].items()) m[mode] = outs[0]["dst"].get<std::string>();
+  return m;
+}
+}  // namespace
+
+TEST_CASE("common choice: a mode that cannot pick the backend samples on its own, and the line says so") {
+  sim::ClusterOptions co;
+  co.files = {ex("nodes.yaml"), ex("basic.yaml")};
+  co.node = "node-a";
+  co.proxy_config = ex("proxy-config.yaml");
+  auto ci = sim::load_cluster(co);
+  // The nftables lane sees web without its endpoint 10.244.1.5 (as in the middle of a rollout).
+  auto fewer = ci;
+  Addr gone = *Addr::parse("10.244.1.5");
+  for (auto& sl : fewer.cluster.slices)
+    std::erase_if(sl.endpoints, [&](const k8s::Endpoint& e) { return !e.addresses.empty() && e.addresses[0] == gone; });
+  Packet p = pkt("tcp 10.244.1.9:40000 -> 172.30.0.41:80");
+  size_t alone = 0, shared = 0;
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    CAPTURE(seed);
+    auto lanes = sim::cluster_lanes(ci, {"iptables"}, sim::NodeOptions{}, seed);
+    lanes.push_back(std::move(sim::cluster_lanes(fewer, {"nftables"}, sim::NodeOptions{}, seed)[0]));
+    std::vector<nf::Injection> inj;
+    for (auto& l : lanes) inj.push_back({false, l->node.find("cni0")});
+    sim::CommonChoice cc(lanes, p, inj);
+    auto a = cc.run(0), b = cc.run(1);
+    std::string ab = FiveTuple::endpoint(a.after.t.dst, a.after.t.dport, proto::TCP),
+                bb = FiveTuple::endpoint(b.after.t.dst, b.after.t.dport, proto::TCP);
+    if (a.after.t.dst == gone) {
+      ++alone;
+      CHECK(bb != ab);
+      CHECK(cc.summary() ==
+            "backend " + ab + " (sampled in iptables) in iptables; not a choice of nftables (" + bb + "), sampled on its own");
+    } else {
+      ++shared;
+      CHECK(bb == ab);
+      CHECK(cc.summary().starts_with("same backend " + ab + " in every mode (sampled in iptables)"));
+    }
+    // State carried forward: the flow's next packet in each lane follows its own entry.
+    VectorSink s0, s1;
+    CHECK(lanes[0]->dp->process(p, inj[0], s0).after.t.dst == a.after.t.dst);
+    CHECK(lanes[1]->dp->process(p, inj[1], s1).after.t.dst == b.after.t.dst);
+  }
+  CHECK(alone > 0);
+  CHECK(shared > 0);
+}
+
+TEST_CASE("side by side: the modes share the backend choice by seed, and --independent samples each on its own") {
+  // Without IPVS no mode's choice is fixed: iptables samples, nftables takes the same branch. The
+  // second packet is the SYN's retransmission.
+  auto o = side_by_side("iptables,nftables", {"tcp 10.244.1.9:40000 -> 172.30.0.41:80", "tcp 10.244.1.9:40000 -> 172.30.0.41:80"},
+                        false);
+  o.format = "json";
+  std::set<std::string> seen;
+  bool independent_differs = false;
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    CAPTURE(seed);
+    o.seed = seed;
+    o.independent = false;
+    std::string out = traced(o);
+    auto b = backends(out, 1);
+    CHECK(b["iptables"] == b["nftables"]);
+    seen.insert(b["iptables"]);
+    // The flow's next packet follows the entry the common branch made, in both modes.
+    CHECK(backends(out, 2) == b);
+    CHECK(out.find("\"backend_choice\":\"same backend " + b["iptables"] + " in every mode (sampled in iptables)") !=
+          std::string::npos);
+    o.independent = true;
+    std::string ind = traced(o);
+    auto bi = backends(ind, 1);
+    CHECK(bi["iptables"] == b["iptables"]);  // the first mode samples as it always did
+    independent_differs |= bi["iptables"] != bi["nftables"];
+    CHECK(ind.find("backend_choice") == std::string::npos);
+  }
+  CHECK(seen.size() == 3);  // the common choice still spreads over the Service's endpoints
+  CHECK(independent_differs);
 }
 
 TEST_CASE("fuzz regression: a scalar where a mapping belongs is a file:line error, not a crash") {

@@ -5,9 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <regex>
 #include <set>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -306,28 +308,40 @@ TEST_CASE("gen-traffic rejects what it cannot model, naming the flag") {
   CHECK_THROWS_WITH(cli::run_gen_traffic(g, out), doctest::Contains("between 0 and 1"));
 }
 
-TEST_CASE("the agreement report finds kube-proxy's hairpin difference between the modes") {
-  // A pod on node-b reaches the legacy Service (its only endpoint is that same pod) through node-a:
-  // iptables mode masquerades hairpin traffic by source (KUBE-SEP -s POD -j KUBE-MARK-MASQ); IPVS
-  // mode's KUBE-LOOP-BACK set lists only this node's endpoints, so it does not.
-  TmpDir t;
-  auto file = t.dir / "hairpin.pcap";
-  {
-    pcap::Writer w(file.string(), pcap::link::Raw);
+namespace {
+struct Syn {
+  const char* src;
+  uint16_t sport;
+  const char* dst;  // port 80
+  uint8_t flags = tcpflag::SYN;
+};
+// A capture of TCP packets (SYNs unless told), replayed through basic.yaml's node-a in iptables and IPVS mode.
+cli::ReplayOptions syn_replay(const std::filesystem::path& file, const std::vector<Syn>& syns) {
+  pcap::Writer w(file.string(), pcap::link::Raw);
+  uint64_t ts = 1'000'000'000;
+  for (const Syn& s : syns) {
     Packet p;
-    p.t = {*Addr::parse("10.244.2.50"), *Addr::parse("172.30.0.45"), 40000, 80, proto::TCP};
-    p.tcp_flags = tcpflag::SYN;
-    w.write(1'000'000'000, pcap::build(p));
-    p.t.sport = 40001;
-    p.t.dst = *Addr::parse("172.30.0.41");  // web: not a hairpin, the modes agree
-    w.write(1'000'100'000, pcap::build(p));
-    w.close();
+    p.t = {*Addr::parse(s.src), *Addr::parse(s.dst), s.sport, 80, proto::TCP};
+    p.tcp_flags = s.flags;
+    w.write(ts += 100'000, pcap::build(p));
   }
+  w.close();
   cli::ReplayOptions o;
   o.cluster = basic_cluster();
   o.cluster.mode = "iptables,ipvs";
   o.pcap = file.string();
   o.format = "json";
+  return o;
+}
+}  // namespace
+
+TEST_CASE("the agreement report finds kube-proxy's hairpin difference between the modes") {
+  // A pod on node-b reaches the legacy Service (its only endpoint is that same pod) through node-a:
+  // iptables mode masquerades hairpin traffic by source (KUBE-SEP -s POD -j KUBE-MARK-MASQ); IPVS
+  // mode's KUBE-LOOP-BACK set lists only this node's endpoints, so it does not.
+  TmpDir t;
+  // The second connection goes to web: not a hairpin, the modes agree.
+  auto o = syn_replay(t.dir / "hairpin.pcap", {{"10.244.2.50", 40000, "172.30.0.45"}, {"10.244.2.50", 40001, "172.30.0.41"}});
   auto j = replay(o);
   auto& ag = j["agreement"]["ipvs"];
   CHECK(ag["connections"] == 2);
@@ -347,11 +361,72 @@ TEST_CASE("the agreement report finds kube-proxy's hairpin difference between th
   CHECK(ipv.find("MASQUERADE") == std::string::npos);
   CHECK(ex[0]["traces"]["iptables"]["snat"] == true);
   CHECK(ex[0]["traces"]["ipvs"]["snat"] == false);
+  // The same backend (the Service's only endpoint): a real difference, not one of choice.
+  CHECK(ag["different"] == 1);
+  CHECK(!ag["by_choice"].contains("hairpin masquerade"));
   // --examples 0: counted, not traced.
   o.examples = 0;
   auto quiet = replay(o);
   CHECK(quiet["agreement"]["ipvs"]["different"] == 1);
   CHECK(quiet["agreement"]["examples"].empty());
+}
+
+TEST_CASE(
+    "agreement: a hairpin to the client itself in one mode and another backend in the other is a choice, not a difference") {
+  // web's endpoint 10.244.1.5 on node-a opens connections to its own Service: whichever mode picks
+  // the client itself masquerades (the reply must come back through the node), the other mode's
+  // backend needs no masquerade. Both are right; the difference follows from the backend chosen.
+  TmpDir t;
+  std::vector<Syn> syns;
+  for (uint16_t i = 0; i < 30; ++i) syns.push_back({"10.244.1.5", uint16_t(40000 + i), "172.30.0.41"});
+  auto o = syn_replay(t.dir / "self.pcap", syns);
+  auto j = replay(o);
+  auto& ag = j["agreement"]["ipvs"];
+  CHECK(ag["connections"] == 30);
+  CHECK(ag["equivalent"] == 30);
+  CHECK(ag["different"] == 0);
+  CHECK(ag["why"].empty());
+  CHECK(j["agreement"]["examples"].empty());
+  // Both kinds of choice happen with this seed: the hairpin, and two non-client backends.
+  uint64_t hairpin = ag["by_choice"].value("hairpin masquerade", uint64_t(0));
+  uint64_t other = ag["by_choice"].value("other backend", uint64_t(0));
+  CHECK(hairpin > 0);
+  CHECK(other > 0);
+  // Each mode masqueraded exactly its hairpin connections: those to the client itself.
+  for (const char* mode : {"iptables", "ipvs"}) {
+    CAPTURE(mode);
+    auto& m = j["modes"][mode];
+    CHECK(m["snat"] == m["dnat_to"]["172.30.0.41:80"].value("10.244.1.5:8080", uint64_t(0)));
+  }
+  // The text report says so in words.
+  o.format = "text";
+  std::ostringstream out;
+  REQUIRE(cli::run_replay(o, out) == 0);
+  CHECK(out.str().find(fmt::format("iptables vs ipvs: 30 connections, 30 equivalent, 0 different; of the equivalent, {} differ "
+                                   "only by the backend chosen ({} hairpin masquerade, {} other backend)",
+                                   hairpin + other, hairpin, other)) != std::string::npos);
+}
+
+TEST_CASE("agreement: a policy verdict that differs because the modes picked different backends is a choice, not a difference") {
+  // The demo's web Service has an isolated endpoint (web-1, dropped by policy) and an open one: a
+  // connection iptables sends to web-1 and IPVS to the other is dropped in one mode only. Given
+  // IPVS's backend (a branch of its statistic match), iptables mode forwards it too.
+  cli::ReplayOptions o;
+  o.cluster.files = {test::source_dir() + "/examples/networkpolicy/cluster.yaml"};
+  o.cluster.node = "node-a";
+  o.cluster.mode = "iptables,ipvs";
+  o.pcap = test::source_dir() + "/examples/pcaps/demo-node-a.pcap";
+  o.answer = true;
+  o.format = "json";
+  auto j = replay(o);
+  auto& ag = j["agreement"]["ipvs"];
+  CHECK(ag["connections"] == 400);
+  CHECK(ag["different"] == 0);
+  CHECK(ag["why"].empty());
+  CHECK(ag["by_choice"].value("other backend's outcome", uint64_t(0)) > 20);
+  CHECK(j["agreement"]["examples"].empty());
+  // The verdicts do differ by mode, packet for packet: the counts are of choices, not of agreement.
+  CHECK(j["modes"]["iptables"]["outcomes"]["dropped (rule DROP)"] != j["modes"]["ipvs"]["outcomes"]["dropped (rule DROP)"]);
 }
 
 TEST_CASE("replay --threads gives the same report as one thread") {
@@ -533,10 +608,182 @@ TEST_CASE("a snapshot's kube-proxy.txt tells kube-proxy's mode: /proxyMode, else
   auto d = kube_proxy_mode("configz\t{\"kubeproxy.config.k8s.io\":{\"mode\":\"\"}}\n");
   CHECK(d.mode == "iptables");
   CHECK(d.how == "kube-proxy's /configz: mode unset, the Linux default");
-  CHECK(kube_proxy_mode("configz\t{not json\nchains\tKUBE-SERVICES in iptables-nft-save.v4\ndevice\tkube-ipvs0\n").mode == "ipvs");
+  CHECK(kube_proxy_mode("configz\t{not json\nchains\tKUBE-SERVICES in iptables-nft-save.v4\ndevice\tkube-ipvs0\n").mode ==
+        "ipvs");
   auto e = kube_proxy_mode("configz\tunreachable\nmetrics\tunreachable\nchains\tKUBE-SERVICES in iptables-nft-save.v4\n");
   CHECK(e.mode == "iptables");
   CHECK(e.how == "kube-proxy's chains: KUBE-SERVICES in iptables-nft-save.v4");
   CHECK(kube_proxy_mode("chains\tnft table kube-proxy\n").mode == "nftables");
   CHECK(kube_proxy_mode("configz\tunreachable\nmetrics\tunreachable\n").mode.empty());
+}
+
+TEST_CASE("replay counts INVALID packets per drop site and new flows picked up mid-stream, and says why counts differ") {
+  // A FIN/ACK with no entry is INVALID: iptables mode's KUBE-FORWARD drops it (ctstate INVALID),
+  // nftables mode has no such rule. A bare ACK with no entry opens one (nf_conntrack_tcp_loose).
+  TmpDir t;
+  auto o = syn_replay(t.dir / "invalid.pcap", {{"10.244.1.9", 40000, "172.30.0.41", tcpflag::FIN | tcpflag::ACK},
+                                               {"10.244.1.9", 40001, "172.30.0.41", tcpflag::ACK},
+                                               {"10.244.1.9", 40002, "172.30.0.41"}});
+  o.cluster.mode = "iptables,nftables";
+  auto j = replay(o);
+  auto& ipt = j["modes"]["iptables"];
+  auto& nft = j["modes"]["nftables"];
+  CHECK(ipt["invalid"] == 1);
+  CHECK(ipt["invalid_dropped_at"] == nlohmann::json{{"filter:KUBE-FORWARD:rule:1", 1}});
+  CHECK(nft["invalid"] == 1);
+  CHECK(nft["invalid_dropped_at"].empty());
+  for (auto* m : {&ipt, &nft}) {
+    CHECK((*m)["new_flows"] == 2);
+    CHECK((*m)["new_flows_midstream"] == 1);
+  }
+  o.format = "text";
+  std::ostringstream out;
+  REQUIRE(cli::run_replay(o, out) == 0);
+  std::string text = out.str();
+  CHECK(text.find("  (1 of the 2 new connections were picked up mid-stream: a TCP packet without SYN found no entry and "
+                  "opened one (nf_conntrack_tcp_loose), as when the connection's first packet was dropped or rejected)\n") !=
+        std::string::npos);
+  CHECK(text.find(": 1 dropped (1 at filter:KUBE-FORWARD:rule:1))\n") != std::string::npos);
+  CHECK(text.find(": no rule dropped them)\n") != std::string::npos);
+  CHECK(text.find("INVALID packets dropped: iptables 1 of 1 (1 at filter:KUBE-FORWARD:rule:1), nftables none of 1.") !=
+        std::string::npos);
+  // The same new connections in both modes: nothing to explain there.
+  CHECK(text.find("New connections differ") == std::string::npos);
+}
+
+TEST_CASE("explain_counts: sentences from the counts, none where they agree") {
+  std::vector<cli::ModeCounts> m{{"iptables", 727, 327, 96, {{"filter:KUBE-FORWARD:rule:1", 52}}},
+                                 {"nftables", 688, 288, 150, {}}};
+  auto n = cli::explain_counts(m);
+  CHECK(n.new_flows_across ==
+        "New connections differ between the modes only by those picked up mid-stream (iptables 327, nftables 288): every "
+        "mode saw the same 400 open with their first packet. Where a mode drops or rejects a connection's first packet it "
+        "keeps no "
+        "entry, so the connection's next packet opens one.");
+  CHECK(
+      n.invalid_across.starts_with("INVALID packets dropped: iptables 52 of 96 (52 at filter:KUBE-FORWARD:rule:1), nftables "
+                                   "none of 150."));
+  CHECK(n.invalid[0].ends_with(": 52 dropped (52 at filter:KUBE-FORWARD:rule:1), 44 passed"));
+  m[1] = {"ipvs", 710, 300, 96, {{"filter:KUBE-FORWARD:rule:1", 52}}};
+  n = cli::explain_counts(m);
+  CHECK(n.new_flows_across ==
+        "New connections opened by their first packet: iptables 400, ipvs 410; picked up mid-stream: "
+        "iptables 327, ipvs 300.");
+  CHECK(n.invalid_across.empty());
+  m[1] = m[0];
+  n = cli::explain_counts(m);
+  CHECK(n.new_flows_across.empty());
+  CHECK(cli::explain_counts({{"iptables", 10, 0, 0, {}}}).new_flows[0].empty());
+}
+
+namespace {
+// The text a reader sees in a report section: tags, pictures and styles removed.
+std::string section_text(const std::string& html, const std::string& id) {
+  auto at = html.find("<section id=\"" + id + "\">");
+  if (at == std::string::npos) return "";
+  std::string sec = html.substr(at, html.find("</section>", at) - at);
+  std::string text;
+  bool in_tag = false;
+  for (size_t i = 0; i < sec.size(); ++i) {
+    if (sec.compare(i, 4, "<svg") == 0) {  // a picture's chain names are the kernel's, not labels
+      i = sec.find("</svg>", i);
+      if (i == std::string::npos) break;
+      i += 5;
+      continue;
+    }
+    if (sec[i] == '<') in_tag = true;
+    else if (sec[i] == '>') {
+      in_tag = false;
+      text += ' ';
+    } else if (!in_tag) text += sec[i];
+  }
+  return text;
+}
+}  // namespace
+
+TEST_CASE("the report labels rows in plain words and shows backend shares one row per Service, a column per mode") {
+  // Every kernel-work counter has a plain label; the label table lists them all.
+  Counters c;
+  c.for_each([&](std::string_view name, uint64_t) {
+    CAPTURE(name);
+    CHECK(cli::label_of(std::string(name)) != std::string(name));
+  });
+  CHECK(cli::label_of("ipvs_svc_lookups") == "IPVS service lookups");
+  TmpDir t;
+  cli::GenTrafficOptions g;
+  g.cluster = basic_cluster();
+  g.out = (t.dir / "g.pcap").string();
+  g.connections = 150;
+  g.format = "json";
+  gen(g);
+  cli::ReplayOptions o;
+  o.cluster = basic_cluster();
+  o.cluster.mode = "iptables,ipvs,nftables";
+  o.pcap = g.out;
+  o.answer = true;
+  o.format = "json";
+  cli::ReportInput in;
+  in.replay = replay(o);
+  std::string html = cli::render_report(in);
+  std::string shown;
+  for (const char* id : {"summary", "agreement", "shares", "cost"}) shown += section_text(html, id);
+  REQUIRE(!shown.empty());
+  // No key is a row label ("packets" is a word, but the row says which packets).
+  for (auto& [key, label] : cli::counter_labels()) {
+    CAPTURE(key);
+    CHECK(html.find("<td>" + key + "</td>") == std::string::npos);
+    if (key.find('_') != std::string::npos) CHECK(shown.find(key) == std::string::npos);
+  }
+  // Nor any other snake_case word.
+  std::smatch m;
+  CHECK_MESSAGE(!std::regex_search(shown, m, std::regex("\\b[a-z]+(_[a-z]+)+\\b")), m.str());
+  CHECK(shown.find("IPVS service lookups per new connection") != std::string::npos);
+  CHECK(html.find("<tr><td>Packets replayed</td>") != std::string::npos);
+  // Backend shares: a header with a column per mode, then one row per Service any mode DNATed to.
+  std::set<std::string> services;
+  for (auto& [mode, md] : in.replay["modes"].items())
+    for (auto& [svc, b] : md["dnat_to"].items()) services.insert(svc);
+  REQUIRE(services.size() > 3);
+  auto at = html.find("<table class=\"shares\">");
+  REQUIRE(at != std::string::npos);
+  std::string table = html.substr(at, html.find("</table>", at) - at);
+  CHECK(table.starts_with(
+      "<table class=\"shares\"><tr><th>Service</th><th>iptables mode</th><th>ipvs mode</th><th>nftables mode</th></tr>"));
+  size_t rows = 0;
+  for (size_t p = table.find("<tr>"); p != std::string::npos; p = table.find("<tr>", p + 1)) ++rows;
+  CHECK(rows == services.size() + 1);
+  for (auto& svc : services) {
+    CAPTURE(svc);
+    auto row = table.find("<tr><td class=\"svcname\">" + svc + "</td>");
+    REQUIRE(row != std::string::npos);
+    std::string r = table.substr(row, table.find("</tr>", row) - row);
+    size_t cells = 0;
+    for (size_t p = r.find("<td>"); p != std::string::npos; p = r.find("<td>", p + 1)) ++cells;
+    CHECK(cells == 3);
+  }
+  // The text summary groups the shares the same way: a Service line naming the modes, then per
+  // backend its packets and share in each mode.
+  o.format = "text";
+  std::ostringstream text;
+  REQUIRE(cli::run_replay(o, text) == 0);
+  std::string txt = text.str();
+  auto from = txt.find("\n== backend shares per Service (DNATed packets) ==\n");
+  REQUIRE(from != std::string::npos);
+  std::istringstream lines(txt.substr(from + 1));
+  std::string line;
+  std::getline(lines, line);
+  size_t heads = 0, bars = 0;
+  std::regex head("^  \\S+ +iptables +ipvs +nftables$"), bar("^    -> \\S+( +[0-9]+ +[0-9.]+%){3}$");
+  while (std::getline(lines, line) && !line.empty()) {
+    CAPTURE(line);
+    bool h = std::regex_match(line, head), b = std::regex_match(line, bar);
+    CHECK((h || b));
+    heads += h;
+    bars += b;
+  }
+  CHECK(heads == services.size());
+  CHECK(bars >= services.size());
+  // A percentage and its count never wrap apart.
+  CHECK(html.find("%&nbsp;(") != std::string::npos);
+  CHECK(html.find(".pct{color:#555;min-width:110px;white-space:nowrap}") != std::string::npos);
 }
