@@ -194,7 +194,7 @@ struct ProxyConfig {
   /// (docs/kube-proxy-versions.md); --kube-proxy-version, default the current release.
   int release = kCurrentRelease;
   static constexpr int kCurrentRelease = 35;
-  static constexpr int kOldestRelease = 28;
+  static constexpr int kOldestRelease = 30;
   Loc loc;
 
   uint32_t masquerade_mark() const { return 1u << masquerade_bit; }
