@@ -6,6 +6,12 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/picture.hpp"
+#include "kube/sim/diff.hpp"
 #include "kube/sim/inputs.hpp"
 #include "kube/sim/lanes.hpp"
 #include "kube/sim/snapshot.hpp"
@@ -69,6 +75,20 @@ struct DiffOptions {
 };
 /// Exit status 0 when no flow changes, 1 when some do; throws LoadError on bad input.
 int run_diff(const DiffOptions& o, std::ostream& out);
+/// The sides built and compared (the lanes stay alive for pictures of the examples).
+struct DiffRun {
+  struct Sides;
+  std::unique_ptr<Sides> sides;
+  sim::DiffResult result;
+  DiffRun();
+  ~DiffRun();
+  DiffRun(DiffRun&&) noexcept;
+};
+DiffRun compute_diff(const DiffOptions& o);
+/// `svcpath diff --format json`: what the report's migration section reads.
+nlohmann::json diff_json(const sim::DiffResult& r);
+/// One picture per class: its first flow on both sides.
+std::vector<Picture> diff_pictures(const DiffRun& run);
 
 /// svcpath trace. Throws LoadError on bad input; returns the exit status.
 int run_trace(const TraceOptions& o, std::ostream& out);

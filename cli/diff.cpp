@@ -63,10 +63,21 @@ nlohmann::json behaviour_json(const sim::Behaviour& b) {
 
 }  // namespace
 
-int run_diff(const DiffOptions& o, std::ostream& out) {
+struct DiffRun::Sides {
   Side a, b;
+};
+
+DiffRun::DiffRun() = default;
+DiffRun::~DiffRun() = default;
+DiffRun::DiffRun(DiffRun&&) noexcept = default;
+
+DiffRun compute_diff(const DiffOptions& o) {
+  DiffRun run;
+  run.sides = std::make_unique<DiffRun::Sides>();
+  Side& a = run.sides->a;
+  Side& b = run.sides->b;
   a.rules = o.rules, a.rules6 = o.rules6, a.ipsets = o.ipsets, a.ipvs = o.ipvs, a.nft = o.nft, a.cluster = o.cluster;
-  b = Side{a.rules, a.rules6, a.ipsets, a.ipvs, a.nft, a.cluster, {}, {}, {}, {}};
+  b.rules = a.rules, b.rules6 = a.rules6, b.ipsets = a.ipsets, b.ipvs = a.ipvs, b.nft = a.nft, b.cluster = a.cluster;
   bool to_dumps = !o.to_rules.empty() || !o.to_rules6.empty() || !o.to_ipvs.empty() || !o.to_nft.empty();
   if (to_dumps) {
     b.rules = o.to_rules, b.rules6 = o.to_rules6, b.ipvs = o.to_ipvs, b.nft = o.to_nft;
@@ -143,45 +154,59 @@ int run_diff(const DiffOptions& o, std::ostream& out) {
   if (!errs.empty()) throw LoadError(errs);
   if (flows.empty()) throw LoadError({{"diff", 0, 0, "no flows: give a cluster (its Services make the flows) or --packet SPEC"}});
 
-  auto r = sim::diff_sides({a.lanes[0].get(), a.label, a.mode, a.ci ? a.ci->cfg.release : 0},
-                           {b.lanes[0].get(), b.label, b.mode, b.ci ? b.ci->cfg.release : 0}, flows);
+  run.result = sim::diff_sides({a.lanes[0].get(), a.label, a.mode, a.ci ? a.ci->cfg.release : 0},
+                               {b.lanes[0].get(), b.label, b.mode, b.ci ? b.ci->cfg.release : 0}, flows);
+  return run;
+}
 
+nlohmann::json diff_json(const sim::DiffResult& r) {
+  nlohmann::json j = {{"a", r.a}, {"b", r.b}, {"flows", r.flows}, {"changed", r.changed()}};
+  auto& cls = j["classes"] = nlohmann::json::array();
+  for (const auto& c : r.classes) {
+    nlohmann::json jc = {{"key", c.key}, {"sentence", c.sentence}, {"setting", c.setting}, {"count", c.flows.size()}};
+    auto& jf = jc["flows"] = nlohmann::json::array();
+    for (const auto& ch : c.flows)
+      jf.push_back({{"service", ch.flow.service},
+                    {"reach", sim::reach_name(ch.flow.reach)},
+                    {"from", sim::from_name(ch.flow.from)},
+                    {"packet", flow_text(ch.flow)},
+                    {"spec",
+                     {{"proto", proto::name(ch.flow.pkt.t.proto)},
+                      {"src", ch.flow.pkt.t.src.str()},
+                      {"dst", ch.flow.pkt.t.dst.str()},
+                      {"sport", ch.flow.pkt.t.sport},
+                      {"dport", ch.flow.pkt.t.dport},
+                      {"flags", ch.flow.pkt.t.proto == proto::TCP ? tcp_flags_letters(ch.flow.pkt.tcp_flags) : ""},
+                      {"in", ch.flow.local ? nlohmann::json(nullptr) : nlohmann::json(ch.flow.in)}}},
+                    {"what", ch.what},
+                    {"a", behaviour_json(ch.a)},
+                    {"b", behaviour_json(ch.b)}});
+    cls.push_back(std::move(jc));
+  }
+  return j;
+}
+
+std::vector<Picture> diff_pictures(const DiffRun& run) {
+  std::vector<Picture> pics;
+  for (const auto& c : run.result.classes) {
+    const auto& f = c.flows[0].flow;
+    Picture p{fmt::format("{} — e.g. {}", c.sentence, flow_text(f)), {}};
+    for (auto [side, ex] : {std::pair{&run.sides->a, &c.example_a}, std::pair{&run.sides->b, &c.example_b}}) {
+      const sim::Lane& l = *side->lanes[0];
+      p.panels.push_back({side->label, l.engine != nullptr, *ex, 0, f.local ? "" : f.in, nft_rows(l.nft ? &*l.nft : nullptr)});
+    }
+    pics.push_back(std::move(p));
+  }
+  return pics;
+}
+
+int run_diff(const DiffOptions& o, std::ostream& out) {
+  DiffRun run = compute_diff(o);
+  const sim::DiffResult& r = run.result;
   if (o.format == "json") {
-    nlohmann::json j = {{"a", r.a}, {"b", r.b}, {"flows", r.flows}, {"changed", r.changed()}};
-    auto& cls = j["classes"] = nlohmann::json::array();
-    for (const auto& c : r.classes) {
-      nlohmann::json jc = {{"key", c.key}, {"sentence", c.sentence}, {"setting", c.setting}, {"count", c.flows.size()}};
-      auto& jf = jc["flows"] = nlohmann::json::array();
-      for (const auto& ch : c.flows)
-        jf.push_back({{"service", ch.flow.service},
-                      {"reach", sim::reach_name(ch.flow.reach)},
-                      {"from", sim::from_name(ch.flow.from)},
-                      {"packet", flow_text(ch.flow)},
-                      {"spec",
-                       {{"proto", proto::name(ch.flow.pkt.t.proto)},
-                        {"src", ch.flow.pkt.t.src.str()},
-                        {"dst", ch.flow.pkt.t.dst.str()},
-                        {"sport", ch.flow.pkt.t.sport},
-                        {"dport", ch.flow.pkt.t.dport},
-                        {"flags", ch.flow.pkt.t.proto == proto::TCP ? tcp_flags_letters(ch.flow.pkt.tcp_flags) : ""},
-                        {"in", ch.flow.local ? nlohmann::json(nullptr) : nlohmann::json(ch.flow.in)}}},
-                      {"what", ch.what},
-                      {"a", behaviour_json(ch.a)},
-                      {"b", behaviour_json(ch.b)}});
-      cls.push_back(std::move(jc));
-    }
-    out << j.dump(2) << "\n";
+    out << diff_json(r).dump(2) << "\n";
   } else if (o.format == "svg" || o.format == "html") {
-    std::vector<Picture> pics;
-    for (const auto& c : r.classes) {
-      const auto& f = c.flows[0].flow;
-      Picture p{fmt::format("{} — e.g. {}", c.sentence, flow_text(f)), {}};
-      for (auto [side, ex] : {std::pair{&a, &c.example_a}, std::pair{&b, &c.example_b}}) {
-        const sim::Lane& l = *side->lanes[0];
-        p.panels.push_back({side->label, l.engine != nullptr, *ex, 0, f.local ? "" : f.in, nft_rows(l.nft ? &*l.nft : nullptr)});
-      }
-      pics.push_back(std::move(p));
-    }
+    std::vector<Picture> pics = diff_pictures(run);
     if (pics.empty()) pics.push_back({fmt::format("{} and {} agree on all {} flows", r.a, r.b, r.flows), {}});
     out << (o.format == "svg" ? render_svg(pics) : render_html(pics, "svcpath diff"));
   } else {
