@@ -107,6 +107,13 @@ Conn* ConnTable::create(const Conn& c) {
 
 void ConnTable::unlink(Conn& c) { std::erase(buckets_[bucket(c.proto, c.caddr, c.cport)], c.id); }
 
+void ConnTable::clear() {
+  for (auto& b : buckets_) b.clear();
+  conns_.clear();
+  free_.clear();
+  live_ = 0;
+}
+
 void ConnTable::expire(uint32_t id) {
   Conn* c = get(id);
   if (!c) return;

@@ -172,6 +172,9 @@ class ConnTable {
   Conn* create(const Conn& c);
   Conn* get(uint32_t id);
   void expire(uint32_t id);
+  /// Forgets every connection (ids restart from 1), keeping the table's memory. The kernel has no
+  /// such flush; benchmarks use it to bound the table.
+  void clear();
   size_t size() const { return live_; }
   unsigned bits() const { return bits_; }
 
