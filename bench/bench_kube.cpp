@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include "bench/alloc_count.hpp"
 #include "kube/objects/cluster.hpp"
 #include "kube/objects/cluster_synth.hpp"
 #include "netfilter/datapath.hpp"
@@ -94,14 +95,17 @@ void BM_FirstPacketLastService(benchmark::State& st) {
   NullSink sink;
   uint64_t port = 1024;
   auto before = dp.counters();
+  uint64_t allocs = bench::allocations();
   for (auto _ : st) {
     p.t.sport = uint16_t(1024 + (port++ % 60000));  // a new connection every time
     p.ts_ns += 1000;
     auto o = dp.process(p, in, sink);
     benchmark::DoNotOptimize(o.kind);
-    if ((port & 0xffff) == 0) dp.conntrack() = nf::Conntrack();  // keep the table bounded
+    if ((port & 0xffff) == 0) dp.conntrack().clear();  // keep the table bounded (and its memory)
   }
+  allocs = bench::allocations() - allocs;
   auto after = dp.counters();
+  st.counters["allocs_per_packet"] = double(allocs) / double(st.iterations());
   st.counters["rules_per_packet"] = double(after.rules_evaluated - before.rules_evaluated) / double(st.iterations());
   st.SetItemsProcessed(int64_t(st.iterations()));
 }

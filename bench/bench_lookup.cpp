@@ -6,8 +6,12 @@
 //
 // Arguments: services / endpoints / mode / position. Mode: 0 iptables (exact, with the destination-run
 // index), 1 ipvs rr, 2 ipvs wlc, 3 ipvs sh, 4 ipvs mh, 5 iptables walked linearly rule by rule (the
-// same counts and traces, the kernel's own algorithm), 6 nftables (kube-proxy's verdict maps).
-// Position: 0 first, 1 middle, 2 last, 3 random.
+// same counts and traces, the kernel's own algorithm), 6 nftables (kube-proxy's verdict maps),
+// 7 ipvs wrr, 8 ipvs lc, 9 ipvs sed, 10 ipvs nq, 11 ipvs dh (every scheduler svcpath implements;
+// the kernel's lblc, lblcr, fo and ovf are not). Position: 0 first, 1 middle, 2 last, 3 random.
+//
+// Every packet benchmark reports allocs_per_packet (bench/alloc_count.hpp): heap allocations made
+// while the datapath ran, untraced, after its tables warmed.
 #include <malloc.h>
 
 #include <map>
@@ -17,6 +21,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench/alloc_count.hpp"
 #include "kube/sim/lanes.hpp"
 #include "kube/objects/cluster_synth.hpp"
 #include "core/rng.hpp"
@@ -32,16 +37,17 @@ using namespace svcpath;
 
 namespace {
 
-const char* kSched[] = {"", "rr", "wlc", "sh", "mh", "", ""};
-bool is_ipvs(int mode) { return mode >= 1 && mode <= 4; }
+const char* kSched[] = {"", "rr", "wlc", "sh", "mh", "", "", "wrr", "lc", "sed", "nq", "dh"};
+bool is_ipvs(int mode) { return (mode >= 1 && mode <= 4) || (mode >= 7 && mode <= 11); }
 
 struct Fixture {
   uint32_t services = 0, endpoints = 0;
   int mode = -1;
   sim::ClusterInput ci;
   std::vector<std::unique_ptr<sim::Lane>> lanes;
-  std::vector<uint32_t> order;  // service index at each KUBE-SERVICES position
-  uint64_t next_tuple = 0;      // Google Benchmark calls a benchmark several times: never reuse a tuple
+  std::vector<uint32_t> order;    // service index at each KUBE-SERVICES position
+  uint64_t next_tuple = 0;        // Google Benchmark calls a benchmark several times: never reuse a tuple
+  uint32_t established_runs = 0;  // likewise for BM_EstablishedPacket's connection
 };
 
 // One fixture at a time: at 50k services x 50 endpoints a ruleset is gigabytes.
@@ -80,8 +86,12 @@ uint32_t target(const Fixture& f, int position, Rng& rng) {
   }
 }
 
-void counters(benchmark::State& st, const Counters& d) {
+// allocs: heap allocations in the timed packets; left: packets that left the node (forwarded), so
+// a row that measures a drop by mistake shows it.
+void counters(benchmark::State& st, const Counters& d, uint64_t allocs, uint64_t left) {
   double n = double(st.iterations());
+  st.counters["allocs_per_packet"] = double(allocs) / n;
+  st.counters["forwarded_share"] = double(left) / n;
   st.counters["rules_per_packet"] = double(d.rules_evaluated) / n;
   st.counters["matches_per_packet"] = double(d.matches_evaluated) / n;
   st.counters["ipvs_buckets_per_packet"] = double(d.ipvs_svc_buckets_walked) / n;
@@ -103,48 +113,79 @@ void BM_FirstPacket(benchmark::State& st) {
   p.len = 60;
   NullSink sink;
   uint64_t& i = f.next_tuple;
-  Counters before = lane.dp->counters();
-  for (auto _ : st) {
-    if (i % 4096 == 4095) {
-      // Keep the connection tables at a size every service count shares: the kernel's IPVS table
-      // has 4096 buckets, and a benchmark that piles up 100k connections measures chain walks,
-      // not the service lookup. (Schedulers' per-destination counts are left as they are.)
-      st.PauseTiming();
-      lane.dp->conntrack() = nf::Conntrack();
-      if (lane.engine) lane.engine->conns = ipvs::ConnTable(lane.engine->conns.bits());
-      st.ResumeTiming();
-    }
+  // Keep the connection tables at a size every service count shares: the kernel's IPVS table
+  // has 4096 buckets, and a benchmark that piles up 100k connections measures chain walks,
+  // not the service lookup. (Schedulers' per-destination counts are left as they are.) clear()
+  // keeps the tables' memory, as a node's long-lived tables do.
+  auto reset = [&] {
+    lane.dp->conntrack().clear();
+    if (lane.engine) lane.engine->conns.clear();
+  };
+  auto one = [&] {
     p.t.dst = k8s::synthetic_cluster_ip(target(f, int(st.range(3)), rng));
     p.t.sport = uint16_t(1024 + i % 60000);
     p.t.src = Addr::v4(0x0a400002u + uint32_t((i / 60000) % 200));  // distinct tuples, pods of node-0
     p.ts_ns += 1000;
     ++i;
     auto o = lane.dp->process(p, {false, iif}, sink);
-    benchmark::DoNotOptimize(o.kind);
+    return o.kind == nf::OutcomeKind::Forwarded;
+  };
+  // Warm-up: one full cycle grows every table to the size the timed loop needs.
+  while (i < 4096) one();
+  reset();
+  i = (i + 4095) / 4096 * 4096;
+  Counters before = lane.dp->counters();
+  uint64_t allocs = 0, left = 0;
+  bench::trace_allocations(true);
+  for (auto _ : st) {
+    if (i % 4096 == 4095) {
+      st.PauseTiming();
+      reset();
+      st.ResumeTiming();
+    }
+    uint64_t a = bench::allocations();
+    left += one();
+    allocs += bench::allocations() - a;
   }
-  counters(st, lane.dp->counters() - before);
+  bench::trace_allocations(false);
+  counters(st, lane.dp->counters() - before, allocs, left);
 }
 
-// The same connection's later packets: conntrack (and IPVS's connection table) answer.
+// The same connection's later packets: conntrack (and IPVS's connection table) answer. The
+// handshake is completed first (SYN, the backend's SYN+ACK, then ACKs): a client ACK after only
+// its SYN is INVALID to conntrack, and kube-proxy's KUBE-FORWARD drops it.
 void BM_EstablishedPacket(benchmark::State& st) {
   auto& f = fixture(uint32_t(st.range(0)), uint32_t(st.range(1)), int(st.range(2)));
   auto& lane = *f.lanes[0];
   Rng rng(7);
   int16_t iif = lane.node.find("cni0");
   Packet p;
-  p.t = {Addr::v4(0x0a4000feu), k8s::synthetic_cluster_ip(target(f, int(st.range(3)), rng)), 55555, 80, proto::TCP};
+  p.t = {Addr::v4(0x0a4000feu), k8s::synthetic_cluster_ip(target(f, int(st.range(3)), rng)),
+         uint16_t(40000 + f.established_runs++ % 20000), 80, proto::TCP};
   p.tcp_flags = tcpflag::SYN;
   p.len = 60;
+  p.ts_ns = 1'000'000;
   NullSink sink;
-  (void)lane.dp->process(p, {false, iif}, sink);
+  nf::Outcome syn = lane.dp->process(p, {false, iif}, sink);
+  Packet synack;
+  synack.t = syn.after.t.reversed();
+  synack.tcp_flags = tcpflag::SYN | tcpflag::ACK;
+  synack.len = 60;
+  synack.ts_ns = p.ts_ns;
+  bool to_local = syn.kind == nf::OutcomeKind::Delivered;
+  (void)lane.dp->process(synack, {to_local, to_local ? kNoIf : lane.node.find(syn.out)}, sink);
   p.tcp_flags = tcpflag::ACK;
+  for (int k = 0; k < 16; ++k) (void)lane.dp->process(p, {false, iif}, sink);  // warm-up
   Counters before = lane.dp->counters();
+  uint64_t a = bench::allocations(), left = 0;
+  bench::trace_allocations(true);
   for (auto _ : st) {
     p.ts_ns += 1000;
     auto o = lane.dp->process(p, {false, iif}, sink);
-    benchmark::DoNotOptimize(o.kind);
+    left += o.kind == nf::OutcomeKind::Forwarded;
   }
-  counters(st, lane.dp->counters() - before);
+  bench::trace_allocations(false);
+  counters(st, lane.dp->counters() - before, bench::allocations() - a, left);
 }
 
 size_t heap_bytes() {
@@ -269,7 +310,7 @@ void BM_EndpointChange(benchmark::State& st) {
 void lookup_args(benchmark::internal::Benchmark* b) {
   for (int64_t s : {10, 100, 1000, 5000, 10000, 30000, 50000})
     for (int64_t e : {1, 10, 50})
-      for (int64_t m : {0, 1, 2, 3, 4, 5, 6})
+      for (int64_t m : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})
         for (int64_t pos : {0, 1, 2, 3}) b->Args({s, e, m, pos});
 }
 

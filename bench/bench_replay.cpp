@@ -10,6 +10,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench/alloc_count.hpp"
 #include "kube/objects/cluster_synth.hpp"
 #include "kube/sim/lanes.hpp"
 #include "kube/sim/replay.hpp"
@@ -98,19 +99,23 @@ void BM_Replay(benchmark::State& st) {
   cfg.answer = true;
   cfg.threads = size_t(st.range(2));
   cfg.examples = size_t(st.range(3));
-  uint64_t n = 0;
+  uint64_t n = 0, allocs = 0;
   double rss_before = peak_rss_mib();
   for (auto _ : st) {
     st.PauseTiming();
     auto lanes = sim::cluster_lanes(f.ci, modes, sim::NodeOptions{}, 1);
     st.ResumeTiming();
+    uint64_t a = bench::allocations();  // this thread's: with threads, the lanes' own are not seen
     benchmark::DoNotOptimize(sim::Replay(lanes, cfg).run(f.pcap));
+    allocs += bench::allocations() - a;
     n += f.packets;
     st.PauseTiming();
     lanes.clear();  // freeing 10k services' rules is not replay work
     st.ResumeTiming();
   }
   st.SetItemsProcessed(int64_t(n));
+  // Everything the run allocates (flow records, the summary, the reader) over the packets read.
+  st.counters["allocs_per_packet"] = double(allocs) / double(n);
   st.counters["modes"] = double(modes.size());
   st.counters["services"] = double(st.range(0));
   // Peak RSS growth over the lanes plus the replay's flow state (run one benchmark per process for

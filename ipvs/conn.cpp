@@ -65,7 +65,7 @@ uint64_t state_timeout_ns(ConnState s, uint8_t proto, const Timeouts& t) {
   return 60 * sec;
 }
 
-ConnTable::ConnTable(unsigned bits, uint32_t rnd) : bits_(bits), rnd_(rnd), buckets_(1u << bits) {}
+ConnTable::ConnTable(unsigned bits, uint32_t rnd) : bits_(bits), rnd_(rnd), heads_(1u << bits, 0) {}
 
 unsigned ConnTable::bucket(uint8_t proto, const Addr& a, uint16_t port) const {
   uint32_t addr;
@@ -99,13 +99,28 @@ Conn* ConnTable::create(const Conn& c) {
   Conn& x = conns_[id - 1];
   x = c;
   x.id = id;
-  auto& b = buckets_[bucket(c.proto, c.caddr, c.cport)];
-  b.insert(b.begin(), id);
+  uint32_t& head = heads_[bucket(c.proto, c.caddr, c.cport)];
+  x.hprev = 0;
+  x.hnext = head;
+  if (head) conns_[head - 1].hprev = id;
+  head = id;
   ++live_;
   return &x;
 }
 
-void ConnTable::unlink(Conn& c) { std::erase(buckets_[bucket(c.proto, c.caddr, c.cport)], c.id); }
+void ConnTable::unlink(Conn& c) {
+  if (c.hprev) conns_[c.hprev - 1].hnext = c.hnext;
+  else heads_[bucket(c.proto, c.caddr, c.cport)] = c.hnext;
+  if (c.hnext) conns_[c.hnext - 1].hprev = c.hprev;
+  c.hnext = c.hprev = 0;
+}
+
+void ConnTable::clear() {
+  std::fill(heads_.begin(), heads_.end(), 0u);
+  conns_.clear();
+  free_.clear();
+  live_ = 0;
+}
 
 void ConnTable::expire(uint32_t id) {
   Conn* c = get(id);
@@ -118,9 +133,8 @@ void ConnTable::expire(uint32_t id) {
 
 Conn* ConnTable::in_get(uint8_t proto, const Addr& caddr, uint16_t cport, const Addr& vaddr, uint16_t vport, uint64_t now,
                         uint64_t* walked) {
-  auto& b = buckets_[bucket(proto, caddr, cport)];
-  for (size_t i = 0; i < b.size(); ++i) {
-    Conn& c = conns_[b[i] - 1];
+  for (uint32_t id = heads_[bucket(proto, caddr, cport)]; id; id = conns_[id - 1].hnext) {
+    Conn& c = conns_[id - 1];
     if (walked) ++*walked;
     if (c.is_template || c.proto != proto || c.cport != cport || c.vport != vport || c.caddr != caddr || c.vaddr != vaddr)
       continue;
@@ -132,8 +146,7 @@ Conn* ConnTable::in_get(uint8_t proto, const Addr& caddr, uint16_t cport, const 
 
 Conn* ConnTable::out_get(uint8_t proto, const Addr& daddr, uint16_t dport, const Addr& caddr, uint16_t cport, uint64_t now,
                          uint64_t* walked) {
-  auto& b = buckets_[bucket(proto, caddr, cport)];
-  for (uint32_t id : b) {
+  for (uint32_t id = heads_[bucket(proto, caddr, cport)]; id; id = conns_[id - 1].hnext) {
     Conn& c = conns_[id - 1];
     if (walked) ++*walked;
     if (c.is_template || c.proto != proto || c.cport != cport || c.dport != dport || c.caddr != caddr || c.daddr != daddr)
@@ -145,8 +158,7 @@ Conn* ConnTable::out_get(uint8_t proto, const Addr& daddr, uint16_t dport, const
 }
 
 Conn* ConnTable::template_get(uint8_t proto, const Addr& caddr, const Addr& vaddr, uint16_t vport, uint64_t now) {
-  auto& b = buckets_[bucket(proto, caddr, 0)];
-  for (uint32_t id : b) {
+  for (uint32_t id = heads_[bucket(proto, caddr, 0)]; id; id = conns_[id - 1].hnext) {
     Conn& c = conns_[id - 1];
     if (!c.is_template || c.proto != proto || c.vport != vport || c.caddr != caddr || c.vaddr != vaddr) continue;
     if (c.expires_ns && now > c.expires_ns) {

@@ -8,15 +8,16 @@ namespace svcpath::ipvs {
 
 namespace {
 
-void note(TraceSink& s, Hook h, std::string target, std::string detail, const FiveTuple* before = nullptr,
+// Views, not strings: an untraced packet builds no text for a note it will not keep.
+void note(TraceSink& s, Hook h, std::string_view target, std::string_view detail, const FiveTuple* before = nullptr,
           const FiveTuple* after = nullptr) {
   if (!s.enabled()) return;
   TraceEvent e;
   e.hook = h;
   e.kind = TraceKind::Ipvs;
   e.table = "ipvs";
-  e.target = std::move(target);
-  e.detail = std::move(detail);
+  e.target = std::string(target);
+  e.detail = std::string(detail);
   if (before && after) {
     e.rewritten = true;
     e.before = *before;
@@ -176,8 +177,9 @@ Verdict Engine::in(Hook h, Packet& p, nf::HookContext& ctx) noexcept {
         int td = svc->find_dest(tmpl->dest_addr, tmpl->dest_port);
         if (td >= 0 && !svc->dests[size_t(td)].unavailable()) {
           d = td;
-          why = fmt::format("persistence: template for {} -> {}", masked.str(),
-                            FiveTuple::endpoint(tmpl->daddr, tmpl->dport, p.t.proto));
+          if (ctx.sink.enabled())
+            why = fmt::format("persistence: template for {} -> {}", masked.str(),
+                              FiveTuple::endpoint(tmpl->daddr, tmpl->dport, p.t.proto));
         } else {
           expire(*tmpl);
           tmpl = nullptr;
@@ -186,7 +188,7 @@ Verdict Engine::in(Hook h, Packet& p, nf::HookContext& ctx) noexcept {
     }
     if (d < 0) {
       uint64_t scanned = 0;
-      d = svc->scheduler().schedule(*svc, p, &why, &scanned);
+      d = svc->scheduler().schedule(*svc, p, ctx.sink.enabled() ? &why : nullptr, &scanned);
       ctr.ipvs_sched_dests_scanned += scanned;
     }
     note(ctx.sink, h, "schedule", why);

@@ -150,7 +150,8 @@ struct Conn {
   bool inactive = true;  // counted in inactconns (IP_VS_CONN_F_INACTIVE)
   bool is_template = false;
   uint64_t expires_ns = 0;
-  uint32_t control = 0;  // the persistence template this connection belongs to
+  uint32_t control = 0;           // the persistence template this connection belongs to
+  uint32_t hnext = 0, hprev = 0;  // ConnTable's bucket chain (ids; 0 ends it), the kernel's c_list hlist
 };
 
 /// Timeouts (ipvsadm --set tcp tcpfin udp), 0 = kernel default.
@@ -172,6 +173,9 @@ class ConnTable {
   Conn* create(const Conn& c);
   Conn* get(uint32_t id);
   void expire(uint32_t id);
+  /// Forgets every connection (ids restart from 1), keeping the table's memory. The kernel has no
+  /// such flush; benchmarks use it to bound the table.
+  void clear();
   size_t size() const { return live_; }
   unsigned bits() const { return bits_; }
 
@@ -179,8 +183,10 @@ class ConnTable {
   void unlink(Conn& c);
   unsigned bits_;
   uint32_t rnd_;
-  std::vector<std::vector<uint32_t>> buckets_;  // ids, newest first
-  std::vector<Conn> conns_;                     // id - 1
+  // Chained through Conn::hnext/hprev, newest first, as the kernel's hlist: linking a connection
+  // never allocates, and freed ids are reused.
+  std::vector<uint32_t> heads_;
+  std::vector<Conn> conns_;  // id - 1
   std::vector<uint32_t> free_;
   size_t live_ = 0;
 };

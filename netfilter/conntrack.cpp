@@ -131,6 +131,14 @@ void Conntrack::destroy(uint32_t id) {
   --live_;
 }
 
+void Conntrack::clear() {
+  index_.clear();
+  entries_.clear();
+  free_.clear();
+  live_ = 0;
+  created_ = 0;
+}
+
 void Conntrack::drop_unconfirmed(uint32_t id) {
   CtEntry* e = get(id);
   if (e && !e->confirmed) destroy(id);

@@ -97,6 +97,9 @@ class Conntrack {
   /// or either tuple is already taken.
   CtEntry* insert(const CtEntry& e);
   void destroy(uint32_t id);
+  /// Forgets every entry (ids restart from 1) but keeps the table's memory and what the rules
+  /// engaged: a flush (conntrack -F), not a new netns.
+  void clear();
   /// Drops unconfirmed entries (the packet that created them died).
   void drop_unconfirmed(uint32_t id);
 

@@ -31,14 +31,16 @@ std::string RuleHit::where() const {
 
 namespace {
 
-void note(TraceSink& s, Hook h, TraceKind k, std::string_view table, std::string target, std::string detail) {
+// Views, not strings: an untraced packet builds no text for a note it will not keep (callers that
+// format guard the call with enabled()).
+void note(TraceSink& s, Hook h, TraceKind k, std::string_view table, std::string_view target, std::string_view detail) {
   if (!s.enabled()) return;
   TraceEvent e;
   e.hook = h;
   e.kind = k;
   e.table = table;
-  e.target = std::move(target);
-  e.detail = std::move(detail);
+  e.target = std::string(target);
+  e.detail = std::string(detail);
   s.event(std::move(e));
 }
 
@@ -286,7 +288,7 @@ void Datapath::add_stage(Hook h, int priority, Stage* s) {
   v.insert(it, r);
 }
 
-void Datapath::route_note(Hook h, std::string text) { note(*sink_, h, TraceKind::Route, "routing", "", std::move(text)); }
+void Datapath::route_note(Hook h, std::string_view text) { note(*sink_, h, TraceKind::Route, "routing", "", text); }
 
 // nf_hook_slow: every registration in priority order until one does not accept. False: the walk
 // ended here (the outcome is set), or — with reinject — a stage stole the packet to send it again.
@@ -309,7 +311,7 @@ bool Datapath::hook(Walk& w, Hook h, bool reinject) {
 void Datapath::drop(Walk& w, DropReason r, Hook h) {
   w.o.last_hook = h;
   w.o.where = std::string(hook_name(h));
-  note(*sink_, h, TraceKind::Verdict, "routing", "DROP", std::string(drop_reason_name(r)));
+  note(*sink_, h, TraceKind::Verdict, "routing", "DROP", drop_reason_name(r));
   finish(w, OutcomeKind::Dropped, Verdict::drop(r));
 }
 
@@ -397,8 +399,7 @@ void Datapath::local_out(Walk& w) {
   if (r.type == RouteType::Blackhole || r.type == RouteType::Prohibit) return drop(w, DropReason::Blackhole, Hook::LocalOut);
   p.oif = r.oif;
   if (p.t.src.is_unspecified()) {
-    if (r.type == RouteType::Local)
-      p.t.src = p.t.dst.is_loopback() ? *Addr::parse(p.t.dst.is_v4() ? "127.0.0.1" : "::1") : p.t.dst;
+    if (r.type == RouteType::Local) p.t.src = p.t.dst.is_loopback() ? loopback_address(p.t.dst.fam) : p.t.dst;
     else if (auto a = r.src ? r.src : node_.select_source(r.oif, r.nexthop)) p.t.src = *a;
     w.o.before = p.t;
   }
@@ -475,7 +476,7 @@ void Datapath::send_answer(Walk& w) {
   std::string_view why;
   std::optional<Packet> a = p.t.src.is_v4() ? reject_answer_v4(p, k, h, node_, &why) : reject_answer_v6(p, k, h, node_, &why);
   if (!a) {
-    note(*sink_, h, TraceKind::Note, "reject", "no answer", std::string(why));
+    note(*sink_, h, TraceKind::Note, "reject", "no answer", why);
     return;
   }
   Answer ans;

@@ -134,7 +134,7 @@ class Datapath {
   bool hook(Walk& w, Hook h, bool reinject = false);
   void drop(Walk& w, DropReason r, Hook h);
   void finish(Walk& w, OutcomeKind k, Verdict v = {});
-  void route_note(Hook h, std::string text);
+  void route_note(Hook h, std::string_view text);
 
   const Node& node_;
   State st_;

@@ -186,7 +186,7 @@ std::optional<Addr> nat_local_address(const Node& node, NatTarget::Kind kind, Ho
     auto rt = node.lookup(p.t.dst);
     return node.select_source(p.oif, rt.nexthop);
   }
-  if (h == Hook::LocalOut) return Addr::parse(fam == Family::V4 ? "127.0.0.1" : "::1");
+  if (h == Hook::LocalOut) return loopback_address(fam);
   // REDIRECT from PREROUTING: the receiving interface's first address of the family.
   if (p.iif >= 0)
     for (auto& a : node.iface(p.iif).addrs)

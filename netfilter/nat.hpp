@@ -42,6 +42,11 @@ bool nat_apply(const CtEntry& e, CtDir dir, Manip manip, Packet& p);
 /// its own side of the NAT, its outer addresses as a reply to it would be. Returns true if it changed.
 bool nat_icmp_apply(const CtEntry& e, CtDir dir, Manip manip, Packet& p);
 
+/// 127.0.0.1 or ::1, built from bytes: the packet path parses no text.
+inline Addr loopback_address(Family f) {
+  return f == Family::V4 ? Addr::v4(0x7f000001u) : Addr::v6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+}
+
 /// The address MASQUERADE or REDIRECT maps a packet to at hook h (nf_nat_masquerade's
 /// inet_select_addr, nf_nat_redirect's interface address or loopback); nullopt when there is none.
 std::optional<Addr> nat_local_address(const Node& node, NatTarget::Kind kind, Hook h, const Packet& p, Family fam);

@@ -166,27 +166,31 @@ RouteResult Node::lookup(const Addr& dst, const RouteKey* key) const {
     }
     int best_len = -1;
     uint32_t best_metric = 0;
-    auto consider = [&](const Prefix& p, const RouteResult& r, uint32_t metric) {
-      if (!p.contains(dst)) return;
-      if (int(p.len) > best_len || (int(p.len) == best_len && metric < best_metric)) {
-        best_len = p.len;
-        best_metric = metric;
-        res = r;
-      }
+    // Whether a route wins is decided before its result is built: most routes do not contain dst.
+    auto better = [&](const Prefix& p, uint32_t metric) {
+      return (int(p.len) > best_len || (int(p.len) == best_len && metric < best_metric)) && p.contains(dst);
+    };
+    auto take = [&](const Prefix& p, const RouteResult& r, uint32_t metric) {
+      best_len = p.len;
+      best_metric = metric;
+      res = r;
     };
     if (table == rt_table::Main)
       for (auto& [idx, a] : connected_) {
         if (a.addr.fam != dst.fam) continue;
+        Prefix net{a.addr.masked(a.len), a.len};
+        if (!better(net, 0)) continue;
         RouteResult r{RouteType::Unicast, idx, dst, a.addr};
         // Subnet broadcast address (not for /31).
         if (dst.is_v4() && a.len < 31) {
           uint32_t host = ~(0xffffffffu << (32 - a.len));
           if ((dst.host4() & host) == host) r.type = RouteType::Broadcast;
         }
-        consider(Prefix{a.addr.masked(a.len), a.len}, r, 0);
+        take(net, r, 0);
       }
     for (auto& rt : routes_)
-      if (rt.table == table) consider(rt.dst, RouteResult{rt.type, rt.oif, rt.via ? *rt.via : dst, rt.src}, rt.metric);
+      if (rt.table == table && better(rt.dst, rt.metric))
+        take(rt.dst, RouteResult{rt.type, rt.oif, rt.via ? *rt.via : dst, rt.src}, rt.metric);
     return best_len >= 0;
   };
   auto selects = [&](const RouteRule& r) {

@@ -10,11 +10,26 @@
 #include "netfilter/datapath.hpp"
 #include "netfilter/iptables/hooks.hpp"
 #include "netfilter/iptables/iptables.hpp"
+#include "kube/objects/cluster_synth.hpp"
+#include "kube/sim/inputs.hpp"
 #include "kube/sim/node_config.hpp"
 
 namespace svcpath::test {
 
 inline std::string source_dir() { return SVCPATH_SOURCE_DIR; }
+
+/// A synthetic cluster (services x endpoints over nodes, with NodePorts) seen from its first node.
+inline sim::ClusterInput synthetic_input(uint32_t services, uint32_t endpoints, uint32_t nodes) {
+  k8s::SynthSpec spec;
+  spec.services = services;
+  spec.endpoints = endpoints;
+  spec.nodes = nodes;
+  spec.node_ports = true;
+  sim::ClusterInput ci;
+  ci.cluster = k8s::synthetic_cluster(spec);
+  ci.node = ci.cluster.nodes[0];
+  return ci;
+}
 
 inline nf::Ruleset rules(const std::string& text, Family f = Family::V4) {
   nf::Ruleset rs;

@@ -15,7 +15,7 @@ class Rr final : public Scheduler {
   std::string_view name() const override { return "rr"; }
   void update(const Service&) override {}
   void removing(const Service& s, int i) override {
-    if (cursor_ == key(s.dests[size_t(i)])) cursor_ = i == 0 ? "" : key(s.dests[size_t(i - 1)]);
+    if (cursor_ == key(s.dests[size_t(i)])) cursor_ = i == 0 ? Key{} : key(s.dests[size_t(i - 1)]);
   }
   int schedule(const Service& s, const Packet&, std::string* why, uint64_t* scanned) override {
     // The cursor is a list node: scan after it to the end, then from the start up to it.
@@ -49,8 +49,16 @@ class Rr final : public Scheduler {
   }
 
  private:
-  static std::string key(const Dest& d) { return dest_str(d); }
-  std::string cursor_;  // "" = the list head
+  // A destination's identity in its service (ip_vs_lookup_dest): address and port. The kernel's
+  // cursor is a list node; a value key survives clone() and costs no allocation per packet.
+  struct Key {
+    Addr addr;
+    uint16_t port = 0;
+    bool set = false;  // false: the list head
+    bool operator==(const Key&) const = default;
+  };
+  static Key key(const Dest& d) { return {d.addr, d.port, true}; }
+  Key cursor_;
 };
 
 }  // namespace

@@ -748,17 +748,22 @@ const SetChanges::PerSet* changes_of(const SetChanges* c, int set_index) {
 // Prefix lengths to try, most specific first: the loaded elements' and the added ones'. No
 // allocation: at most 129 lengths.
 struct CidrList {
-  std::array<uint8_t, 129> v{};
+  std::array<uint8_t, 129> v;  // only when a SET target added prefixes: [0, n) used
   size_t n = 0;
+  const uint8_t *b_, *e_;
   CidrList(const std::vector<uint8_t>& a, const std::vector<uint8_t>* b) {
+    if (!b || b->empty()) {
+      b_ = a.data(), e_ = a.data() + a.size();  // the loader keeps it most specific first, unique
+      return;
+    }
     for (uint8_t c : a) v[n++] = c;
-    if (b)
-      for (uint8_t c : *b)
-        if (std::find(v.begin(), v.begin() + long(n), c) == v.begin() + long(n)) v[n++] = c;
+    for (uint8_t c : *b)
+      if (std::find(v.begin(), v.begin() + long(n), c) == v.begin() + long(n)) v[n++] = c;
     std::sort(v.begin(), v.begin() + long(n), std::greater<>());
+    b_ = v.data(), e_ = v.data() + n;
   }
-  const uint8_t* begin() const { return v.data(); }
-  const uint8_t* end() const { return v.data() + n; }
+  const uint8_t* begin() const { return b_; }
+  const uint8_t* end() const { return e_; }
 };
 
 // One element looked up: an added/deleted one first (a deletion hides the loaded element).

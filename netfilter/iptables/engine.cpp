@@ -618,7 +618,10 @@ std::string assumed(const Rule& r, const Packet& p) {
   return o;
 }
 
-void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t num, TraceKind kind, std::string target) {
+// The label is a string_view or a callable making one: text is built only when a sink wants it,
+// so an untraced walk copies no chain name and formats nothing.
+template <class Label>
+void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t num, TraceKind kind, Label&& target) {
   if (!c.env.trace.enabled()) return;
   TraceEvent e;
   e.hook = c.hook;
@@ -626,7 +629,8 @@ void trace_rule(Ctx& c, const Table& t, const Chain& ch, const Rule* r, uint32_t
   e.table = table_name(t.id);
   e.chain = ch.name;
   e.rulenum = num;
-  e.target = std::move(target);
+  if constexpr (std::is_invocable_v<Label>) e.target = target();
+  else e.target = std::string(std::string_view(target));
   if (r) e.detail = rule_text(ch, *r, c.env.fam), e.assumed = assumed(*r, c.p);
   c.env.trace.event(std::move(e));
 }
@@ -814,7 +818,7 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
     }
     if (c.unsim) {
       // The rule reached a match whose answer cannot be known: say so instead of guessing.
-      trace_rule(c, t, *ch, &r, uint32_t(i + 1), TraceKind::Note, fmt::format("unsimulated: {}", c.unsim));
+      trace_rule(c, t, *ch, &r, uint32_t(i + 1), TraceKind::Note, [&] { return fmt::format("unsimulated: {}", c.unsim); });
       env.hit_rule = &r;
       env.hit_chain = ch;
       env.hit_num = uint32_t(i + 1);
@@ -852,7 +856,7 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
       // The kernel's TRACE prints an unconditional standard verdict as "return" in a user chain and
       // "policy" in a built-in one, because it cannot tell it from the chain's tail entry.
       TraceKind kind = r.unconditional() ? (ch->builtin ? TraceKind::Policy : TraceKind::Return) : TraceKind::Rule;
-      trace_rule(c, t, *ch, &r, num, kind, target_name(r.target));
+      trace_rule(c, t, *ch, &r, num, kind, [&] { return target_name(r.target); });
       switch (st->v) {
         case StdVerdict::Accept: return Verdict::accept();
         case StdVerdict::Drop: return Verdict::drop(DropReason::RuleDrop);
@@ -871,7 +875,7 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
       }
     }
     if (auto* j = std::get_if<JumpTarget>(&r.target)) {
-      trace_rule(c, t, *ch, &r, num, TraceKind::Rule, j->chain);
+      trace_rule(c, t, *ch, &r, num, TraceKind::Rule, std::string_view(j->chain));
       ++env.ctr.chain_jumps;
       if (!j->go) {
         if (sp >= int(kMaxJumpDepth)) return Verdict::drop(DropReason::RuleDrop);  // the loader refuses such tables
@@ -882,11 +886,11 @@ Verdict run_table(const Table& t, Hook h, Packet& p, EvalEnv& env) noexcept {
       continue;
     }
     if (std::holds_alternative<NoTarget>(r.target)) {
-      trace_rule(c, t, *ch, &r, num, TraceKind::Rule, "");
+      trace_rule(c, t, *ch, &r, num, TraceKind::Rule, std::string_view());
       ++i;
       continue;
     }
-    trace_rule(c, t, *ch, &r, num, TraceKind::Rule, target_name(r.target));
+    trace_rule(c, t, *ch, &r, num, TraceKind::Rule, [&] { return target_name(r.target); });
     Verdict v;
     if (run_target(r, c, &v)) return v;
     ++i;

@@ -162,10 +162,10 @@ enum class Res : uint8_t { NoMatch, Continue, Verdict };
 
 struct RuleOut {
   Res res = Res::NoMatch;
-  VerdictSpec v;          // for Verdict (Jump/Goto hold the chain index)
-  Verdict final;          // for Accept/Drop from NAT/reject
-  bool is_final = false;  // final says what happens (NAT accept, reject, nat failure)
-  std::string label;      // trace label
+  const VerdictSpec* v = nullptr;  // for Verdict (Jump/Goto hold the chain index); points into the ruleset
+  Verdict final;                   // for Accept/Drop from NAT/reject
+  bool is_final = false;           // final says what happens (NAT accept, reject, nat failure)
+  std::string label;               // trace label
 };
 
 RuleOut eval_rule(const Table& t, const Rule& r, Hook h, Packet& p, Env& env) {
@@ -184,14 +184,14 @@ RuleOut eval_rule(const Table& t, const Rule& r, Hook h, Packet& p, Env& env) {
       int32_t e = s.find(k);
       if (e < 0) return o;  // no element: the rule does not match
       o.res = Res::Verdict;
-      o.v = s.elems[size_t(e)].verdict;
-      if (tracing) o.label = verdict_label(o.v);
+      o.v = &s.elems[size_t(e)].verdict;
+      if (tracing) o.label = verdict_label(*o.v);
       return o;
     }
     if (auto* v = std::get_if<VerdictStmt>(&st)) {
       o.res = Res::Verdict;
-      o.v = v->v;
-      if (tracing) o.label = verdict_label(o.v);
+      o.v = &v->v;
+      if (tracing) o.label = verdict_label(*o.v);
       return o;
     }
     if (std::holds_alternative<CounterStmt>(st)) {
@@ -295,7 +295,7 @@ Verdict run_chain(const Table& t, const Chain& base, Hook h, Packet& p, Env& env
       if (o.final.kind != VerdictKind::Accept) env.hit = {&t, c, uint32_t(i), false, env.hit.reject_with};
       return o.final;
     }
-    switch (o.v.code) {
+    switch (o.v->code) {
       case VerdictCode::Accept: return Verdict::accept();
       case VerdictCode::Drop: env.hit = {&t, c, uint32_t(i), false, {}}; return Verdict::drop(DropReason::RuleDrop);
       case VerdictCode::Continue:
@@ -320,7 +320,7 @@ Verdict run_chain(const Table& t, const Chain& base, Hook h, Packet& p, Env& env
         [[fallthrough]];
       case VerdictCode::Goto:
         ++env.ctr.chain_jumps;
-        c = &t.chains[size_t(o.v.chain)];
+        c = &t.chains[size_t(o.v->chain)];
         i = 0;
         break;
     }

@@ -569,14 +569,7 @@ TEST_CASE("gen-cluster YAML loads back into the cluster it was written from") {
 }
 
 TEST_CASE("the destination-run index walks exactly as the linear walk: outcomes, counters, traces") {
-  k8s::SynthSpec spec;
-  spec.services = 300;
-  spec.endpoints = 3;
-  spec.nodes = 3;
-  spec.node_ports = true;
-  sim::ClusterInput ci;
-  ci.cluster = k8s::synthetic_cluster(spec);
-  ci.node = ci.cluster.nodes[0];
+  sim::ClusterInput ci = test::synthetic_input(300, 3, 3);
   auto lanes_fast = sim::cluster_lanes(ci, {"iptables"}, sim::NodeOptions{}, 5);
   auto lanes_slow = sim::cluster_lanes(ci, {"iptables"}, sim::NodeOptions{}, 5);
   lanes_slow[0]->xt->linear_walk = true;
@@ -587,7 +580,7 @@ TEST_CASE("the destination-run index walks exactly as the linear walk: outcomes,
   CHECK(svc.runs[0].end - svc.runs[0].begin >= 300);
   Rng rng(11);
   for (int i = 0; i < 400; ++i) {
-    uint32_t s = rng.below(spec.services + 20);  // some addresses no Service has
+    uint32_t s = rng.below(300 + 20);  // some addresses no Service has
     Addr dst = k8s::synthetic_cluster_ip(s);
     std::string spec_text = fmt::format("{} 10.64.0.{}:{} -> {}:{} in=cni0", rng.below(2) ? "tcp" : "udp", 2 + rng.below(200),
                                         1024 + i, dst.str(), rng.below(4) ? 80 : 81);
