@@ -155,6 +155,7 @@ struct ReportOptions {
   std::string replay;              // replay --format json output
   std::string sweep;               // a svcpath sweep (demo) JSON
   std::vector<std::string> bench;  // Google Benchmark JSON files
+  std::string diff;                // svcpath diff --format json output
   std::string out = "report.html";
   std::string title = "svcpath report";
 };

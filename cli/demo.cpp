@@ -171,7 +171,22 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
                            a["against"].get<std::string>(), a["connections"].get<uint64_t>(), a["equivalent"].get<uint64_t>(),
                            a["different"].get<uint64_t>());
 
-  // 4. A small scaling sweep: the first packet of a connection to the last Service.
+  // 4. Before leaving IPVS (deprecated since 1.35): what changes for which flows in nftables mode.
+  DiffOptions dop;
+  dop.cluster = copt;
+  dop.cluster.mode = "ipvs";
+  dop.to_mode = "nftables";
+  dop.seed = o.seed;
+  DiffRun migration = compute_diff(dop);
+  const sim::DiffResult& mr = migration.result;
+  out << fmt::format("\nMigrating from IPVS to nftables ({} flows through both; `svcpath diff`): {} change\n", mr.flows,
+                     mr.changed());
+  for (const auto& c : mr.classes) {
+    out << fmt::format("  {} ({} flow{})\n", c.sentence, c.flows.size(), c.flows.size() == 1 ? "" : "s");
+    if (!c.setting.empty()) out << fmt::format("    keeps IPVS's behaviour: {}\n", c.setting);
+  }
+
+  // 5. A small scaling sweep: the first packet of a connection to the last Service.
   nlohmann::json sweep = {{"sweep", nlohmann::json::array()}};
   out << "\nScaling (first packet to the last Service; svcpath's own time, one run):\n";
   out << fmt::format("  {:>8} {:>10} {:>14} {:>10} {:>14} {:>10} {:>14}\n", "services", "iptables", "rules/packet", "ipvs",
@@ -211,16 +226,20 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   }
   std::ofstream(dir / "sweep.json") << sweep.dump(2) << "\n";
 
-  // 5. The report.
+  // 6. The report.
   ReportInput ri;
   ri.title = "svcpath demo: kube-proxy's iptables, IPVS and nftables modes, side by side";
   ri.intro = fmt::format(
       "<p>Cluster <code>{}</code>, node <code>{}</code>. Three telling packets through each mode, the bundled capture "
-      "replayed, and a small scaling sweep. Regenerate with <code>svcpath demo</code>.</p>",
+      "replayed, what changes when leaving IPVS for nftables, and a small scaling sweep. Regenerate with <code>svcpath "
+      "demo</code>.</p>",
       xml_escape((ex / "networkpolicy/cluster.yaml").string()), xml_escape(ci.node.name));
   ri.pictures = std::move(pictures);
   ri.replay = std::move(replay);
   ri.sweep = std::move(sweep);
+  ri.diff = diff_json(mr);
+  ri.diff_title = "Migrating from IPVS to nftables";
+  ri.diff_pictures = diff_pictures(migration);
   fs::path report = dir / "report.html";
   write_report_file(report.string(), ri);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

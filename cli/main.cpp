@@ -487,11 +487,14 @@ int main(int argc, char** argv) {
   rep->add_option("--sweep", repo.sweep, "a scaling sweep (svcpath demo writes svcpath-demo/sweep.json)")
       ->check(CLI::ExistingFile);
   rep->add_option("--bench", repo.bench, "Google Benchmark JSON (--benchmark_format=json), repeatable")->check(CLI::ExistingFile);
+  rep->add_option("--diff", repo.diff, "output of svcpath diff --format json: a section of what changes")
+      ->check(CLI::ExistingFile);
   rep->add_option("--out,-o", repo.out, "HTML file to write (default report.html)");
   rep->add_option("--title", repo.title, "heading of the report");
   door.add(rep, {{"--replay", InputKind::Json, "the output of svcpath replay --format json"},
                  {"--sweep", InputKind::Json, "a scaling sweep (JSON)"},
-                 {"--bench", InputKind::Json, "Google Benchmark JSON"}});
+                 {"--bench", InputKind::Json, "Google Benchmark JSON"},
+                 {"--diff", InputKind::Json, "the output of svcpath diff --format json"}});
 
   // ---- verify
   auto* vf = app.add_subcommand("verify", "Run a dump on the local kernel and compare every packet with svcpath");

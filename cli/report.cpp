@@ -447,6 +447,38 @@ std::string scaling(ReportInput in) {  // a copy: a missing key reads as null, n
   return h;
 }
 
+// svcpath diff's classes: a sentence, how many flows, the setting that keeps the old behaviour, an
+// example flow with both sides' behaviour; then the examples drawn side by side.
+std::string diff_section(const ReportInput& in) {
+  nlohmann::json d = in.diff;
+  std::string a = d.value("a", "A"), b = d.value("b", "B");
+  std::string h = fmt::format(
+      "<p>{} flows (every Service port on every address it answers on, from each kind of client) "
+      "through both; <b>{}</b> change.</p>\n",
+      num(d["flows"]), num(d["changed"]));
+  if (!d["classes"].is_array() || d["classes"].empty()) return h + "<p>Nothing changes.</p>\n";
+  h += fmt::format(
+      "<table><tr><th>what changes</th><th>flows</th><th>keeps {}'s behaviour</th><th>for example</th>"
+      "<th>{}</th><th>{}</th></tr>\n",
+      esc(a), esc(a), esc(b));
+  auto behaviour = [](nlohmann::json x) {
+    std::string s = x.value("verdict", "");
+    if (x["backends"].is_array() && !x["backends"].empty())
+      s += fmt::format(" by {} backend{}", x["backends"].size(), x["backends"].size() == 1 ? "" : "s");
+    if (x["masqueraded"].is_array() && !x["masqueraded"].empty()) s += ", masqueraded";
+    return s;
+  };
+  for (auto& c : d["classes"]) {
+    nlohmann::json ex = c["flows"].is_array() && !c["flows"].empty() ? c["flows"][0] : nlohmann::json::object();
+    h += fmt::format("<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
+                     esc(c.value("sentence", "")), num(c["count"]), esc(c.value("setting", "")), esc(ex.value("packet", "")),
+                     esc(behaviour(ex["a"])), esc(behaviour(ex["b"])));
+  }
+  h += "</table>\n";
+  if (!in.diff_pictures.empty()) h += "<h3>One example per class, both sides</h3>\n" + render_svg(in.diff_pictures);
+  return h;
+}
+
 constexpr const char* kCss =
     "body{font:14px sans-serif;margin:24px auto;max-width:1400px;padding:0 24px;color:#222} h1{font-size:24px}"
     " h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px} section{margin-bottom:28px}"
@@ -485,6 +517,11 @@ std::string render_report(const ReportInput& in) {
     section("shares", "Backend shares per Service, the modes side by side (DNATed packets)", shares(replay));
     section("cost", "Cost per packet", cost_plots(replay));
   }
+  if (in.diff.is_object())
+    section("diff",
+            in.diff_title.empty() ? fmt::format("What changes from {} to {}", in.diff.value("a", "A"), in.diff.value("b", "B"))
+                                  : in.diff_title,
+            diff_section(in));
   section("scaling", "Scaling with the number of Services", scaling(in));
   return fmt::format(
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head>\n"
@@ -517,8 +554,18 @@ int run_report(const ReportOptions& o, std::ostream& out) {
       throw LoadError({{path, line, col, fmt::format("not JSON: expected {}", expected)}});
     }
   };
-  if (o.replay.empty() && o.sweep.empty() && o.bench.empty())
-    throw LoadError({{"report", 0, 0, "give --replay FILE (svcpath replay --format json), --sweep FILE or --bench FILE"}});
+  if (o.replay.empty() && o.sweep.empty() && o.bench.empty() && o.diff.empty())
+    throw LoadError({{"report", 0, 0,
+                      "give --replay FILE (svcpath replay --format json), --diff FILE (svcpath diff --format json), --sweep FILE "
+                      "or --bench FILE"}});
+  if (!o.diff.empty()) {
+    in.diff = load(o.diff, "the output of `svcpath diff --format json`");
+    if (!in.diff.is_object() || !in.diff.contains("classes") || !in.diff["classes"].is_array() || !in.diff.contains("flows"))
+      throw LoadError({{o.diff, 0, 0, "not the output of `svcpath diff --format json` (no classes/flows)"}});
+    for (auto& c : in.diff["classes"])
+      if (!c.is_object() || !c.contains("flows") || !c["flows"].is_array())
+        throw LoadError({{o.diff, 0, 0, "not the output of `svcpath diff --format json` (a class without flows)"}});
+  }
   if (!o.replay.empty()) {
     in.replay = load(o.replay, "the output of `svcpath replay --format json`");
     if (!in.replay.is_object() || !in.replay.contains("modes") || !in.replay.contains("capture") ||

@@ -23,6 +23,9 @@ struct ReportInput {
   std::vector<nlohmann::json> benchmarks;  // Google Benchmark JSON files
   std::vector<Picture> pictures;           // traced packets to show
   std::string intro;                       // HTML paragraph under the title
+  nlohmann::json diff;                     // `svcpath diff --format json`, or null
+  std::string diff_title;                  // its section's heading ("" = "What changes between ...")
+  std::vector<Picture> diff_pictures;      // one per class, when the diff was run here
 };
 
 std::string render_report(const ReportInput& in);

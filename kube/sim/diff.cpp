@@ -298,28 +298,40 @@ std::vector<Flow> dump_flows(const std::vector<const Lane*>& lanes, size_t limit
   return out;
 }
 
-Behaviour behaviour(const Lane& l, const Packet& p, const std::vector<nf::Outcome>& outs) {
+std::vector<nf::Outcome> flow_outcomes(Lane& l, const Flow& f, uint16_t& probe_port) {
+  nf::Injection inj{f.local, f.local ? kNoIf : l.node.find(f.in)};
+  if (!f.local && inj.iif < 0) inj.iif = l.node.find("eth0");
+  std::vector<nf::Outcome> outs = l.dp->enumerate(f.pkt, inj);
+  const ipvs::Service* vs = l.engine ? l.engine->services.find(f.pkt.t.proto, f.pkt.t.dst, f.pkt.t.dport) : nullptr;
+  if (!vs) return outs;
+  // The scheduler's state picks one real server per connection and enumeration does not fork
+  // it: successive connections from the same client (other source ports) reach the others, each
+  // with its own verdict (a policy may admit some backends and not others).
+  NullSink quiet;
+  for (size_t k = 0; k < 2 * vs->dests.size(); ++k) {
+    // A persistent service (ClientIP affinity) pins the client after its first connection; the
+    // other side's enumeration is of a client it has not seen, so each probe is one too.
+    if (vs->persistent) l.engine->conns.clear();
+    Packet p = f.pkt;
+    p.t.sport = probe_port;
+    probe_port = uint16_t(probe_port == 39999 ? 20000 : probe_port + 1);
+    outs.push_back(l.dp->process(p, inj, quiet));
+    outs.back().before.sport = f.pkt.t.sport;
+  }
+  return outs;
+}
+
+Behaviour behaviour(const std::vector<nf::Outcome>& outs) {
   Behaviour b;
   std::set<std::string> verdicts, backends, masq;
-  const ipvs::Service* vs = l.engine ? l.engine->services.find(p.t.proto, p.t.dst, p.t.dport) : nullptr;
   for (const auto& o : outs) {
     if (reached_backend(o)) {
       verdicts.insert("answered");
       std::string be = FiveTuple::endpoint(o.after.t.dst, o.after.t.dport, o.after.t.proto);
+      backends.insert(be);
       // MASQUERADE to the address the source already had changes nothing on the wire but is
       // still source NAT (and a different port choice): count it as the rule decided.
-      bool masqueraded = o.snat || o.after.t.src != o.before.src;
-      std::vector<std::string> all{be};
-      if (vs && std::any_of(vs->dests.begin(), vs->dests.end(),
-                            [&](const auto& rs) { return rs.addr == o.after.t.dst && rs.port == o.after.t.dport; })) {
-        all.clear();
-        for (const auto& rs : vs->dests)
-          if (!rs.unavailable()) all.push_back(FiveTuple::endpoint(rs.addr, rs.port, p.t.proto));
-      }
-      for (const auto& x : all) {
-        backends.insert(x);
-        if (masqueraded) masq.insert(x);
-      }
+      if (o.snat || o.after.t.src != o.before.src) masq.insert(be);
       continue;
     }
     switch (o.kind) {
@@ -432,15 +444,11 @@ DiffResult diff_sides(const DiffSide& a, const DiffSide& b, const std::vector<Fl
   r.a = a.label;
   r.b = b.label;
   std::map<std::string, size_t> index;
+  uint16_t probe_a = 20000, probe_b = 20000;
   for (const Flow& f : flows) {
     ++r.flows;
-    auto run = [&](Lane& l) {
-      nf::Injection inj{f.local, f.local ? kNoIf : l.node.find(f.in)};
-      if (!f.local && inj.iif < 0) inj.iif = l.node.find("eth0");
-      return l.dp->enumerate(f.pkt, inj);
-    };
-    auto oa = run(*a.lane), ob = run(*b.lane);
-    FlowChange ch{f, behaviour(*a.lane, f.pkt, oa), behaviour(*b.lane, f.pkt, ob), ""};
+    auto oa = flow_outcomes(*a.lane, f, probe_a), ob = flow_outcomes(*b.lane, f, probe_b);
+    FlowChange ch{f, behaviour(oa), behaviour(ob), ""};
     if (ch.a.verdict != ch.b.verdict) ch.what = "verdict";
     else if (ch.a.backends != ch.b.backends) ch.what = "backends";
     else if (ch.a.masq != ch.b.masq) ch.what = "masquerade";

@@ -60,10 +60,13 @@ struct Behaviour {
   bool operator==(const Behaviour&) const = default;
   std::string str() const;
 };
-/// From a flow's enumerated outcomes on lane l. IPVS schedulers choose deterministically from
-/// their state, so one enumeration shows one real server: an IPVS lane's backends are every
-/// available real server of the virtual service, as connections over time reach them.
-Behaviour behaviour(const Lane& l, const Packet& p, const std::vector<nf::Outcome>& outs);
+/// Every outcome of a flow's first packet on lane l: enumerated (each random branch), and where an
+/// IPVS virtual service answers, also sampled over successive connections from the same client
+/// (source ports from probe_port on, which advances), since the scheduler's state picks one real
+/// server per connection and does not fork. The sampling leaves IPVS connections and conntrack
+/// entries behind on the lane, as those connections would.
+std::vector<nf::Outcome> flow_outcomes(Lane& l, const Flow& f, uint16_t& probe_port);
+Behaviour behaviour(const std::vector<nf::Outcome>& outs);
 
 struct FlowChange {
   Flow flow;

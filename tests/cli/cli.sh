@@ -181,6 +181,12 @@ expect "diff: side B equal to side A is refused" 2 "side B is side A" -- \
   "$bin" diff --cluster "${C[@]}" --node node-a --mode iptables
 expect "diff: bad input exits 2, not 1 (1 means a change)" 2 "no Node 'nowhere'" -- \
   "$bin" diff --cluster "${C[@]}" --node nowhere --mode iptables --to-mode nftables
+"$bin" diff --cluster "${C[@]}" --node node-a --mode iptables --to-mode nftables --format json > "$tmp/diff.json" 2>/dev/null
+expect "report --diff: a section of what changes, a row per class" 0 "^1 section, 4 rows$" -- \
+  sh -c '"$0" report --diff "$1" -o "$2/d.html" >/dev/null 2>&1 &&
+         echo "$(grep -c "<section id=\"diff\"><h2>What changes from iptables to nftables</h2>" "$2/d.html") section, $(grep -o "<tr><td>" "$2/d.html" | wc -l) rows"' "$bin" "$tmp/diff.json" "$tmp"
+expect "report --diff on a replay's JSON names what it expected" 1 "not the output of .svcpath diff --format json." -- \
+  "$bin" report --diff "$src/bench/kernel/results-2026-11-29.json"
 "$bin" diff --cluster "${C[@]}" --node node-a --mode iptables --to-mode nftables --format svg > "$tmp/diff.svg" 2>/dev/null
 expect "diff: one picture per class, both sides" 0 "^4 pictures, 8 panels$" -- \
   sh -c 'echo "$(grep -c "<text[^>]*class=\"title\"" "$1" || true) pictures, $(grep -c "<rect class=\"frame\"" "$1" || true) panels"' _ "$tmp/diff.svg"

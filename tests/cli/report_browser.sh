@@ -29,9 +29,14 @@ if grep -h "CONSOLE" "$tmp/shot.err" "$tmp/dom.err" > "$tmp/console"; then
 else
   ok "no console messages"
 fi
-for id in traces summary agreement shares cost scaling; do
+for id in traces summary agreement shares cost diff scaling; do
   grep -q "<section id=\"$id\">" "$tmp/dom.html" && ok "section $id rendered" || bad "section $id missing"
 done
+# The migration section: its classes are the demo's printed ones, with one picture per class.
+want=$(sed -n 's/^Migrating from IPVS to nftables (\([0-9]*\) flows.*: \([0-9]*\) change$/\1 flows, \2 change/p' "$tmp/demo.out")
+got=$(python3 -c 'import re,sys; h=open(sys.argv[1]).read(); s=h[h.index("<section id=\"diff\">"):]; s=s[:s.index("</section>")]
+m=re.search(r"<p>(\d+) flows .*?<b>(\d+)</b> change", s); print(f"{m.group(1)} flows, {m.group(2)} change")' "$tmp/dom.html" 2>/dev/null)
+[ -n "$want" ] && [ "$want" = "$got" ] && ok "migration section: $got, as the demo printed" || bad "migration section: page '$got', demo '$want'"
 # Numbers: what the report shows must be what the replay counted.
 python3 - "$tmp/demo/replay.json" "$tmp/dom.html" <<'PY' && ok "replay numbers in the page match replay.json" || bad "replay numbers differ"
 import json, re, sys
