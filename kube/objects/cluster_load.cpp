@@ -41,6 +41,32 @@ const Node* Cluster::node(std::string_view name) const {
 
 namespace {
 
+// kube-proxy reads Service and EndpointSlice addresses with netutils.ParseIPSloppy: the API server
+// still accepts legacy IPv4 with leading zeros ("172.30.0.041"), read as decimal (41), not octal.
+std::optional<Addr> parse_ip_sloppy(const std::string& s, std::string* why) {
+  if (auto a = Addr::parse(s, why)) return a;
+  std::string out;
+  size_t start = 0;
+  int parts = 0;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i < s.size() && s[i] != '.') {
+      if (s[i] < '0' || s[i] > '9') return std::nullopt;
+      continue;
+    }
+    std::string_view part(s.data() + start, i - start);
+    if (part.empty()) return std::nullopt;
+    while (part.size() > 1 && part[0] == '0') part.remove_prefix(1);
+    out += (parts++ ? "." : "") + std::string(part);
+    start = i + 1;
+  }
+  if (parts != 4) return std::nullopt;
+  return Addr::parse(out, why);
+}
+
+}  // namespace
+
+namespace {
+
 class Reader {
  public:
   Reader(Diagnostics& d, std::string file) : d_(d), file_(std::move(file)) {}
@@ -156,7 +182,7 @@ class Reader {
       return std::nullopt;
     }
     std::string why;
-    auto a = Addr::parse(n.Scalar(), &why);
+    auto a = parse_ip_sloppy(n.Scalar(), &why);
     if (!a) err(n, p, why);
     return a;
   }
@@ -329,7 +355,7 @@ void load_service(Reader& r, const yaml::Ref& o, Cluster& c) {
     }
     if (cips[i].empty()) continue;
     std::string why;
-    auto a = Addr::parse(cips[i], &why);
+    auto a = parse_ip_sloppy(cips[i], &why);
     // An address from clusterIP is still reported under clusterIPs when that key is there. Where
     // clusterIPs has no element i (null, empty), yaml-cpp's lookup made one up with no place in the
     // file: line 0; a scalar throws BadSubscript, as it did.

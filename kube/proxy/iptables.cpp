@@ -234,7 +234,9 @@ class Sync {
         filter_rules_.write("-A", kExternalServices, "-m", "comment", "--comment", p.ext_comment, "-m", "addrtype", "--dst-type",
                             "LOCAL", "-m", pr, "-p", pr, "--dport", np, "-j", p.ext_target);
     }
-    if (p.svc.health_check_node_port)
+    // kube-proxy serves health checks only for externalTrafficPolicy: Local; a healthCheckNodePort
+    // left on a Cluster Service (the API server keeps it) opens nothing.
+    if (p.svc.health_check_node_port && p.svc.etp_local)
       filter_rules_.write("-A", kNodePorts, "-m", "comment", "--comment", q(spn + " health check node port"), "-m", "tcp", "-p",
                           "tcp", "--dport", std::to_string(p.svc.health_check_node_port), "-j", "ACCEPT");
   }

@@ -143,7 +143,8 @@ class Sync {
       node_port_entries(sp);
       for (auto& ip : node_ips_) add_virtual_server(sp, ip, sp.port->node_port, real(svc.etp_local));
     }
-    if (svc.health_check_node_port) entries["KUBE-HEALTH-CHECK-NODE-PORT"].insert(std::to_string(svc.health_check_node_port));
+    if (svc.health_check_node_port && svc.etp_local)
+      entries["KUBE-HEALTH-CHECK-NODE-PORT"].insert(std::to_string(svc.health_check_node_port));
   }
 
   Entries entries;

@@ -19,6 +19,7 @@
 #include "kube/objects/cluster_synth.hpp"
 #include "helpers.hpp"
 #include "kube/proxy/iptables.hpp"
+#include "kube/proxy/ipvs.hpp"
 #include "kube/proxy/model.hpp"
 #include "kube/proxy/nftables.hpp"
 #include "netfilter/nftables/hooks.hpp"
@@ -219,6 +220,35 @@ TEST_CASE("proxy configuration variants change exactly the rules they should") {
   cfg = in.cfg;
   cfg.nfacct = true;
   CHECK(text(cfg).find("-d 127.0.0.0/8 --dport 30080 -m nfacct --nfacct-name localhost_nps_accepted_pkts") != std::string::npos);
+}
+
+TEST_CASE("legacy IPv4 with leading zeros in Service and EndpointSlice reads as decimal, as ParseIPSloppy") {
+  std::string path = (std::filesystem::temp_directory_path() / fmt::format("svcpath-zeros-{}.yaml", ::getpid())).string();
+  std::ofstream(path) << "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: ns}\n"
+                         "spec: {clusterIP: 172.30.0.041, externalIPs: [192.168.099.022], ports: [{port: 80}]}\n---\n"
+                         "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+                         "metadata: {name: s-1, namespace: ns, labels: {kubernetes.io/service-name: s}}\n"
+                         "addressType: IPv4\nendpoints: [{addresses: [10.180.000.010]}]\nports: [{port: 80}]\n";
+  k8s::Cluster c;
+  k8s::load_cluster_file(path, c);
+  std::filesystem::remove(path);
+  REQUIRE(c.services.size() == 1);
+  CHECK(c.services[0].cluster_ips[0] == *Addr::parse("172.30.0.41"));  // decimal, not octal 33
+  CHECK(c.services[0].external_ips[0] == *Addr::parse("192.168.99.22"));
+  REQUIRE(c.slices.size() == 1);
+  CHECK(c.slices[0].endpoints[0].addresses[0] == *Addr::parse("10.180.0.10"));
+}
+
+TEST_CASE("a healthCheckNodePort opens only for externalTrafficPolicy: Local, as kube-proxy's svcInfo gives it") {
+  auto in = load("traffic-policy.yaml");
+  auto ipt = [&] { return kube::iptables::restore_input(in.cluster, in.node, in.cfg, Family::V4); };
+  auto ipvs_sets = [&] { return kube::ipvs::build(in.cluster, in.node, in.cfg, Family::V4).ipset_restore; };
+  CHECK(ipt().find("--dport 32000 -j ACCEPT") != std::string::npos);  // demo/lb, eTP=Local
+  CHECK(ipvs_sets().find("add KUBE-HEALTH-CHECK-NODE-PORT 32000") != std::string::npos);
+  for (auto& s : in.cluster.services)
+    if (s.health_check_node_port == 32000) s.etp_local = false;  // the same port left on a Cluster Service
+  CHECK(ipt().find("--dport 32000 -j ACCEPT") == std::string::npos);
+  CHECK(ipvs_sets().find("32000") == std::string::npos);
 }
 
 TEST_CASE("large-cluster mode (over 1000 endpoints) drops the per-endpoint comments") {
