@@ -62,7 +62,7 @@ class Doors {
 void add_cluster_options(CLI::App* app, sim::ClusterOptions& c, Doors& door) {
   auto* cluster = app->add_option("--cluster", c.files,
                                   "Kubernetes objects as kubectl prints them (YAML or JSON, List or multi-document), repeatable: "
-                                  "Services, EndpointSlices (or Endpoints), Nodes, Pods, Namespaces, NetworkPolicies")
+                                  "Services, EndpointSlices (or Endpoints), Nodes, Pods, Namespaces, NetworkPolicies, ServiceCIDRs")
                       ->check(CLI::ExistingFile);
   app->add_option("--node", c.node, "with --cluster: the Node object to simulate")->needs(cluster);
   app->add_option("--proxy-config", c.proxy_config,

@@ -165,6 +165,9 @@ struct Cluster {
   std::vector<Pod> pods;
   std::vector<Namespace> namespaces;
   std::vector<NetworkPolicy> policies;
+  /// The Service CIDRs (ServiceCIDR objects' spec.cidrs): addresses ClusterIPs come from; kube-proxy's
+  /// nftables mode drops traffic to the ones no Service holds.
+  std::vector<Prefix> service_cidrs;
   std::vector<std::string> notes;  // e.g. "skipped kind ConfigMap at file:line"
 
   const Node* node(std::string_view name) const;

@@ -590,6 +590,15 @@ void load_namespace(Reader& r, const yaml::Ref& o, Cluster& c) {
   c.namespaces.push_back(std::move(n));
 }
 
+void load_service_cidr(Reader& r, const yaml::Ref& o, Cluster& c) {
+  meta(r, o, false);
+  yaml::Ref spec = o["spec"];
+  if (!spec || !spec.IsMap()) return r.err(o, "spec", "required field is missing");
+  r.each(spec, "cidrs", "spec", [&](const yaml::Ref& n, const std::string& p) {
+    if (auto pf = r.prefix(n, p)) c.service_cidrs.push_back(*pf);
+  });
+}
+
 void load_policy(Reader& r, const yaml::Ref& o, Cluster& c) {
   NetworkPolicy np;
   Meta m = meta(r, o, true);
@@ -683,6 +692,7 @@ void load_kind(Reader& r, const yaml::Ref& o, const std::string& kind, Cluster& 
   else if (kind == "Pod") load_pod(r, o, c);
   else if (kind == "Namespace") load_namespace(r, o, c);
   else if (kind == "NetworkPolicy") load_policy(r, o, c);
+  else if (kind == "ServiceCIDR") load_service_cidr(r, o, c);
   else c.notes.push_back(fmt::format("{}:{}: skipped kind {} (not used by svcpath)", r.file(), o.Mark().line + 1, kind));
 }
 
@@ -700,6 +710,7 @@ void append(Cluster& dst, Cluster& src) {
   append(dst.pods, src.pods);
   append(dst.namespaces, src.namespaces);
   append(dst.policies, src.policies);
+  append(dst.service_cidrs, src.service_cidrs);
   append(dst.notes, src.notes);
 }
 

@@ -144,11 +144,11 @@ class Sync {
   }
 
   // setupNFTables: the table, base chains and jumps, masquerading, and the sets and maps.
-  void setup() {
+  void setup(const std::vector<Prefix>& service_cidrs) {
     tx_.line("add table {} {} {{ comment \"rules for kube-proxy\" ; }}", F(), T());
     base_chains();
     masquerade_chains();
-    cluster_ips_check();
+    cluster_ips_check(service_cidrs);
     no_endpoint_checks();
     firewall_check();
     services_maps();
@@ -259,9 +259,15 @@ class Sync {
     tx_.rule("masquerading", cfg_.random_fully ? "masquerade fully-random" : "masquerade");
   }
 
-  void cluster_ips_check() {
+  // Known Service CIDRs (ServiceCIDR objects) also drop traffic to addresses no Service holds.
+  void cluster_ips_check(const std::vector<Prefix>& service_cidrs) {
     tx_.line("add set {} {} cluster-ips {{ type {} ; comment \"Active ClusterIPs\" ; }}", F(), T(), addr_type_);
     tx_.rule("cluster-ips-check", ipx_ + " daddr @cluster-ips reject", "Reject traffic to invalid ports of ClusterIPs");
+    std::string cidrs;
+    for (const Prefix& p : service_cidrs)
+      if (p.addr.fam == (v6_ ? Family::V6 : Family::V4)) cidrs += (cidrs.empty() ? "" : ", ") + p.str();
+    if (!cidrs.empty())
+      tx_.rule("cluster-ips-check", fmt::format("{} daddr {{ {} }} drop", ipx_, cidrs), "Drop traffic to unallocated ClusterIPs");
   }
 
   // @nodeport-ips, and the no-endpoint verdict maps with their reject-chain.
@@ -423,7 +429,7 @@ class Sync {
 
 std::string nft_input(const k8s::Cluster& c, const k8s::Node& node, const k8s::ProxyConfig& cfg, Family fam) {
   Sync s(node, cfg, fam);
-  s.setup();
+  s.setup(c.service_cidrs);
   for (auto& sp : service_ports(c, node, fam)) s.service_port(Port(sp));
   return std::move(s).text();
 }

@@ -20,6 +20,7 @@ std::string_view reach_name(Reach r) {
     case Reach::UndeclaredPort: return "ClusterIP on a port the Service does not declare";
     case Reach::PodIP: return "pod IP";
     case Reach::RuleMatch: return "an address and port a rule names";
+    case Reach::UnallocatedClusterIP: return "an address of the Service CIDR no Service holds";
   }
   return "?";
 }
@@ -76,6 +77,7 @@ class FlowMaker {
     }
     late_fin(Family::V4);
     late_fin(Family::V6);
+    unallocated();
     return std::move(out_);
   }
 
@@ -193,6 +195,21 @@ class FlowMaker {
     denied_ = external_client(f, 0);
     for (int n = 1; std::any_of(ranges.begin(), ranges.end(), [&](const Prefix& p) { return p.contains(denied_); }); ++n)
       denied_ = external_client(f, n);
+  }
+
+  // The last address of each ServiceCIDR that no Service holds, from a pod here.
+  void unallocated() {
+    std::set<Addr> held;
+    for (const auto& s : c_.services) held.insert(s.cluster_ips.begin(), s.cluster_ips.end());
+    for (const Prefix& p : c_.service_cidrs) {
+      Addr a = p.addr.masked(p.len);
+      unsigned host_bits = unsigned(a.bits()) - p.len;
+      if (host_bits < 2) continue;
+      // The broadcast-most address less one: high bits set from the last byte up.
+      for (unsigned bit = 1; bit < host_bits; ++bit) a.b[size_t(a.bits() / 8 - 1 - bit / 8)] |= uint8_t(1u << (bit % 8));
+      if (held.count(a)) continue;
+      add("", Reach::UnallocatedClusterIP, From::LocalPod, a, 80, proto::TCP);
+    }
   }
 
   // A FIN/ACK from a pod elsewhere to a pod here whose connection conntrack no longer has: INVALID.
@@ -415,6 +432,14 @@ DiffClass classify(const FlowChange& ch, const DiffSide& a, const DiffSide& b) {
         "the node's own connections to an external address of an externalTrafficPolicy=Local Service without a local "
         "endpoint: dropped before 1.34 (the endpoint check ran before DNAT), short-circuited to the Service's endpoints "
         "since (kubernetes#132456)";
+    return c;
+  }
+  if (f.reach == Reach::UnallocatedClusterIP && ch.a.verdict != ch.b.verdict) {
+    c.key = "clusterip-unallocated";
+    c.sentence = fmt::format("an address of the Service CIDR no Service holds: {} with {}, {} with {}", ch.a.verdict, a.label,
+                             ch.b.verdict, b.label);
+    if (b.mode == "nftables" && ch.b.verdict == "dropped")
+      c.sentence += " (nftables mode drops traffic to unallocated ClusterIPs of its ServiceCIDRs)";
     return c;
   }
   if (f.reach == Reach::UndeclaredPort && ch.a.verdict != ch.b.verdict) {

@@ -19,9 +19,10 @@ enum class Reach : uint8_t {
   NodePortLoopback,   // on 127.0.0.1
   ExternalIP,
   LoadBalancer,
-  UndeclaredPort,  // a ClusterIP on a port the Service does not declare
-  PodIP,           // straight to a pod, not through a Service (the late-FIN probe)
-  RuleMatch,       // what a rule of a dump names (dumps have no Services)
+  UndeclaredPort,        // a ClusterIP on a port the Service does not declare
+  PodIP,                 // straight to a pod, not through a Service (the late-FIN probe)
+  RuleMatch,             // what a rule of a dump names (dumps have no Services)
+  UnallocatedClusterIP,  // an address of a ServiceCIDR no Service holds
 };
 std::string_view reach_name(Reach r);
 

@@ -1,9 +1,12 @@
 // svcpath diff: the documented kube-proxy migration differences each appear as their own class,
 // only where they apply, and nothing else changes between modes on the example clusters.
+#include <filesystem>
 #include <fstream>
 #include <map>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <unistd.h>
 
 #include "helpers.hpp"
 #include "kube/sim/diff.hpp"
@@ -142,4 +145,27 @@ TEST_CASE("nftables mode 1.33 to 1.35: the node's own connections to an eTP=Loca
   CHECK(c->flows[0].flow.service == "demo/lb-elsewhere:https");
   CHECK(c->flows[0].a.verdict == "dropped");
   CHECK(c->flows[0].b.verdict == "answered");
+}
+
+TEST_CASE("with a ServiceCIDR, an unallocated ClusterIP is probed: nftables mode drops it, iptables mode routes it on") {
+  std::string path = (std::filesystem::temp_directory_path() / fmt::format("svcpath-scidr-{}.yaml", ::getpid())).string();
+  std::ofstream(path) << "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: kubernetes}\n"
+                         "spec: {cidrs: [172.30.0.0/16]}\n";
+  ClusterOptions co;
+  for (const char* f : {"basic.yaml", "nodes.yaml"}) co.files.push_back(test::source_dir() + "/examples/clusters/" + f);
+  co.files.push_back(path);
+  co.node = "node-a";
+  auto ci = load_cluster(co);
+  std::filesystem::remove(path);
+  REQUIRE(ci.cluster.service_cidrs.size() == 1);
+  auto lanes = cluster_lanes(ci, {"iptables", "nftables"}, NodeOptions{}, 1);
+  auto flows = cluster_flows(ci.cluster, ci.node, lanes[0]->node);
+  auto r = diff_sides({lanes[0].get(), "iptables", "iptables"}, {lanes[1].get(), "nftables", "nftables"}, flows);
+  const DiffClass* c = find(r, "clusterip-unallocated");
+  REQUIRE(c);
+  REQUIRE(c->flows.size() == 1);
+  CHECK(c->flows[0].flow.pkt.t.dst == *Addr::parse("172.30.255.254"));
+  CHECK(c->flows[0].a.verdict == "forwarded without DNAT");
+  CHECK(c->flows[0].b.verdict == "dropped");
+  CHECK(classes(r).size() == 5);  // the four documented classes of this cluster, and this one
 }

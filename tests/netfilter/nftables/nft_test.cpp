@@ -381,7 +381,11 @@ TEST_CASE("kube-proxy nftables mode: svcpath writes the lines kube-proxy's own t
   CHECK(tx.find("local-42NFTM6N") == std::string::npos);
   // The base chains' jumps as 1.34 restructured them (baseRules of the same test since 1.34):
   // the firewall check before DNAT, the endpoint and ClusterIP checks at filter priority after it.
-  for (const char* w : {"add rule ip kube-proxy filter-prerouting-pre-dnat ct state new jump firewall-check",
+  for (const char* w : {"add rule ip kube-proxy cluster-ips-check ip daddr @cluster-ips reject comment \"Reject traffic to "
+                        "invalid ports of ClusterIPs\"",
+                        "add rule ip kube-proxy cluster-ips-check ip daddr { 172.30.0.0/16 } drop comment \"Drop traffic to "
+                        "unallocated ClusterIPs\"",
+                        "add rule ip kube-proxy filter-prerouting-pre-dnat ct state new jump firewall-check",
                         "add rule ip kube-proxy filter-output-pre-dnat ct state new jump firewall-check",
                         "add rule ip kube-proxy filter-forward ct state new jump service-endpoints-check",
                         "add rule ip kube-proxy filter-forward ct state new jump cluster-ips-check",
