@@ -82,7 +82,10 @@ class FlowMaker {
   }
 
  private:
-  void add(const std::string& svc, Reach r, From f, const Addr& dst, uint16_t dport, uint8_t pr) {
+  // ext: an external client's address, when the flow names one (inside or outside the source
+  // ranges); other external flows come from the documentation range of dst's family.
+  void add(const std::string& svc, Reach r, From f, const Addr& dst, uint16_t dport, uint8_t pr,
+           const std::optional<Addr>& ext = std::nullopt) {
     Family fam = dst.fam;
     Flow fl;
     fl.service = svc;
@@ -111,7 +114,7 @@ class FlowMaker {
       }
       case From::External:
       case From::ExternalAllowed:
-      case From::ExternalDenied: fl.pkt.t.src = ext_src_; break;
+      case From::ExternalDenied: fl.pkt.t.src = ext ? *ext : external_client(fam, 0); break;
     }
     if (!fl.local) {
       int16_t i = source_interface(node_, fl.pkt.t.src);
@@ -164,19 +167,13 @@ class FlowMaker {
         if (s.lb_source_ranges.empty()) {
           add(name, Reach::LoadBalancer, From::External, lb.ip, sp.port, sp.proto);
         } else {
-          lb_sources(s, f);
-          if (allowed_) {
-            ext_src_ = *allowed_;
-            add(name, Reach::LoadBalancer, From::ExternalAllowed, lb.ip, sp.port, sp.proto);
-          }
-          ext_src_ = denied_;
-          add(name, Reach::LoadBalancer, From::ExternalDenied, lb.ip, sp.port, sp.proto);
+          auto [allowed, denied] = lb_sources(s, f);
+          if (allowed) add(name, Reach::LoadBalancer, From::ExternalAllowed, lb.ip, sp.port, sp.proto, allowed);
+          add(name, Reach::LoadBalancer, From::ExternalDenied, lb.ip, sp.port, sp.proto, denied);
         }
         add(name, Reach::LoadBalancer, From::LocalPod, lb.ip, sp.port, sp.proto);
         add(name, Reach::LoadBalancer, From::Host, lb.ip, sp.port, sp.proto);
-        ext_src_ = external_client(f, 0);
       }
-      ext_src_ = external_client(f, 0);
     }
     // One port the Service does not declare, for each protocol it uses.
     std::set<uint8_t> protos;
@@ -186,15 +183,18 @@ class FlowMaker {
     for (uint8_t pr : protos) add(fmt::format("{}/{}", s.ns, s.name), Reach::UndeclaredPort, From::LocalPod, vip, probe, pr);
   }
 
-  void lb_sources(const k8s::Service& s, Family f) {
-    allowed_.reset();
+  // A client inside the Service's first source range of family f (none when no range is of f),
+  // and one outside all of them.
+  static std::pair<std::optional<Addr>, Addr> lb_sources(const k8s::Service& s, Family f) {
     std::vector<Prefix> ranges;
     for (const auto& r : s.lb_source_ranges)
       if (auto p = Prefix::parse(r); p && p->addr.fam == f) ranges.push_back(*p);
-    if (!ranges.empty()) allowed_ = client_in(ranges[0]);
-    denied_ = external_client(f, 0);
-    for (int n = 1; std::any_of(ranges.begin(), ranges.end(), [&](const Prefix& p) { return p.contains(denied_); }); ++n)
-      denied_ = external_client(f, n);
+    std::optional<Addr> allowed;
+    if (!ranges.empty()) allowed = client_in(ranges[0]);
+    Addr denied = external_client(f, 0);
+    for (int n = 1; std::any_of(ranges.begin(), ranges.end(), [&](const Prefix& p) { return p.contains(denied); }); ++n)
+      denied = external_client(f, n);
+    return {allowed, denied};
   }
 
   // The last address of each ServiceCIDR that no Service holds, from a pod here.
@@ -228,9 +228,6 @@ class FlowMaker {
   const k8s::Node& kn_;
   const nf::Node& node_;
   std::vector<Flow> out_;
-  Addr ext_src_ = external_client(Family::V4, 0);
-  std::optional<Addr> allowed_;
-  Addr denied_;
 };
 
 // The destination port a rule asks for, 0 when it names none.

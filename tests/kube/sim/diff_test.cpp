@@ -169,3 +169,14 @@ TEST_CASE("with a ServiceCIDR, an unallocated ClusterIP is probed: nftables mode
   CHECK(c->flows[0].b.verdict == "dropped");
   CHECK(classes(r).size() == 5);  // the four documented classes of this cluster, and this one
 }
+
+TEST_CASE("dual-stack flows: every flow's source is of its destination's family") {
+  auto s = sides({"dual-stack.yaml", "nodes.yaml"}, "node-a", {"iptables"});
+  size_t v6_external = 0;
+  for (const Flow& f : s.flows) {
+    INFO(f.pkt.t.str());
+    CHECK(f.pkt.t.src.fam == f.pkt.t.dst.fam);
+    if (f.pkt.t.dst.fam == Family::V6 && f.from == From::External) ++v6_external;
+  }
+  CHECK(v6_external > 0);
+}
