@@ -313,17 +313,14 @@ int run_rules(const RulesOptions& o_in, std::ostream& out) {
     }
     return 0;
   }
-  if (!o.services.empty() && o.ipvs.empty())
-    throw LoadError({{"--services", 0, 0, "names the ports of an ipvsadm -L listing: give that listing with --ipvs"}});
+  sim::check_services_flag(o.services, o.ipvs);
   nf::IpSets sets;
   if (!o.ipsets.empty()) {
     sets = nf::load_ipsets_file(o.ipsets);
     out << nf::save_ipsets(sets);
   }
   // Numeric whatever form was read (ipvsadm -L names included), as ipvsadm-save -n prints.
-  if (!o.ipvs.empty())
-    out << ipvs::save_ipvsadm(o.services.empty() ? ipvs::load_ipvsadm_file(o.ipvs)
-                                                 : ipvs::load_ipvsadm_file(o.ipvs, ipvs::ServicesDb::load_file(o.services)));
+  if (!o.ipvs.empty()) out << ipvs::save_ipvsadm(sim::load_ipvs_dump(o.ipvs, o.services));
   if (!o.nft.empty()) out << nf::nft::print(nf::nft::load_file(o.nft));
   if (!o.rules.empty()) {
     auto rs = load_rules(o.rules, o.v6 ? std::optional<Family>(Family::V6) : std::nullopt, o.counters, "", o.noflush);

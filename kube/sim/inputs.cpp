@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/diag.hpp"
+#include "ipvs/ipvsadm.hpp"
 #include "kube/sim/node_config.hpp"
 #include "netfilter/iptables/iptables.hpp"
 
@@ -287,6 +288,15 @@ void expect_input(const std::string& path, std::string_view flag, InputKind want
 }
 
 // An iptables-save dump or iptables -S output of either family (nf::guess_family).
+void check_services_flag(const std::string& services, const std::string& ipvs) {
+  if (!services.empty() && ipvs.empty())
+    throw LoadError({{"--services", 0, 0, "names the ports of an ipvsadm -L listing: give that listing with --ipvs"}});
+}
+
+ipvs::ServiceTable load_ipvs_dump(const std::string& ipvs, const std::string& services) {
+  return services.empty() ? ipvs::load_ipvsadm_file(ipvs) : ipvs::load_ipvsadm_file(ipvs, ipvs::ServicesDb::load_file(services));
+}
+
 nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters, const std::string& backend,
                        bool noflush) {
   std::string text = read_input_file(path);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/diag.hpp"
+#include "ipvs/ipvs.hpp"
 #include "kube/objects/cluster.hpp"
 #include "netfilter/iptables/rules.hpp"
 #include "netfilter/node.hpp"
@@ -91,6 +92,13 @@ class WrongInput : public LoadError {
 /// want is what flag takes (takes, when given, says it more precisely); Unknown content is let
 /// through for the flag's loader to judge.
 void expect_input(const std::string& path, std::string_view flag, InputKind want, std::string_view takes = {});
+
+/// --services names the port names of an --ipvs listing: alone it would change nothing, so it is
+/// refused (LoadError on --services).
+void check_services_flag(const std::string& services, const std::string& ipvs);
+/// Loads an ipvsadm dump (any form), port names from services (the node's /etc/services; "" =
+/// netbase's built-in copy).
+ipvs::ServiceTable load_ipvs_dump(const std::string& ipvs, const std::string& services);
 
 /// Loads an iptables-save dump; the family comes from force, else from an ip6tables-save header.
 nf::Ruleset load_rules(const std::string& path, std::optional<Family> force, bool counters = false,

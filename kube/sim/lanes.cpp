@@ -166,8 +166,7 @@ std::string CommonChoice::summary() const {
 }
 
 std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
-  if (!o.node.services.empty() && o.ipvs.empty())
-    throw LoadError({{"--services", 0, 0, "names the ports of an ipvsadm -L listing: give that listing with --ipvs"}});
+  check_services_flag(o.node.services, o.ipvs);
   if (o.cluster.given()) return cluster_lanes(load_cluster(o.cluster), o.cluster.modes(), o.node, o.seed, o.cluster.policy);
   std::vector<std::unique_ptr<Lane>> lanes;
   auto l = std::make_unique<Lane>();
@@ -185,8 +184,7 @@ std::vector<std::unique_ptr<Lane>> build_lanes(const LaneSources& o) {
   if (l->v6) nf::resolve_sets(*l->v6, l->sets ? *l->sets : empty, o.rules6.empty() ? o.rules : o.rules6);
   if (!o.ipvs.empty()) {
     l->engine = std::make_unique<ipvs::Engine>();
-    l->engine->services = o.node.services.empty() ? ipvs::load_ipvsadm_file(o.ipvs)
-                                                  : ipvs::load_ipvsadm_file(o.ipvs, ipvs::ServicesDb::load_file(o.node.services));
+    l->engine->services = load_ipvs_dump(o.ipvs, o.node.services);
     // IPVS only sees packets delivered locally: a virtual address the node does not own already
     // goes on kube-ipvs0, as kube-proxy binds them (fwmark services have no address).
     for (const auto& vs : l->engine->services.all())
