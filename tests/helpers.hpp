@@ -1,5 +1,8 @@
 #pragma once
 // Shared test fixtures: build a node, load a ruleset from text, run packets.
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +20,27 @@
 namespace svcpath::test {
 
 inline std::string source_dir() { return SVCPATH_SOURCE_DIR; }
+
+/// Compares got with the golden file at path line by line, so a failure names the first line that
+/// differs (SVCPATH_UPDATE_GOLDEN=1 rewrites the file instead; review the diff).
+inline void check_golden(const std::string& path, const std::string& got) {
+  if (std::getenv("SVCPATH_UPDATE_GOLDEN")) {
+    std::ofstream(path) << got;
+    return;
+  }
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.good(), "missing golden file " << path << " (run with SVCPATH_UPDATE_GOLDEN=1)");
+  std::stringstream want;
+  want << in.rdbuf();
+  std::istringstream a(got), b(want.str());
+  std::string la, lb;
+  for (int line = 1;; ++line) {
+    bool ga = bool(std::getline(a, la)), gb = bool(std::getline(b, lb));
+    if (!ga && !gb) break;
+    REQUIRE_MESSAGE(ga == gb, path << ": output and golden file differ in length at line " << line);
+    REQUIRE_MESSAGE(la == lb, path << ":" << line << "\n  expected: " << lb << "\n  actual:   " << la);
+  }
+}
 
 /// A synthetic cluster (services x endpoints over nodes, with NodePorts) seen from its first node.
 inline sim::ClusterInput synthetic_input(uint32_t services, uint32_t endpoints, uint32_t nodes) {

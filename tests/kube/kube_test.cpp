@@ -40,27 +40,8 @@ sim::ClusterInput load(const std::string& file, const std::string& node = "node-
   return sim::load_cluster(o);
 }
 
-// Compares text with a golden file line by line (SVCPATH_UPDATE_GOLDEN=1 rewrites it).
 void golden_text(const std::string& name, const std::string& got) {
-  std::string path = source_dir() + "/tests/golden/kube/" + name;
-  if (std::getenv("SVCPATH_UPDATE_GOLDEN")) {
-    std::ofstream(path) << got;
-    return;
-  }
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in.good(), "missing golden file " << path);
-  std::stringstream want;
-  want << in.rdbuf();
-  std::istringstream a(got), b(want.str());
-  std::string la, lb;
-  int line = 0;
-  while (true) {
-    bool ga = bool(std::getline(a, la)), gb = bool(std::getline(b, lb));
-    ++line;
-    if (!ga && !gb) break;
-    REQUIRE_MESSAGE(ga == gb, name << ": generated and golden dumps differ in length at line " << line);
-    REQUIRE_MESSAGE(la == lb, name << ":" << line << "\n  expected: " << lb << "\n  actual:   " << la);
-  }
+  test::check_golden(source_dir() + "/tests/golden/kube/" + name, got);
 }
 
 }  // namespace

@@ -24,27 +24,7 @@ void golden(const std::string& name, cli::TraceOptions o) {
   fix(o.node.node_config);
   std::ostringstream out;
   CHECK(cli::run_trace(o, out) == 0);
-  std::string path = src + "/tests/golden/" + name;
-  if (std::getenv("SVCPATH_UPDATE_GOLDEN")) {
-    std::ofstream(path) << out.str();
-    return;
-  }
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in.good(), "missing golden file " << path << " (run with SVCPATH_UPDATE_GOLDEN=1)");
-  std::stringstream want;
-  want << in.rdbuf();
-  // Compare line by line so a failure names the first differing line.
-  std::istringstream a(out.str()), b(want.str());
-  std::string la, lb;
-  int line = 0;
-  while (true) {
-    bool ga = bool(std::getline(a, la)), gb = bool(std::getline(b, lb));
-    ++line;
-    if (!ga && !gb) break;
-    CAPTURE(line);
-    REQUIRE_MESSAGE(ga == gb, name << ": output and golden file differ in length");
-    REQUIRE_MESSAGE(la == lb, name << ":" << line << "\n  expected: " << lb << "\n  actual:   " << la);
-  }
+  test::check_golden(src + "/tests/golden/" + name, out.str());
 }
 
 cli::TraceOptions kube() {

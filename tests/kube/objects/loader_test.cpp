@@ -131,20 +131,6 @@ std::string load_both(const std::string& path) {
   return "# load_cluster_file\n" + cluster + "# load_proxy_config\n" + proxy;
 }
 
-// The golden next to the others (SVCPATH_UPDATE_GOLDEN=1 rewrites it).
-void check_golden(const std::string& name, const std::string& got) {
-  std::string path = source_dir() + "/tests/golden/kube/objects/" + name + ".txt";
-  if (std::getenv("SVCPATH_UPDATE_GOLDEN")) {
-    std::ofstream(path) << got;
-    return;
-  }
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in.good(), "missing golden file " << path);
-  std::stringstream want;
-  want << in.rdbuf();
-  CHECK_MESSAGE(got == want.str(), name << "\n--- expected\n" << want.str() << "--- actual\n" << got);
-}
-
 std::vector<std::string> inputs(const std::string& dir) {
   std::vector<std::string> v;
   for (auto& e : std::filesystem::directory_iterator(dir)) v.push_back(e.path().string());
@@ -167,7 +153,8 @@ TEST_CASE("loader equivalence: example clusters and edge cases load as the golde
   REQUIRE(files.size() > 30);
   for (auto& f : files) {
     INFO(f);
-    check_golden(std::filesystem::path(f).filename().string(), load_both(f));
+    test::check_golden(source_dir() + "/tests/golden/kube/objects/" + std::filesystem::path(f).filename().string() + ".txt",
+                       load_both(f));
   }
 }
 
