@@ -26,6 +26,19 @@ blocks() {
 # `svcpath rules` then prints the sets first, which the rules comparison leaves out.
 with_sets() { setargs=(); sets="${1%.rules}.ipsets"; [ -f "$sets" ] && setargs=(--ipsets "$sets"); }
 no_sets() { sed '/^create /d; /^add /d'; }
+# same_as_kernel FILE TOOL BACKEND [svcpath rules args...]: the namespace's TOOL-BACKEND-save against
+# what `svcpath rules` prints for FILE.
+same_as_kernel() {
+  local f=$1 ipt=$2 v=$3
+  shift 3
+  ip netns exec "$ns" "$ipt-$v-save" 2>/dev/null | blocks > "$tmp/kernel"
+  "$svcpath" rules "$@" --rules "$f" | no_sets | blocks > "$tmp/svcpath"
+  if diff -u "$tmp/kernel" "$tmp/svcpath" > "$tmp/diff"; then
+    echo "ok: $(basename "$f") [$v] $(wc -l < "$tmp/kernel") lines identical"
+  else
+    echo "FAIL: $(basename "$f") [$v]: $ipt-$v-save (-) and svcpath (+) differ:"; cat "$tmp/diff"; fail=$((fail + 1))
+  fi
+}
 
 fail=0 n=0
 # tests/conformance/restore/ holds iptables-restore's grammar (commands inside a table block,
@@ -56,13 +69,7 @@ for f in "${files[@]}"; do
     if ! ip netns exec "$ns" "iptables-$v-restore" "${noflush[@]}" < "$f" 2> "$tmp/err"; then
       echo "FAIL: $(basename "$f") [$v]: the kernel refused it: $(cat "$tmp/err")"; fail=$((fail + 1)); continue
     fi
-    ip netns exec "$ns" "iptables-$v-save" 2>/dev/null | blocks > "$tmp/kernel"
-    "$svcpath" rules "${noflush[@]}" "${setargs[@]}" --rules "$f" | no_sets | blocks > "$tmp/svcpath"
-    if diff -u "$tmp/kernel" "$tmp/svcpath" > "$tmp/diff"; then
-      echo "ok: $(basename "$f") [$v] $(wc -l < "$tmp/kernel") lines identical"
-    else
-      echo "FAIL: $(basename "$f") [$v]: iptables-$v-save (-) and svcpath (+) differ:"; cat "$tmp/diff"; fail=$((fail + 1))
-    fi
+    same_as_kernel "$f" iptables "$v" "${noflush[@]}" "${setargs[@]}"
   done
 done
 
@@ -74,13 +81,7 @@ for f in "$src"/tests/data/kernel-probe-*.rules6; do
     if ! ip netns exec "$ns" "ip6tables-$v-restore" < "$f" 2> "$tmp/err"; then
       echo "FAIL: $(basename "$f") [$v]: the kernel refused it: $(cat "$tmp/err")"; fail=$((fail + 1)); continue
     fi
-    ip netns exec "$ns" "ip6tables-$v-save" 2>/dev/null | blocks > "$tmp/kernel"
-    "$svcpath" rules --rules "$f" | blocks > "$tmp/svcpath"
-    if diff -u "$tmp/kernel" "$tmp/svcpath" > "$tmp/diff"; then
-      echo "ok: $(basename "$f") [$v] $(wc -l < "$tmp/kernel") lines identical"
-    else
-      echo "FAIL: $(basename "$f") [$v]: ip6tables-$v-save (-) and svcpath (+) differ:"; cat "$tmp/diff"; fail=$((fail + 1))
-    fi
+    same_as_kernel "$f" ip6tables "$v"
   done
 done
 
