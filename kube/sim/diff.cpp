@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace svcpath::sim {
 
@@ -250,12 +251,6 @@ bool reached_backend(const nf::Outcome& o) {
          (o.after.t.dst != o.before.dst || o.after.t.dport != o.before.dport);
 }
 
-std::string join(const std::vector<std::string>& v, std::string_view sep) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : std::string(sep)) + x;
-  return s;
-}
-
 bool answered(const Behaviour& b) { return b.verdict == "answered"; }
 
 }  // namespace
@@ -356,7 +351,7 @@ Behaviour behaviour(const std::vector<nf::Outcome>& outs) {
       default: verdicts.insert(std::string(nf::outcome_name(o.kind))); break;
     }
   }
-  b.verdict = join({verdicts.begin(), verdicts.end()}, " or ");
+  b.verdict = fmt::format("{}", fmt::join(verdicts, " or "));
   b.backends.assign(backends.begin(), backends.end());
   b.masq.assign(masq.begin(), masq.end());
   return b;
@@ -364,8 +359,9 @@ Behaviour behaviour(const std::vector<nf::Outcome>& outs) {
 
 std::string Behaviour::str() const {
   std::string s = verdict;
-  if (!backends.empty()) s += fmt::format(" by {}", join(backends, ", "));
-  if (!masq.empty()) s += masq.size() == backends.size() ? ", masqueraded" : fmt::format(", masqueraded to {}", join(masq, ", "));
+  if (!backends.empty()) s += fmt::format(" by {}", fmt::join(backends, ", "));
+  if (!masq.empty())
+    s += masq.size() == backends.size() ? ", masqueraded" : fmt::format(", masqueraded to {}", fmt::join(masq, ", "));
   return s;
 }
 
