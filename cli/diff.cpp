@@ -2,6 +2,7 @@
 // flags applied), the flows derived from the cluster (and any --packet), kube/sim/diff's classes
 // rendered as text, JSON or pictures.
 #include <filesystem>
+#include <memory>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -23,7 +24,7 @@ struct Side {
   std::string rules, rules6, ipsets, ipvs, nft;
   sim::ClusterOptions cluster;
   std::vector<std::unique_ptr<sim::Lane>> lanes;
-  std::optional<sim::ClusterInput> ci;
+  std::shared_ptr<const sim::ClusterInput> ci;
   std::string label, mode;
 };
 
@@ -31,18 +32,27 @@ bool has_dumps(const Side& s) { return !s.rules.empty() || !s.rules6.empty() || 
 
 std::string base(const std::string& p) { return std::filesystem::path(p).filename().string(); }
 
-void build(Side& s, const sim::NodeOptions& node, uint64_t seed, const char* which) {
+// The same objects, node and configuration: only the mode may differ, so one load serves both.
+bool same_input(const sim::ClusterOptions& x, const sim::ClusterOptions& y) {
+  return x.files == y.files && x.node == y.node && x.proxy_config == y.proxy_config &&
+         x.kube_proxy_version == y.kube_proxy_version;
+}
+
+// other: a side already built, whose loaded cluster this one reuses when its input is the same.
+void build(Side& s, const sim::NodeOptions& node, uint64_t seed, const char* which, const Side* other = nullptr) {
   if (s.cluster.given()) {
     auto modes = s.cluster.modes();
     if (modes.size() != 1)
       throw LoadError({{which, 0, 0, fmt::format("one mode per side ('{}' names {})", s.cluster.mode, modes.size())}});
-    s.mode = modes[0];
-    s.ci = sim::load_cluster(s.cluster);
-    s.lanes = sim::cluster_lanes(*s.ci, modes, node, seed, s.cluster.policy);
     // Dumps given with a cluster replace what kube-proxy would generate: not a combination.
     if (has_dumps(s))
       throw LoadError(
           {{which, 0, 0, "give a cluster (--cluster/--to-cluster) or dumps (--rules, --nft, ...) for a side, not both"}});
+    s.mode = modes[0];
+    s.ci = other && other->ci && same_input(other->cluster, s.cluster)
+               ? other->ci
+               : std::make_shared<const sim::ClusterInput>(sim::load_cluster(s.cluster));
+    s.lanes = sim::cluster_lanes(*s.ci, modes, node, seed, s.cluster.policy);
     return;
   }
   if (!has_dumps(s))
@@ -103,7 +113,7 @@ DiffRun compute_diff(const DiffOptions& o) {
                       "side B is side A: change something with --to-mode, --to-cluster, --to-proxy-config, --to-rules, "
                       "--to-nft, --to-ipvs or --to-ipsets"}});
   build(a, o.node, o.seed, "side A");
-  build(b, o.node, o.seed, "side B");
+  build(b, o.node, o.seed, "side B", &a);
 
   // Labels name what differs: the mode, else the files.
   auto release = [](const Side& s) { return s.ci ? fmt::format("{} 1.{}", s.mode, s.ci->cfg.release) : std::string(); };
